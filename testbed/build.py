@@ -1,0 +1,156 @@
+"""Build the test bed's real binaries from their published Go modules.
+
+Each component is a small wrapper Go module under ``testbed/go/<component>``
+whose go.mod pins the upstream release. Its binaries land in a cache folder
+outside the repository, keyed by component and version, so a second run builds
+nothing and a version bump builds beside the old one. A build writes into a
+temporary folder and renames it into place, so an interrupted build never
+leaves a half-filled cache entry that later runs would trust.
+
+Usage: ``python -m testbed.build [component ...]`` (default: all), or
+``python -m testbed.build --print-cache`` to print the cache folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TESTBED_DIR = Path(__file__).resolve().parent
+GO_DIR = TESTBED_DIR / "go"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One wrapper module and the binaries it builds."""
+
+    name: str
+    """Folder under testbed/go and prefix of the cache entry."""
+    module: str
+    """The upstream module whose required version keys the cache entry."""
+    binaries: dict[str, str]
+    """Binary name -> Go package path to build (relative packages start with ./)."""
+
+    @property
+    def wrapper_dir(self) -> Path:
+        return GO_DIR / self.name
+
+    @property
+    def version(self) -> str:
+        return required_version(self.wrapper_dir / "go.mod", self.module)
+
+    @property
+    def cache_dir(self) -> Path:
+        return cache_root() / f"{self.name}-{self.version}"
+
+    def binary(self, name: str) -> Path:
+        return self.cache_dir / name
+
+    def is_built(self) -> bool:
+        return all(self.binary(name).is_file() for name in self.binaries)
+
+
+COMPONENTS: dict[str, Component] = {
+    "kubo": Component(
+        name="kubo",
+        module="github.com/ipfs/kubo",
+        binaries={"ipfs": "github.com/ipfs/kubo/cmd/ipfs"},
+    ),
+    "kubernetes": Component(
+        name="kubernetes",
+        module="k8s.io/kubernetes",
+        binaries={
+            "etcd": "./cmd/etcd",
+            "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+            "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+        },
+    ),
+    "helm": Component(
+        name="helm",
+        module="helm.sh/helm/v4",
+        binaries={"helm": "helm.sh/helm/v4/cmd/helm"},
+    ),
+}
+
+
+def cache_root() -> Path:
+    """The cache folder: $CLUSTER_DISCOVERY_TESTBED_CACHE, else under XDG_CACHE_HOME."""
+    explicit = os.environ.get("CLUSTER_DISCOVERY_TESTBED_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "cluster-discovery" / "testbed"
+
+
+def required_version(gomod: Path, module: str) -> str:
+    """The version of ``module`` that the wrapper's go.mod requires."""
+    pattern = re.compile(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", re.MULTILINE)
+    match = pattern.search(gomod.read_text())
+    if not match:
+        raise SystemExit(f"{gomod}: no requirement on {module}")
+    return match.group(1)
+
+
+def build(component: Component) -> float:
+    """Build every binary of ``component`` into its cache entry; return seconds taken."""
+    started = time.monotonic()
+    staging = component.cache_dir.with_name(component.cache_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    env = dict(os.environ, CGO_ENABLED=os.environ.get("CGO_ENABLED", "0"))
+    for name, package in component.binaries.items():
+        print(f"testbed: building {name} ({component.module} {component.version}) ...", flush=True)
+        step = time.monotonic()
+        subprocess.run(
+            ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(staging / name), package],
+            cwd=component.wrapper_dir,
+            env=env,
+            check=True,
+        )
+        print(f"testbed: built {name} in {time.monotonic() - step:.0f} s", flush=True)
+    shutil.rmtree(component.cache_dir, ignore_errors=True)
+    staging.rename(component.cache_dir)
+    return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("components", nargs="*", metavar="component", help=f"any of {', '.join(COMPONENTS)}")
+    parser.add_argument("--print-cache", action="store_true", help="print the cache folder and exit")
+    args = parser.parse_args(argv)
+    if args.print_cache:
+        print(cache_root())
+        return 0
+    unknown = sorted(set(args.components) - set(COMPONENTS))
+    if unknown:
+        parser.error(f"unknown component(s) {', '.join(unknown)}; choose from {', '.join(COMPONENTS)}")
+    selected = [COMPONENTS[name] for name in (args.components or COMPONENTS)]
+    if shutil.which("go") is None:
+        print("testbed: `go` is not on PATH; install Go 1.26 or later", file=sys.stderr)
+        return 1
+    total = 0.0
+    for component in selected:
+        if component.is_built():
+            print(f"testbed: {component.name} {component.version} cached in {component.cache_dir}")
+            continue
+        try:
+            seconds = build(component)
+        except subprocess.CalledProcessError as err:
+            print(f"testbed: building {component.name} failed: {err}", file=sys.stderr)
+            return 1
+        total += seconds
+        print(f"testbed: {component.name} {component.version} built in {seconds:.0f} s -> {component.cache_dir}")
+    print(f"testbed: done, {total:.0f} s spent building; cache at {cache_root()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
