@@ -1,0 +1,148 @@
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+"""Turn what was heard on a discovery topic into validated identities.
+
+Private to the collection: may change without notice.
+
+Pure logic: the caller supplies the messages received (sender peer id as
+pubsub reports it, and payload) and a ``fetch(cid)`` function, so every rule
+is unit-tested without a node. The rules, in order:
+
+- an announcement counts only if its pubsub sender is the publisher it names
+  (libp2p signs pubsub messages, so the sender cannot be forged; a member
+  claiming another peer's id is dropped);
+- per publisher the highest sequence wins; candidates are tried from the
+  highest down, so junk announced under a higher number cannot hide a valid
+  document, yet is reported;
+- the fetched document must decode strictly, name the same publisher and
+  sequence as its announcement, and its kubeconfig must open with the swarm
+  key;
+- a tombstone removes the publisher.
+Nothing here raises on bad input from the swarm: every refusal is returned as
+a Rejection so one misbehaving member changes nothing for the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import (
+    Announce,
+    MessageError,
+    decode,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
+    DocumentError,
+    IdentityDocument,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import SealError, open_sealed
+
+MAX_CANDIDATES_PER_PUBLISHER = 3
+
+
+@dataclass(frozen=True)
+class Received:
+    """One pubsub message as the node delivered it."""
+
+    sender: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Rejection:
+    sender: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """A member's latest valid identity, with its kubeconfig opened."""
+
+    cid: str
+    document: IdentityDocument
+    kubeconfig: str | None
+
+
+@dataclass
+class Discovery:
+    identities: dict[str, Discovered] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+    rejected: list[Rejection] = field(default_factory=list)
+    heard: set[str] = field(default_factory=set)
+    """Every peer that sent a well-formed announcement under its own id, valid or not."""
+
+
+def latest_announcements(
+    messages: Iterable[Received], *, own_peer_id: str, rejected: list[Rejection]
+) -> dict[str, list[Announce]]:
+    """Announcements per publisher, highest sequence first, after the sender check."""
+    by_publisher: dict[str, dict[int, Announce]] = {}
+    for message in messages:
+        try:
+            parsed = decode(message.data)
+        except MessageError as err:
+            rejected.append(Rejection(message.sender, str(err)))
+            continue
+        if not isinstance(parsed, Announce) or message.sender == own_peer_id:
+            continue
+        if parsed.publisher != message.sender:
+            rejected.append(
+                Rejection(message.sender, f"announced a document for another peer ({parsed.publisher}); dropped")
+            )
+            continue
+        by_publisher.setdefault(parsed.publisher, {})[parsed.sequence] = parsed
+    return {
+        publisher: [announces[seq] for seq in sorted(announces, reverse=True)]
+        for publisher, announces in by_publisher.items()
+    }
+
+
+def discover(
+    messages: Iterable[Received],
+    *,
+    own_peer_id: str,
+    swarm_key: bytes,
+    fetch: Callable[[str], bytes],
+) -> Discovery:
+    """Apply the rules of this module to ``messages``; ``fetch`` may raise any Exception."""
+    result = Discovery()
+    for publisher, candidates in latest_announcements(
+        messages, own_peer_id=own_peer_id, rejected=result.rejected
+    ).items():
+        result.heard.add(publisher)
+        for announce in candidates[:MAX_CANDIDATES_PER_PUBLISHER]:
+            outcome = _resolve(announce, swarm_key=swarm_key, fetch=fetch)
+            if isinstance(outcome, Rejection):
+                result.rejected.append(outcome)
+                continue
+            if outcome.document.tombstone:
+                result.removed[publisher] = outcome.document.sequence
+            else:
+                result.identities[publisher] = outcome
+            break
+    return result
+
+
+def _resolve(announce: Announce, *, swarm_key: bytes, fetch: Callable[[str], bytes]) -> Discovered | Rejection:
+    try:
+        raw = fetch(announce.cid)
+    except Exception as err:  # a member's unreachable or oversized document must not stop discovery
+        return Rejection(announce.publisher, f"document {announce.cid} could not be fetched: {err}")
+    try:
+        document = IdentityDocument.decode(raw)
+    except DocumentError as err:
+        return Rejection(announce.publisher, f"document {announce.cid} refused: {err}")
+    if document.publisher != announce.publisher or document.sequence != announce.sequence:
+        return Rejection(
+            announce.publisher, f"document {announce.cid} does not match its announcement (publisher or sequence)"
+        )
+    kubeconfig = None
+    if document.kubeconfig is not None:
+        try:
+            kubeconfig = open_sealed(
+                swarm_key, document.kubeconfig, publisher=document.publisher, sequence=document.sequence
+            ).decode("utf-8")
+        except (SealError, UnicodeDecodeError) as err:
+            return Rejection(announce.publisher, f"document {announce.cid} refused: {err}")
+    return Discovered(cid=announce.cid, document=document, kubeconfig=kubeconfig)

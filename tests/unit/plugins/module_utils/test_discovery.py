@@ -1,0 +1,159 @@
+"""Discovery rules: topic derivation, message parsing, sender checks, latest-sequence-wins, tombstones, rejections.
+
+Covers plugins/module_utils/announcement.py and discovery.py with an in-memory
+document store standing in for `cat`; the same rules run against real kubo
+nodes in the ipfs_identity integration tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import (
+    MAX_MESSAGE_BYTES,
+    Announce,
+    Ask,
+    MessageError,
+    decode,
+    topic_for,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import Received, discover
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import seal
+
+ME = "QmcnhBjk38swiaohSjBrLrFk7geRGnfFx1dxCY6B7DYAiq"
+B = "QmRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz"
+C = "QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"
+KEY = bytes(range(32))
+
+
+class Store:
+    """Content-addressed bytes, as `add`/`cat` would keep them."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def add(self, raw: bytes) -> str:
+        cid = "b" + hashlib.sha256(raw).hexdigest()[:58].translate(str.maketrans("0189", "abcd"))
+        self.blobs[cid] = raw
+        return cid
+
+    def cat(self, cid: str) -> bytes:
+        return self.blobs[cid]
+
+
+def publish(store: Store, publisher: str, sequence: int, *, key: bytes = KEY, **fields: object) -> Received:
+    document = IdentityDocument(
+        publisher=publisher,
+        sequence=sequence,
+        issued_at="2026-11-29T01:00:00Z",
+        name=str(fields.pop("name", f"cluster {publisher[-4:]}")),
+        kubeconfig=seal(key, b"kubeconfig of " + publisher.encode(), publisher=publisher, sequence=sequence),
+        **fields,  # type: ignore[arg-type]
+    )
+    cid = store.add(document.encode())
+    return Received(sender=publisher, data=Announce(publisher=publisher, cid=cid, sequence=sequence).encode())
+
+
+def test_the_topic_depends_on_the_swarm_key_only() -> None:
+    assert topic_for(KEY) == topic_for(bytes(KEY))
+    assert topic_for(KEY) != topic_for(bytes(32))
+    assert topic_for(KEY).startswith("cluster-discovery/v1/identities/")
+
+
+def test_messages_round_trip_and_garbage_is_refused() -> None:
+    announce = Announce(publisher=B, cid="bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", sequence=3)
+    assert decode(announce.encode()) == announce
+    assert decode(Ask().encode()) == Ask()
+    for raw in [
+        b"",
+        b"x" * (MAX_MESSAGE_BYTES + 1),
+        b'{"protocol":"other"}',
+        b'{"protocol":"cluster-discovery/v1","type":"announce"}',
+    ]:
+        with pytest.raises(MessageError):
+            decode(raw)
+
+
+def test_each_member_is_discovered_with_its_opened_kubeconfig_and_not_myself() -> None:
+    store = Store()
+    messages = [publish(store, B, 10), publish(store, C, 20), publish(store, ME, 30), Received(B, Ask().encode())]
+    result = discover(messages, own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
+    assert sorted(result.identities) == sorted([B, C])
+    assert result.identities[B].kubeconfig == "kubeconfig of " + B
+    assert result.rejected == []
+
+
+def test_the_latest_sequence_wins_whatever_the_arrival_order() -> None:
+    store = Store()
+    newer, older = publish(store, B, 11, description="new"), publish(store, B, 10, description="old")
+    result = discover([newer, older], own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
+    assert result.identities[B].document.description == "new"
+
+
+def test_a_tombstone_with_a_higher_sequence_removes_the_member() -> None:
+    store = Store()
+    live = publish(store, B, 10)
+    tombstone = IdentityDocument(publisher=B, sequence=11, issued_at="2026-11-29T01:00:00Z", tombstone=True)
+    cid = store.add(tombstone.encode())
+    gone = Received(B, Announce(publisher=B, cid=cid, sequence=11).encode())
+    result = discover([live, gone], own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
+    assert result.identities == {}
+    assert result.removed == {B: 11}
+
+
+def test_a_member_announcing_for_another_peer_is_dropped_and_changes_nothing() -> None:
+    store = Store()
+    genuine = publish(store, B, 10, description="genuine")
+    forged_doc = publish(store, B, 99, description="forged")
+    forged = Received(sender=C, data=forged_doc.data)
+    result = discover([genuine, forged], own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
+    assert result.identities[B].document.description == "genuine"
+    assert C not in result.identities
+    assert [r.sender for r in result.rejected] == [C]
+    assert "another peer" in result.rejected[0].reason
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        pytest.param(b"not json", id="malformed"),
+        pytest.param(b"{" + b" " * 70_000 + b"}", id="oversized"),
+    ],
+)
+def test_junk_under_a_higher_sequence_cannot_hide_the_valid_document(junk: bytes) -> None:
+    store = Store()
+    valid = publish(store, B, 10)
+    cid = store.add(junk)
+    junk_announce = Received(B, Announce(publisher=B, cid=cid, sequence=50).encode())
+    result = discover([valid, junk_announce], own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
+    assert result.identities[B].document.sequence == 10
+    assert len(result.rejected) == 1 and result.rejected[0].sender == B
+
+
+def test_a_document_sealed_with_another_swarm_key_is_refused() -> None:
+    store = Store()
+    foreign = publish(store, B, 10, key=bytes(32))
+    result = discover([foreign], own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
+    assert result.identities == {}
+    assert "does not open" in result.rejected[0].reason
+
+
+def test_a_document_that_contradicts_its_announcement_is_refused() -> None:
+    store = Store()
+    real = publish(store, B, 10)
+    cid = decode(real.data).cid  # type: ignore[union-attr]
+    lying = Received(B, Announce(publisher=B, cid=cid, sequence=12).encode())
+    result = discover([lying], own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
+    assert result.identities == {}
+    assert "does not match" in result.rejected[0].reason
+
+
+def test_an_unreachable_document_is_reported_not_raised() -> None:
+    store = Store()
+    announce = publish(store, B, 10)
+    store.blobs.clear()
+    result = discover([announce], own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
+    assert result.identities == {}
+    assert "could not be fetched" in result.rejected[0].reason
