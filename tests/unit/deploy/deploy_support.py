@@ -197,3 +197,139 @@ def defaulted(crd: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
     """``obj`` as the server stores it: with the schema's defaults filled in."""
     result: dict[str, Any] = apply_defaults(schema_of(crd), copy.deepcopy(obj))
     return result
+
+
+# -- samples as objects, and their invalid variants ---------------------------------------------------------
+
+
+def sample_object(kind: str, name: str | None = None) -> dict[str, Any]:
+    """A deep copy of the first sample of ``kind`` (named ``name`` if given)."""
+    for doc in custom_resource_samples():
+        if doc.body["kind"] == kind and (name is None or doc.body["metadata"]["name"] == name):
+            return copy.deepcopy(doc.body)
+    raise LookupError(f"no {kind} sample named {name}")
+
+
+def base_object(kind: str) -> dict[str, Any]:
+    """The sample the invalid variants start from: the seed's private SwarmPool, cluster 1's Identity, the Peer."""
+    names = {"SwarmPool": "cluster1-private", "Identity": "cluster1-identity", "Peer": None}
+    return sample_object(kind, names[kind])
+
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A sample made invalid in one way, and how the API server must refuse it."""
+
+    id: str
+    kind: str
+    mutate: Mutation
+    fragment: str
+    """A piece of the error message: the field's name or the rule's message."""
+    http_status: int = 422
+    """422 Unprocessable Entity for schema violations; 400 for unknown fields under strict field validation."""
+    status_only: bool = False
+    """The change is in .status, which the server only checks on a write through the status subresource."""
+
+
+def _set(path: list[Any], value: Any) -> Mutation:
+    def mutate(obj: dict[str, Any]) -> None:
+        node = obj
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = copy.deepcopy(value)
+
+    return mutate
+
+
+def _delete(path: list[Any]) -> Mutation:
+    def mutate(obj: dict[str, Any]) -> None:
+        node = obj
+        for part in path[:-1]:
+            node = node[part]
+        del node[path[-1]]
+
+    return mutate
+
+
+def _duplicate_swarm(obj: dict[str, Any]) -> None:
+    obj["spec"]["swarms"].append(copy.deepcopy(obj["spec"]["swarms"][0]))
+
+
+_SWARM = ["spec", "swarms", 0]
+_NETWORK = [*_SWARM, "network"]
+_DEFINITION = [*_SWARM, "swarmDefinition"]
+_TRAEFIK = {
+    "traefikEntryPoint": "ipfs",
+    "traefikLoadBalancerServiceName": "traefik",
+    "traefikLoadBalancerNamespace": "traefik-v2",
+}
+_EXACTLY_ONE = "exactly one of loadBalancer or traefik"
+
+# Checked offline (tests/unit/deploy) and against a real API server (tests/integration/deploy).
+INVALID_VARIANTS = [
+    Variant("swarmpool-without-swarms", "SwarmPool", _delete(["spec", "swarms"]), "swarms"),
+    Variant("swarmpool-with-empty-swarms", "SwarmPool", _set(["spec", "swarms"], []), "swarms"),
+    Variant("non-integer-swarm-port", "SwarmPool", _set([*_NETWORK, "swarmPort"], "4001x"), "swarmPort"),
+    Variant("api-port-zero", "SwarmPool", _set([*_NETWORK, "apiPort"], 0), "apiPort"),
+    Variant("swarm-port-above-65535", "SwarmPool", _set([*_NETWORK, "swarmPort"], 65536), "swarmPort"),
+    Variant("both-loadbalancer-and-traefik", "SwarmPool", _set([*_NETWORK, "traefik"], _TRAEFIK), _EXACTLY_ONE),
+    Variant("neither-loadbalancer-nor-traefik", "SwarmPool", _delete([*_NETWORK, "loadBalancer"]), _EXACTLY_ONE),
+    Variant(
+        "same-swarm-and-api-port", "SwarmPool", _set([*_NETWORK, "apiPort"], 4001), "swarmPort and apiPort must differ"
+    ),
+    Variant(
+        "non-boolean-exposed-api", "SwarmPool", _set([*_NETWORK, "loadBalancer", "exposedAPI"], "no"), "exposedAPI"
+    ),
+    Variant("miscased-field", "SwarmPool", _set([*_NETWORK, "loadbalancer"], {}), "loadbalancer", http_status=400),
+    Variant("swarm-without-name", "SwarmPool", _delete([*_SWARM, "name"]), "name"),
+    Variant("swarm-name-not-a-dns-label", "SwarmPool", _set([*_SWARM, "name"], "Cluster_1"), "name"),
+    Variant("duplicate-swarm-names", "SwarmPool", _duplicate_swarm, "Duplicate value"),
+    Variant("capacity-not-a-quantity", "SwarmPool", _set([*_SWARM, "storage", "capacity"], "lots"), "capacity"),
+    Variant("ipfs-version-not-a-release", "SwarmPool", _set([*_SWARM, "IPFSVersion"], "latest"), "IPFSVersion"),
+    Variant(
+        "bootstrap-address-not-a-multiaddr",
+        "SwarmPool",
+        _set([*_DEFINITION, "bootstrapNodeAddresses"], ["104.155.27.210:4001"]),
+        "bootstrapNodeAddresses",
+    ),
+    Variant(
+        "secret-ref-not-a-secret-name",
+        "SwarmPool",
+        _set([*_DEFINITION, "swarmKeySecretRef"], "Private Swarm"),
+        "swarmKeySecretRef",
+    ),
+    Variant(
+        "traefik-without-its-service",
+        "SwarmPool",
+        _set([*_NETWORK, "traefik"], {"traefikEntryPoint": "ipfs"}),
+        "traefikLoadBalancerServiceName",
+    ),
+    Variant("identity-without-name", "Identity", _delete(["spec", "name"]), "name"),
+    Variant("identity-without-swarms", "Identity", _delete(["spec", "swarms"]), "swarms"),
+    Variant("identity-swarm-without-pool", "Identity", _delete(["spec", "swarms", 0, "swarmPool"]), "swarmPool"),
+    Variant("identity-url-without-scheme", "Identity", _set(["spec", "URL"], "35.240.24.118"), "URL"),
+    Variant(
+        "identity-duplicate-categories",
+        "Identity",
+        _set(["spec", "categories"], [{"name": "computing"}, {"name": "computing"}]),
+        "Duplicate value",
+    ),
+    Variant("identity-category-not-an-object", "Identity", _set(["spec", "categories"], ["computing"]), "categories"),
+    Variant(
+        "peer-status-neither-online-nor-offline",
+        "Peer",
+        _set(["status"], {"status": "Unknown"}),
+        "status",
+        status_only=True,
+    ),
+    Variant(
+        "peer-negative-missing-counter",
+        "Peer",
+        _set(["status"], {"missingCounter": -1}),
+        "missingCounter",
+        status_only=True,
+    ),
+]

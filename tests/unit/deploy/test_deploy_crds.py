@@ -10,21 +10,24 @@ server does with the same objects (tests/integration/deploy/test_deploy_crds_app
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from deploy_support import (
+
+from tests.unit.deploy.deploy_support import (
     API_VERSION,
     CEL_RULES,
     GROUP,
+    INVALID_VARIANTS,
     PLURALS,
+    Variant,
+    base_object,
     crd_files,
     custom_resource_samples,
     defaulted,
     load_crds,
     sample_documents,
+    sample_object,
     schema_of,
     validate,
     version_of,
@@ -73,15 +76,8 @@ OPERATOR_SDK_CONDITIONS = [
 ]
 
 
-def _sample(kind: str, name: str | None = None) -> dict[str, Any]:
-    for doc in custom_resource_samples():
-        if doc.body["kind"] == kind and (name is None or doc.body["metadata"]["name"] == name):
-            return copy.deepcopy(doc.body)
-    raise LookupError(f"no {kind} sample named {name}")
-
-
 def _private_swarmpool() -> dict[str, Any]:
-    return _sample("SwarmPool", "cluster1-private")
+    return base_object("SwarmPool")
 
 
 def test_the_three_kinds_are_served_and_stored_as_v1alpha1_namespaced_with_a_status_subresource() -> None:
@@ -211,7 +207,7 @@ def test_a_swarm_error_is_reported_in_status() -> None:
 
 
 def test_the_peer_status_the_operator_writes_validates() -> None:
-    peer = _sample("Peer")
+    peer = sample_object("Peer")
     peer["status"] = {
         "status": "Online",
         "missingCounter": 0,
@@ -232,7 +228,7 @@ def test_the_peer_status_the_operator_writes_validates() -> None:
 
 
 def test_the_identity_status_the_operator_writes_validates() -> None:
-    identity = _sample("Identity", "cluster1-identity")
+    identity = sample_object("Identity", "cluster1-identity")
     identity["status"] = {
         "serviceAccount": "cluster1-identity",
         "kubeconfigSecret": "cluster1-identity-kubeconfig",
@@ -273,132 +269,14 @@ def _swarm(obj: dict[str, Any]) -> dict[str, Any]:
     return swarm
 
 
-def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
-    def mutate(obj: dict[str, Any]) -> None:
-        node = obj
-        for part in path[:-1]:
-            node = node[part]
-        node[path[-1]] = value
-
-    return mutate
-
-
-def _delete(path: list[Any]) -> Callable[[dict[str, Any]], None]:
-    def mutate(obj: dict[str, Any]) -> None:
-        node = obj
-        for part in path[:-1]:
-            node = node[part]
-        del node[path[-1]]
-
-    return mutate
-
-
-SWARM = ["spec", "swarms", 0]
-NETWORK = [*SWARM, "network"]
-TRAEFIK = {
-    "traefikEntryPoint": "ipfs",
-    "traefikLoadBalancerServiceName": "traefik",
-    "traefikLoadBalancerNamespace": "traefik-v2",
-}
-
-
-def _duplicate_swarm(obj: dict[str, Any]) -> None:
-    obj["spec"]["swarms"].append(copy.deepcopy(obj["spec"]["swarms"][0]))
-
-
-# (kind, sample name, mutation, a fragment of the expected error). The same cases run against the real
-# API server in tests/integration/deploy; keep the two lists in step.
-INVALID_VARIANTS = [
-    pytest.param("SwarmPool", _delete(["spec", "swarms"]), "swarms", id="swarmpool-without-swarms"),
-    pytest.param("SwarmPool", _set(["spec", "swarms"], []), "swarms", id="swarmpool-with-empty-swarms"),
-    pytest.param("SwarmPool", _set([*NETWORK, "swarmPort"], "4001x"), "swarmPort", id="non-integer-swarm-port"),
-    pytest.param("SwarmPool", _set([*NETWORK, "apiPort"], 0), "apiPort", id="api-port-zero"),
-    pytest.param("SwarmPool", _set([*NETWORK, "swarmPort"], 65536), "swarmPort", id="swarm-port-above-65535"),
-    pytest.param(
-        "SwarmPool",
-        _set([*NETWORK, "traefik"], TRAEFIK),
-        "exactly one of loadBalancer or traefik",
-        id="both-loadbalancer-and-traefik",
-    ),
-    pytest.param(
-        "SwarmPool",
-        _delete([*NETWORK, "loadBalancer"]),
-        "exactly one of loadBalancer or traefik",
-        id="neither-loadbalancer-nor-traefik",
-    ),
-    pytest.param(
-        "SwarmPool",
-        _set([*NETWORK, "apiPort"], 4001),
-        "swarmPort and apiPort must differ",
-        id="same-swarm-and-api-port",
-    ),
-    pytest.param(
-        "SwarmPool", _set([*NETWORK, "loadBalancer", "exposedAPI"], "no"), "exposedAPI", id="non-boolean-exposed-api"
-    ),
-    pytest.param("SwarmPool", _set([*NETWORK, "loadbalancer"], {}), "loadbalancer", id="miscased-field"),
-    pytest.param("SwarmPool", _delete([*SWARM, "name"]), "name", id="swarm-without-name"),
-    pytest.param("SwarmPool", _set([*SWARM, "name"], "Cluster_1"), "name", id="swarm-name-not-a-dns-label"),
-    pytest.param("SwarmPool", _duplicate_swarm, "Duplicate value", id="duplicate-swarm-names"),
-    pytest.param("SwarmPool", _set([*SWARM, "storage", "capacity"], "lots"), "capacity", id="capacity-not-a-quantity"),
-    pytest.param("SwarmPool", _set([*SWARM, "IPFSVersion"], "latest"), "IPFSVersion", id="ipfs-version-not-a-release"),
-    pytest.param(
-        "SwarmPool",
-        _set([*SWARM, "swarmDefinition", "bootstrapNodeAddresses"], ["104.155.27.210:4001"]),
-        "bootstrapNodeAddresses",
-        id="bootstrap-address-not-a-multiaddr",
-    ),
-    pytest.param(
-        "SwarmPool",
-        _set([*SWARM, "swarmDefinition", "swarmKeySecretRef"], "Private Swarm"),
-        "swarmKeySecretRef",
-        id="secret-ref-not-a-secret-name",
-    ),
-    pytest.param(
-        "SwarmPool",
-        _set([*NETWORK, "traefik"], {"traefikEntryPoint": "ipfs"}),
-        "traefikLoadBalancerServiceName",
-        id="traefik-without-its-service",
-    ),
-    pytest.param("Identity", _delete(["spec", "name"]), "name", id="identity-without-name"),
-    pytest.param("Identity", _delete(["spec", "swarms"]), "swarms", id="identity-without-swarms"),
-    pytest.param(
-        "Identity", _delete(["spec", "swarms", 0, "swarmPool"]), "swarmPool", id="identity-swarm-without-pool"
-    ),
-    pytest.param("Identity", _set(["spec", "URL"], "35.240.24.118"), "URL", id="identity-url-without-scheme"),
-    pytest.param(
-        "Identity",
-        _set(["spec", "categories"], [{"name": "computing"}, {"name": "computing"}]),
-        "Duplicate value",
-        id="identity-duplicate-categories",
-    ),
-    pytest.param(
-        "Identity", _set(["spec", "categories"], ["computing"]), "categories", id="identity-category-not-an-object"
-    ),
-    pytest.param(
-        "Peer", _set(["status"], {"status": "Unknown"}), "status", id="peer-status-neither-online-nor-offline"
-    ),
-    pytest.param(
-        "Peer", _set(["status"], {"missingCounter": -1}), "missingCounter", id="peer-negative-missing-counter"
-    ),
-]
-
-
-def _base(kind: str) -> dict[str, Any]:
-    return {
-        "SwarmPool": _private_swarmpool,
-        "Identity": lambda: _sample("Identity", "cluster1-identity"),
-        "Peer": lambda: _sample("Peer"),
-    }[kind]()
-
-
-@pytest.mark.parametrize(("kind", "mutate", "fragment"), INVALID_VARIANTS)
-def test_invalid_variants_are_rejected(kind: str, mutate: Callable[[dict[str, Any]], None], fragment: str) -> None:
-    obj = _base(kind)
-    assert validate(CRDS[kind], obj) == []
-    mutate(obj)
-    errors = validate(CRDS[kind], obj)
-    assert errors, f"{kind} variant was accepted"
-    assert any(fragment in error for error in errors), errors
+@pytest.mark.parametrize("variant", INVALID_VARIANTS, ids=lambda v: v.id)
+def test_invalid_variants_are_rejected(variant: Variant) -> None:
+    obj = base_object(variant.kind)
+    assert validate(CRDS[variant.kind], obj) == []
+    variant.mutate(obj)
+    errors = validate(CRDS[variant.kind], obj)
+    assert errors, f"{variant.kind} variant was accepted"
+    assert any(variant.fragment in error for error in errors), errors
 
 
 def test_a_lone_swarm_port_equal_to_the_default_api_port_is_rejected() -> None:
