@@ -1,0 +1,200 @@
+"""The Dockerfile, checked by reading it (Docker does not run on the test machines).
+
+Covered: pinned base images matching the runner's Python, the dependencies
+installed from requirements.txt and consistent with runner/pyproject.toml, the
+collection built and installed with its Galaxy requirements, the runner's
+console script as ENTRYPOINT, a numeric non-root USER, watches.yaml where the
+manager's flag points, and a .dockerignore that keeps what the build copies.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from tests.unit.deploy.deploy_support import CONFIG_DIR, REPO_ROOT
+
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+PYPROJECT: dict[str, Any] = tomllib.loads((REPO_ROOT / "runner" / "pyproject.toml").read_text())
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+    stage: int
+
+
+def _instructions(path: Path) -> list[Instruction]:
+    """Dockerfile instructions with line continuations joined and comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued line"
+    instructions, stage = [], -1
+    for line in logical:
+        keyword, _, arguments = line.partition(" ")
+        if keyword.upper() == "FROM":
+            stage += 1
+        instructions.append(Instruction(keyword.upper(), arguments.strip(), stage))
+    return instructions
+
+
+INSTRUCTIONS = _instructions(DOCKERFILE)
+FINAL_STAGE = max(i.stage for i in INSTRUCTIONS)
+FINAL = [i for i in INSTRUCTIONS if i.stage == FINAL_STAGE]
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            requirement = Requirement(line)
+            (spec,) = requirement.specifier
+            assert spec.operator == "==", f"requirements.txt must pin exactly: {line}"
+            pins[requirement.name.lower()] = spec.version
+    return pins
+
+
+PINS = _pins()
+
+
+def _exec_form(instruction: Instruction) -> list[str]:
+    value = json.loads(instruction.arguments)
+    assert isinstance(value, list), f"{instruction.keyword} must use the exec (JSON) form"
+    return value
+
+
+def test_every_stage_starts_from_the_pinned_slim_python_of_the_runner() -> None:
+    bases = [i.arguments.split()[0] for i in INSTRUCTIONS if i.keyword == "FROM"]
+    assert bases == ["python:3.11-slim-bookworm", "python:3.11-slim-bookworm"]
+    python = Version(re.match(r"python:(\d+\.\d+)-", bases[0]).group(1))  # type: ignore[union-attr]
+    assert python in SpecifierSet(PYPROJECT["project"]["requires-python"])
+
+
+def test_dependencies_come_from_requirements_txt_together_with_the_runner() -> None:
+    runs = " ".join(i.arguments for i in INSTRUCTIONS if i.keyword == "RUN")
+    assert re.search(r"pip install --requirement /src/requirements\.txt /src/runner", runs)
+    copies = [i.arguments for i in INSTRUCTIONS if i.keyword == "COPY"]
+    assert "requirements.txt /src/requirements.txt" in copies
+    assert "runner /src/runner" in copies
+
+
+def test_any_version_the_dockerfile_names_equals_the_pin_in_requirements_txt() -> None:
+    text = " ".join(i.arguments for i in INSTRUCTIONS)
+    for name, version in re.findall(r"\b([A-Za-z0-9_.-]+)==([0-9][^\s\"']*)", text):
+        assert PINS.get(name.lower()) == version, f"{name}=={version} differs from requirements.txt"
+
+
+@pytest.mark.parametrize("dependency", PYPROJECT["project"]["dependencies"])
+def test_every_runner_dependency_is_pinned_within_its_declared_range(dependency: str) -> None:
+    requirement = Requirement(dependency)
+    name = requirement.name.lower()
+    assert name in PINS, f"{name} is not pinned in requirements.txt, so the image would float"
+    assert Version(PINS[name]) in requirement.specifier, f"{name}=={PINS[name]} is outside {requirement.specifier}"
+
+
+def test_the_collection_is_built_and_installed_with_its_galaxy_requirements() -> None:
+    runs = [shlex.split(i.arguments) for i in INSTRUCTIONS if i.keyword == "RUN"]
+    words = [w for run in runs for w in run]
+    assert "ansible-galaxy" in words
+    joined = " ".join(" ".join(run) for run in runs)
+    assert "ansible-galaxy collection build --output-path /tmp/collection /src" in joined
+    assert "--requirements-file /src/requirements.yml" in joined
+    galaxy = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
+    tarball = f"/tmp/collection/{galaxy['namespace']}-{galaxy['name']}-*.tar.gz"
+    assert tarball in joined
+    copied = [i.arguments for i in FINAL if i.keyword == "COPY"]
+    assert "--from=build /usr/share/ansible/collections /usr/share/ansible/collections" in copied
+
+
+def test_the_entrypoint_is_the_runner_console_script() -> None:
+    (entrypoint,) = [i for i in FINAL if i.keyword == "ENTRYPOINT"]
+    assert _exec_form(entrypoint) == ["cluster-discovery-operator"]
+    assert "cluster-discovery-operator" in PYPROJECT["project"]["scripts"]
+
+
+def test_the_image_runs_as_a_numeric_non_root_user() -> None:
+    users = [i.arguments for i in FINAL if i.keyword == "USER"]
+    assert users, "the final stage sets no USER: it would run as root"
+    user = users[-1].split(":")[0]
+    assert user.isdigit() and int(user) != 0, "Kubernetes can only verify runAsNonRoot for a numeric USER"
+    assert int(user) == 1001
+
+
+def test_watches_yaml_and_workdir_are_where_the_manager_looks() -> None:
+    (manager,) = [d for d in yaml.safe_load_all((CONFIG_DIR / "manager" / "manager.yaml").read_text())][1:]
+    args = manager["spec"]["template"]["spec"]["containers"][0]["args"]
+    watches = next(a.split("=", 1)[1] for a in args if a.startswith("--watches-file="))
+    assert f"watches.yaml {watches}" in [i.arguments for i in FINAL if i.keyword == "COPY"]
+    assert [i.arguments for i in FINAL if i.keyword == "WORKDIR"] == ["/opt/ansible"]
+    env = " ".join(i.arguments for i in FINAL if i.keyword == "ENV")
+    assert "HOME=/opt/ansible" in env
+
+
+def test_the_version_label_matches_the_runner_and_the_collection() -> None:
+    labels = " ".join(i.arguments for i in FINAL if i.keyword == "LABEL")
+    version = re.search(r'org\.opencontainers\.image\.version="([^"]+)"', labels)
+    assert version is not None
+    galaxy = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
+    assert version.group(1) == PYPROJECT["project"]["version"] == galaxy["version"]
+
+
+def _dockerignored(path: str) -> bool:
+    ignored = False
+    for pattern in (REPO_ROOT / ".dockerignore").read_text().splitlines():
+        pattern = pattern.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!")
+        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path.split("/")[0], pattern):
+            ignored = not negate
+    return ignored
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "requirements.txt",
+        "requirements.yml",
+        "runner",
+        "watches.yaml",
+        "galaxy.yml",
+        "README.md",
+        "meta",
+        "plugins",
+        "roles",
+        "playbooks",
+    ],
+)
+def test_the_dockerignore_keeps_what_the_build_uses(path: str) -> None:
+    assert not _dockerignored(path)
+
+
+@pytest.mark.parametrize("path", [".venv", ".git", "tests", "testbed", "charts", "molecule", "bench", "config"])
+def test_the_dockerignore_drops_development_files(path: str) -> None:
+    assert _dockerignored(path)
