@@ -43,6 +43,74 @@ lint: setup ## Lint Python, YAML, roles and playbooks
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint roles playbooks
 
+##@ Deployment
+
+# The container tool that builds and pushes $(IMG) (docker or podman).
+CONTAINER_TOOL ?= docker
+# kubectl of the cluster to install into (its current context).
+KUBECTL ?= kubectl
+# helm from PATH, else the one `make testbed` builds.
+HELM ?= $(or $(shell command -v helm 2>/dev/null),$(shell $(BIN)/python -c 'from testbed.build import COMPONENTS; print(COMPONENTS["helm"].binary("helm"))' 2>/dev/null),helm)
+CHART := charts/cluster-discovery
+ignore-not-found ?= false
+
+.PHONY: docker-build
+docker-build: ## Build the operator image $(IMG) (runner, collection, pinned dependencies)
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the operator image $(IMG)
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: install
+install: ## Install the CRDs into the cluster of the current kubectl context
+	$(KUBECTL) apply -k config/crd
+
+.PHONY: uninstall
+uninstall: ## Remove the CRDs, and with them every SwarmPool, Identity and Peer (ignore-not-found=true to ignore missing ones)
+	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/crd
+
+# config/default with the image replaced by $(IMG), written under bin/ (not
+# versioned) so that deploying never edits the kustomizations in config/.
+define DEPLOY_KUSTOMIZATION
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../config/default
+patches:
+  - target:
+      kind: Deployment
+      name: cluster-discovery-controller-manager
+    patch: |-
+      - op: replace
+        path: /spec/template/spec/containers/0/image
+        value: $(IMG)
+endef
+export DEPLOY_KUSTOMIZATION
+
+.PHONY: deploy
+deploy: ## Deploy the operator (config/default, image $(IMG)) to the cluster of the current kubectl context
+	@mkdir -p bin/deploy
+	@printf '%s\n' "$$DEPLOY_KUSTOMIZATION" > bin/deploy/kustomization.yaml
+	$(KUBECTL) apply -k bin/deploy
+
+.PHONY: undeploy
+undeploy: ## Remove what deploy created, CRDs included (ignore-not-found=true to ignore missing ones)
+	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/default
+
+.PHONY: chart-sync
+chart-sync: ## Copy the CRDs and watches.yaml into the Helm chart (a unit test checks they are identical)
+	cp config/crd/bases/peerdiscovery.irt-saintexupery.com_*.yaml $(CHART)/crds/
+	cp watches.yaml $(CHART)/files/watches.yaml
+
+.PHONY: helm-lint
+helm-lint: ## Lint the Helm chart (warnings fail)
+	$(HELM) lint --strict $(CHART)
+
+.PHONY: kind-test
+kind-test: setup ## Run the molecule kind scenario: build the image, deploy it on a new kind cluster, verify (needs docker and kind)
+	$(BIN)/molecule test --scenario-name kind
+
 ##@ Help
 
 .PHONY: help
