@@ -1,0 +1,319 @@
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+"""A kubo node's place in its swarm: bootstrap list, protected peering, connections.
+
+Private to the collection: may change without notice.
+
+The ``ipfs_swarm`` module's work as "read existing, compute wanted, compare":
+:func:`observe` reads the node, :func:`plan` (pure) compares it with a
+:class:`SwarmSpec` and says what to write, :func:`apply` writes exactly that.
+``changed``, check mode and diff all come from the plan.
+
+Why both ``swarm/peering/add`` and ``Peering.Peers``: kubo's peering subsystem
+(protected connections, reconnected with back-off) is in memory only, and is
+filled from the config's ``Peering.Peers`` at start-up. So a wanted peer is
+written to the config (it survives a restart) and added to the running
+subsystem (it takes effect now), then connected with ``swarm/connect`` so the
+caller can rely on the connection when the module returns.
+
+The bootstrap list is replaced with one ``config`` write of ``Bootstrap``
+(``bootstrap/rm`` followed by ``bootstrap/add`` would leave an empty list
+behind if the second call failed); additions alone go through
+``bootstrap/add``, which validates them on the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
+    AddrInfo,
+    ConnInfo,
+    KuboClient,
+    KuboError,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.multiaddr import (
+    PeerAddress,
+    canonical,
+    group_by_peer,
+    parse_peer_addresses,
+)
+
+PEERING_KEY = "Peering.Peers"
+BOOTSTRAP_KEY = "Bootstrap"
+
+
+@dataclass(frozen=True)
+class SwarmSpec:
+    """What the caller wants; ``None`` leaves that part of the node alone."""
+
+    bootstrap: tuple[PeerAddress, ...] | None = None
+    exclusive: bool = False
+    peers: tuple[PeerAddress, ...] | None = None
+    peers_exclusive: bool = False
+
+
+def spec_from_params(
+    *,
+    bootstrap: Sequence[str] | None,
+    exclusive: bool,
+    peers: Sequence[str] | None,
+    peers_exclusive: bool,
+) -> SwarmSpec:
+    """Validate the module's options; raises MultiaddrError naming the bad address."""
+    return SwarmSpec(
+        bootstrap=tuple(parse_peer_addresses(bootstrap)) if bootstrap is not None else None,
+        exclusive=exclusive,
+        peers=tuple(parse_peer_addresses(peers)) if peers is not None else None,
+        peers_exclusive=peers_exclusive,
+    )
+
+
+@dataclass
+class NodeState:
+    """What :func:`observe` read from the node."""
+
+    peer_id: str
+    addresses: list[str]
+    bootstrap: list[str]
+    connected: list[ConnInfo]
+    peering_config: list[AddrInfo]
+    """``Peering.Peers`` from the config file: what a restart brings back."""
+    peering_live: list[AddrInfo]
+    """``swarm/peering/ls``: what the running node protects now."""
+
+    @property
+    def connected_ids(self) -> set[str]:
+        return {conn["Peer"] for conn in self.connected if conn.get("Peer")}
+
+
+def observe(client: KuboClient) -> NodeState:
+    info = client.id()
+    raw_peering = client.config_get(PEERING_KEY)
+    return NodeState(
+        peer_id=info.get("ID", ""),
+        addresses=list(info.get("Addresses") or []),
+        bootstrap=client.bootstrap_list(),
+        connected=client.swarm_peers(),
+        peering_config=_addr_infos(raw_peering, client),
+        peering_live=client.peering_ls(),
+    )
+
+
+def _addr_infos(raw: Any, client: KuboClient) -> list[AddrInfo]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("ID"), str) for entry in raw
+    ):
+        raise KuboError(
+            f"The config of kubo at {client.node} holds a {PEERING_KEY} that is not a list of {{ID, Addrs}}",
+            endpoint="/api/v0/config",
+            node=client.node,
+        )
+    return [{"ID": entry["ID"], "Addrs": [str(addr) for addr in entry.get("Addrs") or []]} for entry in raw]
+
+
+@dataclass
+class Plan:
+    """What :func:`apply` will write; every field is derived by :func:`plan` alone."""
+
+    bootstrap_before: list[str]
+    bootstrap_after: list[str]
+    bootstrap_add: list[str] = field(default_factory=list)
+    bootstrap_replace: bool = False
+    peering_before: list[AddrInfo] = field(default_factory=list)
+    peering_after: list[AddrInfo] = field(default_factory=list)
+    write_peering_config: bool = False
+    live_add: list[AddrInfo] = field(default_factory=list)
+    live_remove: list[str] = field(default_factory=list)
+    connect: list[AddrInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.bootstrap_add
+            or self.bootstrap_replace
+            or self.write_peering_config
+            or self.live_add
+            or self.live_remove
+            or self.connect
+        )
+
+
+def _same_addrs(left: Sequence[str], right: Sequence[str]) -> bool:
+    return {canonical(addr) for addr in left} == {canonical(addr) for addr in right}
+
+
+def plan(state: NodeState, spec: SwarmSpec) -> Plan:
+    """Compare the node with the spec. Pure: no I/O."""
+    result = Plan(
+        bootstrap_before=list(state.bootstrap),
+        bootstrap_after=list(state.bootstrap),
+        peering_before=[_copy(entry) for entry in state.peering_config],
+        peering_after=[_copy(entry) for entry in state.peering_config],
+    )
+    _plan_bootstrap(state, spec, result)
+    _plan_peering(state, spec, result)
+    return result
+
+
+def _copy(entry: AddrInfo) -> AddrInfo:
+    return {"ID": entry["ID"], "Addrs": list(entry["Addrs"])}
+
+
+def _plan_bootstrap(state: NodeState, spec: SwarmSpec, result: Plan) -> None:
+    if spec.bootstrap is None:
+        return
+    wanted = [address.text for address in spec.bootstrap]
+    current = {canonical(entry) for entry in state.bootstrap}
+    if spec.exclusive:
+        if current != set(wanted) or len(state.bootstrap) != len(wanted):
+            result.bootstrap_replace = True
+            result.bootstrap_after = wanted
+    else:
+        missing = [entry for entry in wanted if entry not in current]
+        if missing:
+            result.bootstrap_add = missing
+            result.bootstrap_after = list(state.bootstrap) + missing
+
+
+def _plan_peering(state: NodeState, spec: SwarmSpec, result: Plan) -> None:
+    if spec.peers is None:
+        return
+    wanted = group_by_peer(spec.peers)
+    if state.peer_id in wanted:
+        result.warnings.append(
+            f"Skipped {state.peer_id} in peers: it is this node's own peer id, and a node does not peer with itself"
+        )
+        del wanted[state.peer_id]
+
+    # The config entry of every listed peer holds its listed transports; with
+    # peers_exclusive exactly those, otherwise also those it already had.
+    after: list[AddrInfo] = []
+    for entry in state.peering_config:
+        if entry["ID"] in wanted:
+            listed = wanted[entry["ID"]]
+            known = {canonical(addr) for addr in listed}
+            kept = [] if spec.peers_exclusive else [addr for addr in entry["Addrs"] if canonical(addr) not in known]
+            after.append({"ID": entry["ID"], "Addrs": kept + listed})
+        elif not spec.peers_exclusive:
+            after.append(_copy(entry))
+    present = {entry["ID"] for entry in after}
+    after.extend({"ID": peer_id, "Addrs": list(addrs)} for peer_id, addrs in wanted.items() if peer_id not in present)
+
+    before_map = {entry["ID"]: entry["Addrs"] for entry in state.peering_config}
+    after_map = {entry["ID"]: entry["Addrs"] for entry in after}
+    if before_map.keys() != after_map.keys() or any(
+        not _same_addrs(before_map[key], after_map[key]) for key in after_map
+    ):
+        result.write_peering_config = True
+        result.peering_after = after
+
+    live_map = {entry["ID"]: entry["Addrs"] for entry in state.peering_live}
+    for peer_id in wanted:
+        if peer_id not in live_map or not _same_addrs(live_map[peer_id], after_map[peer_id]):
+            result.live_add.append({"ID": peer_id, "Addrs": list(after_map[peer_id])})
+    if spec.peers_exclusive:
+        result.live_remove = [peer_id for peer_id in live_map if peer_id not in wanted and peer_id != state.peer_id]
+
+    connected = state.connected_ids
+    result.connect = [
+        {"ID": peer_id, "Addrs": list(addrs)} for peer_id, addrs in wanted.items() if peer_id not in connected
+    ]
+
+
+def _full_addresses(entry: AddrInfo) -> list[str]:
+    return [f"{addr}/p2p/{entry['ID']}" for addr in entry["Addrs"]]
+
+
+def apply(client: KuboClient, plan: Plan) -> None:
+    """Write what the plan says, in an order that never loses what was stored.
+
+    Raises KuboError, its message prefixed with what failed.
+    """
+    try:
+        if plan.bootstrap_replace:
+            client.config_set(BOOTSTRAP_KEY, plan.bootstrap_after)
+        elif plan.bootstrap_add:
+            client.bootstrap_add(*plan.bootstrap_add)
+    except KuboError as err:
+        raise err.with_context("Failed to update the bootstrap list") from err
+    try:
+        if plan.write_peering_config:
+            client.config_set(PEERING_KEY, plan.peering_after)
+        if plan.live_remove:
+            client.peering_rm(*plan.live_remove)
+        for entry in plan.live_add:
+            client.peering_add(*_full_addresses(entry))
+    except KuboError as err:
+        raise err.with_context("Failed to update the protected peering") from err
+
+    failures: list[KuboError] = []
+    for entry in plan.connect:
+        addresses = _full_addresses(entry)
+        try:
+            client.swarm_connect(*addresses)
+        except KuboError as err:
+            failures.append(err.with_context(f"Failed to connect to {', '.join(addresses)}"))
+    if failures:
+        first = failures[0]
+        if len(failures) > 1:
+            first = first.with_context(f"{len(failures)} of {len(plan.connect)} peers could not be connected")
+        raise first
+
+
+# -- what the module returns ---------------------------------------------------
+
+
+def peering_view(entries: Sequence[AddrInfo]) -> list[dict[str, Any]]:
+    return [{"peer_id": entry["ID"], "addresses": list(entry["Addrs"])} for entry in entries]
+
+
+def connected_view(connected: Sequence[ConnInfo]) -> list[dict[str, Any]]:
+    return sorted(
+        ({"peer_id": conn.get("Peer", ""), "address": conn.get("Addr", "")} for conn in connected),
+        key=lambda item: (item["peer_id"], item["address"]),
+    )
+
+
+def predicted_connections(state: NodeState, plan: Plan) -> list[ConnInfo]:
+    """Connections after the plan, as check mode predicts them."""
+    predicted = list(state.connected)
+    predicted.extend(
+        {"Peer": entry["ID"], "Addr": entry["Addrs"][0] if entry["Addrs"] else ""} for entry in plan.connect
+    )
+    return predicted
+
+
+def diff(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {
+        "before": {"bootstrap": list(plan.bootstrap_before), "peering": peering_view(plan.peering_before)},
+        "after": {"bootstrap": list(plan.bootstrap_after), "peering": peering_view(plan.peering_after)},
+    }
+
+
+def ensure(client: KuboClient, spec: SwarmSpec, *, check_mode: bool) -> tuple[Plan, dict[str, Any]]:
+    """Observe, plan, apply (unless check mode); return the plan and the module's result fields."""
+    state = observe(client)
+    the_plan = plan(state, spec)
+    if check_mode or not the_plan.changed:
+        connected = predicted_connections(state, the_plan)
+        bootstrap = the_plan.bootstrap_after
+        peering = the_plan.peering_after
+    else:
+        apply(client, the_plan)
+        # Read back what the node now holds rather than echo the plan.
+        bootstrap = client.bootstrap_list()
+        peering = _addr_infos(client.config_get(PEERING_KEY), client)
+        connected = client.swarm_peers()
+    return the_plan, {
+        "peer_id": state.peer_id,
+        "addresses": state.addresses,
+        "bootstrap": bootstrap,
+        "connected_peers": connected_view(connected),
+        "peering": peering_view(peering),
+    }

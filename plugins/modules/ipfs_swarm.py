@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ipfs_swarm
+short_description: Manage a kubo node's bootstrap list, protected peering and connections
+version_added: 0.1.0
+author:
+  - cluster-discovery contributors
+description:
+  - Reports a kubo node's peer id, addresses, bootstrap list, connected peers and protected peering, through its RPC
+    API at O(api_url).
+  - With O(bootstrap), ensures the node's bootstrap list holds those addresses (O(exclusive=true) makes it exactly
+    those).
+  - With O(peers), ensures the node is connected to those peers now (C(swarm/connect)), and keeps them connected;
+    they join kubo's peering subsystem (protected connections, reconnected with back-off) both in the running node
+    and in the config's C(Peering.Peers), since kubo's C(swarm/peering/add) alone is lost at restart.
+  - Without O(bootstrap) or O(peers), only reports.
+  - Supports check mode (nothing is written; the result is the prediction) and diff mode.
+options:
+  bootstrap:
+    description:
+      - Bootstrap addresses, each a multiaddr ending in C(/p2p/<peer id>), for example
+        C(/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...).
+      - Omit to leave the bootstrap list alone; with O(exclusive=true), an empty list empties it.
+      - C(/ipfs/<peer id>) is read as C(/p2p/<peer id>), the form kubo prints.
+    type: list
+    elements: str
+  exclusive:
+    description:
+      - If V(true), the bootstrap list becomes exactly O(bootstrap) (one write of the config's C(Bootstrap)).
+      - If V(false), missing addresses are added and the others kept.
+      - Ignored without O(bootstrap).
+    type: bool
+    default: false
+  peers:
+    description:
+      - Peers to connect to and protect, each a multiaddr ending in C(/p2p/<peer id>); several addresses of one peer
+        are grouped.
+      - The node's own peer id is skipped with a warning.
+      - Omit to leave peering and connections alone.
+    type: list
+    elements: str
+  peers_exclusive:
+    description:
+      - If V(true), peers not in O(peers) are dropped from the peering subsystem and C(Peering.Peers) (they are not
+        disconnected), and each listed peer's addresses become exactly those listed.
+      - If V(false), listed addresses are added to what the node already has.
+      - Ignored without O(peers).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - peerdiscovery.cluster_discovery.kubo
+  - peerdiscovery.cluster_discovery.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Addresses are checked for form only; kubo parses them fully on a real run.
+  diff_mode:
+    support: full
+    details: The diff shows the bootstrap list and C(Peering.Peers) before and after.
+  idempotent:
+    support: full
+seealso:
+  - module: peerdiscovery.cluster_discovery.swarm_key
+  - name: kubo RPC API
+    description: The calls this module makes.
+    link: https://docs.ipfs.tech/reference/kubo/rpc/
+notes:
+  - A peer that refuses the connection (for example because it holds another swarm key) fails the module, after the
+    bootstrap list and peering were written; kubo keeps trying to reach protected peers in the background.
+"""
+
+EXAMPLES = r"""
+- name: Read the node's identity, addresses and peers
+  peerdiscovery.cluster_discovery.ipfs_swarm:
+    api_url: http://127.0.0.1:5001
+  register: node
+
+- name: Make the swarm's bootstrap node the only bootstrap address, and stay connected to it
+  peerdiscovery.cluster_discovery.ipfs_swarm:
+    api_url: http://cluster2-private-api.private-network-peer-configuration:5001
+    bootstrap:
+      - /ip4/104.155.27.210/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx
+    exclusive: true
+    peers:
+      - /ip4/104.155.27.210/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx
+
+- name: Keep exactly these members protected
+  peerdiscovery.cluster_discovery.ipfs_swarm:
+    api_url: http://127.0.0.1:5001
+    peers: "{{ swarm_members }}"
+    peers_exclusive: true
+"""
+
+RETURN = r"""
+peer_id:
+  description: The node's peer id.
+  returned: always
+  type: str
+  sample: QmRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz
+addresses:
+  description: The node's announced addresses, each ending in C(/p2p/<peer id>).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/ip4/34.78.69.228/tcp/4001/p2p/QmRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz"]
+bootstrap:
+  description: The bootstrap list after the run (predicted in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/ip4/104.155.27.210/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"]
+connected_peers:
+  description: Open connections after the run (predicted in check mode), one per connection.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    peer_id:
+      description: The connected peer.
+      type: str
+    address:
+      description: The transport address of the connection.
+      type: str
+  sample: [{"peer_id": "QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx", "address": "/ip4/104.155.27.210/tcp/4001"}]
+peering:
+  description: The config's C(Peering.Peers) after the run (predicted in check mode), what a restart keeps connected.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    peer_id:
+      description: The protected peer.
+      type: str
+    addresses:
+      description: Its transport addresses.
+      type: list
+      elements: str
+  sample: [{"peer_id": "QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx", "addresses": ["/ip4/104.155.27.210/tcp/4001"]}]
+diff:
+  description: The bootstrap list and C(Peering.Peers) before and after.
+  returned: when diff mode is on
+  type: dict
+  contains:
+    before:
+      description: C(bootstrap) and C(peering) before the run.
+      type: dict
+    after:
+      description: C(bootstrap) and C(peering) after the run.
+      type: dict
+endpoint:
+  description: The RPC endpoint that failed.
+  returned: on a failed RPC call
+  type: str
+  sample: /api/v0/swarm/connect
+node:
+  description: The RPC API URL of the node that failed the call.
+  returned: on a failed RPC call
+  type: str
+  sample: http://127.0.0.1:5001
+status:
+  description: The HTTP status kubo answered.
+  returned: on a failed RPC call that kubo answered
+  type: int
+  sample: 500
+kubo_message:
+  description: kubo's own error message.
+  returned: on a failed RPC call that kubo answered with an error document
+  type: str
+  sample: "connect QmZ9JTRZ... failure: failed to dial: ..."
+"""
+
+import copy
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.args_common import (
+        kubo_arg_spec,
+        kubo_client,
+    )
+    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import (
+        diff,
+        ensure,
+        spec_from_params,
+    )
+except ImportError:
+    # module_utils/kubo.py needs requests; main() reports it the Ansible way.
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+    kubo_arg_spec = None
+else:
+    REQUESTS_IMPORT_ERROR = None
+
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+
+IPFS_SWARM_ARG_SPEC = {
+    "bootstrap": {"type": "list", "elements": "str"},
+    "exclusive": {"type": "bool", "default": False},
+    "peers": {"type": "list", "elements": "str"},
+    "peers_exclusive": {"type": "bool", "default": False},
+}
+
+
+def argspec():
+    args = kubo_arg_spec() if kubo_arg_spec is not None else {}
+    args.update(copy.deepcopy(IPFS_SWARM_ARG_SPEC))
+    return args
+
+
+def execute_module(module):
+    params = module.params
+    spec = spec_from_params(
+        bootstrap=params["bootstrap"],
+        exclusive=params["exclusive"],
+        peers=params["peers"],
+        peers_exclusive=params["peers_exclusive"],
+    )
+    with kubo_client(params) as client:
+        plan, result = ensure(client, spec, check_mode=module.check_mode)
+    for warning in plan.warnings:
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = diff(plan)
+    module.exit_json(changed=plan.changed, **result)
+
+
+def main():
+    if REQUESTS_IMPORT_ERROR is not None:
+        module = AnsibleModule(argument_spec={}, bypass_checks=True, supports_check_mode=True)
+        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+    try:
+        execute_module(module)
+    except KuboCollectionError as err:
+        module.fail_json(exception=traceback.format_exc(), **err.fail_kwargs())
+    except ValueError as err:
+        module.fail_json(msg=f"Invalid kubo connection options: {err}", exception=traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main()
