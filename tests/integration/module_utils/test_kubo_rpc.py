@@ -1,0 +1,202 @@
+"""The kubo RPC client against real kubo nodes (the test bed's kubo v0.43.1 in private swarms).
+
+Covers what plugins/module_utils/kubo.py claims about kubo itself: the
+response shapes of id, version, swarm, bootstrap, config (get, set with JSON,
+show, replace), peering, add/cat (across two nodes, with the size limit),
+key gen/list, name publish/resolve; kubo's own error documents mapped to
+KuboError; and the pubsub round trip (multibase topics, multipart data,
+decoded messages) with the subscription's stop conditions, including kubo
+ending the stream at the deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
+
+pytestmark = pytest.mark.integration
+
+
+def client(node: Any) -> KuboClient:
+    return KuboClient(node.api_url, timeout=30)
+
+
+def wait_for(predicate: Any, *, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {seconds:.0f} s waiting until {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def pair(kubo_node: Any) -> tuple[Any, Any]:
+    """Two connected nodes of one private swarm."""
+    first = kubo_node(name="rpc-a")
+    second = kubo_node(first.swarm_key, name="rpc-b")
+    with client(second) as kubo:
+        assert kubo.swarm_connect(first.swarm_addr) == [f"connect {first.peer_id} success"]
+    return first, second
+
+
+def test_id_version_and_addresses_describe_the_node(kubo_node: Any) -> None:
+    node = kubo_node(name="rpc-id")
+    with client(node) as kubo:
+        info = kubo.id()
+        assert info["ID"] == node.peer_id
+        assert node.swarm_addr in (info["Addresses"] or [])
+        assert info["AgentVersion"].startswith("kubo/0.43.1")
+        assert kubo.version()["Version"] == "0.43.1"
+        assert kubo.swarm_addrs_local(with_id=True) == [node.swarm_addr]
+        assert kubo.swarm_addrs_local() == [f"/ip4/127.0.0.1/tcp/{node.swarm_port}"]
+
+
+def test_swarm_connect_peers_addrs_and_disconnect(pair: tuple[Any, Any]) -> None:
+    first, second = pair
+    with client(second) as kubo:
+        peers = kubo.swarm_peers()
+        assert [(conn["Peer"], conn["Addr"]) for conn in peers] == [
+            (first.peer_id, f"/ip4/127.0.0.1/tcp/{first.swarm_port}")
+        ]
+        assert f"/ip4/127.0.0.1/tcp/{first.swarm_port}" in kubo.swarm_addrs()[first.peer_id]
+        assert kubo.swarm_disconnect(first.swarm_addr) == [f"disconnect {first.peer_id} success"]
+        wait_for(lambda: not kubo.swarm_peers(), seconds=10, what="the connection closed")
+
+
+def test_bootstrap_add_list_rm_and_rm_all(kubo_node: Any) -> None:
+    node = kubo_node(name="rpc-bootstrap")
+    far_a = "/ip4/10.255.0.1/tcp/4001/p2p/QmcnhBjk38swiaohSjBrLrFk7geRGnfFx1dxCY6B7DYAiq"
+    far_b = "/ip4/10.255.0.2/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"
+    with client(node) as kubo:
+        assert kubo.bootstrap_add(far_a, far_b) == [far_a, far_b]
+        assert sorted(kubo.bootstrap_list()) == sorted([far_a, far_b])
+        assert kubo.bootstrap_rm(far_a) == [far_a]
+        assert kubo.bootstrap_list() == [far_b]
+        assert kubo.bootstrap_rm_all() == [far_b]
+        assert kubo.bootstrap_list() == []
+
+
+def test_config_get_set_json_show_and_replace(kubo_node: Any) -> None:
+    node = kubo_node(name="rpc-config")
+    entry = {"ID": "QmcnhBjk38swiaohSjBrLrFk7geRGnfFx1dxCY6B7DYAiq", "Addrs": ["/ip4/10.255.0.1/tcp/4001"]}
+    with client(node) as kubo:
+        assert kubo.config_get("Peering.Peers") is None
+        assert kubo.config_set("Peering.Peers", [entry]) == [entry]
+        assert kubo.config_get("Peering.Peers") == [entry]
+        shown = kubo.config_show()
+        assert shown["Peering"]["Peers"] == [entry]
+        assert "PrivKey" not in shown["Identity"]
+        shown["Peering"]["Peers"] = None
+        shown["Bootstrap"] = [entry["Addrs"][0] + "/p2p/" + entry["ID"]]
+        kubo.config_replace(shown)
+        assert kubo.config_get("Peering.Peers") is None
+        assert kubo.bootstrap_list() == shown["Bootstrap"]
+        with pytest.raises(KuboError) as caught:
+            kubo.config_get("No.Such.Key")
+        assert caught.value.status == 500
+        assert caught.value.endpoint == "/api/v0/config"
+        assert "not found" in (caught.value.kubo_message or "")
+
+
+def test_peering_add_ls_rm_is_the_running_nodes_alone(pair: tuple[Any, Any]) -> None:
+    first, second = pair
+    with client(second) as kubo:
+        added = kubo.peering_add(first.swarm_addr)
+        assert added == [{"ID": first.peer_id, "Status": "success"}]
+        assert kubo.peering_ls() == [{"ID": first.peer_id, "Addrs": [f"/ip4/127.0.0.1/tcp/{first.swarm_port}"]}]
+        assert kubo.config_get("Peering.Peers") is None  # kubo keeps swarm/peering in memory only
+        assert kubo.peering_rm(first.peer_id) == [{"ID": first.peer_id, "Status": "success"}]
+        assert kubo.peering_ls() == []
+
+
+def test_content_added_on_one_node_is_read_on_the_other_within_a_size_limit(pair: tuple[Any, Any]) -> None:
+    first, second = pair
+    payload = b"identity document \x00\xff" * 100
+    with client(first) as writer, client(second) as reader:
+        cid = writer.add(payload)
+        assert reader.cat(cid, max_bytes=len(payload)) == payload
+        with pytest.raises(KuboError, match="larger than the limit"):
+            reader.cat(cid, max_bytes=len(payload) - 1)
+        assert writer.add(payload, pin=False) == cid
+
+
+def test_keys_and_names_publish_and_resolve(kubo_node: Any) -> None:
+    node = kubo_node(name="rpc-names")
+    with client(node) as kubo:
+        made = kubo.key_gen("identity-key")
+        assert made["Name"] == "identity-key"
+        assert {key["Name"] for key in kubo.key_list()} == {"self", "identity-key"}
+        with pytest.raises(KuboError, match="already exists"):
+            kubo.key_gen("identity-key")
+        cid = kubo.add(b"published")
+        entry = kubo.name_publish(f"/ipfs/{cid}", key="identity-key", allow_offline=True)
+        assert entry["Value"] == f"/ipfs/{cid}"
+        assert kubo.name_resolve(entry["Name"]) == f"/ipfs/{cid}"
+
+
+def test_kubos_refusals_become_kubo_errors_with_its_message(kubo_node: Any) -> None:
+    node = kubo_node(name="rpc-errors")
+    with client(node) as kubo:
+        with pytest.raises(KuboError) as caught:
+            kubo.swarm_connect("garbage")
+        error = caught.value
+        assert (error.status, error.endpoint, error.node) == (500, "/api/v0/swarm/connect", node.api_url)
+        assert "failed to parse multiaddr" in (error.kubo_message or "")
+        assert error.msg.startswith(f"kubo at {node.api_url} answered /api/v0/swarm/connect with HTTP 500:")
+        with pytest.raises(KuboError) as missing:
+            kubo.request("no/such/command", idempotent=True)
+        assert missing.value.status == 404
+
+
+def test_pubsub_round_trip_between_two_members_of_a_private_swarm(pair: tuple[Any, Any]) -> None:
+    first, second = pair
+    topic = "cluster-discovery/v1/identities/round-trip ?&/ünïcode"
+    payload = b"\x00announce\xffQmSomething\n"
+    with client(first) as publisher, client(second) as subscriber:
+        with subscriber.subscribe(topic, duration=60, max_messages=1) as subscription:
+            assert topic in subscriber.pubsub_ls()
+            wait_for(
+                lambda: second.peer_id in publisher.pubsub_peers(topic),
+                seconds=30,
+                what="the publisher saw the subscriber on the topic",
+            )
+            publisher.pubsub_pub(topic, payload)
+            received = list(subscription)
+        assert subscription.closed
+        assert len(received) == 1
+        message = received[0]
+        assert message.data == payload
+        assert message.sender == first.peer_id
+        assert message.topics == (topic,)
+        assert len(message.seqno) == 8
+        wait_for(lambda: topic not in subscriber.pubsub_ls(), seconds=10, what="closing unsubscribed")
+
+
+def test_a_subscription_stops_at_the_first_message_its_predicate_accepts(pair: tuple[Any, Any]) -> None:
+    first, second = pair
+    topic = "predicate"
+    with client(first) as publisher, client(second) as subscriber:
+        subscription = subscriber.subscribe(topic, duration=60, until=lambda m: m.data == b"stop")
+        wait_for(lambda: second.peer_id in publisher.pubsub_peers(topic), seconds=30, what="the subscription spread")
+
+        def publish() -> None:
+            for data in (b"one", b"stop", b"after"):
+                publisher.pubsub_pub(topic, data)
+                time.sleep(0.1)
+
+        sender = threading.Thread(target=publish)
+        sender.start()
+        assert [message.data for message in subscription] == [b"one", b"stop"]
+        sender.join(10)
+
+
+def test_kubo_ends_a_quiet_subscription_at_its_deadline(kubo_node: Any) -> None:
+    node = kubo_node(name="rpc-deadline")
+    with client(node) as kubo:
+        began = time.monotonic()
+        assert list(kubo.subscribe("nobody-talks-here", duration=1.5)) == []
+        elapsed = time.monotonic() - began
+        assert 1.0 <= elapsed < 10
