@@ -233,37 +233,51 @@ def _full_addresses(entry: AddrInfo) -> list[str]:
 def apply(client: KuboClient, plan: Plan) -> None:
     """Write what the plan says, in an order that never loses what was stored.
 
-    Raises KuboError, its message prefixed with what failed.
+    Raises KuboError, its message prefixed with what failed and its ``changed``
+    field saying whether anything was written before the failure (so a failed
+    task still reports truthfully that the node changed).
     """
+    wrote = False
     try:
         if plan.bootstrap_replace:
             client.config_set(BOOTSTRAP_KEY, plan.bootstrap_after)
+            wrote = True
         elif plan.bootstrap_add:
             client.bootstrap_add(*plan.bootstrap_add)
+            wrote = True
     except KuboError as err:
-        raise err.with_context("Failed to update the bootstrap list") from err
+        raise _partial(err.with_context("Failed to update the bootstrap list"), changed=wrote) from err
     try:
         if plan.write_peering_config:
             client.config_set(PEERING_KEY, plan.peering_after)
+            wrote = True
         if plan.live_remove:
             client.peering_rm(*plan.live_remove)
+            wrote = True
         for entry in plan.live_add:
             client.peering_add(*_full_addresses(entry))
+            wrote = True
     except KuboError as err:
-        raise err.with_context("Failed to update the protected peering") from err
+        raise _partial(err.with_context("Failed to update the protected peering"), changed=wrote) from err
 
     failures: list[KuboError] = []
     for entry in plan.connect:
         addresses = _full_addresses(entry)
         try:
             client.swarm_connect(*addresses)
+            wrote = True
         except KuboError as err:
             failures.append(err.with_context(f"Failed to connect to {', '.join(addresses)}"))
     if failures:
         first = failures[0]
         if len(failures) > 1:
             first = first.with_context(f"{len(failures)} of {len(plan.connect)} peers could not be connected")
-        raise first
+        raise _partial(first, changed=wrote)
+
+
+def _partial(err: KuboError, *, changed: bool) -> KuboError:
+    err.fields["changed"] = changed
+    return err
 
 
 # -- what the module returns ---------------------------------------------------

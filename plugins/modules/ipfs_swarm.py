@@ -71,7 +71,8 @@ seealso:
     link: https://docs.ipfs.tech/reference/kubo/rpc/
 notes:
   - A peer that refuses the connection (for example because it holds another swarm key) fails the module, after the
-    bootstrap list and peering were written; kubo keeps trying to reach protected peers in the background.
+    bootstrap list and peering were written (the failed result then reports C(changed=true)); kubo keeps trying to
+    reach protected peers in the background.
 """
 
 EXAMPLES = r"""

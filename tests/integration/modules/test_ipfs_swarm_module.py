@@ -99,6 +99,7 @@ def test_nodes_sharing_a_key_from_a_swarm_key_secret_connect_and_a_node_with_ano
     assert failure["endpoint"] == "/api/v0/swarm/connect"
     assert failure["node"] == stranger.api_url
     assert failure["status"] == 500
+    assert failure["changed"] is True  # its peering was written before the refusal
     assert "Traceback" not in failure["msg"]
     assert stranger.peer_id not in connected_ids(first)
 

@@ -237,6 +237,8 @@ class Recorder:
 
     def config_set(self, key: str, value: Any) -> None:
         self._record("config_set", key, value)
+        if key in self.refuse:
+            raise KuboError("refused", endpoint="/api/v0/config", node=self.node, status=500)
 
     def bootstrap_add(self, *peers: str) -> None:
         self._record("bootstrap_add", *peers)
@@ -285,7 +287,18 @@ def test_a_refused_connection_fails_naming_the_peer_and_kubos_reason_after_tryin
         apply(client, the_plan)  # type: ignore[arg-type]
     assert caught.value.msg.startswith(f"Failed to connect to {addr(A)}: kubo at http://127.0.0.1:5001 answered")
     assert caught.value.status == 500
+    assert caught.value.fields["changed"] is True  # the peering was written before the refusal
     assert [args for name, args in client.calls if name == "swarm_connect"] == [(addr(A),), (addr(B, "10.0.0.2"),)]
+
+
+def test_a_failure_before_any_write_reports_unchanged() -> None:
+    node = state()
+    client = Recorder(node, refuse=frozenset({"Bootstrap"}))
+    with pytest.raises(KuboError) as caught:
+        apply(client, plan(node, spec(bootstrap=[addr(A)], exclusive=True, peers=[addr(A)])))  # type: ignore[arg-type]
+    assert caught.value.msg == "Failed to update the bootstrap list: refused"
+    assert caught.value.fields["changed"] is False
+    assert [name for name, _ in client.calls] == ["config_set"]
 
 
 def test_ensure_in_check_mode_writes_nothing_and_returns_the_prediction() -> None:
