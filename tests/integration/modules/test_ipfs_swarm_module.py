@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
-
-from playbooks import Run, run_tasks
+from playbook_runs import Run, run_tasks
 
 pytestmark = pytest.mark.integration
 

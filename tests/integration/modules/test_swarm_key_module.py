@@ -25,8 +25,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     generate,
     parse,
 )
-
-from playbooks import Run, run_tasks
+from playbook_runs import Run, run_tasks
 
 pytestmark = pytest.mark.integration
 
