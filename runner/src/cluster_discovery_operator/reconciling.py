@@ -1,0 +1,955 @@
+"""Reconciling: one controller per watched kind, and the dependents router.
+
+A :class:`Controller` owns, for one entry of watches.yaml, the informers of its
+kind (one per watched namespace, or one for all), a keyed :class:`WorkQueue`
+and ``max_concurrent_reconciles`` worker threads. A worker's reconcile follows
+operator-sdk's ``reconcile.go`` step by step, with the cost edge in front:
+
+1. read the object from the watch cache; gone -> forget it;
+2. deleted without our finalizer -> skip (operator-sdk's rule); a malformed
+   ``reconcile-period`` annotation -> Failure condition, no run;
+3. **the skip rule** (``skipping``): unchanged inputs since a successful run,
+   no dependent change, period not elapsed -> done, no ansible;
+4. add the finalizer if the watch has one (before the first run);
+5. mark Running (status subresource, conditions only);
+6. run ansible (``running``); a worker whose object needs a run first takes the
+   other objects of the kind that are ready now (up to ``--max-batch-size``,
+   waiting ``batch_window`` at most) so they share one ansible-playbook process;
+7. per object: apply the role's metrics, watch the kinds of the dependents it
+   created, remove the finalizer after a successful finalizer run, mark
+   Successful or Failure (with the failed task's message), emit a Warning Event
+   on failure, and requeue: after the period on success, after the backoff on
+   failure.
+
+Status writes re-read the object first (operator-sdk's APIReader rule) or carry
+the resourceVersion they were computed from, and retry on 409, so a role's own
+status fields and conditions are never overwritten.
+
+**Dependents.** operator-sdk injects owner references through a proxy in front
+of the API server and watches every kind a role creates. We run no proxy: the
+runner reads the objects kubernetes.core modules return (``running``) and, for
+those that reference the reconciled object as owner (or carry operator-sdk's
+``operator-sdk/primary-resource`` annotations, for cluster-scoped or
+cross-namespace dependents), starts a metadata-light informer of their kind.
+A change to a dependent (not its creation, not a status-only change) requeues
+its owner and forces a run, unless the change is the run's own write: each
+run's results give the resourceVersions it wrote, and events carrying one of
+those are ignored (so one change costs one run, where operator-sdk runs twice).
+Roles must therefore set ``ownerReferences`` themselves (from
+``_<group>_<kind>.metadata.uid``), as the collection's roles do.
+
+**Shutdown.** ``stop`` makes the queue hand out nothing more and stops the
+informers; running reconciles get ``grace`` seconds to finish; after that their
+ansible is cancelled and they are left as they are for the next process (which
+reconciles every object once anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .bodies import (
+    KubeObject,
+    ObjectKey,
+    annotations_of,
+    generation_of,
+    group_of,
+    is_deleting,
+    key_of,
+    metadata,
+    name_of,
+    namespace_of,
+    object_key,
+    owner_references_of,
+    resource_version_of,
+    split_key,
+    status_of,
+    uid_of,
+)
+from .durations import DurationError, parse_duration
+from .finalizers import adding_patch, is_finalizer_run, is_terminated_without_us, needs_adding, removing_patch
+from .kube import ConflictError, KubeClient, KubeError, NotFoundError, PermanentKubeError, Resource
+from .logs import fields
+from .metrics import MetricError, OperatorMetrics
+from .queueing import WorkQueue
+from .running import (
+    OWNER_ANNOTATION,
+    OWNER_TYPE_ANNOTATION,
+    AnsibleRunner,
+    HostOutcome,
+    ProducedObject,
+    RunItem,
+    RunOutcome,
+    group_items,
+    make_parameters,
+)
+from .settings import Settings
+from .skipping import Decision, RunRecord, decide, fingerprint
+from .status import (
+    EVENT_REASON_FAILED,
+    EVENT_REASON_FINALIZER_FAILED,
+    ansible_result,
+    conditions_of,
+    done_conditions,
+    error_conditions,
+    failure_event,
+    now_rfc3339,
+    running_conditions,
+    status_patch,
+)
+from .watches import GroupVersionKind, Watch
+from .watching import ADDED, DELETED, MODIFIED, Informer
+
+log = logging.getLogger(__name__)
+
+RECONCILE_PERIOD_ANNOTATION = "ansible.sdk.operatorframework.io/reconcile-period"
+MAX_RUNNER_ARTIFACTS_ANNOTATION = "ansible.sdk.operatorframework.io/max-runner-artifacts"
+VERBOSITY_ANNOTATION = "ansible.sdk.operatorframework.io/verbosity"
+COMPONENT = "cluster-discovery-operator"
+_STATUS_ATTEMPTS = 5
+
+
+def _new_id() -> str:
+    return secrets.token_hex(6)
+
+
+@dataclass
+class Plan:
+    """A reconcile that will start ansible."""
+
+    key: ObjectKey
+    obj: KubeObject
+    finalizer_run: bool
+    why: str
+    period: float
+    reconcile_id: str
+    began: float
+
+
+@dataclass(frozen=True)
+class DependentTrigger:
+    kind: str
+    name: str
+    uid: str
+    resource_version: str
+    event_type: str
+
+
+class Controller:
+    """Informers, queue and workers for one watched kind."""
+
+    def __init__(
+        self,
+        *,
+        watch: Watch,
+        resource: Resource,
+        kube: KubeClient,
+        runner: AnsibleRunner,
+        metrics: OperatorMetrics,
+        settings: Settings,
+        router: DependentRouter,
+    ) -> None:
+        self.watch = watch
+        self.resource = resource
+        self.kube = kube
+        self.runner = runner
+        self.metrics = metrics
+        self.settings = settings
+        self.router = router
+        self.gvk_label = str(watch.gvk)
+        self.labels = {"group": watch.gvk.group, "kind": watch.gvk.kind}
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(
+            settings.queueing, on_depth=lambda depth: self.metrics.queue_depth.labels(**self.labels).set(depth)
+        )
+        self.finalizer_name = watch.finalizer.name if watch.finalizer is not None else None
+        self.watch_inputs: dict[str, Any] = {
+            "role": watch.role,
+            "playbook": watch.playbook,
+            "vars": watch.vars,
+            "finalizer": None
+            if watch.finalizer is None
+            else {
+                "name": watch.finalizer.name,
+                "role": watch.finalizer.role,
+                "playbook": watch.finalizer.playbook,
+                "vars": watch.finalizer.vars,
+            },
+            "snake": watch.snake_case_parameters,
+            "unsafe": watch.mark_unsafe,
+        }
+        self._lock = threading.Lock()
+        self._records: dict[ObjectKey, RunRecord] = {}
+        self._forced: dict[ObjectKey, str] = {}
+        self._running: set[ObjectKey] = set()
+        self._pending: dict[ObjectKey, list[DependentTrigger]] = {}
+        self._written: dict[ObjectKey, set[tuple[str, str]]] = {}
+        self._last_event: dict[ObjectKey, tuple[str, str, int]] = {}
+        self.cancel = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.informers: dict[str, Informer] = {}
+        namespaces: Iterable[str | None] = (
+            settings.namespaces if (resource.namespaced and settings.namespaces) else (None,)
+        )
+        for namespace in namespaces:
+            self.informers[namespace or ""] = Informer(
+                kube,
+                resource,
+                settings=settings.kube,
+                namespace=namespace,
+                label_selector=watch.selector.to_query() or None,
+                handler=self.on_event,
+                on_restart=lambda reason: self.metrics.watch_restarts.labels(**self.labels, reason=reason).inc(),
+            )
+        kind_dir = settings.running.artifacts_dir / (watch.gvk.group or "core") / watch.gvk.version / watch.gvk.kind
+        self.kind_dir = kind_dir
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        for scope, informer in self.informers.items():
+            thread = threading.Thread(
+                target=informer.run,
+                args=(self._stop,),
+                name=f"watch-{self.watch.gvk.kind}-{scope or 'all'}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        for index in range(self.watch.max_concurrent_reconciles):
+            thread = threading.Thread(
+                target=self._worker, args=(index,), name=f"reconcile-{self.watch.gvk.kind}-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        log.info(
+            "controller started",
+            extra=fields(
+                kind=self.watch.gvk.kind,
+                group=self.watch.gvk.group,
+                namespaces=list(self.informers) if any(self.informers) else "all",
+                workers=self.watch.max_concurrent_reconciles,
+                max_batch_size=self.settings.queueing.max_batch_size,
+            ),
+        )
+
+    def synced(self) -> bool:
+        return all(informer.synced.is_set() for informer in self.informers.values())
+
+    def stop(self, grace: float) -> bool:
+        """Stop taking work, give running reconciles ``grace`` seconds, then cancel them. True if all finished."""
+        self.queue.shutdown()
+        self._stop.set()
+        for informer in self.informers.values():
+            informer.stop()
+        finished = self.queue.wait_idle(grace)
+        if not finished:
+            log.warning(
+                "grace period over; cancelling running ansible, the next process will reconcile these objects",
+                extra=fields(kind=self.watch.gvk.kind, running=sorted(self._running)),
+            )
+            self.cancel.set()
+            self.queue.wait_idle(10.0)
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        return finished
+
+    # -- events ----------------------------------------------------------------------
+
+    def informer_for(self, key: ObjectKey) -> Informer | None:
+        if "" in self.informers:
+            return self.informers[""]
+        namespace, _ = split_key(key)
+        return self.informers.get(namespace)
+
+    def cached(self, key: ObjectKey) -> KubeObject | None:
+        informer = self.informer_for(key)
+        return informer.get(key) if informer is not None else None
+
+    def on_event(self, event_type: str, obj: KubeObject, old: KubeObject | None) -> None:
+        key = key_of(obj)
+        self.metrics.watched_objects.labels(**self.labels).set(sum(len(i) for i in self.informers.values()))
+        if event_type == DELETED:
+            self.queue.cancel_delayed(key)
+        self.queue.add(key)
+
+    def dependent_changed(self, owner: ObjectKey, trigger: DependentTrigger) -> None:
+        """A dependent of ``owner`` changed; requeue the owner unless its own run made the change."""
+        with self._lock:
+            if owner in self._running:
+                self._pending.setdefault(owner, []).append(trigger)
+                return
+            if (trigger.uid, trigger.resource_version) in self._written.get(owner, set()):
+                return
+            self._forced[owner] = f"dependent {trigger.kind} {trigger.name} changed ({trigger.event_type.lower()})"
+        log.info(
+            "dependent changed; requeueing its owner",
+            extra=fields(
+                kind=self.watch.gvk.kind,
+                object=owner,
+                dependent_kind=trigger.kind,
+                dependent=trigger.name,
+                event=trigger.event_type,
+            ),
+        )
+        self.queue.add(owner)
+
+    # -- workers ---------------------------------------------------------------------
+
+    def _worker(self, index: int) -> None:
+        while True:
+            key = self.queue.get()
+            if key is None:
+                return
+            taken = [key]
+            try:
+                plans = self._prepare_all([key])
+                if plans and self.settings.queueing.max_batch_size > 1:
+                    more = self.queue.get_ready(
+                        self.settings.queueing.max_batch_size - 1, self.settings.queueing.batch_window
+                    )
+                    taken.extend(more)
+                    plans.extend(self._prepare_all(more))
+                if plans:
+                    self._run_plans(plans, index)
+            except Exception:  # a bug in one reconcile must not kill the worker
+                log.exception("reconcile crashed", extra=fields(kind=self.watch.gvk.kind, keys=taken))
+                for failed in taken:
+                    self.queue.add_rate_limited(failed)
+            finally:
+                for done in taken:
+                    self.queue.done(done)
+
+    def _prepare_all(self, keys: list[ObjectKey]) -> list[Plan]:
+        plans = []
+        for key in keys:
+            plan = self._prepare(key)
+            if plan is not None:
+                plans.append(plan)
+        return plans
+
+    def _period(self, obj: KubeObject) -> float:
+        text = annotations_of(obj).get(RECONCILE_PERIOD_ANNOTATION)
+        if text is None:
+            return self.watch.reconcile_period
+        return parse_duration(text)
+
+    def _prepare(self, key: ObjectKey) -> Plan | None:
+        began = time.monotonic()
+        reconcile_id = _new_id()
+        context = {
+            "kind": self.watch.gvk.kind,
+            "namespace": split_key(key)[0] or None,
+            "name": split_key(key)[1],
+            "reconcile_id": reconcile_id,
+        }
+        obj = self.cached(key)
+        if obj is None:
+            with self._lock:
+                self._records.pop(key, None)
+                self._forced.pop(key, None)
+                self._written.pop(key, None)
+                self._last_event.pop(key, None)
+            self.queue.forget(key)
+            self.queue.cancel_delayed(key)
+            log.debug("object is gone; nothing to do", extra=fields(**context))
+            return None
+        if is_terminated_without_us(obj, self.finalizer_name):
+            log.info("resource is terminated, skipping reconciliation", extra=fields(**context))
+            return None
+        try:
+            period = self._period(obj)
+        except DurationError as exc:
+            message = f"Unable to parse reconcile period annotation: {exc}"
+            log.error(message, extra=fields(**context))
+            self._mark_error(obj, message)
+            self.queue.add_rate_limited(key)
+            self._count("failed", began)
+            return None
+        finalizer_run = is_finalizer_run(obj, self.finalizer_name)
+        current = fingerprint(obj, finalizer_run=finalizer_run, watch_inputs=self.watch_inputs)
+        with self._lock:
+            record = self._records.get(key)
+            forced = self._forced.get(key)
+        verdict = decide(record, current_fingerprint=current, forced=forced, now=time.monotonic())
+        if verdict.decision is Decision.SKIP:
+            self.metrics.runs_skipped.labels(**self.labels).inc()
+            self._count("skipped", began)
+            log.debug("skipped: " + verdict.why, extra=fields(**context))
+            return None
+        if verdict.decision is Decision.WAIT:
+            log.debug(verdict.why, extra=fields(**context))
+            return None
+        with self._lock:
+            self._forced.pop(key, None)
+            self._running.add(key)
+        return Plan(
+            key=key,
+            obj=obj,
+            finalizer_run=finalizer_run,
+            why=verdict.why,
+            period=period,
+            reconcile_id=reconcile_id,
+            began=began,
+        )
+
+    def _count(self, result: str, began: float) -> None:
+        self.metrics.reconciles.labels(**self.labels, result=result).inc()
+        self.metrics.reconcile_duration.labels(**self.labels, result=result).observe(time.monotonic() - began)
+
+    # -- before the run ------------------------------------------------------------------
+
+    def _start_plan(self, plan: Plan) -> RunItem | None:
+        """Finalizer, Running condition, parameters; None when the object went away or could not be prepared."""
+        context = self._context(plan)
+        obj = plan.obj
+        namespace, name = namespace_of(obj), name_of(obj)
+        try:
+            if self.finalizer_name and needs_adding(obj, self.finalizer_name):
+                obj = self.kube.patch(
+                    self.resource,
+                    namespace=namespace,
+                    name=name,
+                    body=adding_patch(obj, self.finalizer_name),
+                    what="add finalizer to",
+                )
+                log.info("added finalizer", extra=fields(**context, finalizer=self.finalizer_name))
+            if self.watch.manage_status and self.resource.has_status:
+                obj = self._write_status(obj, lambda conditions: running_conditions(conditions, now=now_rfc3339()))
+        except NotFoundError:
+            self._finish_quietly(plan, "object deleted before its run started")
+            return None
+        except KubeError as exc:
+            log.warning("could not prepare the run; retrying later", extra=fields(**context, error=str(exc)))
+            self._finish_quietly(plan, None)
+            self.queue.add_rate_limited(plan.key)
+            return None
+        plan.obj = obj
+        annotations = annotations_of(obj)
+        verbosity = _int_annotation(annotations, VERBOSITY_ANNOTATION, self.watch.ansible_verbosity, context)
+        artifacts = _int_annotation(
+            annotations, MAX_RUNNER_ARTIFACTS_ANNOTATION, self.watch.max_runner_artifacts, context
+        )
+        object_dir = self.kind_dir / namespace / name if namespace else self.kind_dir / name
+        return RunItem(
+            obj=obj,
+            parameters=make_parameters(obj, watch=self.watch, finalizer_run=plan.finalizer_run),
+            finalizer_run=plan.finalizer_run,
+            verbosity=verbosity,
+            max_artifacts=artifacts,
+            private_dir=object_dir,
+            reconcile_id=plan.reconcile_id,
+        )
+
+    def _finish_quietly(self, plan: Plan, why: str | None) -> None:
+        with self._lock:
+            self._running.discard(plan.key)
+            self._pending.pop(plan.key, None)
+        if why:
+            log.info(why, extra=fields(**self._context(plan)))
+
+    def _context(self, plan: Plan) -> dict[str, Any]:
+        namespace, name = split_key(plan.key)
+        return {
+            "kind": self.watch.gvk.kind,
+            "namespace": namespace or None,
+            "name": name,
+            "reconcile_id": plan.reconcile_id,
+        }
+
+    # -- the run --------------------------------------------------------------------------
+
+    def _run_plans(self, plans: list[Plan], worker: int) -> None:
+        started: list[tuple[Plan, RunItem]] = []
+        for plan in plans:
+            log.info("reconciling", extra=fields(**self._context(plan), why=plan.why, finalizer_run=plan.finalizer_run))
+            item = self._start_plan(plan)
+            if item is not None:
+                started.append((plan, item))
+        by_item = {id(item): plan for plan, item in started}
+        groups = group_items(
+            [item for _, item in started],
+            lambda item: (item.finalizer_run, tuple(sorted(item.parameters)), item.verbosity),
+        )
+        for group in groups:
+            batch_dir = self.kind_dir / "_batch" / f"worker-{worker}"
+            hosts = (
+                ["localhost"]
+                if len(group) == 1
+                else [f"{namespace_of(item.obj)}/{name_of(item.obj)}".lstrip("/") for item in group]
+            )
+            try:
+                outcome = self.runner.run(self.watch, group, batch_dir=batch_dir, cancel=self.cancel)
+            except Exception as exc:  # ansible-runner can raise on broken input; report it on the objects
+                log.exception("ansible-runner failed to start", extra=fields(kind=self.watch.gvk.kind))
+                message = f"Unable to run reconciliation: {type(exc).__name__}: {exc}"
+                outcome = RunOutcome(
+                    ident="",
+                    status="error",
+                    rc=None,
+                    stats_received=False,
+                    completion="",
+                    artifacts_dir=batch_dir,
+                    duration=0.0,
+                    hosts={host: HostOutcome(failed=True, message=message) for host in hosts},
+                )
+            self.metrics.ansible_runs.labels(**self.labels).inc()
+            self.metrics.ansible_run_objects.labels(**self.labels).observe(len(group))
+            self.metrics.reconcile_seconds.labels(GVK=self.gvk_label).observe(outcome.duration)
+            log.info(
+                "ansible run finished",
+                extra=fields(
+                    kind=self.watch.gvk.kind,
+                    run=outcome.ident,
+                    objects=len(group),
+                    status=outcome.status,
+                    rc=outcome.rc,
+                    seconds=round(outcome.duration, 3),
+                    artifacts=str(outcome.artifacts_dir),
+                ),
+            )
+            for host, item in zip(hosts, group, strict=True):
+                plan = by_item[id(item)]
+                try:
+                    self._finish(
+                        plan, item, outcome.hosts.get(host) or HostOutcome(failed=True, message="no result"), outcome
+                    )
+                except Exception:  # one object's bookkeeping must not lose the others'
+                    log.exception("finishing a reconcile failed", extra=fields(**self._context(plan)))
+                    self._finish_quietly(plan, None)
+                    self.queue.add_rate_limited(plan.key)
+
+    # -- after the run ----------------------------------------------------------------------
+
+    def _owned_by(self, produced: ProducedObject, obj: KubeObject) -> bool:
+        if uid_of(obj) in produced.owner_uids:
+            return True
+        if produced.owner_annotation:
+            expected_type = f"{self.watch.gvk.kind}.{self.watch.gvk.group}"
+            expected_name = f"{namespace_of(obj)}/{name_of(obj)}" if namespace_of(obj) else name_of(obj)
+            return produced.owner_annotation == expected_name and produced.owner_type_annotation == expected_type
+        return False
+
+    def _finish(self, plan: Plan, item: RunItem, host: HostOutcome, outcome: RunOutcome) -> None:
+        context = {**self._context(plan), "run": outcome.ident}
+        if self.cancel.is_set():
+            self._finish_quietly(plan, "run cancelled by shutdown; left for the next process")
+            return
+        succeeded = not host.failed
+        for error in host.directive_errors:
+            log.warning("ignored a directive from the role", extra=fields(**context, error=error))
+        for metric in host.metrics:
+            try:
+                self.metrics.apply_user_metric(metric)
+            except MetricError as exc:
+                log.warning("refused a role metric", extra=fields(**context, metric=metric.get("name"), error=str(exc)))
+        if self.watch.watch_dependent_resources:
+            for produced in host.produced.values():
+                if self._owned_by(produced, plan.obj):
+                    self.router.ensure_watch(produced, owner_watch=self.watch)
+        written = {(p.uid, p.resource_version) for p in host.produced.values()}
+
+        if succeeded and plan.finalizer_run and self.finalizer_name:
+            try:
+                self._remove_finalizer(plan)
+                log.info("finalizer ran; removed it", extra=fields(**context, finalizer=self.finalizer_name))
+            except NotFoundError:
+                pass
+            except KubeError as exc:
+                succeeded = False
+                host.message = f"Failed to remove finalizer {self.finalizer_name}: {exc}"
+        if self.watch.manage_status and self.resource.has_status:
+            result = (
+                ansible_result(host.counts, outcome.completion or now_rfc3339()) if outcome.stats_received else None
+            )
+            try:
+                self._write_status(
+                    None,
+                    lambda conditions: done_conditions(
+                        conditions,
+                        succeeded=succeeded,
+                        ansible_result=result,
+                        failure_message=host.message,
+                        now=now_rfc3339(),
+                    ),
+                    key=plan.key,
+                )
+            except NotFoundError:
+                pass
+            except KubeError as exc:
+                log.warning("could not write the final status", extra=fields(**context, error=str(exc)))
+        now = time.monotonic()
+        current = fingerprint(item.obj, finalizer_run=plan.finalizer_run, watch_inputs=self.watch_inputs)
+        if succeeded:
+            period = host.requeue_after if host.requeue_after is not None else plan.period
+            record = RunRecord(fingerprint=current, succeeded=True, finished_at=now, period=period)
+            self.queue.forget(plan.key)
+            if period > 0:
+                self.queue.add_after(plan.key, period)
+            self.metrics.reconcile_result.labels(GVK=self.gvk_label, result="succeeded").inc()
+            self._count("succeeded", plan.began)
+            log.info(
+                "reconciled",
+                extra=fields(**context, changed=host.counts.get("changed", 0), requeue_after=period or None),
+            )
+        else:
+            delay = self.queue.add_rate_limited(plan.key)
+            record = RunRecord(fingerprint=current, succeeded=False, finished_at=now, period=0.0, retry_at=now + delay)
+            self.metrics.reconcile_result.labels(GVK=self.gvk_label, result="failed").inc()
+            self._count("failed", plan.began)
+            log.error("reconcile failed", extra=fields(**context, error=host.message, retry_in=delay))
+            self._emit_failure_event(plan, host.message)
+        with self._lock:
+            self._records[plan.key] = record
+            self._written[plan.key] = written
+            self._running.discard(plan.key)
+            pending = self._pending.pop(plan.key, [])
+        foreign = [t for t in pending if (t.uid, t.resource_version) not in written]
+        if foreign:
+            self.dependent_changed(plan.key, foreign[-1])
+
+    # -- API writes ---------------------------------------------------------------------------
+
+    def _write_status(self, obj: KubeObject | None, compute: Any, *, key: ObjectKey | None = None) -> KubeObject:
+        """Patch status.conditions (and observedGeneration) computed from the object's current conditions.
+
+        The patch carries the resourceVersion it was computed from; a 409 means
+        someone (often the role, through k8s_status) wrote meanwhile, so re-read
+        and compute again. ``obj`` None means "read it from the API first".
+        """
+        target_key = key or key_of(obj or {})
+        namespace, name = split_key(target_key)
+        for attempt in range(1, _STATUS_ATTEMPTS + 1):
+            if obj is None:
+                obj = self.kube.get(self.resource, namespace=namespace or None, name=name)
+            current_status = status_of(obj)
+            conditions = compute(conditions_of(current_status))
+            patch = status_patch(current_status, conditions, observed_generation=generation_of(obj) or None)
+            if patch is None:
+                return obj
+            body = {"metadata": {"resourceVersion": resource_version_of(obj)}, "status": patch}
+            try:
+                return self.kube.patch(
+                    self.resource,
+                    namespace=namespace or None,
+                    name=name,
+                    body=body,
+                    subresource="status",
+                    what="update status of",
+                )
+            except ConflictError:
+                if attempt == _STATUS_ATTEMPTS:
+                    raise
+                obj = None
+        raise AssertionError("unreachable")
+
+    def _mark_error(self, obj: KubeObject, message: str) -> None:
+        if not (self.watch.manage_status and self.resource.has_status):
+            return
+        try:
+            self._write_status(None, lambda c: error_conditions(c, message=message, now=now_rfc3339()), key=key_of(obj))
+        except KubeError as exc:
+            log.warning("could not write the error status", extra=fields(kind=self.watch.gvk.kind, error=str(exc)))
+
+    def _remove_finalizer(self, plan: Plan) -> None:
+        assert self.finalizer_name
+        namespace, name = split_key(plan.key)
+        for attempt in range(1, _STATUS_ATTEMPTS + 1):
+            fresh = self.kube.get(self.resource, namespace=namespace or None, name=name)
+            if self.finalizer_name not in (metadata(fresh).get("finalizers") or []):
+                return
+            try:
+                self.kube.patch(
+                    self.resource,
+                    namespace=namespace or None,
+                    name=name,
+                    body=removing_patch(fresh, self.finalizer_name),
+                    what="remove finalizer from",
+                )
+                return
+            except ConflictError:
+                if attempt == _STATUS_ATTEMPTS:
+                    raise
+
+    def _emit_failure_event(self, plan: Plan, message: str) -> None:
+        reason = EVENT_REASON_FINALIZER_FAILED if plan.finalizer_run else EVENT_REASON_FAILED
+        now = now_rfc3339()
+        namespace = namespace_of(plan.obj) or "default"
+        with self._lock:
+            last = self._last_event.get(plan.key)
+        try:
+            if last is not None and last[1] == message:
+                name, _, count = last
+                self.kube.patch_event(namespace=namespace, name=name, body={"count": count + 1, "lastTimestamp": now})
+                with self._lock:
+                    self._last_event[plan.key] = (name, message, count + 1)
+                return
+        except NotFoundError:
+            pass
+        except KubeError as exc:
+            log.warning("could not update the failure event", extra=fields(**self._context(plan), error=str(exc)))
+            return
+        event = failure_event(
+            plan.obj,
+            reason=reason,
+            message=message,
+            now=now,
+            component=COMPONENT,
+            instance=self.router.identity,
+            name_suffix=f"{time.time_ns():x}",
+        )
+        try:
+            created = self.kube.create_event(event)
+        except KubeError as exc:
+            log.warning("could not create the failure event", extra=fields(**self._context(plan), error=str(exc)))
+            return
+        with self._lock:
+            self._last_event[plan.key] = (name_of(created) or event["metadata"]["name"], message, 1)
+
+
+def _int_annotation(annotations: Mapping[str, str], name: str, default: int, context: Mapping[str, Any]) -> int:
+    text = annotations.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        log.warning("ignoring a non-integer annotation", extra=fields(**context, annotation=name, value=text))
+        return default
+    if value < 0:
+        log.warning("ignoring a negative annotation", extra=fields(**context, annotation=name, value=text))
+        return default
+    return value
+
+
+def _dependent_digest(obj: Mapping[str, Any]) -> str:
+    """What a dependent change means: anything but status and the API server's bookkeeping."""
+    meta = dict(metadata(obj))
+    for volatile in ("resourceVersion", "managedFields", "generation"):
+        meta.pop(volatile, None)
+    document = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    document["metadata"] = meta
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _slim(obj: KubeObject) -> KubeObject:
+    """What a dependent informer keeps: enough to route the change, not the whole object."""
+    meta = metadata(obj)
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), Mapping) else {}
+    assert isinstance(annotations, Mapping)
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "ownerReferences": meta.get("ownerReferences") or [],
+            "annotations": {k: v for k, v in annotations.items() if k in (OWNER_ANNOTATION, OWNER_TYPE_ANNOTATION)},
+        },
+        "digest": _dependent_digest(obj),
+    }
+
+
+class DependentRouter:
+    """Informers for dependent kinds, routing their changes to the owners' controllers."""
+
+    def __init__(self, kube: KubeClient, settings: Settings, metrics: OperatorMetrics, identity: str) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.metrics = metrics
+        self.identity = identity
+        self.controllers: dict[tuple[str, str], Controller] = {}
+        self._lock = threading.Lock()
+        self._watched: dict[tuple[str, str], list[Informer]] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._stopped = False
+
+    def register(self, controller: Controller) -> None:
+        self.controllers[(controller.watch.gvk.group, controller.watch.gvk.kind)] = controller
+
+    def ensure_watch(self, produced: ProducedObject, *, owner_watch: Watch) -> None:
+        """Watch ``produced``'s kind if no informer does yet (and the watch allows it)."""
+        key = (produced.api_version, produced.kind)
+        group, _, version = produced.api_version.rpartition("/")
+        gvk = GroupVersionKind(group=group, version=version, kind=produced.kind)
+        if gvk in owner_watch.blacklist or (group, produced.kind) in self.controllers:
+            return
+        with self._lock:
+            if key in self._watched or self._stopped:
+                return
+            self._watched[key] = []
+        try:
+            resource = self.kube.discover(group, version, produced.kind)
+        except KubeError as exc:
+            log.warning("cannot watch a dependent kind", extra=fields(kind=produced.kind, error=str(exc)))
+            with self._lock:
+                self._watched.pop(key, None)
+            return
+        if not resource.namespaced and not owner_watch.watch_cluster_scoped_resources:
+            log.info(
+                "not watching a cluster-scoped dependent kind (watchClusterScopedResources is false)",
+                extra=fields(kind=produced.kind),
+            )
+            return
+        namespaces: Iterable[str | None] = (
+            self.settings.namespaces if (resource.namespaced and self.settings.namespaces) else (None,)
+        )
+        restarts = self.metrics.watch_restarts
+
+        def on_restart(reason: str) -> None:
+            restarts.labels(group=group, kind=produced.kind, reason=reason).inc()
+
+        informers = []
+        for namespace in namespaces:
+            informer = Informer(
+                self.kube,
+                resource,
+                settings=self.settings.kube,
+                namespace=namespace,
+                handler=self._on_event,
+                transform=_slim,
+                on_restart=on_restart,
+            )
+            informers.append(informer)
+            thread = threading.Thread(
+                target=informer.run,
+                args=(self._stop,),
+                daemon=True,
+                name=f"watch-dependent-{produced.kind}-{namespace or 'all'}",
+            )
+            thread.start()
+            self._threads.append(thread)
+        with self._lock:
+            self._watched[key] = informers
+        log.info("watching a dependent kind", extra=fields(kind=produced.kind, api_version=produced.api_version))
+
+    def _on_event(self, event_type: str, obj: KubeObject, old: KubeObject | None) -> None:
+        if event_type == ADDED:
+            return  # creations are the owner's own doing, or precede any ownership (DependentPredicate)
+        if event_type == MODIFIED and old is not None and old.get("digest") == obj.get("digest"):
+            return  # status-only or bookkeeping change
+        trigger = DependentTrigger(
+            kind=str(obj.get("kind") or ""),
+            name=name_of(obj),
+            uid=uid_of(obj),
+            resource_version=resource_version_of(obj),
+            event_type=event_type,
+        )
+        for owner, controller in self._owners(obj):
+            controller.dependent_changed(owner, trigger)
+
+    def _owners(self, obj: KubeObject) -> list[tuple[ObjectKey, Controller]]:
+        found: list[tuple[ObjectKey, Controller]] = []
+        namespace = namespace_of(obj)
+        for reference in owner_references_of(obj):
+            controller = self.controllers.get(
+                (group_of(str(reference.get("apiVersion") or "")), str(reference.get("kind") or ""))
+            )
+            if controller is None:
+                continue
+            owner_namespace = namespace if controller.resource.namespaced else ""
+            found.append((object_key(owner_namespace, str(reference.get("name") or "")), controller))
+        annotations = annotations_of(obj)
+        owner_type = annotations.get(OWNER_TYPE_ANNOTATION, "")
+        owner_name = annotations.get(OWNER_ANNOTATION, "")
+        if owner_type and owner_name:
+            kind, _, group = owner_type.partition(".")
+            controller = self.controllers.get((group, kind))
+            if controller is not None:
+                owner_ns, _, name = owner_name.rpartition("/")
+                found.append((object_key(owner_ns, name), controller))
+        return found
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            informers = [i for group in self._watched.values() for i in group]
+        self._stop.set()
+        for informer in informers:
+            informer.stop()
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+
+
+class Manager:
+    """All controllers of the process; started when this process leads."""
+
+    def __init__(
+        self,
+        *,
+        watches: list[Watch],
+        resources: Mapping[GroupVersionKind, Resource],
+        kube: KubeClient,
+        runner: AnsibleRunner,
+        metrics: OperatorMetrics,
+        settings: Settings,
+        identity: str,
+    ) -> None:
+        self.router = DependentRouter(kube, settings, metrics, identity)
+        self.controllers = [
+            Controller(
+                watch=watch,
+                resource=resources[watch.gvk],
+                kube=kube,
+                runner=runner,
+                metrics=metrics,
+                settings=settings,
+                router=self.router,
+            )
+            for watch in watches
+        ]
+        for controller in self.controllers:
+            self.router.register(controller)
+        self.started = threading.Event()
+
+    def start(self) -> None:
+        for controller in self.controllers:
+            controller.start()
+        self.started.set()
+
+    def synced(self) -> bool:
+        return self.started.is_set() and all(c.synced() for c in self.controllers)
+
+    def stop(self, grace: float) -> bool:
+        """Stop every controller within ``grace`` seconds in total; True if no run had to be cancelled."""
+        deadline = time.monotonic() + grace
+        finished = True
+        # Stop handing out work everywhere first, so no kind starts new runs while another drains.
+        for controller in self.controllers:
+            controller.queue.shutdown()
+        for controller in self.controllers:
+            finished = controller.stop(max(deadline - time.monotonic(), 0.0)) and finished
+        self.router.stop()
+        return finished
+
+
+def discover_resources(kube: KubeClient, watches: list[Watch]) -> dict[GroupVersionKind, Resource]:
+    """Look every watched kind up; PermanentKubeError names the first that is not served."""
+    resources = {}
+    for watch in watches:
+        gvk = watch.gvk
+        try:
+            resources[gvk] = kube.discover(gvk.group, gvk.version, gvk.kind)
+        except NotFoundError as exc:
+            raise PermanentKubeError(str(exc), status=404) from None
+        if not resources[gvk].has_status and watch.manage_status:
+            log.warning(
+                "kind has no status subresource; status will not be managed",
+                extra=fields(kind=gvk.kind, group=gvk.group),
+            )
+    return resources
+
+
+def is_being_deleted(obj: KubeObject) -> bool:
+    return is_deleting(obj)

@@ -1,0 +1,450 @@
+"""Running roles and playbooks through ansible-runner, and reading what happened.
+
+**The contract** (operator-sdk's ``runner.makeParameters``), built by
+:func:`make_parameters`::
+
+    {
+      <spec keys, snake_cased unless snakeCaseParameters is false>,
+      "ansible_operator_meta": {"name": <name>, "namespace": <namespace>},
+      "_<group>_<kind>": <the whole object, as is>,        # "." and "-" become "_"
+      "_<group>_<kind>_spec": <its spec, as is>,
+      <the watch's vars>,
+      <the finalizer's vars, on finalizer runs only>
+    }
+
+passed as extra vars (the highest precedence, so a role's defaults and vars/
+never override the CR). For a role, the runner writes the playbook operator-sdk
+generates: ``hosts: localhost``, ``gather_facts: false``, the role; a playbook
+entry runs its own file. Each object has a private_data_dir of its own under the
+artifacts root (``<group>/<version>/<kind>/<namespace>/<name>``, as operator-sdk
+lays it out), rotated to maxRunnerArtifacts (or the max-runner-artifacts
+annotation), outside the repository. localhost uses the runner's own Python, and
+ANSIBLE_COLLECTIONS_PATH and the kubeconfig pass through.
+
+**Sharing a process** (the fast path). Starting ansible-playbook costs about a
+second of CPU before the first task, which dominates a reconcile. When several
+objects of one kind need the same role at once (a burst of new objects, a
+restart), :meth:`AnsibleRunner.run` runs them in one ansible-playbook process:
+one inventory host per object (named ``<namespace>/<name>``, connection local,
+the runner's Python), one play over those hosts, forks = number of objects. The
+extra vars keep the contract exactly: each contract key is an extra var whose
+value is ``{{ __cdo_batch[inventory_hostname][key] }}``, and ``__cdo_batch``
+holds every object's parameters, so each host sees its own object's values, at
+extra-var precedence, with native types. Only objects with the same set of
+contract keys, the same finalizer-ness and the same verbosity share a process.
+Results stay exact per object because every ansible event names its host:
+failures, ``playbook_on_stats`` counts, requeue_after and osdk_metric are read
+per host. What a role sees differently in a shared process:
+``inventory_hostname`` is the object's key instead of ``localhost`` and
+``ansible_play_hosts`` lists the batch; a role that relies on ``run_once`` or
+``hostvars['localhost']`` must run with ``--max-batch-size 1``.
+
+**Reading results.** ansible-runner's event stream (``event_handler``) is read
+as operator-sdk's reconciler reads its event API: ``runner_on_failed`` events
+that are not ``ignore_errors`` give the failure messages (``res.msg``), and
+``playbook_on_stats`` gives ok/changed/skipped/failures for ``ansibleResult``
+and decides failure (so a failure rescued by a block does not count). Two module
+results are directives for the runner: ``requeue_after`` (its ``period``) and
+``osdk_metric`` (its ``metric``), recognised by action name, short or FQCN
+(``peerdiscovery.cluster_discovery.*`` or ``operator_sdk.util.*``). Objects
+returned by kubernetes.core modules that carry an owner reference to the
+reconciled object are reported, so the controller can watch their kind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from .bodies import KubeObject, metadata, name_of, namespace_of, owner_references_of, spec_of, uid_of
+from .durations import DurationError, parse_duration
+from .logs import fields
+from .paramconv import map_to_snake
+from .settings import KubeSettings, RunningSettings
+from .watches import Watch
+
+log = logging.getLogger(__name__)
+
+BATCH_VARIABLE = "__cdo_batch"
+DEFAULT_FAILURE_MESSAGE = "unknown playbook failure"
+OWNER_ANNOTATION = "operator-sdk/primary-resource"
+OWNER_TYPE_ANNOTATION = "operator-sdk/primary-resource-type"
+_DIRECTIVE_PREFIXES = ("", "peerdiscovery.cluster_discovery.", "operator_sdk.util.")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def escape_ansible_key(key: str) -> str:
+    """operator-sdk's escapeAnsibleKey: ``.`` and ``-`` cannot appear in a variable name."""
+    return key.replace(".", "_").replace("-", "_")
+
+
+def object_variable(watch: Watch) -> str:
+    return escape_ansible_key(f"_{watch.gvk.group}_{watch.gvk.kind.lower()}")
+
+
+def mark_unsafe(value: Any) -> Any:
+    """Wrap every string so Ansible never templates it (operator-sdk's markUnsafe)."""
+    if isinstance(value, list):
+        return [mark_unsafe(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: mark_unsafe(item) for key, item in value.items()}
+    if isinstance(value, str):
+        return {"__ansible_unsafe": value}
+    return value
+
+
+def make_parameters(obj: Mapping[str, Any], *, watch: Watch, finalizer_run: bool) -> dict[str, Any]:
+    """The extra vars of one object's run (see the module docstring)."""
+    spec = spec_of(obj)
+    whole = dict(obj)
+    if not isinstance(obj.get("spec"), Mapping):
+        # operator-sdk gives spec-less objects an empty spec, so roles can always read it.
+        whole["spec"] = spec
+    parameters: dict[str, Any] = map_to_snake(spec) if watch.snake_case_parameters else dict(spec)
+    if watch.mark_unsafe:
+        parameters = {key: mark_unsafe(value) for key, value in parameters.items()}
+    parameters["ansible_operator_meta"] = {"namespace": namespace_of(obj), "name": name_of(obj)}
+    key = object_variable(watch)
+    parameters[key] = mark_unsafe(whole) if watch.mark_unsafe else whole
+    parameters[f"{key}_spec"] = mark_unsafe(spec) if watch.mark_unsafe else spec
+    parameters.update(watch.vars)
+    if finalizer_run and watch.finalizer is not None:
+        parameters.update(watch.finalizer.vars)
+    return parameters
+
+
+def role_play(role: str, hosts: str) -> list[dict[str, Any]]:
+    """The playbook operator-sdk generates for a role."""
+    return [{"hosts": hosts, "gather_facts": False, "roles": [{"role": role}]}]
+
+
+@dataclass(frozen=True)
+class ProducedObject:
+    """An object a kubernetes.core module returned during a run."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    owner_uids: frozenset[str]
+    owner_annotation: str
+    owner_type_annotation: str
+
+
+@dataclass
+class HostOutcome:
+    """What one object's run produced."""
+
+    failure_messages: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    requeue_after: float | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    produced: dict[str, ProducedObject] = field(default_factory=dict)
+    directive_errors: list[str] = field(default_factory=list)
+    failed: bool = False
+    message: str = ""
+
+
+@dataclass
+class RunOutcome:
+    ident: str
+    status: str
+    rc: int | None
+    stats_received: bool
+    completion: str
+    artifacts_dir: Path
+    duration: float
+    hosts: dict[str, HostOutcome]
+
+
+@dataclass(frozen=True)
+class RunItem:
+    """One object to run, with everything the run needs."""
+
+    obj: KubeObject
+    parameters: dict[str, Any]
+    finalizer_run: bool
+    verbosity: int
+    max_artifacts: int
+    private_dir: Path
+    reconcile_id: str
+
+
+def _directive(action: str, name: str) -> bool:
+    return any(action == prefix + name for prefix in _DIRECTIVE_PREFIXES)
+
+
+def _walk_results(res: Any) -> list[Mapping[str, Any]]:
+    """Objects in a kubernetes.core result: ``result`` (one object or ``{results: [...]}``) or loop ``results``."""
+    found: list[Mapping[str, Any]] = []
+    if not isinstance(res, Mapping):
+        return found
+    result = res.get("result")
+    if isinstance(result, Mapping):
+        if isinstance(result.get("metadata"), Mapping):
+            found.append(result)
+        for item in result.get("results") or []:
+            if isinstance(item, Mapping):
+                if isinstance(item.get("metadata"), Mapping):
+                    found.append(item)
+                found.extend(_walk_results(item))
+    elif isinstance(result, list):
+        found.extend(item for item in result if isinstance(item, Mapping) and isinstance(item.get("metadata"), Mapping))
+    for item in res.get("results") or []:
+        found.extend(_walk_results(item))
+    return found
+
+
+def _produced(obj: Mapping[str, Any]) -> ProducedObject | None:
+    uid = uid_of(obj)
+    if not uid:
+        return None
+    meta = metadata(obj)
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), Mapping) else {}
+    assert isinstance(annotations, Mapping)
+    return ProducedObject(
+        api_version=str(obj.get("apiVersion") or ""),
+        kind=str(obj.get("kind") or ""),
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        uid=uid,
+        resource_version=str(meta.get("resourceVersion") or ""),
+        owner_uids=frozenset(str(ref.get("uid")) for ref in owner_references_of(obj) if ref.get("uid")),
+        owner_annotation=str(annotations.get(OWNER_ANNOTATION) or ""),
+        owner_type_annotation=str(annotations.get(OWNER_TYPE_ANNOTATION) or ""),
+    )
+
+
+def _failure_message(data: Mapping[str, Any]) -> str:
+    res = data.get("res")
+    if isinstance(res, Mapping):
+        message = res.get("msg")
+        if isinstance(message, str) and message:
+            return message
+    return DEFAULT_FAILURE_MESSAGE
+
+
+class _EventReader:
+    """Consumes ansible-runner events of one run (called on the run's thread)."""
+
+    def __init__(self, hosts: dict[str, HostOutcome]) -> None:
+        self.hosts = hosts
+        self.stats: dict[str, dict[str, int]] = {}
+        self.stats_received = False
+        self.completion = ""
+
+    def host(self, data: Mapping[str, Any]) -> HostOutcome | None:
+        return self.hosts.get(str(data.get("host") or ""))
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        kind = event.get("event")
+        data = event.get("event_data")
+        if not isinstance(data, Mapping):
+            return True
+        if kind == "playbook_on_stats":
+            self.stats_received = True
+            self.completion = str(event.get("created") or "")
+            for counter in ("ok", "changed", "skipped", "failures", "dark", "ignored", "rescued"):
+                values = data.get(counter)
+                if isinstance(values, Mapping):
+                    for host, count in values.items():
+                        self.stats.setdefault(str(host), {})[counter] = int(count)
+            return True
+        outcome = self.host(data)
+        if outcome is None:
+            return True
+        if (kind == "runner_on_failed" and not data.get("ignore_errors")) or kind == "runner_on_unreachable":
+            outcome.failure_messages.append(_failure_message(data))
+        elif kind in ("runner_on_ok", "runner_item_on_ok"):
+            self._read_ok(kind, data, outcome)
+        return True
+
+    def _read_ok(self, kind: str, data: Mapping[str, Any], outcome: HostOutcome) -> None:
+        action = str(data.get("resolved_action") or data.get("task_action") or "")
+        task_action = str(data.get("task_action") or "")
+        res = data.get("res")
+        if not isinstance(res, Mapping):
+            return
+        if kind == "runner_on_ok" and (_directive(action, "requeue_after") or _directive(task_action, "requeue_after")):
+            period = res.get("period")
+            try:
+                outcome.requeue_after = parse_duration(str(period))
+            except DurationError as exc:
+                outcome.directive_errors.append(f"requeue_after: {exc}")
+        if kind == "runner_on_ok" and (_directive(action, "osdk_metric") or _directive(task_action, "osdk_metric")):
+            metric = res.get("metric")
+            if isinstance(metric, Mapping):
+                outcome.metrics.append(dict(metric))
+        for obj in _walk_results(res):
+            produced = _produced(obj)
+            if produced is not None:
+                outcome.produced[produced.uid] = produced
+
+
+def _stdout_tail(runner: Any, lines: int = 15) -> str:
+    try:
+        text = runner.stdout.read()
+    except (OSError, AttributeError, ValueError):
+        return ""
+    text = _ANSI.sub("", str(text))
+    kept = [line for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join(kept)
+
+
+class AnsibleRunner:
+    """Runs batches of objects of one watch; thread-safe (each call owns its private_data_dir)."""
+
+    def __init__(self, settings: RunningSettings, kube: KubeSettings) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.python = settings.python_interpreter or sys.executable
+        self._envvars = self._build_envvars()
+
+    def _build_envvars(self) -> dict[str, str]:
+        env: dict[str, str] = {
+            "ANSIBLE_LOCALHOST_WARNING": "False",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            # Every host is local: piping the module into the interpreter saves the temporary-folder
+            # round trips (four subprocesses per task) without changing what any module does.
+            "ANSIBLE_PIPELINING": os.environ.get("ANSIBLE_PIPELINING", "True"),
+        }
+        # The ansible-playbook next to our interpreter is the one of our virtualenv or image.
+        bin_dir = os.path.dirname(self.python)
+        if os.path.exists(os.path.join(bin_dir, "ansible-playbook")):
+            env["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        for name in ("ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_ROLES_PATH"):
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        if self.kube.kubeconfig:
+            env["K8S_AUTH_KUBECONFIG"] = self.kube.kubeconfig
+            env["KUBECONFIG"] = self.kube.kubeconfig
+        if self.kube.context:
+            env["K8S_AUTH_CONTEXT"] = self.kube.context
+        return env
+
+    def run(
+        self,
+        watch: Watch,
+        items: list[RunItem],
+        *,
+        batch_dir: Path,
+        cancel: threading.Event,
+    ) -> RunOutcome:
+        """Run ``items`` (one or several objects of ``watch``) in one ansible-playbook process."""
+        if not items:
+            raise ValueError("nothing to run")
+        finalizer_run = items[0].finalizer_run
+        role, playbook = watch.finalizer_target if finalizer_run else (watch.role, watch.playbook)
+        single = len(items) == 1
+        ident = items[0].reconcile_id if single else f"batch-{secrets.token_hex(6)}"
+        private_dir = items[0].private_dir if single else batch_dir
+        private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if single:
+            hosts = {"localhost": items[0]}
+            extravars = items[0].parameters
+        else:
+            hosts = {f"{namespace_of(item.obj)}/{name_of(item.obj)}".lstrip("/"): item for item in items}
+            keys = list(items[0].parameters)
+            extravars = {key: f"{{{{ {BATCH_VARIABLE}[inventory_hostname][{json.dumps(key)}] }}}}" for key in keys}
+            extravars[BATCH_VARIABLE] = {host: item.parameters for host, item in hosts.items()}
+        inventory = {
+            "all": {
+                "hosts": {
+                    host: {"ansible_connection": "local", "ansible_python_interpreter": self.python} for host in hosts
+                }
+            }
+        }
+        if playbook:
+            play: Any = playbook
+        else:
+            play = role_play(role, "localhost" if single else "all")
+        outcomes = {host: HostOutcome() for host in hosts}
+        reader = _EventReader(outcomes)
+        max_artifacts = items[0].max_artifacts if single else watch.max_runner_artifacts
+        cmdline = " ".join(self.settings.ansible_args) or None
+        began = time.monotonic()
+        runner = ansible_runner.run(
+            private_data_dir=str(private_dir),
+            ident=ident,
+            playbook=play,
+            inventory=inventory,
+            extravars=extravars,
+            envvars=self._envvars,
+            rotate_artifacts=max_artifacts,
+            quiet=True,
+            verbosity=items[0].verbosity or None,
+            forks=max(len(items), 1),
+            cmdline=cmdline,
+            timeout=self.settings.run_timeout or None,
+            event_handler=reader,
+            cancel_callback=cancel.is_set,
+        )
+        duration = time.monotonic() - began
+        artifacts_dir = private_dir / "artifacts" / ident
+        status = str(getattr(runner, "status", "unknown"))
+        rc = getattr(runner, "rc", None)
+        tail = "" if reader.stats_received else _stdout_tail(runner)
+        for host, outcome in outcomes.items():
+            self._link_latest(hosts[host].private_dir, artifacts_dir)
+            counts = reader.stats.get(host, {})
+            outcome.counts = counts
+            if not reader.stats_received:
+                outcome.failed = True
+                detail = f": {tail}" if tail else ""
+                outcome.message = f"ansible-runner ended without a playbook result (status {status}, rc {rc}){detail}"
+                if status in ("canceled", "timeout"):
+                    outcome.message = f"ansible run {status} after {duration:.0f}s"
+                continue
+            failed = counts.get("failures", 0) > 0 or counts.get("dark", 0) > 0
+            outcome.failed = failed
+            if failed:
+                outcome.message = "\n".join(outcome.failure_messages) or DEFAULT_FAILURE_MESSAGE
+        return RunOutcome(
+            ident=ident,
+            status=status,
+            rc=rc if isinstance(rc, int) else None,
+            stats_received=reader.stats_received,
+            completion=reader.completion,
+            artifacts_dir=artifacts_dir,
+            duration=duration,
+            hosts={host: outcomes[host] for host in hosts},
+        )
+
+    @staticmethod
+    def _link_latest(object_dir: Path, artifacts_dir: Path) -> None:
+        """``<object dir>/artifacts/latest`` points at the object's last run, as in operator-sdk."""
+        link = object_dir / "artifacts" / "latest"
+        try:
+            link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(artifacts_dir, target_is_directory=True)
+        except OSError as exc:
+            log.debug("could not link the latest artifacts", extra=fields(path=str(link), error=str(exc)))
+
+
+def host_for(item: RunItem, single: bool) -> str:
+    return "localhost" if single else f"{namespace_of(item.obj)}/{name_of(item.obj)}".lstrip("/")
+
+
+def group_items(items: list[RunItem], signature: Callable[[RunItem], Any]) -> list[list[RunItem]]:
+    """Split items into groups that may share a process (same signature), keeping order."""
+    groups: dict[Any, list[RunItem]] = {}
+    for item in items:
+        groups.setdefault(signature(item), []).append(item)
+    return list(groups.values())
