@@ -40,5 +40,6 @@ options:
     type: int
     default: 2
 requirements:
+  - python >= 3.11
   - requests
 """
