@@ -1,0 +1,167 @@
+"""Small Kubernetes API helpers for the kubelet stand-in: clients, list+watch, time stamps.
+
+The kubelet stand-in works on plain dicts (the API's JSON) rather than the
+client's generated classes: it copies fields from Pod specs into processes and
+writes status patches, and dicts keep field names exactly as the API spells
+them.
+
+:class:`Watcher` is one list+watch loop per resource kind: list, then watch
+from the list's resourceVersion, and list again on "410 Gone" (resource
+versions expire when a kind is quiet for a while, or after compaction). A
+re-list hands the handler every current object as a "SYNC" event and a
+synthetic "DELETED" for objects it knew that are gone, so no deletion is lost
+across the gap.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+import kubernetes.watch
+from kubernetes.client.exceptions import ApiException
+
+Obj = dict[str, Any]
+Handler = Callable[[str, Obj], None]
+
+WATCH_TIMEOUT_SECONDS = 5
+"""Server-side watch timeout: bounds how long a stopping watcher lingers."""
+
+
+def new_api_client(kubeconfig: os.PathLike[str] | str, context: str | None = None) -> kubernetes.client.ApiClient:
+    """A client for concurrent use by several threads (a larger connection pool than the default 4)."""
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=os.fspath(kubeconfig), context=context, client_configuration=configuration
+    )
+    configuration.connection_pool_maxsize = 32
+    return kubernetes.client.ApiClient(configuration)
+
+
+def as_dict(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+    """Call a client method and return the API's JSON as a dict."""
+    response = call(*args, _preload_content=False, **kwargs)
+    data: Obj = json.loads(response.data)
+    return data
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_micro() -> str:
+    """MicroTime, as Lease.spec.renewTime wants it."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def uid_of(obj: Obj) -> str:
+    return str(obj.get("metadata", {}).get("uid", ""))
+
+
+def ignore_not_found(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call; None if the object is gone (404) — it may be deleted while we work on it."""
+    try:
+        return call(*args, **kwargs)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+class Watcher(threading.Thread):
+    """List+watch one kind and hand each event to ``handler(type, object)`` on this thread."""
+
+    def __init__(
+        self,
+        name: str,
+        list_call: Callable[..., Any],
+        handler: Handler,
+        stopping: threading.Event,
+        *,
+        on_error: Callable[[str], None] | None = None,
+        **list_kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self._list_call = list_call
+        self._handler = handler
+        self._stopping = stopping
+        self._on_error = on_error or (lambda message: None)
+        self._list_kwargs = list_kwargs
+        self._known: dict[str, Obj] = {}
+        self.synced = threading.Event()
+        """Set after the first list has been handled."""
+
+    def run(self) -> None:
+        resource_version = ""
+        while not self._stopping.is_set():
+            try:
+                if not resource_version:
+                    resource_version = self._relist()
+                resource_version = self._watch(resource_version)
+            except ApiException as err:
+                if err.status == 410:
+                    resource_version = ""  # expired: list again
+                    continue
+                self._report(f"{self.name}: API error {err.status}: {err.reason}")
+                self._stopping.wait(1.0)
+            except Exception as err:  # a watcher must outlive a dropped connection
+                if self._stopping.is_set():
+                    return
+                self._report(f"{self.name}: {type(err).__name__}: {err}")
+                self._stopping.wait(1.0)
+
+    def _relist(self) -> str:
+        listing = as_dict(self._list_call, **self._list_kwargs)
+        current = {uid_of(item): item for item in listing.get("items", [])}
+        for uid, gone in list(self._known.items()):
+            if uid not in current:
+                self._dispatch("DELETED", gone)
+        for item in current.values():
+            self._dispatch("SYNC", item)
+        self._known = current
+        self.synced.set()
+        return str(listing["metadata"]["resourceVersion"])
+
+    def _watch(self, resource_version: str) -> str:
+        stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
+            self._list_call,
+            resource_version=resource_version,
+            timeout_seconds=WATCH_TIMEOUT_SECONDS,
+            allow_watch_bookmarks=True,
+            **self._list_kwargs,
+        )
+        for event in stream:
+            if self._stopping.is_set():
+                break
+            kind = event["type"]
+            raw: Obj = event["raw_object"]
+            if kind == "ERROR":
+                code = raw.get("code")
+                raise ApiException(status=code, reason=str(raw.get("message", "")))
+            resource_version = str(raw.get("metadata", {}).get("resourceVersion") or resource_version)
+            if kind == "BOOKMARK":
+                continue
+            if kind == "DELETED":
+                self._known.pop(uid_of(raw), None)
+            else:
+                self._known[uid_of(raw)] = raw
+            self._dispatch(kind, raw)
+        return resource_version
+
+    def _dispatch(self, kind: str, obj: Obj) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            self._handler(kind, obj)
+        except Exception as err:  # one bad object must not stop the loop
+            meta = obj.get("metadata", {})
+            self._report(f"{self.name}: handling {kind} {meta.get('namespace')}/{meta.get('name')}: {err!r}")
+
+    def _report(self, message: str) -> None:
+        self._on_error(message)

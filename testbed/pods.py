@@ -1,0 +1,835 @@
+"""One kubo pod, run by the kubelet stand-in as local processes.
+
+A :class:`PodWorker` is a thread per Pod (keyed by uid) that does what a
+kubelet's pod worker does, in the same order:
+
+1. check every image is the kubo release the test bed built — otherwise the
+   container waits with ``ErrImagePull`` and a Warning Event, and nothing runs;
+2. hold a pod IP (testbed.podnet) and make the sandbox folder;
+3. mount volumes as host folders: secret, configMap, downwardAPI, projected
+   (including the service-account token, from TokenRequest bound to the Pod),
+   emptyDir, and persistentVolumeClaim (waits until the claim is Bound and uses
+   the PersistentVolume's hostPath, so data outlives the pod);
+4. resolve env (value, valueFrom secretKeyRef/configMapKeyRef/fieldRef/
+   resourceFieldRef, envFrom) with ``$(VAR)`` expansion, mapping values that
+   name a mounted or image path to the host folder behind it;
+5. run init containers to completion, then the containers, each as a process
+   with the image's entrypoint emulated (testbed.kuboimage);
+6. report status: Running with the pod IP once processes run, Ready once kubo's
+   RPC API answers on the pod IP; exits are recorded and restarted per
+   restartPolicy with a doubling back-off (1 s to 30 s, shorter than a real
+   kubelet's 10 s to 5 min so tests see restarts quickly);
+7. on a deletionTimestamp: stop the processes (SIGTERM, SIGKILL after the grace
+   period, capped at 10 s) and remove the Pod with grace period 0.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fractions
+import json
+import math
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import kubernetes.client
+import requests
+from kubernetes.client.exceptions import ApiException
+
+from testbed import kuboimage
+from testbed.kube import Obj, as_dict, ignore_not_found, now_rfc3339
+from testbed.kuboimage import ContainerFS, ImageError, Mount
+from testbed.podnet import PodIP, allocate_pod_ip
+from testbed.procs import ManagedProcess
+
+if TYPE_CHECKING:
+    from testbed.kubelet import KuboKubelet
+
+BACKOFF_START_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
+MAX_GRACE_SECONDS = 10.0
+POLL_SECONDS = 0.25
+DEFAULT_FILE_MODE = 0o644
+
+
+class PodSetupError(RuntimeError):
+    """A container cannot start yet or at all; ``reason`` is the kubelet's word for it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What tests need to reach a kubo pod the stand-in runs (a snapshot)."""
+
+    namespace: str
+    name: str
+    uid: str
+    pod_ip: str | None
+    api_url: str | None
+    """``http://<podIP>:<port>`` of kubo's RPC API once it answered, else None."""
+    peer_id: str | None
+    pid: int | None
+    """PID of the first container's process (the kubo daemon once it exec'd), None when not running."""
+    repo: Path | None
+    """Host folder of the kubo repository the daemon runs on."""
+    sandbox: Path
+    ready: bool
+    restart_count: int
+    phase: str
+    reason: str | None
+    message: str | None
+
+    @property
+    def swarm_addr(self) -> str | None:
+        if self.pod_ip is None or self.peer_id is None or self.repo is None:
+            return None
+        return _swarm_addr(self.repo, self.pod_ip, self.peer_id)
+
+    def log_path(self, container: str | None = None) -> Path:
+        logs = sorted((self.sandbox / "logs").glob("*.log"))
+        if container is not None:
+            return self.sandbox / "logs" / f"{container}.log"
+        return logs[0] if logs else self.sandbox / "logs"
+
+
+def _swarm_addr(repo: Path, pod_ip: str, peer_id: str) -> str | None:
+    try:
+        swarm = json.loads((repo / "config").read_text())["Addresses"]["Swarm"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for addr in swarm if isinstance(swarm, list) else [swarm]:
+        if isinstance(addr, str) and addr.startswith(f"/ip4/{pod_ip}/tcp/"):
+            return f"{addr}/p2p/{peer_id}"
+    return None
+
+
+class Container:
+    """One container of the pod: its spec, filesystem, process and reported state."""
+
+    def __init__(self, spec: Obj, sandbox: Path, *, init: bool) -> None:
+        self.spec = spec
+        self.name: str = spec["name"]
+        self.init = init
+        self.dir = sandbox / "containers" / self.name
+        self.fs = ContainerFS(rootfs=self.dir / "rootfs")
+        self.repo_marker = self.dir / "ipfs-repo"
+        self.log_path = sandbox / "logs" / f"{self.name}.log"
+        self.process: ManagedProcess | None = None
+        self.restart_count = 0
+        self.state: Obj = {"waiting": {"reason": "ContainerCreating"}}
+        self.last_state: Obj = {}
+        self.ready = False
+        self.api_url: str | None = None
+        self.peer_id: str | None = None
+        self.next_start = 0.0
+        self.backoff = BACKOFF_START_SECONDS
+        self.succeeded = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None and self.process.alive() else None
+
+    def repo(self) -> Path | None:
+        try:
+            return Path(self.repo_marker.read_text().strip())
+        except OSError:
+            return None
+
+    def status(self) -> Obj:
+        image = self.spec.get("image", "")
+        status: Obj = {
+            "name": self.name,
+            "image": image,
+            "imageID": f"testbed://{image}",
+            "ready": self.ready,
+            "restartCount": self.restart_count,
+            "started": "running" in self.state,
+            "state": self.state,
+        }
+        if self.process is not None:
+            status["containerID"] = f"testbed://{self.process.pid}"
+        if self.last_state:
+            status["lastState"] = self.last_state
+        return status
+
+
+class PodWorker(threading.Thread):
+    """Runs one Pod until it is deleted or the kubelet stops."""
+
+    def __init__(self, kubelet: KuboKubelet, pod: Obj) -> None:
+        meta = pod["metadata"]
+        super().__init__(name=f"pod {meta['namespace']}/{meta['name']}", daemon=True)
+        self.kubelet = kubelet
+        self.namespace: str = meta["namespace"]
+        self.pod_name: str = meta["name"]
+        self.uid: str = meta["uid"]
+        self.sandbox = kubelet.pods_dir / f"{self.namespace}_{self.pod_name}_{self.uid[:8]}"
+        self._pod = pod
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._gone = False
+        self.ip: PodIP | None = None
+        self.init_containers = [Container(c, self.sandbox, init=True) for c in pod["spec"].get("initContainers", [])]
+        self.containers = [Container(c, self.sandbox, init=False) for c in pod["spec"]["containers"]]
+        self.phase = "Pending"
+        self.reason: str | None = None
+        self.message: str | None = None
+        self.initialized = not self.init_containers
+        self.start_time: str | None = None
+        self._last_status: Obj | None = None
+        self.finished = threading.Event()
+
+    # -- called from the kubelet's watch thread ------------------------------
+
+    def update(self, pod: Obj) -> None:
+        with self._lock:
+            self._pod = pod
+        self._wake.set()
+
+    def mark_gone(self) -> None:
+        with self._lock:
+            self._gone = True
+        self._wake.set()
+
+    def view(self) -> PodView:
+        main = self.containers[0]
+        repo = main.repo()
+        return PodView(
+            namespace=self.namespace,
+            name=self.pod_name,
+            uid=self.uid,
+            pod_ip=self.ip.ip if self.ip else None,
+            api_url=main.api_url,
+            peer_id=main.peer_id,
+            pid=main.pid,
+            repo=repo,
+            sandbox=self.sandbox,
+            ready=all(c.ready for c in self.containers),
+            restart_count=main.restart_count,
+            phase=self.phase,
+            reason=self.reason,
+            message=self.message,
+        )
+
+    # -- the worker ----------------------------------------------------------
+
+    @property
+    def pod(self) -> Obj:
+        with self._lock:
+            return self._pod
+
+    def _terminating(self) -> bool:
+        with self._lock:
+            gone, pod = self._gone, self._pod
+        return gone or bool(pod["metadata"].get("deletionTimestamp")) or self.kubelet.stopping.is_set()
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as err:  # report, then clean up below
+            self.kubelet.log(f"{self.name}: worker failed: {err!r}")
+            self._event("Warning", "Failed", f"testbed kubelet: {err}")
+        finally:
+            self._shutdown()
+            self.finished.set()
+
+    def _run(self) -> None:
+        self._event("Normal", "Scheduled", f"Bound to {self.kubelet.node_name} (testbed kubelet stand-in)")
+        for container in self.init_containers + self.containers:
+            mismatch = kuboimage.image_mismatch(container.spec.get("image", ""), self.kubelet.kubo_version)
+            if mismatch:
+                self._image_mismatch(container, mismatch)
+                return
+        self.ip = allocate_pod_ip()
+        self.sandbox.mkdir(parents=True, exist_ok=True)
+        (self.sandbox / "logs").mkdir(exist_ok=True)
+        self.start_time = now_rfc3339()
+        volumes = self._until_ready("FailedMount", self._mount_volumes)
+        if volumes is None:
+            return
+        for container in self.init_containers + self.containers:
+            self._prepare_container(container, volumes)
+        self.kubelet.log(f"{self.name}: sandbox {self.sandbox}, pod IP {self.ip.ip}")
+        if not self._run_init_containers():
+            return
+        self.initialized = True
+        self.phase = "Running"
+        while not self._terminating():
+            for container in self.containers:
+                self._tend(container)
+            self._write_status()
+            if self.phase in ("Succeeded", "Failed"):
+                break
+            self._wake.wait(POLL_SECONDS)
+            self._wake.clear()
+        self._wait_while_not_terminating()
+
+    def _image_mismatch(self, container: Container, message: str) -> None:
+        container.state = {"waiting": {"reason": "ErrImagePull", "message": message}}
+        self.reason, self.message = "ErrImagePull", message
+        self.kubelet.log(f"{self.name}: {message}")
+        self._event("Warning", "Failed", f'Failed to pull image "{container.spec.get("image")}": {message}')
+        self._write_status()
+        self._wait_while_not_terminating()
+
+    def _wait_while_not_terminating(self) -> None:
+        while not self._terminating():
+            self._wake.wait(1.0)
+            self._wake.clear()
+
+    def _until_ready(self, reason: str, attempt: Callable[[], Any]) -> Any:
+        """Retry ``attempt`` while it raises PodSetupError (reported as ``reason``); None if the pod goes away."""
+        reported: str | None = None
+        while not self._terminating():
+            try:
+                return attempt()
+            except PodSetupError as err:
+                if err.message != reported:
+                    reported = err.message
+                    self.reason, self.message = err.reason, err.message
+                    for c in self.init_containers + self.containers:
+                        c.state = {"waiting": {"reason": err.reason, "message": err.message}}
+                    self._event("Warning", reason, err.message)
+                    self._write_status()
+            self._wake.wait(0.5)
+            self._wake.clear()
+        return None
+
+    # -- volumes -------------------------------------------------------------
+
+    def _mount_volumes(self) -> dict[str, Path]:
+        volumes: dict[str, Path] = {}
+        for volume in self.pod["spec"].get("volumes", []):
+            volumes[volume["name"]] = self._mount_volume(volume)
+        return volumes
+
+    def _mount_volume(self, volume: Obj) -> Path:
+        name: str = volume["name"]
+        target = self.sandbox / "volumes" / name
+        if "persistentVolumeClaim" in volume:
+            return self._claim_path(volume["persistentVolumeClaim"]["claimName"])
+        if "emptyDir" in volume:
+            target.mkdir(parents=True, exist_ok=True)
+            return target
+        files: dict[str, tuple[bytes, int]]
+        if "secret" in volume:
+            files = self._secret_files(volume["secret"])
+        elif "configMap" in volume:
+            files = self._config_map_files(volume["configMap"])
+        elif "downwardAPI" in volume:
+            source = volume["downwardAPI"]
+            files = self._downward_files(source.get("items", []), source.get("defaultMode", DEFAULT_FILE_MODE))
+        elif "projected" in volume:
+            files = self._projected_files(volume["projected"])
+        else:
+            kinds = sorted(set(volume) - {"name"})
+            raise PodSetupError(
+                "CreateContainerConfigError",
+                f"volume {name!r}: {', '.join(kinds)} volumes are not supported by the testbed kubelet",
+            )
+        _write_files(target, files)
+        return target
+
+    def _claim_path(self, claim: str) -> Path:
+        core = self.kubelet.core
+        pvc = ignore_not_found(as_dict, core.read_namespaced_persistent_volume_claim, claim, self.namespace)
+        if pvc is None:
+            raise PodSetupError("ContainerCreating", f'persistentvolumeclaim "{claim}" not found')
+        volume_name = pvc.get("spec", {}).get("volumeName")
+        if pvc.get("status", {}).get("phase") != "Bound" or not volume_name:
+            raise PodSetupError("ContainerCreating", f'persistentvolumeclaim "{claim}" is not bound yet')
+        pv = as_dict(core.read_persistent_volume, volume_name)
+        host_path = pv.get("spec", {}).get("hostPath", {}).get("path")
+        if not host_path:
+            raise PodSetupError(
+                "CreateContainerConfigError",
+                f"persistentvolume {volume_name} is not a hostPath volume; the testbed kubelet mounts only those",
+            )
+        path = Path(host_path)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _secret_data(self, name: str, optional: bool) -> dict[str, bytes] | None:
+        secret = ignore_not_found(as_dict, self.kubelet.core.read_namespaced_secret, name, self.namespace)
+        if secret is None:
+            if optional:
+                return None
+            raise PodSetupError("CreateContainerConfigError", f'secret "{name}" not found')
+        return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+
+    def _config_map_data(self, name: str, optional: bool) -> dict[str, bytes] | None:
+        cm = ignore_not_found(as_dict, self.kubelet.core.read_namespaced_config_map, name, self.namespace)
+        if cm is None:
+            if optional:
+                return None
+            raise PodSetupError("CreateContainerConfigError", f'configmap "{name}" not found')
+        data = {key: value.encode() for key, value in (cm.get("data") or {}).items()}
+        data.update({key: base64.b64decode(value) for key, value in (cm.get("binaryData") or {}).items()})
+        return data
+
+    def _secret_files(self, source: Obj, default_mode: int | None = None) -> dict[str, tuple[bytes, int]]:
+        data = self._secret_data(source.get("secretName") or source.get("name", ""), bool(source.get("optional")))
+        mode = source.get("defaultMode", default_mode if default_mode is not None else DEFAULT_FILE_MODE)
+        return _select_items(data or {}, source.get("items"), mode, what=f"secret {source.get('secretName')}")
+
+    def _config_map_files(self, source: Obj, default_mode: int | None = None) -> dict[str, tuple[bytes, int]]:
+        data = self._config_map_data(source["name"], bool(source.get("optional")))
+        mode = source.get("defaultMode", default_mode if default_mode is not None else DEFAULT_FILE_MODE)
+        return _select_items(data or {}, source.get("items"), mode, what=f"configmap {source['name']}")
+
+    def _downward_files(self, items: Iterable[Obj], mode: int) -> dict[str, tuple[bytes, int]]:
+        files: dict[str, tuple[bytes, int]] = {}
+        for item in items:
+            if "fieldRef" in item:
+                value = self._field_value(item["fieldRef"]["fieldPath"], for_volume=True)
+            else:
+                ref = item["resourceFieldRef"]
+                value = self._resource_value(ref, ref.get("containerName", self.containers[0].name))
+            files[item["path"]] = (value.encode(), item.get("mode", mode))
+        return files
+
+    def _projected_files(self, projected: Obj) -> dict[str, tuple[bytes, int]]:
+        mode = projected.get("defaultMode", DEFAULT_FILE_MODE)
+        files: dict[str, tuple[bytes, int]] = {}
+        for source in projected.get("sources", []):
+            if "secret" in source:
+                files.update(self._secret_files(source["secret"], mode))
+            elif "configMap" in source:
+                files.update(self._config_map_files(source["configMap"], mode))
+            elif "downwardAPI" in source:
+                files.update(self._downward_files(source["downwardAPI"].get("items", []), mode))
+            elif "serviceAccountToken" in source:
+                token_source = source["serviceAccountToken"]
+                files[token_source["path"]] = (self._service_account_token(token_source).encode(), mode)
+            else:
+                raise PodSetupError(
+                    "CreateContainerConfigError",
+                    f"projected source {sorted(source)} is not supported by the testbed kubelet",
+                )
+        return files
+
+    def _service_account_token(self, source: Obj) -> str:
+        pod = self.pod
+        account = pod["spec"].get("serviceAccountName") or "default"
+        spec: Obj = {
+            "expirationSeconds": source.get("expirationSeconds", 3607),
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.pod_name, "uid": self.uid},
+        }
+        if source.get("audience"):
+            spec["audiences"] = [source["audience"]]
+        try:
+            reply = as_dict(
+                self.kubelet.core.create_namespaced_service_account_token,
+                account,
+                self.namespace,
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+            )
+        except ApiException as err:
+            raise PodSetupError(
+                "CreateContainerConfigError", f"token for serviceaccount {account}: {err.reason}"
+            ) from err
+        return str(reply["status"]["token"])
+
+    # -- env and fields ------------------------------------------------------
+
+    def _field_value(self, path: str, *, for_volume: bool = False) -> str:
+        pod = self.pod
+        meta = pod["metadata"]
+        match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+        if match:
+            return str(meta.get(match.group(1), {}).get(match.group(2), ""))
+        if for_volume and path in ("metadata.labels", "metadata.annotations"):
+            items = sorted(meta.get(path.split(".")[1], {}).items())
+            return "\n".join(f"{key}={json.dumps(value)}" for key, value in items)
+        pod_ip = self.ip.ip if self.ip else ""
+        values: dict[str, str] = {
+            "metadata.name": self.pod_name,
+            "metadata.namespace": self.namespace,
+            "metadata.uid": self.uid,
+            "spec.nodeName": self.kubelet.node_name,
+            "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+            "status.podIP": pod_ip,
+            "status.podIPs": pod_ip,
+            "status.hostIP": "127.0.0.1",
+            "status.hostIPs": "127.0.0.1",
+        }
+        if path not in values:
+            raise PodSetupError(
+                "CreateContainerConfigError", f"fieldRef {path} is not supported by the testbed kubelet"
+            )
+        return values[path]
+
+    def _resource_value(self, ref: Obj, container_name: str) -> str:
+        spec = next((c.spec for c in self.init_containers + self.containers if c.name == container_name), None)
+        if spec is None:
+            raise PodSetupError("CreateContainerConfigError", f"resourceFieldRef: no container {container_name!r}")
+        kind, _, resource = ref["resource"].partition(".")
+        resources = spec.get("resources", {})
+        raw = resources.get(kind, {}).get(resource)
+        if raw is None and kind == "requests":
+            raw = resources.get("limits", {}).get(resource)
+        if raw is None:
+            raw = self.kubelet.allocatable.get(resource)
+        if raw is None:
+            raise PodSetupError("CreateContainerConfigError", f"resourceFieldRef {ref['resource']} has no value")
+        divisor = parse_quantity(str(ref.get("divisor", "1")))
+        return str(math.ceil(parse_quantity(str(raw)) / divisor))
+
+    def _container_env(self, container: Container) -> dict[str, str]:
+        """Image env, the kubernetes Service variables, then envFrom and env in order, as a kubelet merges them."""
+        spec = container.spec
+        defined: dict[str, str] = dict(self.kubelet.service_env)
+        for source in spec.get("envFrom", []):
+            prefix = source.get("prefix", "")
+            if "configMapRef" in source:
+                ref = source["configMapRef"]
+                data = self._config_map_data(ref["name"], bool(ref.get("optional"))) or {}
+            else:
+                ref = source["secretRef"]
+                data = self._secret_data(ref["name"], bool(ref.get("optional"))) or {}
+            defined.update({prefix + key: value.decode() for key, value in data.items()})
+        for var in spec.get("env", []):
+            name = var["name"]
+            if "valueFrom" not in var:
+                defined[name] = kuboimage.expand(var.get("value", ""), defined)
+                continue
+            value_from = var["valueFrom"]
+            value: str | None
+            if "secretKeyRef" in value_from:
+                ref = value_from["secretKeyRef"]
+                raw = (self._secret_data(ref["name"], bool(ref.get("optional"))) or {}).get(ref["key"])
+                value = _key_value(raw, ref, f'secret "{ref["name"]}"')
+            elif "configMapKeyRef" in value_from:
+                ref = value_from["configMapKeyRef"]
+                raw = (self._config_map_data(ref["name"], bool(ref.get("optional"))) or {}).get(ref["key"])
+                value = _key_value(raw, ref, f'configmap "{ref["name"]}"')
+            elif "fieldRef" in value_from:
+                value = self._field_value(value_from["fieldRef"]["fieldPath"])
+            elif "resourceFieldRef" in value_from:
+                ref = value_from["resourceFieldRef"]
+                value = self._resource_value(ref, ref.get("containerName") or container.name)
+            else:
+                raise PodSetupError(
+                    "CreateContainerConfigError", f"env {name}: unsupported valueFrom {sorted(value_from)}"
+                )
+            if value is not None:
+                defined[name] = value
+        env = dict(kuboimage.IMAGE_ENV)
+        env.update(defined)
+        mapped = {key: container.fs.map_value(value) for key, value in env.items()}
+        mapped["PATH"] = container.fs.host_path_env()
+        mapped["HOME"] = os.fspath(container.fs.host(kuboimage.IMAGE_HOME))
+        mapped["HOSTNAME"] = self.pod["spec"].get("hostname") or self.pod_name
+        return mapped
+
+    # -- containers ----------------------------------------------------------
+
+    def _prepare_container(self, container: Container, volumes: Mapping[str, Path]) -> None:
+        assert self.ip is not None
+        for mount in container.spec.get("volumeMounts", []):
+            if mount["name"] not in volumes:
+                raise PodSetupError("CreateContainerConfigError", f"volumeMount {mount['name']!r} names no volume")
+            host = volumes[mount["name"]]
+            if mount.get("subPath"):
+                host = host / mount["subPath"]
+                if not host.exists():
+                    host.mkdir(parents=True)
+            container.fs.mounts.append(Mount(mount["mountPath"], host, bool(mount.get("readOnly"))))
+        container.dir.mkdir(parents=True, exist_ok=True)
+        kuboimage.prepare_rootfs(container.fs, pod_ip=self.ip.ip, repo_marker=container.repo_marker)
+
+    def _start(self, container: Container) -> bool:
+        """Start the container's process; False (with the reason in its state) when it cannot."""
+        try:
+            env = self._container_env(container)
+            argv = kuboimage.container_argv(
+                container.spec.get("command"), container.spec.get("args"), env, container.fs
+            )
+        except (PodSetupError, ImageError) as err:
+            reason = err.reason if isinstance(err, PodSetupError) else "CreateContainerError"
+            if container.state.get("waiting", {}).get("message") != str(err):
+                self._event("Warning", "Failed", f"Error: {err}")
+            container.state = {"waiting": {"reason": reason, "message": str(err)}}
+            container.next_start = time.monotonic() + 1.0
+            return False
+        working_dir = container.spec.get("workingDir") or "/"
+        cwd = container.fs.host(working_dir)
+        cwd.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            container.repo_marker.unlink()
+        container.api_url = None
+        container.process = ManagedProcess(
+            argv,
+            name=f"pod {self.namespace}/{self.pod_name} container {container.name}",
+            log_path=container.log_path,
+            env=env,
+            cwd=cwd,
+        )
+        with self.kubelet.spawn_lock:
+            if self.kubelet.stopping.is_set():
+                return False
+            container.process.start()
+        container.state = {"running": {"startedAt": now_rfc3339()}}
+        self.kubelet.log(f"{self.name}: started {container.name} as PID {container.process.pid}: {' '.join(argv)}")
+        self._event("Normal", "Started", f"Started container {container.name} (PID {container.process.pid})")
+        return True
+
+    def _run_init_containers(self) -> bool:
+        for container in self.init_containers:
+            while True:
+                if self._terminating():
+                    return False
+                if container.process is None or not container.process.alive():
+                    if container.process is not None:
+                        code = container.process.returncode
+                        if code == 0:
+                            container.state = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+                            break
+                        self._record_exit(container, code)
+                        if self.pod["spec"].get("restartPolicy", "Always") == "Never":
+                            self.phase = "Failed"
+                            self._write_status()
+                            self._wait_while_not_terminating()
+                            return False
+                        container.process = None
+                    if time.monotonic() >= container.next_start:
+                        self._start(container)
+                self._write_status()
+                self._wake.wait(POLL_SECONDS)
+                self._wake.clear()
+        return True
+
+    def _tend(self, container: Container) -> None:
+        """Start, probe or restart one container, following the pod's restartPolicy."""
+        proc = container.process
+        if proc is not None and proc.alive():
+            if not container.ready:
+                self._probe(container)
+            return
+        if proc is not None:
+            code = proc.returncode
+            self._record_exit(container, code)
+            container.process = None
+            policy = self.pod["spec"].get("restartPolicy", "Always")
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                container.succeeded = code == 0
+                if all(c.process is None for c in self.containers):
+                    self.phase = "Succeeded" if all(c.succeeded for c in self.containers) else "Failed"
+                return
+        if container.process is None and "terminated" in container.state and self.phase in ("Succeeded", "Failed"):
+            return
+        if time.monotonic() >= container.next_start:
+            self._start(container)
+        else:
+            container.state = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": (
+                        f"back-off {container.backoff:.0f}s restarting failed"
+                        f" container={container.name} pod={self.pod_name}"
+                    ),
+                }
+            }
+
+    def _record_exit(self, container: Container, code: int | None) -> None:
+        started = container.state.get("running", {}).get("startedAt")
+        terminated: Obj = {
+            "exitCode": code if code is not None and code >= 0 else 128 + (-(code or 0)),
+            "reason": "Completed" if code == 0 else "Error",
+            "finishedAt": now_rfc3339(),
+        }
+        if started:
+            terminated["startedAt"] = started
+        container.last_state = {"terminated": terminated}
+        container.state = {"terminated": terminated}
+        container.ready = False
+        container.restart_count += 1
+        container.next_start = time.monotonic() + container.backoff
+        self.kubelet.log(f"{self.name}: container {container.name} exited with {code}; log {container.log_path}")
+        self._event("Warning", "BackOff", f"Container {container.name} exited with {code}")
+        container.backoff = min(container.backoff * 2, BACKOFF_MAX_SECONDS)
+        self.kubelet.pod_readiness_changed(self.namespace)
+
+    def _probe(self, container: Container) -> None:
+        """Ready once kubo's RPC API answers /api/v0/id on the address the daemon wrote into its repo."""
+        repo = container.repo()
+        if repo is None:
+            return
+        try:
+            api = (repo / "api").read_text().strip()
+        except OSError:
+            return
+        url = _multiaddr_url(api)
+        if url is None:
+            return
+        try:
+            reply = requests.post(f"{url}/api/v0/id", timeout=2)
+            if reply.status_code != 200:
+                return
+            peer_id = reply.json().get("ID")
+        except (requests.RequestException, ValueError):
+            return
+        container.api_url, container.peer_id, container.ready = url, peer_id, True
+        container.backoff = BACKOFF_START_SECONDS
+        self.kubelet.log(f"{self.name}: container {container.name} ready, kubo {peer_id} at {url}")
+        self.kubelet.pod_readiness_changed(self.namespace)
+
+    # -- status and events ---------------------------------------------------
+
+    def _write_status(self) -> None:
+        now = now_rfc3339()
+        ready = self.phase == "Running" and all(c.ready for c in self.containers)
+        pod_ip = self.ip.ip if self.ip else None
+
+        def condition(kind: str, value: bool) -> Obj:
+            return {"type": kind, "status": "True" if value else "False", "lastTransitionTime": now}
+
+        running = any(c.pid for c in self.containers)
+        status: Obj = {
+            "phase": self.phase,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "conditions": [
+                condition("PodReadyToStartContainers", pod_ip is not None),
+                condition("Initialized", self.initialized),
+                condition("ContainersReady", ready),
+                condition("Ready", ready),
+                condition("PodScheduled", True),
+            ],
+            "containerStatuses": [c.status() for c in self.containers],
+        }
+        if self.init_containers:
+            status["initContainerStatuses"] = [c.status() for c in self.init_containers]
+        if pod_ip and (running or self.phase == "Running"):
+            status["podIP"] = pod_ip
+            status["podIPs"] = [{"ip": pod_ip}]
+        if self.start_time:
+            status["startTime"] = self.start_time
+        if self.reason and self.phase == "Pending":
+            status["reason"], status["message"] = self.reason, self.message
+        comparable = json.loads(json.dumps(status))
+        for cond in comparable["conditions"]:
+            cond.pop("lastTransitionTime")
+        if comparable == self._last_status:
+            return
+        if self._last_status is not None:
+            previous = {c["type"]: c["status"] for c in self._last_status["conditions"]}
+            for cond in status["conditions"]:
+                if previous.get(cond["type"]) == cond["status"]:
+                    cond.pop("lastTransitionTime")  # keep the server's time of the last real transition
+        try:
+            self.kubelet.core.patch_namespaced_pod_status(self.pod_name, self.namespace, {"status": status})
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        self._last_status = comparable
+
+    def _event(self, kind: str, reason: str, message: str) -> None:
+        self.kubelet.event(
+            involved={
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "namespace": self.namespace,
+                "name": self.pod_name,
+                "uid": self.uid,
+            },
+            kind=kind,
+            reason=reason,
+            message=message,
+        )
+
+    # -- teardown ------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+        for container in self.containers + self.init_containers:
+            if container.process is not None:
+                container.process.stop(grace=min(grace, MAX_GRACE_SECONDS))
+                if container.ready:
+                    container.ready = False
+        if self.ip is not None:
+            self.ip.release()
+        if self.kubelet.stopping.is_set():
+            return
+        self.kubelet.pod_readiness_changed(self.namespace)
+        with self._lock:
+            gone, pod = self._gone, self._pod
+        if not gone and pod["metadata"].get("deletionTimestamp"):
+            # As a kubelet does once the containers are gone: finish the graceful deletion.
+            with contextlib.suppress(ApiException):
+                self.kubelet.core.delete_namespaced_pod(
+                    self.pod_name,
+                    self.namespace,
+                    grace_period_seconds=0,
+                    body=kubernetes.client.V1DeleteOptions(
+                        grace_period_seconds=0, preconditions=kubernetes.client.V1Preconditions(uid=self.uid)
+                    ),
+                )
+        self.kubelet.log(f"{self.name}: stopped")
+        shutil.rmtree(self.sandbox / "volumes", ignore_errors=True)
+
+
+def _key_value(raw: bytes | None, ref: Obj, what: str) -> str | None:
+    if raw is None:
+        if ref.get("optional"):
+            return None
+        raise PodSetupError("CreateContainerConfigError", f"couldn't find key {ref['key']} in {what}")
+    return raw.decode()
+
+
+def _select_items(
+    data: Mapping[str, bytes], items: list[Obj] | None, mode: int, *, what: str
+) -> dict[str, tuple[bytes, int]]:
+    if items is None:
+        return {key: (value, mode) for key, value in data.items()}
+    files: dict[str, tuple[bytes, int]] = {}
+    for item in items:
+        if item["key"] not in data:
+            raise PodSetupError("CreateContainerConfigError", f"{what} has no key {item['key']!r}")
+        files[item["path"]] = (data[item["key"]], item.get("mode", mode))
+    return files
+
+
+def _write_files(target: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for relative, (content, mode) in files.items():
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        path.chmod(mode)
+
+
+def _multiaddr_url(addr: str) -> str | None:
+    parts = addr.split("/")
+    if len(parts) >= 5 and parts[1] == "ip4" and parts[3] == "tcp":
+        return f"http://{parts[2]}:{parts[4]}"
+    return None
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+_SUFFIXES: dict[str, fractions.Fraction | int] = {
+    "": 1, "n": fractions.Fraction(1, 10**9), "u": fractions.Fraction(1, 10**6), "m": fractions.Fraction(1, 1000),
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
+def parse_quantity(text: str) -> fractions.Fraction:
+    """A Kubernetes resource quantity ("1Gi", "500m", "1e3") as an exact fraction."""
+    match = _QUANTITY.match(text.strip())
+    if not match or match.group(2) not in _SUFFIXES:
+        raise ValueError(f"not a resource quantity: {text!r}")
+    return fractions.Fraction(match.group(1)) * _SUFFIXES[match.group(2)]
