@@ -1,0 +1,557 @@
+"""Installing the operator on a real API server: kustomize overlays, the Makefile, the Helm chart, molecule's playbooks.
+
+Everything here runs against a control plane of its own (the test bed's
+etcd + kube-apiserver + kube-controller-manager, built from k8s.io/kubernetes),
+because `make undeploy` and molecule's destroy delete the CRDs, which would
+pull them from under other tests on the shared one. There is no kubelet for
+Deployments, so the manager never starts: what is checked is what the
+manifests create and what the operator's account may do, by impersonating it.
+
+Covered: every kustomize overlay renders with the test bed's kubectl;
+`make install`, `make deploy IMG=...` and `make undeploy` for real; the
+operator's ServiceAccount can do what the roles do, can grant the Identity
+rules without `escalate`/`bind`, and cannot grant more; `helm lint` is clean;
+`helm template` gives the seed's names and the manager's flags, its output
+applies, its watches.yaml carries the values as vars, and custom Identity
+rules become grantable; molecule's create, prepare, kustomize and destroy
+playbooks deploy and remove the test overlay.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testbed import binaries
+from testbed.controlplane import ControlPlane, control_plane_running
+from tests.unit.deploy.deploy_support import (
+    CHART_DIR,
+    CONFIG_DIR,
+    GROUP,
+    PLURALS,
+    REPO_ROOT,
+    load_yaml_documents,
+)
+
+pytestmark = pytest.mark.integration
+
+OPERATOR_NAMESPACE = "cluster-discovery"
+OPERATOR_ACCOUNT = f"system:serviceaccount:{OPERATOR_NAMESPACE}:cluster-discovery-controller-manager"
+IMAGE = "registry.example.test/cluster-discovery-operator:ci"
+DEFAULT_IDENTITY_RULES = [
+    {"apiGroups": [""], "resources": ["pods", "services", "configmaps"], "verbs": ["get", "list", "watch"]}
+]
+
+
+@pytest.fixture(scope="module")
+def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with control_plane_running("deploy", base_dir=tmp_path_factory.mktemp("deploy-control-plane")) as plane:
+        yield plane
+
+
+def _kubectl_command(cp: ControlPlane) -> str:
+    return f"{binaries.kubernetes('kubectl')} --kubeconfig={cp.kubeconfig}"
+
+
+def _make(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "MAKEFLAGS")}
+    result = subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, f"make {' '.join(args)}: {result.stdout}\n{result.stderr}"
+    return result
+
+
+def _kustomize(overlay: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [str(binaries.kubernetes("kubectl")), "kustomize", str(CONFIG_DIR / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def _index(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
+
+
+def _manager(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    container: dict[str, Any] = _index(docs)[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def _rules(rules: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    return sorted(
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule["verbs"]
+    )
+
+
+# -- kustomize ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", ["crd", "rbac", "manager", "default", "testing", "samples", "prometheus"])
+def test_every_overlay_renders(overlay: str) -> None:
+    assert _kustomize(overlay)
+
+
+def test_the_default_overlay_holds_the_whole_operator_under_the_seed_names() -> None:
+    docs = _kustomize("default")
+    index = _index(docs)
+    for kind, name in [
+        ("Namespace", OPERATOR_NAMESPACE),
+        ("Deployment", "cluster-discovery-controller-manager"),
+        ("ServiceAccount", "cluster-discovery-controller-manager"),
+        ("Service", "cluster-discovery-controller-manager-metrics-service"),
+        ("ClusterRole", "metrics-reader"),
+        ("ClusterRole", "cluster-discovery-manager-role"),
+        ("Role", "cluster-discovery-leader-election-role"),
+        *[("CustomResourceDefinition", f"{plural}.{GROUP}") for plural in PLURALS.values()],
+    ]:
+        assert (kind, name) in index, (kind, name)
+    namespaced = [doc for doc in docs if doc["kind"] in ("Deployment", "ServiceAccount", "Service", "Role")]
+    assert {doc["metadata"]["namespace"] for doc in namespaced} == {OPERATOR_NAMESPACE}
+    assert _manager(docs, "cluster-discovery-controller-manager")["image"] == (
+        "ghcr.io/irt-saintexupery/cluster-discovery-operator:0.1.0"
+    )
+
+
+def test_the_testing_overlay_runs_the_test_image_beside_a_real_deployment() -> None:
+    docs = _kustomize("testing")
+    manager = _manager(docs, "test-cluster-discovery-controller-manager")
+    assert (manager["image"], manager["imagePullPolicy"]) == ("testing-operator:latest", "IfNotPresent")
+    index = _index(docs)
+    assert ("Namespace", "cluster-discovery-test") in index
+    assert ("ClusterRole", "test-cluster-discovery-manager-role") in index
+    binding = index[("ClusterRoleBinding", "test-cluster-discovery-manager-rolebinding")]
+    assert binding["roleRef"]["name"] == "test-cluster-discovery-manager-role"
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": "test-cluster-discovery-controller-manager",
+            "namespace": "cluster-discovery-test",
+        }
+    ]
+    # CRD names are the API's: never prefixed.
+    assert ("CustomResourceDefinition", f"swarmpools.{GROUP}") in index
+
+
+# -- the Makefile, for real -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deployed(cp: ControlPlane) -> dict[str, subprocess.CompletedProcess[str]]:
+    """`make install` then `make deploy IMG=...` against the control plane, as a user would run them."""
+    return {
+        "install": _make("install", f"KUBECTL={_kubectl_command(cp)}"),
+        "deploy": _make("deploy", f"IMG={IMAGE}", f"KUBECTL={_kubectl_command(cp)}"),
+    }
+
+
+def test_make_install_applies_the_crds(cp: ControlPlane, deployed: dict[str, Any]) -> None:
+    assert "customresourcedefinition.apiextensions.k8s.io/swarmpools" in deployed["install"].stdout
+    cp.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *[f"customresourcedefinition/{plural}.{GROUP}" for plural in PLURALS.values()],
+    )
+
+
+def test_make_deploy_installs_the_operator_with_the_given_image(cp: ControlPlane, deployed: dict[str, Any]) -> None:
+    deployment = json.loads(
+        cp.kubectl(
+            "get", "deployment", "cluster-discovery-controller-manager", "-n", OPERATOR_NAMESPACE, "-o", "json"
+        ).stdout
+    )
+    (manager,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert manager["image"] == IMAGE
+    assert manager["args"] == [
+        "--leader-elect",
+        "--health-probe-bind-address=:8081",
+        "--metrics-bind-address=:8443",
+        "--watches-file=/opt/ansible/watches.yaml",
+    ]
+    service = json.loads(
+        cp.kubectl(
+            "get", "service", "cluster-discovery-controller-manager-metrics-service", "-n", OPERATOR_NAMESPACE,
+            "-o", "json",
+        ).stdout
+    )  # fmt: skip
+    assert [(p["name"], p["port"]) for p in service["spec"]["ports"]] == [("https", 8443)]
+    # The namespace enforces the restricted Pod Security level: a pod template breaking it draws a warning.
+    assert "would violate PodSecurity" not in deployed["deploy"].stderr
+
+
+def _can_i(cp: ControlPlane, account: str, attributes: dict[str, str]) -> bool:
+    """Ask the API server (a SubjectAccessReview) whether ``account`` may do what ``attributes`` say.
+
+    Used instead of `kubectl auth can-i`, which cannot name a resource whose CRD (traefik's) is not installed.
+    """
+    namespace = account.split(":")[2]
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": account,
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{namespace}",
+                "system:authenticated",
+            ],
+            "resourceAttributes": attributes,
+        },
+    }
+    out = cp.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review)).stdout
+    allowed: bool = json.loads(out)["status"].get("allowed", False)
+    return allowed
+
+
+def _attrs(verb: str, resource: str, group: str = "", namespace: str = "any", subresource: str = "") -> dict[str, str]:
+    attributes = {"verb": verb, "resource": resource, "group": group, "subresource": subresource}
+    if namespace:
+        attributes["namespace"] = namespace
+    return attributes
+
+
+@pytest.mark.parametrize(
+    ("attributes", "allowed"),
+    [
+        pytest.param(_attrs("update", "swarmpools", GROUP, subresource="status"), True, id="update-swarmpool-status"),
+        pytest.param(_attrs("update", "identities", GROUP, subresource="finalizers"), True, id="identity-finalizers"),
+        pytest.param(_attrs("create", "peers", GROUP), True, id="create-peers"),
+        pytest.param(_attrs("create", "statefulsets", "apps"), True, id="create-statefulsets"),
+        pytest.param(_attrs("delete", "persistentvolumeclaims"), True, id="delete-pvcs"),
+        pytest.param(_attrs("create", "secrets"), True, id="create-secrets"),
+        pytest.param(_attrs("list", "pods"), True, id="list-pods"),
+        pytest.param(_attrs("create", "serviceaccounts", subresource="token"), True, id="request-tokens"),
+        pytest.param(_attrs("create", "ingressroutetcps", "traefik.io"), True, id="create-ingressroutetcps"),
+        pytest.param(_attrs("create", "tokenreviews", "authentication.k8s.io", ""), True, id="review-tokens"),
+        pytest.param(_attrs("update", "leases", "coordination.k8s.io", OPERATOR_NAMESPACE), True, id="own-lease"),
+        pytest.param(_attrs("update", "leases", "coordination.k8s.io", "elsewhere"), False, id="other-leases"),
+        pytest.param(_attrs("create", "swarmpools", GROUP), False, id="create-swarmpools"),
+        pytest.param(_attrs("create", "pods"), False, id="create-pods"),
+        pytest.param(_attrs("create", "deployments", "apps"), False, id="create-deployments"),
+        pytest.param(_attrs("create", "clusterroles", "rbac.authorization.k8s.io", ""), False, id="clusterroles"),
+        pytest.param(_attrs("escalate", "roles", "rbac.authorization.k8s.io"), False, id="escalate"),
+        pytest.param(_attrs("bind", "roles", "rbac.authorization.k8s.io"), False, id="bind"),
+        pytest.param(_attrs("impersonate", "serviceaccounts"), False, id="impersonate"),
+    ],
+)
+def test_the_operator_account_may_do_what_the_roles_do_and_no_more(
+    cp: ControlPlane, deployed: object, attributes: dict[str, str], allowed: bool
+) -> None:
+    assert _can_i(cp, OPERATOR_ACCOUNT, attributes) is allowed
+
+
+def _identity_account_objects(namespace: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the identity role creates for an Identity's account: ServiceAccount, Role, RoleBinding."""
+    meta = {"name": "cluster1-identity", "namespace": namespace}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cluster1-identity"},
+            "subjects": [{"kind": "ServiceAccount", "name": "cluster1-identity", "namespace": namespace}],
+        },
+    ]
+
+
+def _apply_as(cp: ControlPlane, account: str, objects: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    return cp.kubectl(
+        "apply", f"--as={account}", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+        check=False,
+    )  # fmt: skip
+
+
+def test_the_operator_grants_the_identity_rules_without_escalate_or_bind(cp: ControlPlane, deployed: object) -> None:
+    namespace = cp.create_namespace("identity-rbac")
+    created = _apply_as(cp, OPERATOR_ACCOUNT, _identity_account_objects(namespace, DEFAULT_IDENTITY_RULES))
+    assert created.returncode == 0, created.stderr
+    token = cp.kubectl("create", "token", "cluster1-identity", "-n", namespace, f"--as={OPERATOR_ACCOUNT}")
+    assert token.stdout.count(".") == 2, "a TokenRequest for the Identity's account returns a JWT"
+
+
+def test_the_operator_cannot_grant_rules_it_does_not_hold(cp: ControlPlane, deployed: object) -> None:
+    namespace = cp.create_namespace("identity-escalation")
+    rules = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}]
+    refused = _apply_as(cp, OPERATOR_ACCOUNT, _identity_account_objects(namespace, rules))
+    assert refused.returncode != 0
+    assert "is attempting to grant RBAC permissions not currently held" in refused.stderr, refused.stderr
+
+
+def test_make_undeploy_removes_the_operator_and_its_crds(cp: ControlPlane, deployed: object) -> None:
+    _make("undeploy", "ignore-not-found=true", f"KUBECTL={_kubectl_command(cp)}")
+    remaining = cp.kubectl("get", "crd", "-o", "name").stdout
+    assert GROUP not in remaining
+    assert cp.kubectl("get", "namespace", OPERATOR_NAMESPACE, check=False).returncode != 0
+    assert cp.kubectl("get", "clusterrole", "cluster-discovery-manager-role", check=False).returncode != 0
+
+
+# -- the Helm chart -------------------------------------------------------------------------------------
+
+
+def _helm(*args: str) -> str:
+    result = subprocess.run(
+        [str(binaries.binary("helm", "helm")), *args], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _template(release: str, namespace: str, *values: str) -> list[dict[str, Any]]:
+    out = _helm("template", release, str(CHART_DIR), "--namespace", namespace, "--include-crds", *values)
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def test_helm_lint_is_clean() -> None:
+    out = _make("helm-lint").stdout  # `helm` is not on PATH here: the Makefile falls back to the test bed's
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+    assert "[WARNING]" not in out and "[ERROR]" not in out
+
+
+def test_the_chart_installed_as_the_seed_does_gives_the_seed_names_and_the_manager_flags() -> None:
+    docs = _template("cluster-discovery", OPERATOR_NAMESPACE)
+    index = _index(docs)
+    assert ("Deployment", "cluster-discovery-controller-manager") in index
+    service = index[("Service", "cluster-discovery-controller-manager-metrics-service")]
+    assert [(p["name"], p["port"]) for p in service["spec"]["ports"]] == [("https", 8443)]
+    assert index[("ClusterRole", "metrics-reader")]["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    kustomized = _kustomize("default")
+    chart_manager = _manager(docs, "cluster-discovery-controller-manager")
+    kustomize_manager = _manager(kustomized, "cluster-discovery-controller-manager")
+    assert chart_manager["args"] == kustomize_manager["args"]
+    assert chart_manager["securityContext"] == kustomize_manager["securityContext"]
+    assert chart_manager["image"] == kustomize_manager["image"]
+    (config_role,) = load_yaml_documents(CONFIG_DIR / "rbac" / "role.yaml")
+    assert _rules(index[("ClusterRole", "cluster-discovery-manager-role")]["rules"]) == _rules(config_role["rules"])
+    assert index[("ClusterRole", "cluster-discovery-identity-rules")]["rules"] == DEFAULT_IDENTITY_RULES
+    crds = {doc["metadata"]["name"] for doc in docs if doc["kind"] == "CustomResourceDefinition"}
+    assert crds == {f"{plural}.{GROUP}" for plural in PLURALS.values()}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected_args", "absent"),
+    [
+        pytest.param(["--set", "metrics.enabled=false"], ["--metrics-bind-address=0"], "Service", id="metrics-off"),
+        pytest.param(
+            ["--set", "metrics.secure=false"], ["--metrics-bind-address=:8443", "--metrics-secure=false"],
+            "ClusterRoleBinding/cd-cluster-discovery-metrics-auth-rolebinding", id="metrics-plain-http",
+        ),
+        pytest.param(
+            ["--set", "leaderElection.enabled=false", "--set", "maxConcurrentReconciles=4"],
+            ["--max-concurrent-reconciles=4"], "Role", id="no-leader-election",
+        ),
+    ],
+)  # fmt: skip
+def test_the_chart_values_map_onto_the_manager_flags(values: list[str], expected_args: list[str], absent: str) -> None:
+    docs = _template("cd", "cd-values", *values)
+    args = _manager(docs, "cd-cluster-discovery-controller-manager")["args"]
+    assert set(expected_args) <= set(args)
+    kind, _, name = absent.partition("/")
+    assert not [d for d in docs if d["kind"] == kind and (not name or d["metadata"]["name"] == name)]
+    if "--leader-elect" in args:
+        assert args[0] == "--leader-elect"
+
+
+CUSTOM_RULES = [
+    {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+]
+BOOTSTRAP = "/ip4/104.155.27.210/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"
+
+
+@pytest.fixture(scope="module")
+def helm_release(cp: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The chart rendered with custom values and applied with kubectl to the control plane."""
+    namespace = "cd-helm"
+    values = tmp_path_factory.mktemp("helm") / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "rbac": {"rules": CUSTOM_RULES},
+                "defaultNetwork": {"bootstrapNodeAddresses": [BOOTSTRAP], "swarmKey": {"generate": True}},
+            }
+        )
+    )
+    docs = _template("cd", namespace, "--values", str(values))
+    cp.kubectl("create", "namespace", namespace)
+    applied = cp.kubectl(
+        "apply", "--validate=strict", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+    )
+    return {"namespace": namespace, "docs": docs, "applied": applied.stdout}
+
+
+def test_the_rendered_chart_applies_to_a_real_api_server(cp: ControlPlane, helm_release: dict[str, Any]) -> None:
+    assert "deployment.apps/cd-cluster-discovery-controller-manager created" in helm_release["applied"]
+    cp.kubectl(
+        "get", "deployment/cd-cluster-discovery-controller-manager", "configmap/cd-cluster-discovery-watches",
+        "secret/cd-cluster-discovery-default-swarm-key", "serviceaccount/cd-cluster-discovery-controller-manager",
+        "-n", helm_release["namespace"],
+    )  # fmt: skip
+
+
+def test_the_watches_file_carries_the_values_as_vars(helm_release: dict[str, Any]) -> None:
+    configmap = _index(helm_release["docs"])[("ConfigMap", "cd-cluster-discovery-watches")]
+    watches = yaml.safe_load(configmap["data"]["watches.yaml"])
+    originals = yaml.safe_load((CHART_DIR / "files" / "watches.yaml").read_text())
+    assert [{k: v for k, v in w.items() if k != "vars"} for w in watches] == [
+        {k: v for k, v in w.items() if k != "vars"} for w in originals
+    ]
+    for entry in watches:
+        assert entry["vars"]["identity_rbac_rules"] == CUSTOM_RULES
+        assert entry["vars"]["swarmpool_default_bootstrap_node_addresses"] == [BOOTSTRAP]
+        assert entry["vars"]["swarmpool_default_swarm_key_secret"] == {
+            "name": "cd-cluster-discovery-default-swarm-key",
+            "namespace": helm_release["namespace"],
+            "key": "swarm-key",
+        }
+    deployment = _index(helm_release["docs"])[("Deployment", "cd-cluster-discovery-controller-manager")]
+    assert re.fullmatch(r"[0-9a-f]{64}", deployment["spec"]["template"]["metadata"]["annotations"]["checksum/watches"])
+
+
+def test_the_generated_default_network_key_is_a_valid_swarm_key(cp: ControlPlane, helm_release: dict[str, Any]) -> None:
+    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import swarm_key
+
+    secret = json.loads(
+        cp.kubectl(
+            "get", "secret", "cd-cluster-discovery-default-swarm-key", "-n", helm_release["namespace"], "-o", "json"
+        ).stdout
+    )
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    key = swarm_key.from_secret_value(secret["data"]["swarm-key"])
+    assert key.text.encode() == __import__("base64").b64decode(secret["data"]["swarm-key"])
+
+
+def test_the_chart_lets_the_operator_grant_the_custom_identity_rules(
+    cp: ControlPlane, helm_release: dict[str, Any]
+) -> None:
+    account = f"system:serviceaccount:{helm_release['namespace']}:cd-cluster-discovery-controller-manager"
+    namespace = cp.create_namespace("helm-identity")
+    granted = _apply_as(cp, account, _identity_account_objects(namespace, CUSTOM_RULES))
+    assert granted.returncode == 0, granted.stderr
+    beyond = [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}]
+    other = cp.create_namespace("helm-escalation")
+    refused = _apply_as(cp, account, _identity_account_objects(other, beyond))
+    assert refused.returncode != 0 and "forbidden" in refused.stderr
+
+
+# -- molecule's playbooks -------------------------------------------------------------------------------
+
+MOLECULE_DEFAULT = REPO_ROOT / "molecule" / "default"
+
+
+def _interpolate(value: Any, env: dict[str, str]) -> Any:
+    """molecule's ${VAR} and ${VAR:-default} substitution, for the values the scenario uses."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, str):
+        return re.sub(
+            r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: env.get(m.group(1)) or (m.group(2) or "").strip('"'), value
+        )
+    return value
+
+
+@pytest.fixture(scope="module")
+def molecule_inventory(cp: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """An inventory holding molecule/default's variables, interpolated as molecule would."""
+    ephemeral = tmp_path_factory.mktemp("molecule-ephemeral")
+    env = {
+        "MOLECULE_PROJECT_DIRECTORY": str(REPO_ROOT),
+        "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral),
+        "OPERATOR_IMAGE": IMAGE,
+        "OPERATOR_PULL_POLICY": "IfNotPresent",
+        "TEST_OPERATOR_NAMESPACE": "cd-molecule",
+        "KUSTOMIZE_PATH": str(binaries.kubernetes("kubectl")),
+    }
+    config = yaml.safe_load((MOLECULE_DEFAULT / "molecule.yml").read_text())
+    inventory = _interpolate(config["provisioner"]["inventory"], env)
+    host_vars = {"ansible_connection": "local", **inventory["host_vars"]["localhost"]}
+    path = ephemeral / "inventory.yml"
+    path.write_text(
+        yaml.safe_dump({"all": {"hosts": {"localhost": host_vars}, "vars": inventory["group_vars"]["all"]}})
+    )
+    return path, host_vars
+
+
+def _playbook(cp: ControlPlane, inventory: Path, playbook: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env["K8S_AUTH_KUBECONFIG"] = str(cp.kubeconfig)
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(playbook)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"{playbook.name}:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+    return result.stdout
+
+
+def test_molecule_playbooks_deploy_and_remove_the_test_overlay(
+    cp: ControlPlane, molecule_inventory: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    inventory, host_vars = molecule_inventory
+    out = _playbook(cp, inventory, MOLECULE_DEFAULT / "create.yml")
+    # The test bed's API server is built without release ldflags, so it reports v0.0.0-master.
+    assert re.search(r'"msg": "Kubernetes v\d+\.\d+\.\d+', out), out
+    _playbook(cp, inventory, MOLECULE_DEFAULT / "prepare.yml")
+    overlay = yaml.safe_load((Path(host_vars["overlay_dir"]) / "kustomization.yaml").read_text())
+    assert overlay["namespace"] == "cd-molecule"
+
+    # converge.yml minus its wait for the Deployment to be available (no kubelet runs it here).
+    apply = tmp_path / "apply.yml"
+    apply.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Apply the test overlay as converge.yml does",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Deploy",
+                            "ansible.builtin.import_tasks": str(MOLECULE_DEFAULT / "tasks" / "kustomize.yml"),
+                            "vars": {"state": "present"},
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    _playbook(cp, inventory, apply)
+    deployment = json.loads(
+        cp.kubectl(
+            "get", "deployment", "test-cluster-discovery-controller-manager", "-n", "cd-molecule", "-o", "json"
+        ).stdout
+    )
+    (manager,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert (manager["image"], manager["imagePullPolicy"]) == (IMAGE, "IfNotPresent")
+    assert GROUP in cp.kubectl("get", "crd", "-o", "name").stdout
+
+    _playbook(cp, inventory, MOLECULE_DEFAULT / "destroy.yml")
+    assert cp.kubectl("get", "namespace", "cd-molecule", check=False).returncode != 0
+    assert GROUP not in cp.kubectl("get", "crd", "-o", "name").stdout
+    assert (REPO_ROOT / "config" / "testing" / "kustomization.yaml").read_text() == (
+        subprocess.run(
+            ["git", "show", "HEAD:config/testing/kustomization.yaml"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout
+    ), "running the scenario must not edit config/testing"
