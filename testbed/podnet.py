@@ -10,9 +10,12 @@ real pod) binds to the pod IP instead; IPv6 listeners are dropped, as ``::``
 would take the port on every address. Nothing else in the config is touched.
 
 Pod IPs are shared by every test session on the machine (other engineers run
-kubelets too), so one is held through a lock file for as long as the pod lives:
-the kernel drops the lock when the holder exits, so a crashed session never
-leaks addresses.
+kubelets too), so one is held through a lock file for as long as the pod lives.
+The pod's processes inherit the locked descriptor: the kernel drops the lock
+only when the kubelet and every process of the pod have exited, so neither a
+crashed session nor a daemon that outlived it lets an address be handed out
+while something still listens on it. An address whose kubo ports are taken
+anyway (by something outside this scheme) is skipped.
 
 ``python -m testbed.podnet <repo> <pod-ip>`` rewrites ``<repo>/config``; the
 pod's ``ipfs`` shim calls it (see testbed.kuboimage).
@@ -24,6 +27,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +37,8 @@ _LOCK_DIR = Path(tempfile.gettempdir()) / "cluster-discovery-testbed" / "pod-ips
 # 127.0.0.1 is the host's own; 127.0.1.1 is the hostname on Debian-like systems.
 _RESERVED = {"127.0.0.1", "127.0.1.1"}
 _ADDRESS_KEYS = ("Swarm", "API", "Gateway")
+# Swarm, RPC API and gateway ports of the ipfs/kubo image.
+KUBO_PORTS = (4001, 5001, 8080)
 
 
 class PodIP:
@@ -41,6 +47,13 @@ class PodIP:
     def __init__(self, ip: str, lock_fd: int) -> None:
         self.ip = ip
         self._fd: int | None = lock_fd
+
+    @property
+    def lock_fd(self) -> int:
+        """The locked descriptor, for the pod's processes to inherit."""
+        if self._fd is None:
+            raise RuntimeError(f"pod IP {self.ip} was released")
+        return self._fd
 
     def release(self) -> None:
         if self._fd is not None:
@@ -65,8 +78,25 @@ def allocate_pod_ip() -> PodIP:
             except BlockingIOError:
                 os.close(fd)
                 continue
+            if not _ports_free(ip):
+                os.close(fd)
+                continue
             return PodIP(ip, fd)
-    raise RuntimeError(f"every pod IP in 127.0.0.0/16 is held (locks in {_LOCK_DIR})")
+    raise RuntimeError(
+        f"no pod IP in 127.0.0.0/16 is free: each is held (locks in {_LOCK_DIR}) or has one of the ports"
+        f" {KUBO_PORTS} taken (a process listening on 0.0.0.0 takes them on every address)"
+    )
+
+
+def _ports_free(ip: str) -> bool:
+    for port in KUBO_PORTS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((ip, port))
+            except OSError:
+                return False
+    return True
 
 
 def rewrite_multiaddr(addr: str, pod_ip: str) -> str | None:

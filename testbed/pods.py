@@ -576,6 +576,7 @@ class PodWorker(threading.Thread):
             log_path=container.log_path,
             env=env,
             cwd=cwd,
+            pass_fds=[self.ip.lock_fd] if self.ip is not None else [],
         )
         with self.kubelet.spawn_lock:
             if self.kubelet.stopping.is_set():

@@ -41,8 +41,10 @@ class ManagedProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.argv = [os.fspath(arg) for arg in argv]
+        self.pass_fds = tuple(pass_fds)
         self.name = name
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
@@ -69,6 +71,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 cwd=self.cwd,
+                pass_fds=self.pass_fds,
                 start_new_session=True,
             )
         with _registry_lock:
