@@ -661,12 +661,14 @@ class KuboClient:
 
     def cat(self, path: str, *, max_bytes: int = DEFAULT_CAT_LIMIT, timeout: Timeout | None = None) -> bytes:
         """The content at ``path`` (a CID or /ipfs/ path), refusing more than ``max_bytes``."""
-        endpoint = API_PREFIX + "cat"
         # Ask kubo for one byte past the limit: it stops reading there, and a
         # body that long proves the content is too large.
         response = self.request(
             "cat", args=[path], options={"length": max_bytes + 1}, idempotent=True, stream=True, timeout=timeout
         )
+        return self._bounded_body(response, API_PREFIX + "cat", path, max_bytes)
+
+    def _bounded_body(self, response: requests.Response, endpoint: str, path: str, max_bytes: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         try:
@@ -688,6 +690,41 @@ class KuboClient:
         finally:
             response.close()
         return b"".join(chunks)
+
+    # -- mutable file system (MFS) --------------------------------------------------------
+    # The node's own small, persistent store: the identity module and the
+    # discovery agent keep their state there, in the node's repository, so it
+    # survives process restarts and needs no volume of its own.
+
+    def files_write(self, path: str, data: bytes) -> None:
+        """Replace the MFS file ``path`` with ``data``, creating missing parent folders."""
+        self.request(
+            "files/write",
+            args=[path],
+            options={"create": True, "parents": True, "truncate": True},
+            files={"file": ("data", data, "application/octet-stream")},
+            idempotent=True,
+        ).close()
+
+    def files_read(self, path: str, *, max_bytes: int = DEFAULT_CAT_LIMIT) -> bytes | None:
+        """The MFS file ``path``, or None when it does not exist; refuses more than ``max_bytes``."""
+        try:
+            response = self.request(
+                "files/read", args=[path], options={"count": max_bytes + 1}, idempotent=True, stream=True
+            )
+        except KuboError as err:
+            if _is_missing_file(err):
+                return None
+            raise
+        return self._bounded_body(response, API_PREFIX + "files/read", path, max_bytes)
+
+    def files_rm(self, path: str) -> None:
+        """Remove the MFS file ``path`` (recursively for a folder); no error when it is already gone."""
+        try:
+            self.request("files/rm", args=[path], options={"recursive": True, "force": True}, idempotent=True).close()
+        except KuboError as err:
+            if not _is_missing_file(err):
+                raise
 
     # -- names and keys -------------------------------------------------------------------
 
@@ -730,6 +767,11 @@ class KuboClient:
 
     def key_list(self) -> list[KeyInfo]:
         return cast(list[KeyInfo], self._object("key/list", idempotent=True).get("Keys") or [])
+
+
+def _is_missing_file(err: KuboError) -> bool:
+    # kubo has no error code for a missing MFS path: it answers 500 and says so.
+    return err.status == 500 and "does not exist" in (err.kubo_message or "")
 
 
 def _connection_reason(err: requests.exceptions.ConnectionError) -> str:

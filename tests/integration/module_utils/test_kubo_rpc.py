@@ -3,7 +3,8 @@
 Covers what plugins/module_utils/kubo.py claims about kubo itself: the
 response shapes of id, version, swarm, bootstrap, config (get, set with JSON,
 show, replace), peering, add/cat (across two nodes, with the size limit),
-key gen/list, name publish/resolve; kubo's own error documents mapped to
+key gen/list, name publish/resolve, the MFS files the identity module keeps
+its state in (write, read, replace, remove, missing, size limit); kubo's own error documents mapped to
 KuboError; and the pubsub round trip (multibase topics, multipart data,
 decoded messages) with the subscription's stop conditions, including kubo
 ending the stream at the deadline.
@@ -135,6 +136,28 @@ def test_keys_and_names_publish_and_resolve(kubo_node: Any) -> None:
         entry = kubo.name_publish(f"/ipfs/{cid}", key="identity-key", allow_offline=True)
         assert entry["Value"] == f"/ipfs/{cid}"
         assert kubo.name_resolve(entry["Name"]) == f"/ipfs/{cid}"
+
+
+def test_mfs_files_are_written_replaced_read_and_removed_and_missing_ones_read_as_none(kubo_node: Any) -> None:
+    node = kubo_node(name="rpc-files")
+    path = "/cluster-discovery/v1/test/state.json"
+    with client(node) as kubo:
+        assert kubo.files_read(path) is None
+        kubo.files_write(path, b'{"sequence": 1, "padding": "' + b"x" * 100 + b'"}')
+        kubo.files_write(path, b'{"sequence": 2}')
+        assert kubo.files_read(path) == b'{"sequence": 2}'
+        with pytest.raises(KuboError, match="larger than the limit of 4 bytes"):
+            kubo.files_read(path, max_bytes=4)
+        kubo.files_rm(path)
+        kubo.files_rm(path)
+        assert kubo.files_read(path) is None
+    node.restart()
+    with client(node) as kubo:
+        assert kubo.files_read(path) is None
+        kubo.files_write(path, b"kept")
+    node.restart()
+    with client(node) as kubo:
+        assert kubo.files_read(path) == b"kept"
 
 
 def test_kubos_refusals_become_kubo_errors_with_its_message(kubo_node: Any) -> None:
