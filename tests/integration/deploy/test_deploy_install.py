@@ -362,9 +362,12 @@ def test_the_chart_installed_as_the_seed_does_gives_the_seed_names_and_the_manag
     ],
 )  # fmt: skip
 def test_the_chart_values_map_onto_the_manager_flags(values: list[str], expected_args: list[str], absent: str) -> None:
+    from cluster_discovery_operator import cli
+
     docs = _template("cd", "cd-values", *values)
     args = _manager(docs, "cd-cluster-discovery-controller-manager")["args"]
     assert set(expected_args) <= set(args)
+    cli.settings_from(cli.build_parser().parse_args(args))  # the runner accepts them
     kind, _, name = absent.partition("/")
     assert not [d for d in docs if d["kind"] == kind and (not name or d["metadata"]["name"] == name)]
     if "--leader-elect" in args:
@@ -423,6 +426,12 @@ def test_the_watches_file_carries_the_values_as_vars(helm_release: dict[str, Any
             "namespace": helm_release["namespace"],
             "key": "swarm-key",
         }
+    # The runner loads it, vars included.
+    from cluster_discovery_operator.watches import parse
+
+    loaded = parse(configmap["data"]["watches.yaml"], path=Path("/opt/ansible/watches.yaml"), check_paths=False)
+    assert [w.gvk.kind for w in loaded] == ["SwarmPool", "Identity", "Peer"]
+    assert all(w.vars["identity_rbac_rules"] == CUSTOM_RULES for w in loaded)
     deployment = _index(helm_release["docs"])[("Deployment", "cd-cluster-discovery-controller-manager")]
     assert re.fullmatch(r"[0-9a-f]{64}", deployment["spec"]["template"]["metadata"]["annotations"]["checksum/watches"])
 

@@ -229,3 +229,15 @@ def test_the_testing_overlay_sets_the_image_and_pull_policy() -> None:
     for policy in ("Always", "IfNotPresent", "Never"):
         patch = _one(CONFIG_DIR / "testing" / "pull_policy" / f"{policy}.yaml")
         assert patch["spec"]["template"]["spec"]["containers"] == [{"name": "manager", "imagePullPolicy": policy}]
+
+
+def test_the_runner_accepts_the_manager_flags() -> None:
+    """The Deployment's args as the runner's own CLI parses them (a typo would crash-loop the pod)."""
+    from cluster_discovery_operator import cli
+
+    settings = cli.settings_from(cli.build_parser().parse_args(MANAGER["args"]))
+    assert settings.leadership.enabled is True
+    assert settings.probes.bind_address == ":8081"
+    assert (settings.metrics.bind_address, settings.metrics.secure) == (":8443", True)
+    assert str(settings.watches_file) == "/opt/ansible/watches.yaml"
+    assert settings.namespaces == (), "the operator watches every namespace"
