@@ -1,0 +1,273 @@
+#!/usr/bin/python
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: k8s_event
+short_description: Create, count or delete a Kubernetes Event about an object
+version_added: 0.1.0
+author:
+  - cluster-discovery contributors
+description:
+  - The equivalent of C(operator_sdk.util.k8s_event), with the same options, so a role ports by changing the module's
+    name.
+  - Creates a core/v1 Event (the kind C(kubectl describe) shows) named O(name) in O(namespace). When an Event of that
+    name already exists with the same O(reason), its C(count) goes up by one and its C(lastTimestamp) and message are
+    updated, as the kubelet and controllers do; with another reason it is replaced.
+  - With O(appendTimestamp), the current time is appended to O(name), so every call creates a new Event.
+  - The involved object's C(uid) and C(resourceVersion) are filled in when it exists, so the Event is listed under it.
+  - Kubernetes access works exactly as in kubernetes.core (kubeconfig, context, C(K8S_AUTH_*) variables).
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - peerdiscovery.cluster_discovery.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: An Event records an occurrence; repeating the task counts it again.
+options:
+  state:
+    description: V(present) records the Event; V(absent) deletes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  name:
+    description: Name of the Event.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the Event (the involved object's namespace, for a namespaced object).
+    type: str
+    required: true
+  merge_type:
+    description: Accepted for compatibility with operator_sdk.util.k8s_event; Events are always merge-patched.
+    type: list
+    elements: str
+    choices: [json, merge, strategic-merge]
+  message:
+    description: What happened, for people.
+    type: str
+    required: true
+  reason:
+    description: Why, as a short CamelCase word that tools can match (for example V(SwarmJoined)).
+    type: str
+    required: true
+  reportingComponent:
+    description: Name of the controller that emits the Event.
+    type: str
+    default: cluster-discovery-operator
+  type:
+    description: Type of the Event.
+    type: str
+    choices: [Normal, Warning]
+    default: Normal
+  source:
+    description:
+      - The component reporting the Event, as a mapping with a C(component) key; defaults to O(reportingComponent).
+    type: dict
+  involvedObject:
+    description: The object the Event is about.
+    type: dict
+    suboptions:
+      apiVersion:
+        description: API version of the object.
+        type: str
+        required: true
+      kind:
+        description: Kind of the object.
+        type: str
+        required: true
+      name:
+        description: Name of the object.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the object; defaults to O(namespace).
+        type: str
+  appendTimestamp:
+    description: Append the current time to O(name), so each call creates a new Event.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Tell users the node joined its swarm
+  peerdiscovery.cluster_discovery.k8s_event:
+    name: "{{ ansible_operator_meta.name }}-joined"
+    namespace: "{{ ansible_operator_meta.namespace }}"
+    reason: SwarmJoined
+    message: "The kubo node joined swarm {{ swarm_name }}"
+    involvedObject:
+      apiVersion: peerdiscovery.irt-saintexupery.com/v1alpha1
+      kind: SwarmPool
+      name: "{{ ansible_operator_meta.name }}"
+"""
+
+RETURN = r"""
+result:
+  description: The Event as stored.
+  returned: success and O(state=present)
+  type: dict
+  contains:
+    count:
+      description: How many times the occurrence was recorded.
+      returned: success
+      type: int
+      sample: 2
+    reason:
+      description: The reason.
+      returned: success
+      type: str
+      sample: SwarmJoined
+"""
+
+import contextlib
+import copy
+import datetime
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+
+# kubernetes.core's requires() reports a missing kubernetes library in its own words.
+with contextlib.suppress(ImportError):
+    from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+
+
+def build_event(params, now, involved=None, prior=None):
+    """The Event body; ``prior`` (the existing Event) continues its count when the reason is the same."""
+    name = params["name"]
+    if params.get("appendTimestamp"):
+        name = f"{name}.{int(now.timestamp() * 1e9):x}"
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    component = params.get("reportingComponent") or "cluster-discovery-operator"
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": params["namespace"]},
+        "message": params["message"],
+        "reason": params["reason"],
+        "type": params.get("type") or "Normal",
+        "source": params.get("source") or {"component": component},
+        "reportingComponent": component,
+        "count": 1,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+    }
+    if involved is not None:
+        event["involvedObject"] = involved
+    if prior is not None and prior.get("reason") == params["reason"]:
+        event["count"] = int(prior.get("count") or 1) + 1
+        event["firstTimestamp"] = prior.get("firstTimestamp") or stamp
+    return event
+
+
+def involved_object(client, params):
+    raw = params.get("involvedObject")
+    if not raw:
+        return None
+    involved = {k: v for k, v in raw.items() if v is not None}
+    involved.setdefault("namespace", params["namespace"])
+    try:
+        resource = client.resource(involved["kind"], involved["apiVersion"])
+        namespace = involved["namespace"] if resource.namespaced else None
+        if not resource.namespaced:
+            involved.pop("namespace", None)
+        found = client.get(resource, name=involved["name"], namespace=namespace).to_dict()
+        involved["uid"] = found["metadata"]["uid"]
+        involved["resourceVersion"] = found["metadata"]["resourceVersion"]
+    except (NotFoundError, ResourceNotFoundError):
+        pass
+    return involved
+
+
+def argspec():
+    args = copy.deepcopy(AUTH_ARG_SPEC)
+    args.update(
+        {
+            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+            "name": {"type": "str", "required": True},
+            "namespace": {"type": "str", "required": True},
+            "merge_type": {"type": "list", "elements": "str", "choices": ["json", "merge", "strategic-merge"]},
+            "message": {"type": "str", "required": True},
+            "reason": {"type": "str", "required": True},
+            "reportingComponent": {"type": "str", "default": "cluster-discovery-operator"},
+            "type": {"type": "str", "choices": ["Normal", "Warning"], "default": "Normal"},
+            "source": {"type": "dict"},
+            "involvedObject": {
+                "type": "dict",
+                "options": {
+                    "apiVersion": {"type": "str", "required": True},
+                    "kind": {"type": "str", "required": True},
+                    "name": {"type": "str", "required": True},
+                    "namespace": {"type": "str"},
+                },
+            },
+            "appendTimestamp": {"type": "bool", "default": False},
+        }
+    )
+    return args
+
+
+def execute(module, client):
+    params = module.params
+    events = client.resource("Event", "v1")
+    target = "Event {}/{}".format(params["namespace"], params["name"])
+    prior = None
+    if not params.get("appendTimestamp"):
+        try:
+            prior = client.get(events, name=params["name"], namespace=params["namespace"]).to_dict()
+        except NotFoundError:
+            prior = None
+    if params["state"] == "absent":
+        if prior is None:
+            return {"changed": False}
+        if not module.check_mode:
+            client.delete(events, name=params["name"], namespace=params["namespace"])
+        return {"changed": True}
+    now = datetime.datetime.now(datetime.UTC)
+    event = build_event(params, now, involved_object(client, params), prior)
+    if module.check_mode:
+        return {"changed": True, "result": event}
+    try:
+        if prior is None:
+            written = client.create(events, event, namespace=params["namespace"])
+        elif prior.get("reason") == params["reason"]:
+            written = client.patch(
+                events,
+                {k: event[k] for k in ("count", "lastTimestamp", "message", "type")},
+                name=params["name"],
+                namespace=params["namespace"],
+                content_type="application/merge-patch+json",
+            )
+        else:
+            event["metadata"]["resourceVersion"] = prior["metadata"]["resourceVersion"]
+            written = client.replace(events, event, name=params["name"], namespace=params["namespace"])
+    except DynamicApiError as exc:
+        module.fail_json(msg=f"Failed to record {target}: {exc.body}", status=exc.status, reason=exc.reason)
+    return {"changed": True, "result": written.to_dict()}
+
+
+def main():
+    module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True)
+    try:
+        client = get_api_client(module)
+        module.exit_json(**execute(module, client))
+    except CoreException as exc:
+        module.fail_from_exception(exc)
+    except DynamicApiError as exc:
+        module.fail_json(msg=f"Failed to record the Event: {exc.body}", status=exc.status, reason=exc.reason)
+    except Exception as exc:  # the traceback goes in `exception`, never in `msg`
+        module.fail_json(msg=f"Failed to record the Event: {exc}", exception=traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main()
