@@ -352,6 +352,10 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client speaking plain HTTP to the TLS port, or hanging up mid-handshake: not our error.
+        log.debug("metrics connection failed", extra=fields(client=str(client_address)), exc_info=True)
+
 
 class MetricsServer:
     """Serves /metrics (HTTPS + authorization, or plain HTTP when asked) on its own threads."""

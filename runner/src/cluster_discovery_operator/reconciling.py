@@ -305,28 +305,40 @@ class Controller:
     # -- workers ---------------------------------------------------------------------
 
     def _worker(self, index: int) -> None:
-        while True:
-            key = self.queue.get()
-            if key is None:
-                return
-            taken = [key]
-            try:
-                plans = self._prepare_all([key])
-                if plans and self.settings.queueing.max_batch_size > 1:
-                    more = self.queue.get_ready(
-                        self.settings.queueing.max_batch_size - 1, self.settings.queueing.batch_window
-                    )
-                    taken.extend(more)
-                    plans.extend(self._prepare_all(more))
-                if plans:
-                    self._run_plans(plans, index)
-            except Exception:  # a bug in one reconcile must not kill the worker
-                log.exception("reconcile crashed", extra=fields(kind=self.watch.gvk.kind, keys=taken))
-                for failed in taken:
-                    self.queue.add_rate_limited(failed)
-            finally:
+        while self.process_next(index):
+            pass
+
+    def process_next(self, worker: int, timeout: float | None = None) -> bool:
+        """Take one ready key (and, if it needs ansible, the others ready to share the process) and reconcile.
+
+        Returns False when the queue is shut down (or ``timeout`` passed with nothing ready).
+        """
+        key = self.queue.get(timeout)
+        if key is None:
+            return False
+        taken = [key]
+        try:
+            plans = self._prepare_all([key])
+            if plans and self.settings.queueing.max_batch_size > 1:
+                # A bounded call (tests, draining) takes what is ready now instead of waiting for more.
+                window = self.settings.queueing.batch_window if timeout is None else 0.0
+                more = self.queue.get_ready(self.settings.queueing.max_batch_size - 1, window)
+                taken.extend(more)
+                plans.extend(self._prepare_all(more))
+            if plans:
+                self._run_plans(plans, worker)
+        except Exception:  # a bug in one reconcile must not kill the worker
+            log.exception("reconcile crashed", extra=fields(kind=self.watch.gvk.kind, keys=taken))
+            for failed in taken:
+                self.queue.add_rate_limited(failed)
+        finally:
+            with self._lock:
                 for done in taken:
-                    self.queue.done(done)
+                    self._running.discard(done)
+                    self._pending.pop(done, None)
+            for done in taken:
+                self.queue.done(done)
+        return True
 
     def _prepare_all(self, keys: list[ObjectKey]) -> list[Plan]:
         plans = []

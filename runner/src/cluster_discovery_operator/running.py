@@ -348,6 +348,9 @@ class AnsibleRunner:
         """Run ``items`` (one or several objects of ``watch``) in one ansible-playbook process."""
         if not items:
             raise ValueError("nothing to run")
+        shape = (set(items[0].parameters), items[0].finalizer_run, items[0].verbosity)
+        if any((set(item.parameters), item.finalizer_run, item.verbosity) != shape for item in items[1:]):
+            raise ValueError("objects sharing a process need the same contract keys, finalizer-ness and verbosity")
         finalizer_run = items[0].finalizer_run
         role, playbook = watch.finalizer_target if finalizer_run else (watch.role, watch.playbook)
         single = len(items) == 1
@@ -427,8 +430,12 @@ class AnsibleRunner:
 
     @staticmethod
     def _link_latest(object_dir: Path, artifacts_dir: Path) -> None:
-        """``<object dir>/artifacts/latest`` points at the object's last run, as in operator-sdk."""
-        link = object_dir / "artifacts" / "latest"
+        """``<object dir>/latest`` points at the object's last run (shared or not).
+
+        operator-sdk keeps this link inside ``artifacts/``; ansible-runner's
+        rotation would then try to delete it as a run folder, so it lives beside.
+        """
+        link = object_dir / "latest"
         try:
             link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if link.is_symlink() or link.exists():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cluster_discovery_operator.durations import DurationError, format_duration, parse_duration
 
 

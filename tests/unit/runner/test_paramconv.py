@@ -9,7 +9,6 @@ converter would give (``IPFSVersion`` becomes ``ip_fs_version``).
 from __future__ import annotations
 
 import pytest
-
 from cluster_discovery_operator.paramconv import map_to_snake, to_snake
 
 OPERATOR_SDK_CASES = [

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 
 import pytest
-
 from cluster_discovery_operator.bodies import ObjectKey
 from cluster_discovery_operator.queueing import WorkQueue, backoff_delay
 from cluster_discovery_operator.settings import QueueingSettings

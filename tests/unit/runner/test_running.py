@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from cluster_discovery_operator.running import (
     DEFAULT_FAILURE_MESSAGE,
     HostOutcome,
@@ -66,8 +65,10 @@ def test_snake_case_can_be_turned_off() -> None:
 
 def test_watch_vars_override_spec_and_finalizer_vars_only_apply_to_finalizer_runs() -> None:
     """Watch vars come after the spec; finalizer vars are added on finalizer runs only (operator-sdk's order)."""
-    watch = _watch(vars={"message": "from the watch", "state": "present"},
-                   finalizer=Finalizer(name="x.io/f", vars={"state": "absent"}))
+    watch = _watch(
+        vars={"message": "from the watch", "state": "present"},
+        finalizer=Finalizer(name="x.io/f", vars={"state": "absent"}),
+    )
     normal = make_parameters(DATABASE, watch=watch, finalizer_run=False)
     final = make_parameters(DATABASE, watch=watch, finalizer_run=True)
     assert (normal["message"], normal["state"]) == ("from the watch", "present")
@@ -126,8 +127,13 @@ def test_failure_messages_come_from_res_msg_and_ignore_errors_is_ignored() -> No
 def test_stats_are_read_per_host() -> None:
     """playbook_on_stats gives every host's counts and the completion time."""
     reader = _reader("a", "b")
-    reader({"event": "playbook_on_stats", "created": "2026-05-01T10:00:00.5+00:00",
-            "event_data": {"ok": {"a": 3, "b": 1}, "changed": {"a": 1}, "failures": {"b": 1}, "skipped": {}}})
+    reader(
+        {
+            "event": "playbook_on_stats",
+            "created": "2026-05-01T10:00:00.5+00:00",
+            "event_data": {"ok": {"a": 3, "b": 1}, "changed": {"a": 1}, "failures": {"b": 1}, "skipped": {}},
+        }
+    )
     assert reader.stats_received
     assert reader.stats == {"a": {"ok": 3, "changed": 1}, "b": {"ok": 1, "failures": 1}}
     assert reader.completion == "2026-05-01T10:00:00.5+00:00"
@@ -158,14 +164,21 @@ def test_a_bad_requeue_period_is_reported_not_applied() -> None:
 def test_osdk_metric_requests_are_collected_in_order() -> None:
     reader = _reader("a")
     for value in (1.0, 2.0):
-        reader(_event("runner_on_ok", "a", task_action="peerdiscovery.cluster_discovery.osdk_metric",
-                      resolved_action="peerdiscovery.cluster_discovery.osdk_metric",
-                      res={"metric": {"name": "m", "description": "d", "gauge": {"set": value}}}))
+        reader(
+            _event(
+                "runner_on_ok",
+                "a",
+                task_action="peerdiscovery.cluster_discovery.osdk_metric",
+                resolved_action="peerdiscovery.cluster_discovery.osdk_metric",
+                res={"metric": {"name": "m", "description": "d", "gauge": {"set": value}}},
+            )
+        )
     assert [m["gauge"]["set"] for m in reader.hosts["a"].metrics] == [1.0, 2.0]
 
 
 def test_objects_returned_by_kubernetes_modules_are_recorded_with_their_owners() -> None:
     """k8s results (single, multi-document and looped) give uid, resourceVersion and owner uids."""
+
     def obj(name: str, rv: str, owner: str | None = None) -> dict[str, Any]:
         meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": rv}
         if owner:
@@ -174,8 +187,14 @@ def test_objects_returned_by_kubernetes_modules_are_recorded_with_their_owners()
 
     reader = _reader("a")
     reader(_event("runner_on_ok", "a", resolved_action="kubernetes.core.k8s", res={"result": obj("one", "10", "o1")}))
-    reader(_event("runner_on_ok", "a", resolved_action="kubernetes.core.k8s",
-                  res={"result": {"results": [{"result": obj("two", "11")}, obj("three", "12")]}}))
+    reader(
+        _event(
+            "runner_on_ok",
+            "a",
+            resolved_action="kubernetes.core.k8s",
+            res={"result": {"results": [{"result": obj("two", "11")}, obj("three", "12")]}},
+        )
+    )
     reader(_event("runner_item_on_ok", "a", resolved_action="kubernetes.core.k8s", res={"result": obj("four", "13")}))
     produced = reader.hosts["a"].produced
     assert set(produced) == {"uid-one", "uid-two", "uid-three", "uid-four"}

@@ -14,7 +14,6 @@ import copy
 from typing import Any
 
 import pytest
-
 from cluster_discovery_operator.skipping import Decision, RunRecord, decide, fingerprint
 
 BASE: dict[str, Any] = {
@@ -101,12 +100,27 @@ def _record(**kwargs: Any) -> RunRecord:
         pytest.param(_record(), "fp", None, 1e9, Decision.SKIP, "unchanged", id="unchanged-no-period"),
         pytest.param(_record(period=30.0), "fp", None, 129.0, Decision.SKIP, "unchanged", id="period-not-elapsed"),
         pytest.param(_record(period=30.0), "fp", None, 130.0, Decision.RUN, "period elapsed", id="period-elapsed"),
-        pytest.param(_record(succeeded=False, retry_at=110.0), "fp", None, 105.0, Decision.WAIT, "retry is scheduled",
-                     id="failed-in-backoff"),
-        pytest.param(_record(succeeded=False, retry_at=110.0), "fp", None, 110.0, Decision.RUN, "retrying",
-                     id="failed-retry-due"),
-        pytest.param(_record(succeeded=False, retry_at=110.0), "other", None, 105.0, Decision.RUN, "inputs changed",
-                     id="failed-but-fixed"),
+        pytest.param(
+            _record(succeeded=False, retry_at=110.0),
+            "fp",
+            None,
+            105.0,
+            Decision.WAIT,
+            "retry is scheduled",
+            id="failed-in-backoff",
+        ),
+        pytest.param(
+            _record(succeeded=False, retry_at=110.0), "fp", None, 110.0, Decision.RUN, "retrying", id="failed-retry-due"
+        ),
+        pytest.param(
+            _record(succeeded=False, retry_at=110.0),
+            "other",
+            None,
+            105.0,
+            Decision.RUN,
+            "inputs changed",
+            id="failed-but-fixed",
+        ),
     ],
 )
 def test_decide(

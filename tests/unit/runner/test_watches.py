@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from cluster_discovery_operator.watches import (
     MAX_RUNNER_ARTIFACTS_DEFAULT,
     GroupVersionKind,
@@ -146,30 +145,72 @@ def test_deprecated_worker_variable_still_counts(tmp_path: Path, monkeypatch: py
         pytest.param("{version: v1, kind: A, role: r, playbook: p.yml}", "role", "not both", id="role-and-playbook"),
         pytest.param("{version: v1, kind: A, role: 3}", "role", "must be a string", id="role-not-string"),
         pytest.param("{version: v1, kind: A, role: r, vars: [1]}", "vars", "must be a mapping", id="vars-list"),
-        pytest.param("{version: v1, kind: A, role: r, manageStatus: 'yes'}", "manageStatus", "true or false",
-                     id="bool-as-string"),
-        pytest.param("{version: v1, kind: A, role: r, reconcilePeriod: 30}", "reconcilePeriod", "duration string",
-                     id="period-number"),
-        pytest.param("{version: v1, kind: A, role: r, reconcilePeriod: 5x}", "reconcilePeriod", "invalid duration",
-                     id="period-unit"),
-        pytest.param("{version: v1, kind: A, role: r, reconcilePeriod: -5s}", "reconcilePeriod", "negative",
-                     id="period-negative"),
-        pytest.param("{version: v1, kind: A, role: r, maxRunnerArtifacts: -1}", "maxRunnerArtifacts",
-                     "positive integer", id="artifacts-negative"),
-        pytest.param("{version: v1, kind: A, role: r, finalizer: {role: r}}", "finalizer.name", "is required",
-                     id="finalizer-without-name"),
-        pytest.param("{version: v1, kind: A, role: r, finalizer: {name: 'not valid!', vars: {a: 1}}}",
-                     "finalizer.name", "qualified name", id="finalizer-bad-name"),
-        pytest.param("{version: v1, kind: A, role: r, finalizer: {name: x.io/f}}", "finalizer",
-                     "needs a role, a playbook or vars", id="finalizer-empty"),
-        pytest.param("{version: v1, kind: A, role: r, finalizer: {name: x.io/f, vars: {}, extra: 1}}",
-                     "finalizer.extra", "unknown field", id="finalizer-unknown-key"),
-        pytest.param("{version: v1, kind: A, role: r, selector: {matchExpressions: [{key: k, operator: Near}]}}",
-                     "selector.matchExpressions[0].operator", "must be one of", id="selector-operator"),
-        pytest.param("{version: v1, kind: A, role: r, selector: {matchExpressions: [{key: k, operator: In}]}}",
-                     "selector.matchExpressions[0].values", "must not be empty", id="selector-in-without-values"),
-        pytest.param("{version: v1, kind: A, role: r, blacklist: [{group: apps}]}", "blacklist[0].version",
-                     "is required", id="blacklist-incomplete"),
+        pytest.param(
+            "{version: v1, kind: A, role: r, manageStatus: 'yes'}", "manageStatus", "true or false", id="bool-as-string"
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, reconcilePeriod: 30}",
+            "reconcilePeriod",
+            "duration string",
+            id="period-number",
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, reconcilePeriod: 5x}",
+            "reconcilePeriod",
+            "invalid duration",
+            id="period-unit",
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, reconcilePeriod: -5s}", "reconcilePeriod", "negative", id="period-negative"
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, maxRunnerArtifacts: -1}",
+            "maxRunnerArtifacts",
+            "positive integer",
+            id="artifacts-negative",
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, finalizer: {role: r}}",
+            "finalizer.name",
+            "is required",
+            id="finalizer-without-name",
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, finalizer: {name: 'not valid!', vars: {a: 1}}}",
+            "finalizer.name",
+            "qualified name",
+            id="finalizer-bad-name",
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, finalizer: {name: x.io/f}}",
+            "finalizer",
+            "needs a role, a playbook or vars",
+            id="finalizer-empty",
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, finalizer: {name: x.io/f, vars: {}, extra: 1}}",
+            "finalizer.extra",
+            "unknown field",
+            id="finalizer-unknown-key",
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, selector: {matchExpressions: [{key: k, operator: Near}]}}",
+            "selector.matchExpressions[0].operator",
+            "must be one of",
+            id="selector-operator",
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, selector: {matchExpressions: [{key: k, operator: In}]}}",
+            "selector.matchExpressions[0].values",
+            "must not be empty",
+            id="selector-in-without-values",
+        ),
+        pytest.param(
+            "{version: v1, kind: A, role: r, blacklist: [{group: apps}]}",
+            "blacklist[0].version",
+            "is required",
+            id="blacklist-incomplete",
+        ),
     ],
 )
 def test_each_bad_field_is_named_with_its_entry(tmp_path: Path, entry: str, field: str, fragment: str) -> None:
@@ -193,7 +234,8 @@ def test_each_bad_field_is_named_with_its_entry(tmp_path: Path, entry: str, fiel
         pytest.param("- just a string", "entry 1: must be a mapping", id="scalar-entry"),
         pytest.param("- {version: v1, kind: A, role: r\n", "not valid YAML at line", id="broken-yaml"),
         pytest.param(
-            "- {version: v1, kind: A, role: r}\n- {version: v1, kind: A, role: s}", "duplicate of entry 1",
+            "- {version: v1, kind: A, role: r}\n- {version: v1, kind: A, role: s}",
+            "duplicate of entry 1",
             id="duplicate",
         ),
     ],

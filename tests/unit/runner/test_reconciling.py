@@ -1,0 +1,352 @@
+"""The controller's reconcile, step by step, against an in-memory API and a scripted ansible.
+
+Covered: the first reconcile (finalizer, Running, run with the contract's
+extra vars, Successful with ansibleResult), no ansible for an unchanged object
+(our own status writes included), a spec change running again, a failure
+(Failure condition with the task's message, a Warning Event counted on repeat,
+backoff, no early retry on a status-only change, retry once due), deletion
+(finalizer run with its vars, finalizer removed, object gone; a failing
+finalizer keeps the object), deleted objects without our finalizer, a bad
+reconcile-period annotation, requeue_after, role metrics, dependents (a
+foreign change forces a run, the run's own writes do not) and ready objects
+sharing one process only when their contract keys match. Real ansible and a
+real API server are in tests/integration/runner.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_discovery_operator.bodies import ObjectKey
+from cluster_discovery_operator.metrics import OperatorMetrics
+from cluster_discovery_operator.reconciling import Controller, DependentRouter, DependentTrigger
+from cluster_discovery_operator.running import HostOutcome, ProducedObject, RunItem, RunOutcome
+from cluster_discovery_operator.settings import QueueingSettings, RunningSettings, Settings
+from cluster_discovery_operator.watches import Finalizer, GroupVersionKind, Watch
+
+from tests.unit.runner.kube_fakes import WIDGETS, FakeKube
+
+FINALIZER = "test.example.com/finalizer"
+WATCH = Watch(
+    gvk=GroupVersionKind("test.example.com", "v1", "Widget"),
+    role="widget",
+    vars={"flavour": "plain"},
+    finalizer=Finalizer(name=FINALIZER, vars={"state": "absent"}),
+)
+
+Behaviour = Callable[[RunItem], HostOutcome]
+
+
+def succeed(item: RunItem) -> HostOutcome:
+    return HostOutcome(counts={"ok": 2, "changed": 1})
+
+
+class FakeRunner:
+    """Records every ansible 'process' and answers per object with ``behaviour``."""
+
+    def __init__(self) -> None:
+        self.behaviour: Behaviour = succeed
+        self.runs: list[list[RunItem]] = []
+
+    def run(self, watch: Watch, items: list[RunItem], *, batch_dir: Path, cancel: threading.Event) -> RunOutcome:
+        self.runs.append(list(items))
+        hosts = (
+            ["localhost"]
+            if len(items) == 1
+            else [f"{i.obj['metadata']['namespace']}/{i.obj['metadata']['name']}" for i in items]
+        )
+        return RunOutcome(
+            ident=f"run-{len(self.runs)}",
+            status="successful",
+            rc=0,
+            stats_received=True,
+            completion="2026-01-01T00:00:00+00:00",
+            artifacts_dir=batch_dir,
+            duration=0.01,
+            hosts={h: self.behaviour(i) for h, i in zip(hosts, items, strict=True)},
+        )
+
+    @property
+    def objects_run(self) -> list[str]:
+        return [i.obj["metadata"]["name"] for run in self.runs for i in run]
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, watch: Watch = WATCH, **queueing: Any) -> None:
+        self.kube = FakeKube()
+        self.runner = FakeRunner()
+        self.metrics = OperatorMetrics()
+        settings = Settings(
+            queueing=QueueingSettings(max_concurrent_reconciles=1, backoff_base=0.05, **queueing),
+            running=RunningSettings(artifacts_dir=tmp_path),
+        )
+        router = DependentRouter(self.kube, settings, self.metrics, "test")  # type: ignore[arg-type]
+        self.controller = Controller(
+            watch=watch,
+            resource=WIDGETS,
+            kube=self.kube,
+            runner=self.runner,  # type: ignore[arg-type]
+            metrics=self.metrics,
+            settings=settings,
+            router=router,
+        )
+        router.register(self.controller)
+        self.informer = self.controller.informers[""]
+
+    def sync(self) -> None:
+        """What the watch would deliver: the cache catches up with the API (and keys are queued)."""
+        self.informer.relist()
+
+    def drain(self) -> None:
+        """Sync and reconcile until nothing is ready."""
+        for _ in range(50):
+            self.sync()
+            if not self.controller.process_next(0, timeout=0):
+                return
+        raise AssertionError("the queue never drained")
+
+    def widget(self, name: str = "w", **spec: Any) -> dict[str, Any]:
+        return self.kube.put(WIDGETS, {"metadata": {"name": name, "namespace": "ns"}, "spec": spec})
+
+    def stored(self, name: str = "w") -> dict[str, Any] | None:
+        return self.kube.objects.get(("widgets", "ns", name))
+
+    def conditions(self, name: str = "w") -> dict[str, dict[str, Any]]:
+        stored = self.stored(name)
+        assert stored is not None
+        return {c["type"]: c for c in stored.get("status", {}).get("conditions", [])}
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.metrics.registry.get_sample_value(name, labels)
+        return value or 0.0
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+def test_first_reconcile_adds_finalizer_marks_running_and_succeeds(h: Harness) -> None:
+    h.widget(sizeCount=3)
+    h.drain()
+    (run,) = h.runner.runs
+    (item,) = run
+    assert item.parameters["size_count"] == 3
+    assert item.parameters["flavour"] == "plain"
+    assert "state" not in item.parameters, "finalizer vars only on finalizer runs"
+    assert item.parameters["ansible_operator_meta"] == {"name": "w", "namespace": "ns"}
+    assert FINALIZER in item.obj["metadata"]["finalizers"], "the finalizer is added before the first run"
+    assert item.obj["status"]["conditions"][0]["type"] == "Running", "the role sees the Running condition"
+    stored = h.stored()
+    assert stored is not None and stored["metadata"]["finalizers"] == [FINALIZER]
+    conditions = h.conditions()
+    assert conditions["Successful"]["status"] == "True"
+    assert conditions["Running"]["message"] == "Awaiting next reconciliation"
+    assert conditions["Running"]["ansibleResult"]["changed"] == 1
+    assert stored["status"]["observedGeneration"] == 1
+    assert (
+        h.metric(
+            "cluster_discovery_operator_reconciles_total", group="test.example.com", kind="Widget", result="succeeded"
+        )
+        == 1
+    )
+
+
+def test_an_unchanged_object_starts_no_ansible(h: Harness) -> None:
+    """Our own finalizer and status writes come back as events; none of them runs the role again."""
+    h.widget(sizeCount=3)
+    h.drain()
+    for _ in range(3):
+        h.controller.queue.add(ObjectKey("ns/w"))
+        h.drain()
+    assert len(h.runner.runs) == 1
+    assert h.metric("cluster_discovery_operator_runs_skipped_total", group="test.example.com", kind="Widget") >= 3
+
+
+def test_a_spec_change_runs_again(h: Harness) -> None:
+    h.widget(sizeCount=3)
+    h.drain()
+    h.widget(sizeCount=4)
+    h.drain()
+    assert [run[0].parameters["size_count"] for run in h.runner.runs] == [3, 4]
+    stored = h.stored()
+    assert stored is not None and stored["status"]["observedGeneration"] == 2
+
+
+def test_a_label_change_runs_again_but_a_status_change_does_not(h: Harness) -> None:
+    h.widget(sizeCount=1)
+    h.drain()
+    stored = h.stored()
+    assert stored is not None
+    stored["status"]["peers"] = 5
+    stored["metadata"]["resourceVersion"] = "9999"
+    h.drain()
+    assert len(h.runner.runs) == 1
+    stored["metadata"]["labels"] = {"tier": "gold"}
+    stored["metadata"]["resourceVersion"] = "10000"
+    h.drain()
+    assert len(h.runner.runs) == 2
+
+
+def test_a_failure_reports_the_task_message_emits_an_event_and_backs_off(h: Harness) -> None:
+    h.runner.behaviour = lambda item: HostOutcome(
+        failed=True, message="widget w refused: no room", counts={"ok": 1, "failures": 1}
+    )
+    h.widget(sizeCount=1)
+    h.drain()
+    conditions = h.conditions()
+    assert conditions["Failure"]["status"] == "True"
+    assert conditions["Failure"]["message"] == "widget w refused: no room"
+    assert conditions["Failure"]["ansibleResult"]["failures"] == 1
+    assert conditions["Successful"]["status"] == "False"
+    (event,) = h.kube.events
+    assert (event["type"], event["reason"], event["message"]) == (
+        "Warning",
+        "ReconcileFailed",
+        "widget w refused: no room",
+    )
+    assert h.controller.queue.delayed == 1, "the retry waits for its backoff"
+    assert h.controller.queue.num_requeues(ObjectKey("ns/w")) == 1
+    h.controller.queue.add(ObjectKey("ns/w"))
+    h.drain()
+    assert len(h.runner.runs) == 1, "an event that changes no input does not cut the backoff short"
+    time.sleep(0.06)
+    h.drain()
+    assert len(h.runner.runs) == 2, "once due, the failed object is retried (never skipped)"
+    assert h.kube.events[0]["count"] == 2, "the same failure counts on the same Event"
+    assert h.controller.queue.num_requeues(ObjectKey("ns/w")) == 2
+
+
+def test_a_fixed_spec_runs_at_once_even_in_backoff(h: Harness) -> None:
+    h.runner.behaviour = lambda item: HostOutcome(
+        failed=item.parameters.get("size_count") == 0, message="size must not be 0", counts={}
+    )
+    h.widget(sizeCount=0)
+    h.drain()
+    h.widget(sizeCount=2)
+    h.drain()
+    assert len(h.runner.runs) == 2
+    assert h.conditions()["Successful"]["status"] == "True"
+    assert h.controller.queue.num_requeues(ObjectKey("ns/w")) == 0, "success resets the backoff"
+
+
+def test_deletion_runs_the_finalizer_with_its_vars_then_lets_the_object_go(h: Harness) -> None:
+    h.widget(sizeCount=1)
+    h.drain()
+    h.kube.delete(WIDGETS, "ns", "w")
+    h.drain()
+    final = h.runner.runs[-1][0]
+    assert final.finalizer_run
+    assert final.parameters["state"] == "absent"
+    assert h.stored() is None, "finalizer removed, object gone"
+
+
+def test_a_failing_finalizer_keeps_the_object_and_says_why(h: Harness) -> None:
+    h.widget(sizeCount=1)
+    h.drain()
+    h.runner.behaviour = lambda item: HostOutcome(failed=item.finalizer_run, message="cannot clean up", counts={})
+    h.kube.delete(WIDGETS, "ns", "w")
+    h.drain()
+    stored = h.stored()
+    assert stored is not None and stored["metadata"]["finalizers"] == [FINALIZER]
+    assert h.conditions()["Failure"]["message"] == "cannot clean up"
+    assert h.kube.events[-1]["reason"] == "FinalizerFailed"
+
+
+def test_an_object_deleted_without_our_finalizer_is_left_alone(tmp_path: Path) -> None:
+    h = Harness(tmp_path, watch=replace(WATCH, finalizer=None))
+    h.kube.put(
+        WIDGETS,
+        {
+            "metadata": {
+                "name": "w",
+                "namespace": "ns",
+                "finalizers": ["other.io/f"],
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+            },
+            "spec": {},
+        },
+    )
+    h.drain()
+    assert h.runner.runs == []
+
+
+def test_a_bad_reconcile_period_annotation_fails_without_running(h: Harness) -> None:
+    h.kube.put(
+        WIDGETS,
+        {
+            "metadata": {
+                "name": "w",
+                "namespace": "ns",
+                "annotations": {"ansible.sdk.operatorframework.io/reconcile-period": "soon"},
+            },
+            "spec": {},
+        },
+    )
+    h.drain()
+    assert h.runner.runs == []
+    assert "Unable to parse reconcile period annotation" in h.conditions()["Failure"]["message"]
+
+
+def test_requeue_after_and_the_period_annotation_schedule_the_next_run(h: Harness) -> None:
+    h.runner.behaviour = lambda item: HostOutcome(counts={}, requeue_after=0.05)
+    h.widget(sizeCount=1)
+    h.drain()
+    assert h.controller.queue.delayed == 1
+    time.sleep(0.06)
+    h.drain()
+    assert len(h.runner.runs) == 2, "the period elapsed: the object runs although nothing changed"
+
+
+def test_role_metrics_are_applied(h: Harness) -> None:
+    metric = {"name": "widget_gauge", "description": "d", "labels": {"widget": "w"}, "gauge": {"set": 0.0}}
+    h.runner.behaviour = lambda item: HostOutcome(counts={}, metrics=[metric])
+    h.widget()
+    h.drain()
+    assert h.metrics.registry.get_sample_value("widget_gauge", {"widget": "w"}) == 0.0
+
+
+def _produced(uid: str, rv: str, owner: str) -> ProducedObject:
+    return ProducedObject(
+        api_version="v1",
+        kind="ConfigMap",
+        namespace="ns",
+        name="w-data",
+        uid=uid,
+        resource_version=rv,
+        owner_uids=frozenset({owner}),
+        owner_annotation="",
+        owner_type_annotation="",
+    )
+
+
+def test_a_dependent_changed_by_someone_else_forces_a_run_but_our_own_write_does_not(h: Harness) -> None:
+    h.runner.behaviour = lambda item: HostOutcome(counts={}, produced={"cm": _produced("cm", "55", "uid-w")})
+    h.widget()
+    h.drain()
+    owner = ObjectKey("ns/w")
+    h.controller.dependent_changed(owner, DependentTrigger("ConfigMap", "w-data", "cm", "55", "MODIFIED"))
+    h.drain()
+    assert len(h.runner.runs) == 1, "the event of the run's own write is ignored"
+    h.controller.dependent_changed(owner, DependentTrigger("ConfigMap", "w-data", "cm", "56", "MODIFIED"))
+    h.drain()
+    assert len(h.runner.runs) == 2, "someone else's change forces a run although the widget is unchanged"
+
+
+def test_ready_objects_share_one_process_when_their_contract_keys_match(tmp_path: Path) -> None:
+    h = Harness(tmp_path, max_batch_size=10)
+    for name in ("a", "b", "c"):
+        h.widget(name, sizeCount=1)
+    h.widget("d", sizeCount=1, message="different keys")
+    h.drain()
+    sizes = sorted(len(run) for run in h.runner.runs)
+    assert sizes == [1, 3]
+    assert sorted(h.runner.objects_run) == ["a", "b", "c", "d"]
+    for name in "abcd":
+        assert h.conditions(name)["Successful"]["status"] == "True"

@@ -1,0 +1,144 @@
+"""Real ansible-runner runs of a local role: one object per process, and several sharing one.
+
+No network: the role only uses debug, fail, block/rescue and the collection's
+requeue_after and osdk_metric modules, with connection local. Covered: the
+extra vars reach the role with native types and beat a role's ``vars/`` and
+``set_fact`` (extra-var precedence, as under operator-sdk), per-object failure
+messages, rescued and ignored failures not counting, requeue_after and
+osdk_metric read per object, ``ansibleResult`` counts, artifacts rotation and
+the ``latest`` link, and that a shared process gives every object exactly the
+result it gets alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_discovery_operator.running import AnsibleRunner, RunItem, RunOutcome, make_parameters
+from cluster_discovery_operator.settings import KubeSettings, RunningSettings
+from cluster_discovery_operator.watches import GroupVersionKind, Watch
+
+ROLE = Path(__file__).resolve().parent / "data" / "roles" / "echo"
+WATCH = Watch(gvk=GroupVersionKind("test.example.com", "v1", "Echo"), role=str(ROLE), max_runner_artifacts=2)
+
+
+def _obj(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "test.example.com/v1",
+        "kind": "Echo",
+        "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}"},
+        "spec": spec,
+    }
+
+
+def _item(tmp_path: Path, obj: dict[str, Any]) -> RunItem:
+    return RunItem(
+        obj=obj,
+        parameters=make_parameters(obj, watch=WATCH, finalizer_run=False),
+        finalizer_run=False,
+        verbosity=0,
+        max_artifacts=WATCH.max_runner_artifacts,
+        private_dir=tmp_path / "objects" / obj["metadata"]["name"],
+        reconcile_id=f"run-{obj['metadata']['name']}",
+    )
+
+
+@pytest.fixture(scope="module")
+def runner() -> AnsibleRunner:
+    return AnsibleRunner(RunningSettings(), KubeSettings())
+
+
+def _run(runner: AnsibleRunner, tmp_path: Path, objects: list[dict[str, Any]]) -> RunOutcome:
+    return runner.run(
+        WATCH, [_item(tmp_path, o) for o in objects], batch_dir=tmp_path / "batch", cancel=threading.Event()
+    )
+
+
+# A shared process needs the same contract keys for every object (the controller groups them so).
+OBJECTS = [
+    _obj("a", size=3, tagList=["x", "y"], failMessage="", requeue=""),
+    _obj("b", size=5, tagList=[], failMessage="no room", requeue=""),
+    _obj("c", size=0, tagList=[], failMessage="", requeue="45s"),
+]
+
+
+def _summary(outcome: RunOutcome, host: str) -> dict[str, Any]:
+    result = outcome.hosts[host]
+    return {
+        "failed": result.failed,
+        "message": result.message,
+        "counts": result.counts,
+        "requeue_after": result.requeue_after,
+        "metrics": result.metrics,
+    }
+
+
+def test_one_object_per_process_keeps_operator_sdks_shape(runner: AnsibleRunner, tmp_path: Path) -> None:
+    """A single object runs on localhost; extra vars beat vars/ and set_fact; the artifacts are linked."""
+    outcome = _run(runner, tmp_path, [OBJECTS[0]])
+    assert list(outcome.hosts) == ["localhost"]
+    result = outcome.hosts["localhost"]
+    assert not result.failed, result.message
+    assert result.metrics == [
+        {
+            "name": "echo_size",
+            "description": "Size each echo object asked for",
+            "labels": {"name": "a"},
+            "gauge": {"set": 3.0},
+        }
+    ]
+    assert result.counts["ok"] >= 4 and result.counts.get("failures", 0) == 0
+    assert result.counts.get("rescued") == 1 and result.counts.get("ignored") == 1
+    latest = tmp_path / "objects" / "a" / "latest"
+    assert latest.resolve() == outcome.artifacts_dir.resolve()
+    stdout = (outcome.artifacts_dir / "stdout").read_text()
+    assert "a size=3 type=int tags=['x', 'y']" in stdout
+
+
+def test_a_shared_process_gives_each_object_its_own_exact_result(runner: AnsibleRunner, tmp_path: Path) -> None:
+    """Three objects in one ansible-playbook process: same per-object results as three separate runs."""
+    shared = _run(runner, tmp_path / "shared", OBJECTS)
+    assert set(shared.hosts) == {"ns/a", "ns/b", "ns/c"}
+    alone = {o["metadata"]["name"]: _run(runner, tmp_path / o["metadata"]["name"], [o]) for o in OBJECTS}
+    for name, single in alone.items():
+        assert _summary(shared, f"ns/{name}") == _summary(single, "localhost"), name
+    assert shared.hosts["ns/b"].failed
+    assert shared.hosts["ns/b"].message == "b refused: no room"
+    assert shared.hosts["ns/c"].requeue_after == 45.0
+    stdout = (shared.artifacts_dir / "stdout").read_text()
+    for expected in ("a size=3 type=int", "b size=5 type=int", "c size=0 type=int"):
+        assert expected in stdout
+
+
+def test_artifacts_are_rotated_to_max_runner_artifacts(runner: AnsibleRunner, tmp_path: Path) -> None:
+    """maxRunnerArtifacts 2: after three runs of one object, two artifact folders remain."""
+    for index in range(3):
+        item = _item(tmp_path, OBJECTS[0])
+        item = RunItem(**{**item.__dict__, "reconcile_id": f"run-{index}"})
+        runner.run(WATCH, [item], batch_dir=tmp_path / "batch", cancel=threading.Event())
+    kept = sorted(p.name for p in (tmp_path / "objects" / "a" / "artifacts").iterdir())
+    assert kept == ["run-1", "run-2"]
+
+
+def test_objects_with_different_contract_keys_cannot_share_a_process(runner: AnsibleRunner, tmp_path: Path) -> None:
+    """A key missing for one object would silently take the role default: refused before starting ansible."""
+    items = [_item(tmp_path, _obj("x", size=1)), _item(tmp_path, _obj("y", size=1, extra=True))]
+    with pytest.raises(ValueError, match="same contract keys"):
+        runner.run(WATCH, items, batch_dir=tmp_path / "batch", cancel=threading.Event())
+
+
+def test_a_broken_role_reference_fails_every_object_with_ansibles_message(
+    runner: AnsibleRunner, tmp_path: Path
+) -> None:
+    """No playbook_on_stats (ansible stops before any task): each object fails with the tail of ansible's output."""
+    watch = Watch(gvk=WATCH.gvk, role=str(tmp_path / "no-such-role"))
+    items = [_item(tmp_path, OBJECTS[0]), _item(tmp_path, OBJECTS[2])]
+    outcome = runner.run(watch, items, batch_dir=tmp_path / "batch", cancel=threading.Event())
+    assert not outcome.stats_received
+    for result in outcome.hosts.values():
+        assert result.failed
+        assert "ended without a playbook result" in result.message
+        assert "no-such-role" in result.message
