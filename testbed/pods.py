@@ -135,6 +135,9 @@ class Container:
         self.peer_id: str | None = None
         self.next_start = 0.0
         self.backoff = BACKOFF_START_SECONDS
+        self.runs = 0
+        self.done = False
+        """Exited and not to be restarted (restartPolicy Never, or OnFailure after success)."""
         self.succeeded = False
 
     @property
@@ -216,7 +219,8 @@ class PodWorker(threading.Thread):
             pid=main.pid,
             repo=repo,
             sandbox=self.sandbox,
-            ready=all(c.ready for c in self.containers),
+            # A process that just died is not ready, even before the worker noticed.
+            ready=all(c.ready and c.pid is not None for c in self.containers),
             restart_count=main.restart_count,
             phase=self.phase,
             reason=self.reason,
@@ -259,6 +263,7 @@ class PodWorker(threading.Thread):
         volumes = self._until_ready("FailedMount", self._mount_volumes)
         if volumes is None:
             return
+        self.reason = self.message = None
         for container in self.init_containers + self.containers:
             self._prepare_container(container, volumes)
         self.kubelet.log(f"{self.name}: sandbox {self.sandbox}, pod IP {self.ip.ip}")
@@ -582,6 +587,9 @@ class PodWorker(threading.Thread):
             if self.kubelet.stopping.is_set():
                 return False
             container.process.start()
+        if container.runs:
+            container.restart_count += 1
+        container.runs += 1
         container.state = {"running": {"startedAt": now_rfc3339()}}
         self.kubelet.log(f"{self.name}: started {container.name} as PID {container.process.pid}: {' '.join(argv)}")
         self._event("Normal", "Started", f"Started container {container.name} (PID {container.process.pid})")
@@ -614,6 +622,8 @@ class PodWorker(threading.Thread):
 
     def _tend(self, container: Container) -> None:
         """Start, probe or restart one container, following the pod's restartPolicy."""
+        if container.done:
+            return
         proc = container.process
         if proc is not None and proc.alive():
             if not container.ready:
@@ -625,15 +635,13 @@ class PodWorker(threading.Thread):
             container.process = None
             policy = self.pod["spec"].get("restartPolicy", "Always")
             if policy == "Never" or (policy == "OnFailure" and code == 0):
-                container.succeeded = code == 0
-                if all(c.process is None for c in self.containers):
+                container.done, container.succeeded = True, code == 0
+                if all(c.done for c in self.containers):
                     self.phase = "Succeeded" if all(c.succeeded for c in self.containers) else "Failed"
                 return
-        if container.process is None and "terminated" in container.state and self.phase in ("Succeeded", "Failed"):
-            return
         if time.monotonic() >= container.next_start:
             self._start(container)
-        else:
+        elif container.runs:
             container.state = {
                 "waiting": {
                     "reason": "CrashLoopBackOff",
@@ -656,7 +664,6 @@ class PodWorker(threading.Thread):
         container.last_state = {"terminated": terminated}
         container.state = {"terminated": terminated}
         container.ready = False
-        container.restart_count += 1
         container.next_start = time.monotonic() + container.backoff
         self.kubelet.log(f"{self.name}: container {container.name} exited with {code}; log {container.log_path}")
         self._event("Warning", "BackOff", f"Container {container.name} exited with {code}")
@@ -718,8 +725,10 @@ class PodWorker(threading.Thread):
             status["podIPs"] = [{"ip": pod_ip}]
         if self.start_time:
             status["startTime"] = self.start_time
-        if self.reason and self.phase == "Pending":
-            status["reason"], status["message"] = self.reason, self.message
+        # None deletes a reason written while the pod was still pending.
+        pending = self.phase == "Pending"
+        status["reason"] = self.reason if pending else None
+        status["message"] = self.message if pending else None
         comparable = json.loads(json.dumps(status))
         for cond in comparable["conditions"]:
             cond.pop("lastTransitionTime")

@@ -11,6 +11,8 @@ the storage provisioner (hostPath volumes) and the cloud load balancer.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -313,3 +315,30 @@ def test_kubelet_stand_in_resolves_env_from_secrets_and_fields_for_the_image_ent
     assert "IPFS_SWARM_KEY" not in environ, "the entrypoint unsets the key before starting the daemon"
     assert (view.repo / "swarm.key").read_text().strip() == key.strip()
     assert "Copying swarm key from variable..." in view.log_path("kubo").read_text()
+
+
+def test_kubelet_stand_in_restarts_a_crashed_kubo_container_and_counts_the_restart(
+    control_plane: ControlPlane, kubelet: KuboKubelet, namespace: str
+):
+    apply(control_plane, namespace, swarm_manifests("crashy", new_swarm_key()))
+    first = kubelet.wait_for_pod(namespace, "crashy-0")
+    assert first.pid is not None
+
+    os.kill(first.pid, signal.SIGKILL)  # the pod's own process, started by this test's kubelet
+
+    second = wait_until(
+        lambda: (
+            (v := kubelet.pod(namespace, "crashy-0")) is not None and v.ready and v.pid not in (None, first.pid) and v
+        ),
+        timeout=60,
+        what="the container to be restarted",
+    )
+    assert second.uid == first.uid and second.restart_count == 1
+    assert second.peer_id == first.peer_id and second.pod_ip == first.pod_ip
+
+    def reported() -> dict[str, Any] | None:
+        (status,) = read_pod(control_plane, namespace, "crashy-0")["status"]["containerStatuses"]
+        return status if status["restartCount"] == 1 and status["ready"] else None
+
+    status = wait_until(reported, timeout=30, what="the restart in the Pod status")
+    assert status["lastState"]["terminated"]["exitCode"] == 128 + signal.SIGKILL
