@@ -60,7 +60,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -816,9 +818,19 @@ class Subscription:
         self.close()
 
     def close(self) -> None:
-        """End the stream: closing the connection makes kubo cancel the subscription."""
+        """End the stream: closing the connection makes kubo cancel the subscription.
+
+        Safe to call from another thread than the one iterating: the socket is
+        shut down first, which wakes a read blocked on it (closing the response
+        alone would leave that read waiting for kubo's deadline).
+        """
         if not self.closed:
             self.closed = True
+            connection = getattr(self._response.raw, "connection", None)
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
             self._response.close()
 
     def __iter__(self) -> Iterator[PubsubMessage]:
@@ -837,9 +849,13 @@ class Subscription:
                     return
                 if time.monotonic() >= self.deadline:
                     return
-        except requests.exceptions.RequestException as err:
+        except (requests.exceptions.RequestException, OSError, AttributeError, ValueError) as err:
+            # A stream closed under a blocked read ends in any of these, from
+            # requests, the socket or urllib3 reading a response it no longer has.
             if self.closed or time.monotonic() >= self.deadline:
                 return
+            if not isinstance(err, requests.exceptions.RequestException | OSError):
+                raise
             raise KuboError(
                 f"The {self._endpoint} stream from kubo at {self._node} broke off: {type(err).__name__}",
                 endpoint=self._endpoint,

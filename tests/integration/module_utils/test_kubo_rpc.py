@@ -223,3 +223,20 @@ def test_kubo_ends_a_quiet_subscription_at_its_deadline(kubo_node: Any) -> None:
         assert list(kubo.subscribe("nobody-talks-here", duration=1.5)) == []
         elapsed = time.monotonic() - began
         assert 1.0 <= elapsed < 10
+
+
+def test_closing_a_subscription_from_another_thread_ends_a_blocked_read_at_once(kubo_node: Any) -> None:
+    node = kubo_node(name="rpc-close")
+    with client(node) as kubo:
+        subscription = kubo.subscribe("nobody-talks-here-either", duration=60)
+        received: list[Any] = []
+        reader = threading.Thread(target=lambda: received.extend(subscription))
+        began = time.monotonic()
+        reader.start()
+        time.sleep(0.3)
+        subscription.close()
+        reader.join(timeout=5)
+        assert not reader.is_alive()
+        assert received == []
+        assert time.monotonic() - began < 3
+        assert "nobody-talks-here-either" not in kubo.pubsub_ls()
