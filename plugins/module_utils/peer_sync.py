@@ -1,0 +1,258 @@
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+"""Keep Peer objects in step with the identities discovered on a swarm.
+
+Private to the collection: may change without notice.
+
+Decide in a pure function, act in a small service (community.crypto's
+backend split): :func:`plan` turns what the swarm said and what the cluster
+holds into actions, so every rule is unit-tested without an API server:
+
+- a discovered identity becomes (or updates) a Peer named after the
+  lowercased publisher peer id, Online, missingCounter 0, with its kubeconfig
+  in a Secret named by the ``clusterdiscovery/kubeconfig-secret`` annotation
+  and its categories as labels, so ``kubectl get peers -l`` finds them;
+- a tombstone deletes the Peer and its Secret;
+- a Peer of this identity and swarm that was not heard counts one more miss;
+  from ``offline_after`` misses it is Offline, from ``forget_after`` it is
+  deleted (a cluster that vanished without retracting);
+- a Peer whose member only sent documents we refused is left exactly as it is:
+  a misbehaving member changes nothing;
+- a Peer that carries another identity's labels is never touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+
+GROUP = "peerdiscovery.irt-saintexupery.com"
+API_VERSION = f"{GROUP}/v1alpha1"
+KUBECONFIG_ANNOTATION = "clusterdiscovery/kubeconfig-secret"
+LABEL_IDENTITY = f"{GROUP}/identity"
+LABEL_IDENTITY_NAMESPACE = f"{GROUP}/identity-namespace"
+LABEL_SWARM = f"{GROUP}/swarm"
+CATEGORY_LABEL_PREFIX = f"category.{GROUP}/"
+SECRET_KEY = "config"
+ONLINE, OFFLINE = "Online", "Offline"
+
+
+class PeerSyncError(KuboCollectionError):
+    """A Kubernetes call failed while synchronizing Peers."""
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value (63 characters of [a-z0-9A-Z-_.], alphanumeric at both ends)."""
+    value = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-_.")
+    return value[:63].rstrip("-_.")
+
+
+def category_label(category: str) -> str:
+    """The label key a category becomes: ``category.peerdiscovery.irt-saintexupery.com/eo-data``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", category.lower()).strip("-")[:63].strip("-")
+    return CATEGORY_LABEL_PREFIX + (slug or "unnamed")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which Peers a synchronization owns: one local Identity on one swarm, in one namespace."""
+
+    identity_name: str
+    identity_namespace: str
+    identity_uid: str | None
+    namespace: str
+    swarm_pool: str
+    swarm: str
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL_IDENTITY: label_value(self.identity_name),
+            LABEL_IDENTITY_NAMESPACE: label_value(self.identity_namespace),
+            LABEL_SWARM: label_value(self.swarm),
+        }
+
+    def owns(self, peer: Mapping[str, Any]) -> bool:
+        labels = (peer.get("metadata") or {}).get("labels") or {}
+        return all(labels.get(key) == value for key, value in self.labels.items())
+
+
+@dataclass
+class Action:
+    verb: str  # "apply" (create or update) | "status" | "delete"
+    name: str
+    peer: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None
+    kubeconfig: str | None = None
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    online: int = 0
+    offline: int = 0
+    synchronized: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def peer_name(peer_id: str) -> str:
+    return peer_id.lower()
+
+
+def secret_name(peer_id: str) -> str:
+    return f"{peer_name(peer_id)}-kubeconfig"
+
+
+def desired_peer(scope: Scope, identity: Mapping[str, Any]) -> dict[str, Any]:
+    """The Peer object for one discovered identity (without status)."""
+    peer_id = identity["peer_id"]
+    metadata: dict[str, Any] = {
+        "name": peer_name(peer_id),
+        "namespace": scope.namespace,
+        "labels": {**scope.labels, **{category_label(c): "true" for c in identity.get("categories") or []}},
+        "annotations": {KUBECONFIG_ANNOTATION: secret_name(peer_id)},
+    }
+    # Owner references cannot cross namespaces; a Peer in another namespace
+    # than its Identity is cleaned up by the identity role's finalizer instead.
+    if scope.identity_uid and scope.namespace == scope.identity_namespace:
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Identity",
+                "name": scope.identity_name,
+                "uid": scope.identity_uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Peer",
+        "metadata": metadata,
+        "spec": {
+            "name": identity.get("name", ""),
+            "description": identity.get("description", ""),
+            "URL": identity.get("url", ""),
+            "categories": [{"name": c} for c in identity.get("categories") or []],
+        },
+    }
+
+
+def _status(
+    scope: Scope,
+    *,
+    state: str,
+    missing: int,
+    last_seen: str | None,
+    identity: Mapping[str, Any] | None,
+    previous: Mapping[str, Any],
+) -> dict[str, Any]:
+    status = dict(previous)
+    status.update({"status": state, "missingCounter": missing})
+    status["swarm"] = {"namespace": scope.namespace, "swarmPool": scope.swarm_pool, "swarm": scope.swarm}
+    status["identity"] = {"name": scope.identity_name, "namespace": scope.identity_namespace}
+    if last_seen is not None:
+        status["lastSeen"] = last_seen
+    if identity is not None:
+        status["peerId"] = identity["peer_id"]
+        status["sequence"] = identity["sequence"]
+        status["kubernetesVersion"] = identity.get("kubernetes_version", "")
+    return status
+
+
+def plan(
+    scope: Scope,
+    *,
+    existing: Sequence[Mapping[str, Any]],
+    discovered: Iterable[Mapping[str, Any]],
+    removed: Iterable[str],
+    refused: Iterable[str],
+    now: str,
+    offline_after: int,
+    forget_after: int,
+) -> Plan:
+    """Actions that bring the Peers of ``scope`` in line with one discovery round."""
+    result = Plan()
+    by_name: dict[str, Mapping[str, Any]] = {str((p.get("metadata") or {}).get("name") or ""): p for p in existing}
+    seen: set[str] = set()
+    for identity in discovered:
+        name = peer_name(identity["peer_id"])
+        seen.add(name)
+        current = by_name.get(name)
+        if current is not None and not scope.owns(current):
+            result.warnings.append(f"Peer {scope.namespace}/{name} belongs to another Identity; left unchanged")
+            continue
+        result.online += 1
+        result.synchronized += 1
+        previous = (current or {}).get("status") or {}
+        result.actions.append(
+            Action(
+                verb="apply",
+                name=name,
+                peer=desired_peer(scope, identity),
+                status=_status(scope, state=ONLINE, missing=0, last_seen=now, identity=identity, previous=previous),
+                kubeconfig=identity.get("kubeconfig"),
+            )
+        )
+    for peer_id in removed:
+        name = peer_name(peer_id)
+        seen.add(name)
+        if name in by_name and scope.owns(by_name[name]):
+            result.actions.append(Action(verb="delete", name=name))
+    untouched = {peer_name(p) for p in refused}
+    for name, current in by_name.items():
+        if name in seen or not name or not scope.owns(current):
+            continue
+        previous = current.get("status") or {}
+        if name in untouched:
+            if previous.get("status") == OFFLINE:
+                result.offline += 1
+            else:
+                result.online += 1
+            continue
+        missing = int(previous.get("missingCounter") or 0) + 1
+        if missing >= forget_after:
+            result.actions.append(Action(verb="delete", name=name))
+            continue
+        state = OFFLINE if missing >= offline_after else previous.get("status") or ONLINE
+        if state == OFFLINE:
+            result.offline += 1
+        else:
+            result.online += 1
+        result.actions.append(
+            Action(
+                verb="status",
+                name=name,
+                status=_status(scope, state=state, missing=missing, last_seen=None, identity=None, previous=previous),
+            )
+        )
+    return result
+
+
+def kubeconfig_secret(scope: Scope, name: str, kubeconfig: str, owner_uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": f"{name}-kubeconfig",
+            "namespace": scope.namespace,
+            "labels": scope.labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "Peer",
+                    "name": name,
+                    "uid": owner_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "data": {SECRET_KEY: base64.b64encode(kubeconfig.encode()).decode()},
+    }

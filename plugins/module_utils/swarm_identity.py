@@ -1,0 +1,411 @@
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+"""One node's side of the identity protocol: publish, retract, ask, listen, remember.
+
+Private to the collection: may change without notice. No Ansible imports: the
+``ipfs_identity`` module and the discovery agent both use it.
+
+Everything travels through the node's RPC API. State lives in the node's own
+mutable file system, one folder per swarm topic:
+
+- ``published.json``: what this node last published (owner, CID, sequence,
+  tombstone). Publishing compares against it, so an unchanged identity keeps
+  its CID and sequence and reports no change, and a second owner cannot
+  silently take over a node that already speaks for another Identity.
+- ``heard.json``: the latest announcement heard from each other member, with
+  the time it was heard. The discovery agent (a long-lived subscriber) writes
+  it; a module run reads it, so what was announced between two runs (a
+  tombstone, an update) is not lost although pubsub keeps nothing.
+
+A module run also asks the swarm directly: it subscribes, publishes an ``ask``
+and listens until the answers stop coming, so discovery works without an
+agent, only more slowly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import (
+    Announce,
+    Ask,
+    MessageError,
+    decode,
+    topic_for,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import (
+    Discovery,
+    Received,
+    discover,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
+    CID_RE,
+    MAX_DOCUMENT_BYTES,
+    PEER_ID_RE,
+    DocumentError,
+    IdentityDocument,
+    next_sequence,
+    utc_now,
+    validate,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import (
+    SealError,
+    open_sealed,
+    seal,
+)
+
+STATE_ROOT = "/cluster-discovery/v1"
+MAX_STATE_BYTES = 256 * 1024
+# How long a heard announcement stays in heard.json: long enough for a
+# tombstone to reach every member that runs discovery at least daily.
+HEARD_RETENTION_SECONDS = 24 * 3600
+
+
+class IdentityConflictError(KuboCollectionError):
+    """The node already publishes the identity of another owner."""
+
+
+@dataclass(frozen=True)
+class Published:
+    owner: str
+    cid: str
+    sequence: int
+    tombstone: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"owner": self.owner, "cid": self.cid, "sequence": self.sequence, "tombstone": self.tombstone}
+
+
+@dataclass(frozen=True)
+class Heard:
+    cid: str
+    sequence: int
+    heard_at: float
+
+
+@dataclass
+class PublishOutcome:
+    changed: bool
+    published: Published | None
+    issued_at: str | None = None
+
+
+class SwarmIdentity:
+    """The identity protocol on one node, for one swarm (identified by its key)."""
+
+    def __init__(self, client: KuboClient, swarm_key: bytes, *, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.swarm_key = swarm_key
+        self.topic = topic_for(swarm_key)
+        self.folder = f"{STATE_ROOT}/{self.topic.rsplit('/', 1)[-1]}"
+        self._clock = clock
+        self._peer_id: str | None = None
+
+    @property
+    def peer_id(self) -> str:
+        if self._peer_id is None:
+            self._peer_id = str(self.client.id()["ID"])
+        return self._peer_id
+
+    # -- state in the node's MFS -------------------------------------------------
+
+    def _read_json(self, name: str) -> object:
+        raw = self.client.files_read(f"{self.folder}/{name}", max_bytes=MAX_STATE_BYTES)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None  # a damaged state file is rebuilt rather than trusted
+
+    def published(self) -> Published | None:
+        value = self._read_json("published.json")
+        if not isinstance(value, dict):
+            return None
+        try:
+            record = Published(
+                owner=str(value["owner"]),
+                cid=str(value["cid"]),
+                sequence=int(value["sequence"]),
+                tombstone=bool(value["tombstone"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        return record if CID_RE.match(record.cid) else None
+
+    def _write_published(self, record: Published) -> None:
+        self.client.files_write(f"{self.folder}/published.json", json.dumps(record.to_json()).encode())
+
+    def heard(self) -> dict[str, Heard]:
+        value = self._read_json("heard.json")
+        result: dict[str, Heard] = {}
+        if not isinstance(value, dict):
+            return result
+        for publisher, entry in value.items():
+            try:
+                heard = Heard(cid=str(entry["cid"]), sequence=int(entry["sequence"]), heard_at=float(entry["heardAt"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if PEER_ID_RE.match(publisher) and CID_RE.match(heard.cid):
+                result[publisher] = heard
+        return result
+
+    def remember(self, announces: Iterable[Announce]) -> bool:
+        """Record announcements heard (their sender already checked); True when something new was learned."""
+        heard = self.heard()
+        now = self._clock()
+        news = False
+        for announce in announces:
+            if announce.publisher == self.peer_id:
+                continue
+            known = heard.get(announce.publisher)
+            if known is None or announce.sequence > known.sequence:
+                news = True
+            if known is None or announce.sequence >= known.sequence:
+                heard[announce.publisher] = Heard(cid=announce.cid, sequence=announce.sequence, heard_at=now)
+        cutoff = now - HEARD_RETENTION_SECONDS
+        kept = {publisher: entry for publisher, entry in heard.items() if entry.heard_at >= cutoff}
+        body = {p: {"cid": e.cid, "sequence": e.sequence, "heardAt": e.heard_at} for p, e in sorted(kept.items())}
+        self.client.files_write(f"{self.folder}/heard.json", json.dumps(body).encode())
+        return news
+
+    # -- publishing ----------------------------------------------------------------
+
+    def _check_owner(self, current: Published | None, owner: str) -> None:
+        if current is not None and not current.tombstone and current.owner != owner:
+            raise IdentityConflictError(
+                f"kubo node {self.client.node} already publishes the identity of {current.owner} on this swarm;"
+                f" one node speaks for one Identity (retract that one first)",
+                node=self.client.node,
+                owner=current.owner,
+            )
+
+    def _previous_document(self, current: Published) -> tuple[IdentityDocument, str | None] | None:
+        try:
+            document = IdentityDocument.decode(self.client.cat(current.cid, max_bytes=MAX_DOCUMENT_BYTES))
+            kubeconfig = None
+            if document.kubeconfig is not None:
+                kubeconfig = open_sealed(
+                    self.swarm_key, document.kubeconfig, publisher=document.publisher, sequence=document.sequence
+                ).decode("utf-8")
+        except (KuboError, DocumentError, SealError, UnicodeDecodeError):
+            return None  # unreadable: publish anew
+        return document, kubeconfig
+
+    def publish(
+        self,
+        *,
+        owner: str,
+        document: IdentityDocument,
+        kubeconfig: str | None,
+        check_mode: bool = False,
+    ) -> PublishOutcome:
+        """Publish ``document`` (its publisher, sequence and time are filled in here) unless unchanged.
+
+        Raises DocumentError when the identity breaks the document's rules, before anything is written.
+        """
+        current = self.published()
+        self._check_owner(current, owner)
+        candidate = replace(document, publisher=self.peer_id, sequence=0, issued_at="", kubeconfig=None)
+        validate(replace(candidate, issued_at=utc_now()))
+        if current is not None and not current.tombstone and current.owner == owner:
+            previous = self._previous_document(current)
+            if (
+                previous is not None
+                and previous[0].publisher == self.peer_id
+                and previous[0].same_content(candidate)
+                and previous[1] == kubeconfig
+            ):
+                return PublishOutcome(changed=False, published=current, issued_at=previous[0].issued_at)
+        if check_mode:
+            return PublishOutcome(changed=True, published=None)
+        sequence = next_sequence(current.sequence if current else None, int(self._clock() * 1000))
+        sealed = (
+            seal(self.swarm_key, kubeconfig.encode("utf-8"), publisher=self.peer_id, sequence=sequence)
+            if kubeconfig is not None
+            else None
+        )
+        issued_at = utc_now()
+        final = replace(candidate, sequence=sequence, issued_at=issued_at, kubeconfig=sealed)
+        cid = self.client.add(final.encode(), cid_version=1)
+        record = Published(owner=owner, cid=cid, sequence=sequence, tombstone=False)
+        self._write_published(record)
+        return PublishOutcome(changed=True, published=record, issued_at=issued_at)
+
+    def retract(self, *, owner: str, check_mode: bool = False) -> PublishOutcome:
+        """Publish a tombstone for ``owner``'s identity; nothing to do when none is published."""
+        current = self.published()
+        if current is None or current.tombstone:
+            return PublishOutcome(changed=False, published=current)
+        self._check_owner(current, owner)
+        if check_mode:
+            return PublishOutcome(changed=True, published=None)
+        sequence = next_sequence(current.sequence, int(self._clock() * 1000))
+        issued_at = utc_now()
+        tombstone = IdentityDocument(publisher=self.peer_id, sequence=sequence, issued_at=issued_at, tombstone=True)
+        cid = self.client.add(tombstone.encode(), cid_version=1)
+        record = Published(owner=owner, cid=cid, sequence=sequence, tombstone=True)
+        self._write_published(record)
+        return PublishOutcome(changed=True, published=record, issued_at=issued_at)
+
+    def announce(self, record: Published) -> None:
+        self.client.pubsub_pub(self.topic, Announce(self.peer_id, record.cid, record.sequence).encode())
+
+    def ask(self) -> None:
+        self.client.pubsub_pub(self.topic, Ask().encode())
+
+    # -- the long-lived side: what the discovery agent runs -------------------------
+
+    def serve(
+        self,
+        *,
+        stop: threading.Event,
+        announce_every: float,
+        on_news: Callable[[set[str]], None] | None = None,
+        session: float = 600.0,
+        refresh_every: float = 10.0,
+        retry_after: float = 2.0,
+    ) -> None:
+        """Keep this node's identity heard on the swarm until ``stop`` is set.
+
+        Answers every ``ask`` with the node's published identity (or tombstone),
+        re-announces it every ``announce_every`` seconds, and records what other
+        members announce in ``heard.json``: at once when it is news (a new
+        member or sequence; then ``on_news`` is called with the publishers), and
+        at most every ``refresh_every`` seconds to keep liveness times current.
+        Connection losses (a restarting node) are retried every ``retry_after``
+        seconds; after each (re)subscription it asks, so what was announced
+        meanwhile is learned again.
+        """
+        known: dict[str, int] = {publisher: entry.sequence for publisher, entry in self._heard_or_empty().items()}
+        last_write: dict[str, float] = {}
+        current: list[object] = [None]
+
+        def announce_own() -> None:
+            record = self.published()
+            if record is not None:
+                self.announce(record)
+
+        def announcer() -> None:
+            while not stop.wait(announce_every):
+                # A node that is away is reconnected by the subscription loop.
+                with contextlib.suppress(KuboError):
+                    announce_own()
+
+        def closer() -> None:
+            stop.wait()
+            subscription = current[0]
+            if subscription is not None:
+                subscription.close()  # type: ignore[attr-defined]
+
+        def handle(sender: str, data: bytes) -> None:
+            try:
+                parsed = decode(data)
+            except MessageError:
+                return
+            if sender == self.peer_id:
+                return
+            if isinstance(parsed, Ask):
+                announce_own()
+                return
+            if parsed.publisher != sender:
+                return  # a member announcing for another peer is ignored, as in discovery
+            now = time.monotonic()
+            news = parsed.sequence > known.get(sender, -1)
+            if news or now - last_write.get(sender, 0.0) >= refresh_every:
+                self.remember([parsed])
+                last_write[sender] = now
+            if news:
+                known[sender] = parsed.sequence
+                if on_news is not None:
+                    on_news({sender})
+
+        threads = [threading.Thread(target=announcer, daemon=True), threading.Thread(target=closer, daemon=True)]
+        for thread in threads:
+            thread.start()
+        while not stop.is_set():
+            try:
+                subscription = self.client.subscribe(self.topic, duration=session)
+                current[0] = subscription
+                if stop.is_set():
+                    subscription.close()
+                    break
+                self.ask()
+                announce_own()
+                for message in subscription:
+                    handle(message.sender, message.data)
+            except KuboError:
+                stop.wait(retry_after)
+        for thread in threads:
+            thread.join(timeout=1)
+
+    def _heard_or_empty(self) -> dict[str, Heard]:
+        try:
+            return self.heard()
+        except KuboError:
+            return {}
+
+    # -- discovery -------------------------------------------------------------------
+
+    def listen(self, *, window: float, quiet: float, ask: bool = True) -> list[Received]:
+        """Messages heard on the topic, after an ``ask``, until ``quiet`` s pass without one or ``window`` ends."""
+        received: list[Received] = []
+        last = [time.monotonic()]
+        subscription = self.client.subscribe(self.topic, duration=window)
+
+        def collect() -> None:
+            try:
+                for message in subscription:
+                    received.append(Received(sender=message.sender, data=message.data))
+                    last[0] = time.monotonic()
+            except KuboError:
+                pass  # a broken stream ends the window; what was heard stands
+
+        worker = threading.Thread(target=collect, daemon=True)
+        worker.start()
+        if ask:
+            self.ask()
+        started = last[0] = time.monotonic()
+        deadline = started + window
+        while worker.is_alive():
+            now = time.monotonic()
+            if now >= deadline or now - last[0] >= quiet:
+                break
+            worker.join(timeout=min(0.05, deadline - now))
+        subscription.close()
+        worker.join(timeout=2)
+        return list(received)
+
+    def discover(self, *, window: float, quiet: float, fresh_within: float) -> tuple[Discovery, set[str]]:
+        """Validated identities of the other members, and the set of members heard recently (alive)."""
+        messages = self.listen(window=window, quiet=quiet)
+        now = self._clock()
+        live: set[str] = set()
+        for message in messages:
+            try:
+                parsed = decode(message.data)
+            except MessageError:
+                continue
+            if isinstance(parsed, Announce) and parsed.publisher == message.sender:
+                live.add(message.sender)
+        remembered = []
+        for publisher, entry in self.heard().items():
+            # The agent checked the sender before writing heard.json.
+            remembered.append(Received(publisher, Announce(publisher, entry.cid, entry.sequence).encode()))
+            if now - entry.heard_at <= fresh_within:
+                live.add(publisher)
+        result = discover(
+            [*remembered, *messages],
+            own_peer_id=self.peer_id,
+            swarm_key=self.swarm_key,
+            fetch=lambda cid: self.client.cat(cid, max_bytes=MAX_DOCUMENT_BYTES),
+        )
+        live.discard(self.peer_id)
+        return result, live
