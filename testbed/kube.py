@@ -85,6 +85,7 @@ class Watcher(threading.Thread):
         stopping: threading.Event,
         *,
         on_error: Callable[[str], None] | None = None,
+        log: Callable[[str], None] | None = None,
         **list_kwargs: Any,
     ) -> None:
         super().__init__(name=name, daemon=True)
@@ -92,10 +93,13 @@ class Watcher(threading.Thread):
         self._handler = handler
         self._stopping = stopping
         self._on_error = on_error or (lambda message: None)
+        self._log = log or (lambda message: None)
         self._list_kwargs = list_kwargs
         self._known: dict[str, Obj] = {}
         self.synced = threading.Event()
         """Set after the first list has been handled."""
+        self.lists = 0
+        """How many times the kind was listed: 1, plus one per 410 Gone."""
 
     def run(self) -> None:
         resource_version = ""
@@ -107,6 +111,7 @@ class Watcher(threading.Thread):
             except ApiException as err:
                 if err.status == 410:
                     resource_version = ""  # expired: list again
+                    self._log(f"watch {self.name}: 410 Gone, listing again")
                     continue
                 self._report(f"{self.name}: API error {err.status}: {err.reason}")
                 self._stopping.wait(1.0)
@@ -125,6 +130,7 @@ class Watcher(threading.Thread):
         for item in current.values():
             self._dispatch("SYNC", item)
         self._known = current
+        self.lists += 1
         self.synced.set()
         return str(listing["metadata"]["resourceVersion"])
 

@@ -128,6 +128,10 @@ class KuboKubelet:
             time.sleep(0.2)
         raise TimeoutError(f"pod {namespace}/{name} still runs on the testbed kubelet after {timeout:.0f} s")
 
+    def watch_lists(self) -> dict[str, int]:
+        """How often each kind was listed (1 + one per 410 Gone that expired its watch)."""
+        return {watcher.name: watcher.lists for watcher in self._watchers}
+
     def log(self, message: str) -> None:
         line = f"{time.strftime('%H:%M:%S')} {message}\n"
         with self._log_lock, self.log_path.open("a") as log:
@@ -151,14 +155,14 @@ class KuboKubelet:
         self._ensure_storage_class()
         core = self.core
         self._watchers = [
-            Watcher("watch pods", core.list_pod_for_all_namespaces, self._on_pod, self.stopping,
-                    on_error=self._error, label_selector=POD_SELECTOR),
-            Watcher("watch persistentvolumeclaims", core.list_persistent_volume_claim_for_all_namespaces,
-                    self._on_claim, self.stopping, on_error=self._error),
-            Watcher("watch persistentvolumes", core.list_persistent_volume, self._on_volume, self.stopping,
-                    on_error=self._error),
-            Watcher("watch services", core.list_service_for_all_namespaces, self._on_service, self.stopping,
-                    on_error=self._error),
+            Watcher("pods", core.list_pod_for_all_namespaces, self._on_pod, self.stopping,
+                    on_error=self._error, log=self.log, label_selector=POD_SELECTOR),
+            Watcher("persistentvolumeclaims", core.list_persistent_volume_claim_for_all_namespaces,
+                    self._on_claim, self.stopping, on_error=self._error, log=self.log),
+            Watcher("persistentvolumes", core.list_persistent_volume, self._on_volume, self.stopping,
+                    on_error=self._error, log=self.log),
+            Watcher("services", core.list_service_for_all_namespaces, self._on_service, self.stopping,
+                    on_error=self._error, log=self.log),
         ]  # fmt: skip
         for watcher in self._watchers:
             watcher.start()

@@ -10,6 +10,7 @@ the storage provisioner (hostPath volumes) and the cloud load balancer.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from testbed.controlplane import ControlPlane
+from testbed.kube import WATCH_TIMEOUT_SECONDS
 from testbed.kubelet import POD_LABELS, KuboKubelet
 from testbed.kubo import KuboNode, new_swarm_key
 
@@ -342,3 +344,25 @@ def test_kubelet_stand_in_restarts_a_crashed_kubo_container_and_counts_the_resta
 
     status = wait_until(reported, timeout=30, what="the restart in the Pod status")
     assert status["lastState"]["terminated"]["exitCode"] == 128 + signal.SIGKILL
+
+
+def test_kubelet_stand_in_keeps_working_after_an_etcd_compaction_expires_its_watches(
+    control_plane: ControlPlane, kubelet: KuboKubelet, namespace: str
+):
+    key = base64.b64encode(b"/").decode()
+    revision = requests.post(f"{control_plane.etcd_url}/v3/kv/range", json={"key": key}, timeout=10).json()["header"][
+        "revision"
+    ]
+    compacted = requests.post(
+        f"{control_plane.etcd_url}/v3/kv/compaction", json={"revision": revision, "physical": True}, timeout=30
+    )
+    assert compacted.status_code == 200, compacted.text
+    # Each watch resumes within WATCH_TIMEOUT_SECONDS from a now compacted version, gets 410 Gone and re-lists.
+    time.sleep(WATCH_TIMEOUT_SECONDS + 1)
+
+    apply(control_plane, namespace, swarm_manifests("after", new_swarm_key()))
+
+    view = kubelet.wait_for_pod(namespace, "after-0", timeout=60)
+    assert rpc(view.api_url, "id").json()["ID"] == view.peer_id
+    assert all(lists >= 2 for lists in kubelet.watch_lists().values()), kubelet.watch_lists()
+    assert "410 Gone, listing again" in kubelet.log_path.read_text()
