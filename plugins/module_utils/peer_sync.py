@@ -27,9 +27,10 @@ import base64
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 
 GROUP = "peerdiscovery.irt-saintexupery.com"
 API_VERSION = f"{GROUP}/v1alpha1"
@@ -40,10 +41,9 @@ LABEL_SWARM = f"{GROUP}/swarm"
 CATEGORY_LABEL_PREFIX = f"category.{GROUP}/"
 SECRET_KEY = "config"
 ONLINE, OFFLINE = "Online", "Offline"
-
-
-class PeerSyncError(KuboCollectionError):
-    """A Kubernetes call failed while synchronizing Peers."""
+# lastSeen is accurate to this many seconds: refreshing it on every discovery
+# round would make every round a write (and report a change).
+LAST_SEEN_RESOLUTION_SECONDS = 60.0
 
 
 def label_value(text: str) -> str:
@@ -80,6 +80,11 @@ class Scope:
     def owns(self, peer: Mapping[str, Any]) -> bool:
         labels = (peer.get("metadata") or {}).get("labels") or {}
         return all(labels.get(key) == value for key, value in self.labels.items())
+
+
+def selector(scope: Scope) -> str:
+    """The label selector of the Peers ``scope`` owns."""
+    return ",".join(f"{key}={value}" for key, value in sorted(scope.labels.items()))
 
 
 @dataclass
@@ -143,6 +148,15 @@ def desired_peer(scope: Scope, identity: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _seconds_between(earlier: str, later: str) -> float | None:
+    try:
+        start = datetime.strptime(earlier, "%Y-%m-%dT%H:%M:%SZ")
+        end = datetime.strptime(later, "%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError):
+        return None
+    return (end - start).total_seconds()
+
+
 def _status(
     scope: Scope,
     *,
@@ -151,9 +165,15 @@ def _status(
     last_seen: str | None,
     identity: Mapping[str, Any] | None,
     previous: Mapping[str, Any],
+    last_seen_resolution: float = LAST_SEEN_RESOLUTION_SECONDS,
 ) -> dict[str, Any]:
     status = dict(previous)
     status.update({"status": state, "missingCounter": missing})
+    if last_seen is not None and isinstance(previous.get("lastSeen"), str):
+        # lastSeen moves in steps, so a round that learns nothing new writes nothing.
+        elapsed = _seconds_between(previous["lastSeen"], last_seen)
+        if elapsed is not None and 0 <= elapsed < last_seen_resolution:
+            last_seen = previous["lastSeen"]
     status["swarm"] = {"namespace": scope.namespace, "swarmPool": scope.swarm_pool, "swarm": scope.swarm}
     status["identity"] = {"name": scope.identity_name, "namespace": scope.identity_namespace}
     if last_seen is not None:
@@ -256,3 +276,87 @@ def kubeconfig_secret(scope: Scope, name: str, kubeconfig: str, owner_uid: str) 
         },
         "data": {SECRET_KEY: base64.b64encode(kubeconfig.encode()).decode()},
     }
+
+
+def _subset_differs(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """True when ``wanted`` sets a value ``current`` does not have (merge-patch semantics)."""
+    for key, value in wanted.items():
+        if isinstance(value, Mapping) and isinstance(current.get(key), Mapping):
+            if _subset_differs(current[key], value):
+                return True
+        elif current.get(key) != value:
+            return True
+    return False
+
+
+@dataclass
+class Applied:
+    changed: bool = False
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def apply(plan_: Plan, scope: Scope, *, peers: ResourceService, secrets: ResourceService, check_mode: bool) -> Applied:
+    """Carry out ``plan_``: write only what differs, so a second identical round changes nothing."""
+    result = Applied()
+    for action in plan_.actions:
+        current = peers.get(action.name, scope.namespace)
+        if action.verb == "delete":
+            if current is not None:
+                result.changed = True
+                result.deleted.append(action.name)
+                if not check_mode:
+                    peers.delete(action.name, scope.namespace)
+                    secrets.delete(f"{action.name}-kubeconfig", scope.namespace)
+            continue
+        touched = False
+        if action.verb == "apply" and action.peer is not None:
+            if current is None:
+                touched = True
+                result.created.append(action.name)
+                current = peers.create(action.peer) if not check_mode else dict(action.peer)
+            else:
+                metadata = _desired_metadata(action.peer, current)
+                if _subset_differs(current, {"metadata": metadata, "spec": action.peer["spec"]}):
+                    touched = True
+                    if not check_mode:
+                        current = peers.patch(
+                            action.name, scope.namespace, {"metadata": metadata, "spec": action.peer["spec"]}
+                        )
+            if action.kubeconfig is not None:
+                owner_uid = str((current.get("metadata") or {}).get("uid") or "")
+                wanted_secret = kubeconfig_secret(scope, action.name, action.kubeconfig, owner_uid)
+                existing_secret = secrets.get(wanted_secret["metadata"]["name"], scope.namespace)
+                if existing_secret is None:
+                    touched = True
+                    if not check_mode:
+                        secrets.create(wanted_secret)
+                elif (existing_secret.get("data") or {}).get(SECRET_KEY) != wanted_secret["data"][SECRET_KEY]:
+                    touched = True
+                    if not check_mode:
+                        secrets.patch(
+                            wanted_secret["metadata"]["name"], scope.namespace, {"data": wanted_secret["data"]}
+                        )
+        if (
+            action.status is not None
+            and current is not None
+            and _subset_differs(current.get("status") or {}, action.status)
+        ):
+            touched = True
+            if not check_mode:
+                peers.patch_status(action.name, scope.namespace, action.status)
+        if touched:
+            result.changed = True
+            if action.name not in result.created:
+                result.updated.append(action.name)
+    return result
+
+
+def _desired_metadata(peer: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """The Peer's wanted metadata as a merge patch: categories no longer published lose their label."""
+    metadata = {key: value for key, value in peer["metadata"].items() if key not in ("name", "namespace")}
+    current_labels = (current.get("metadata") or {}).get("labels") or {}
+    stale = {key: None for key in current_labels if key.startswith(CATEGORY_LABEL_PREFIX)}
+    metadata["labels"] = {**stale, **metadata["labels"]}
+    return metadata

@@ -100,13 +100,30 @@ class PublishOutcome:
 class SwarmIdentity:
     """The identity protocol on one node, for one swarm (identified by its key)."""
 
-    def __init__(self, client: KuboClient, swarm_key: bytes, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: KuboClient,
+        swarm_key: bytes | None,
+        *,
+        topic: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``swarm_key`` derives the topic and opens documents; a listener that only
+        announces and remembers (the agent) may give the ``topic`` instead."""
+        if swarm_key is None and topic is None:
+            raise ValueError("a swarm key or a topic is needed")
         self.client = client
-        self.swarm_key = swarm_key
-        self.topic = topic_for(swarm_key)
+        self._swarm_key = swarm_key
+        self.topic = topic_for(swarm_key) if swarm_key is not None else str(topic)
         self.folder = f"{STATE_ROOT}/{self.topic.rsplit('/', 1)[-1]}"
         self._clock = clock
         self._peer_id: str | None = None
+
+    @property
+    def swarm_key(self) -> bytes:
+        if self._swarm_key is None:
+            raise ValueError("this operation needs the swarm key")
+        return self._swarm_key
 
     @property
     def peer_id(self) -> str:
@@ -268,7 +285,7 @@ class SwarmIdentity:
         *,
         stop: threading.Event,
         announce_every: float,
-        on_news: Callable[[set[str]], None] | None = None,
+        on_news: Callable[[dict[str, int]], None] | None = None,
         session: float = 600.0,
         refresh_every: float = 10.0,
         retry_after: float = 2.0,
@@ -278,7 +295,8 @@ class SwarmIdentity:
         Answers every ``ask`` with the node's published identity (or tombstone),
         re-announces it every ``announce_every`` seconds, and records what other
         members announce in ``heard.json``: at once when it is news (a new
-        member or sequence; then ``on_news`` is called with the publishers), and
+        member or sequence; then ``on_news`` is called with the latest sequence
+        known of every member), and
         at most every ``refresh_every`` seconds to keep liveness times current.
         Connection losses (a restarting node) are retried every ``retry_after``
         seconds; after each (re)subscription it asks, so what was announced
@@ -325,7 +343,7 @@ class SwarmIdentity:
             if news:
                 known[sender] = parsed.sequence
                 if on_news is not None:
-                    on_news({sender})
+                    on_news(dict(known))
 
         threads = [threading.Thread(target=announcer, daemon=True), threading.Thread(target=closer, daemon=True)]
         for thread in threads:

@@ -26,12 +26,12 @@ removed: wanted labels and owner references are merged in.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import (
     ENCODING_BASE16,
     HEADER,
@@ -50,10 +50,6 @@ _OWNER_REFERENCE_FIELDS = ("apiVersion", "kind", "name", "uid", "controller", "b
 
 class SecretError(KuboCollectionError):
     """The Secret cannot be brought to the wanted state; nothing was written."""
-
-
-class KubernetesError(KuboCollectionError):
-    """The API server refused or could not be reached; the message quotes its reason."""
 
 
 @dataclass(frozen=True)
@@ -290,73 +286,24 @@ def manifest(wanted: Wanted, key: SwarmKey) -> dict[str, Any]:
     }
 
 
-def _api_reason(err: Exception) -> str:
-    """The API server's own message (kubernetes.core's wording), never the request body."""
-    body = getattr(err, "body", None)
-    if body:
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        if message:
-            return str(message)
-    status = getattr(err, "status", None)
-    reason = getattr(err, "reason", None)
-    if status is not None:
-        return f"{status} {reason or ''}".strip()
-    return f"{type(err).__name__}: {err}"
+class SecretService(ResourceService):
+    """Secrets through kubernetes.core's K8SClient (which adds dryRun=All in check mode).
 
-
-class SecretService:
-    """Secrets through kubernetes.core's K8SClient (which adds dryRun=All in check mode)."""
+    Patches are strategic merges, so owner references merge by uid.
+    """
 
     def __init__(self, client: Any) -> None:
-        self.client = client
-        try:
-            self.resource = client.resource("Secret", "v1")
-        except Exception as err:  # discovery fails in many ways (network, TLS, auth)
-            raise KubernetesError(f"Failed to reach the Kubernetes API to find Secrets: {_api_reason(err)}") from err
+        super().__init__(client, "Secret", "v1")
 
-    def get(self, name: str, namespace: str) -> dict[str, Any] | None:
-        from kubernetes.dynamic.exceptions import NotFoundError
-
-        try:
-            return dict(self.client.get(self.resource, name=name, namespace=namespace).to_dict())
-        except NotFoundError:
-            return None
-        except Exception as err:
-            raise KubernetesError(f"Failed to get Secret {namespace}/{name}: {_api_reason(err)}") from err
-
-    def create(self, body: dict[str, Any]) -> None:
-        ref = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
-        try:
-            self.client.create(self.resource, body)
-        except Exception as err:
-            raise KubernetesError(f"Failed to create Secret {ref}: {_api_reason(err)}") from err
-
-    def patch(self, name: str, namespace: str, patch: dict[str, Any]) -> None:
-        body = dict(patch)
-        body["metadata"] = {**patch.get("metadata", {}), "name": name, "namespace": namespace}
-        try:
-            self.client.patch(
-                self.resource,
-                body,
-                name=name,
-                namespace=namespace,
-                content_type="application/strategic-merge-patch+json",
-            )
-        except Exception as err:
-            raise KubernetesError(f"Failed to patch Secret {namespace}/{name}: {_api_reason(err)}") from err
-
-    def delete(self, name: str, namespace: str) -> None:
-        from kubernetes.dynamic.exceptions import NotFoundError
-
-        try:
-            self.client.delete(self.resource, name=name, namespace=namespace)
-        except NotFoundError:
-            return
-        except Exception as err:
-            raise KubernetesError(f"Failed to delete Secret {namespace}/{name}: {_api_reason(err)}") from err
+    def patch(
+        self,
+        name: str,
+        namespace: str,
+        patch: dict[str, Any],
+        *,
+        content_type: str = "application/strategic-merge-patch+json",
+    ) -> dict[str, Any]:
+        return super().patch(name, namespace, patch, content_type=content_type)
 
 
 @dataclass

@@ -1,0 +1,263 @@
+#!/usr/bin/python
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: peer_sync
+short_description: Keep Peer objects in step with the identities discovered on a swarm
+version_added: 0.1.0
+author:
+  - cluster-discovery contributors
+description:
+  - Writes one discovery round of M(peerdiscovery.cluster_discovery.ipfs_identity) into Kubernetes, for one local
+    Identity on one swarm, in the namespace O(namespace).
+  - Each live discovered identity becomes a C(Peer) named after the lowercased publisher peer id, with status
+    C(Online) and C(missingCounter) 0, its categories as labels C(category.peerdiscovery.irt-saintexupery.com/<slug>),
+    and its kubeconfig in a Secret named by the annotation C(clusterdiscovery/kubeconfig-secret) (key C(config)).
+  - A retracted identity (tombstone) deletes its Peer and Secret.
+  - A Peer that was not heard counts one more miss; it turns C(Offline) after O(offline_after) misses and is deleted
+    after O(forget_after) misses.
+  - A member whose documents were all refused (O(rejected)) keeps its Peer exactly as it is.
+  - Peers carrying another Identity's labels are never touched.
+  - O(state=absent) deletes every Peer of this Identity and swarm (the Identity's finalizer uses it).
+  - Supports check mode (server-side dry run).
+options:
+  state:
+    description: V(present) synchronizes; V(absent) removes every Peer of this Identity and swarm.
+    type: str
+    choices: [present, absent]
+    default: present
+  namespace:
+    description: The namespace of the swarm's Peers (the C(namespace) of the Identity's swarm entry).
+    type: str
+    required: true
+  identity_name:
+    description: The local Identity that discovered the Peers.
+    type: str
+    required: true
+  identity_namespace:
+    description: Its namespace.
+    type: str
+    required: true
+  identity_uid:
+    description: Its uid; Peers in its own namespace are then owned by it and go with it.
+    type: str
+  swarm_pool:
+    description: The SwarmPool of the swarm.
+    type: str
+    required: true
+  swarm:
+    description: The swarm's name in that SwarmPool.
+    type: str
+    required: true
+  identities:
+    description:
+      - The RV(peerdiscovery.cluster_discovery.ipfs_identity#module:identities) of a discovery round. Only those
+        with C(live) true count as heard.
+    type: list
+    elements: dict
+    default: []
+  removed:
+    description: Peer ids whose latest document is a tombstone.
+    type: list
+    elements: str
+    default: []
+  rejected:
+    description: The RV(peerdiscovery.cluster_discovery.ipfs_identity#module:rejected) of the round, or peer ids.
+    type: list
+    elements: raw
+    default: []
+  offline_after:
+    description: Misses after which a Peer is C(Offline).
+    type: int
+    default: 3
+  forget_after:
+    description: Misses after which a Peer is deleted.
+    type: int
+    default: 1440
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - peerdiscovery.cluster_discovery.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details: A second identical round changes nothing, except that misses count up and C(lastSeen) moves each minute.
+requirements:
+  - python >= 3.11
+  - kubernetes
+notes:
+  - O(identities) holds kubeconfigs; it is never logged.
+"""
+
+EXAMPLES = r"""
+- name: Learn every other member's identity
+  peerdiscovery.cluster_discovery.ipfs_identity:
+    api_url: http://10.0.0.12:5001
+    swarm_key: "{{ swarm_key_text }}"
+    state: discovered
+  register: members
+  no_log: true
+
+- name: Keep the Peers of this swarm in step
+  peerdiscovery.cluster_discovery.peer_sync:
+    namespace: private-network-peer-configuration
+    identity_name: cluster1-identity
+    identity_namespace: private-network-peer-configuration
+    swarm_pool: cluster1-private
+    swarm: cluster1-private
+    identities: "{{ members.identities }}"
+    removed: "{{ members.removed }}"
+    rejected: "{{ members.rejected }}"
+
+- name: Remove the Peers this Identity discovered
+  peerdiscovery.cluster_discovery.peer_sync:
+    state: absent
+    namespace: private-network-peer-configuration
+    identity_name: cluster1-identity
+    identity_namespace: private-network-peer-configuration
+    swarm_pool: cluster1-private
+    swarm: cluster1-private
+"""
+
+RETURN = r"""
+created:
+  description: Peers created.
+  returned: success
+  type: list
+  elements: str
+  sample: [qmpgihqyzm2hq9k7n2mrrfhjtauzmdhqnp8sbrgaw2mkd1]
+updated:
+  description: Peers whose metadata, spec, kubeconfig or status changed.
+  returned: success
+  type: list
+  elements: str
+deleted:
+  description: Peers deleted (retracted, forgotten, or all with O(state=absent)).
+  returned: success
+  type: list
+  elements: str
+online:
+  description: Peers of this Identity and swarm now Online.
+  returned: success
+  type: int
+  sample: 2
+offline:
+  description: Peers now Offline.
+  returned: success
+  type: int
+  sample: 0
+synchronized:
+  description: Members heard this round with a valid published identity.
+  returned: success
+  type: int
+  sample: 2
+"""
+
+import copy
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+    API_VERSION,
+    Scope,
+    apply,
+    plan,
+    selector,
+)
+
+PEER_SYNC_ARG_SPEC = {
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "namespace": {"type": "str", "required": True},
+    "identity_name": {"type": "str", "required": True},
+    "identity_namespace": {"type": "str", "required": True},
+    "identity_uid": {"type": "str"},
+    "swarm_pool": {"type": "str", "required": True},
+    "swarm": {"type": "str", "required": True},
+    "identities": {"type": "list", "elements": "dict", "default": [], "no_log": True},
+    "removed": {"type": "list", "elements": "str", "default": []},
+    "rejected": {"type": "list", "elements": "raw", "default": []},
+    "offline_after": {"type": "int", "default": 3},
+    "forget_after": {"type": "int", "default": 1440},
+}
+
+
+def argspec():
+    args = copy.deepcopy(AUTH_ARG_SPEC)
+    args.update(copy.deepcopy(PEER_SYNC_ARG_SPEC))
+    return args
+
+
+def execute_module(module, client):
+    params = module.params
+    if params["offline_after"] < 1 or params["forget_after"] <= params["offline_after"]:
+        module.fail_json(msg="offline_after must be at least 1 and forget_after larger than offline_after")
+    scope = Scope(
+        identity_name=params["identity_name"],
+        identity_namespace=params["identity_namespace"],
+        identity_uid=params["identity_uid"],
+        namespace=params["namespace"],
+        swarm_pool=params["swarm_pool"],
+        swarm=params["swarm"],
+    )
+    peers = ResourceService(client, "Peer", API_VERSION)
+    secrets = ResourceService(client, "Secret", "v1")
+    existing = peers.list(scope.namespace, label_selector=selector(scope))
+    if params["state"] == "absent":
+        discovered, removed = [], [peer["metadata"]["name"] for peer in existing]
+    else:
+        discovered = [identity for identity in params["identities"] if identity.get("live", True)]
+        removed = params["removed"]
+    for identity in discovered:
+        if identity.get("kubeconfig"):
+            module.no_log_values.add(identity["kubeconfig"])
+    rejected = [item["peer_id"] if isinstance(item, dict) else str(item) for item in params["rejected"]]
+    decided = plan(
+        scope,
+        existing=existing,
+        discovered=discovered,
+        removed=removed,
+        refused=rejected,
+        now=utc_now(),
+        offline_after=params["offline_after"],
+        forget_after=params["forget_after"],
+    )
+    for warning in decided.warnings:
+        module.warn(warning)
+    done = apply(decided, scope, peers=peers, secrets=secrets, check_mode=module.check_mode)
+    module.exit_json(
+        changed=done.changed,
+        created=done.created,
+        updated=done.updated,
+        deleted=done.deleted,
+        online=decided.online,
+        offline=decided.offline,
+        synchronized=decided.synchronized,
+    )
+
+
+def main():
+    module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True)
+    try:
+        client = get_api_client(module)
+        execute_module(module, client)
+    except KuboCollectionError as err:
+        module.fail_json(exception=traceback.format_exc(), **err.fail_kwargs())
+    except CoreException as err:
+        module.fail_from_exception(err)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Peer synchronization rules: one discovery round in, Peer actions out.
+
+Covers the pure planning of plugins/module_utils/peer_sync.py; the writes
+themselves run against a real API server in the identity role's tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+    KUBECONFIG_ANNOTATION,
+    OFFLINE,
+    ONLINE,
+    Scope,
+    category_label,
+    label_value,
+    plan,
+    selector,
+)
+
+B = "QmRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz"
+C = "QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"
+NOW = "2026-11-29T12:00:00Z"
+SCOPE = Scope(
+    identity_name="cluster1-identity",
+    identity_namespace="private-network-peer-configuration",
+    identity_uid="uid-1",
+    namespace="private-network-peer-configuration",
+    swarm_pool="cluster1-private",
+    swarm="cluster1-private",
+)
+
+
+def identity(peer_id: str = B, **fields: Any) -> dict[str, Any]:
+    return {
+        "peer_id": peer_id,
+        "sequence": 10,
+        "name": "Cluster 2",
+        "description": "I'm cluster 2",
+        "url": "https://35.187.98.45",
+        "categories": ["computing", "sentinel S3A"],
+        "kubernetes_version": "v1.37.2",
+        "kubeconfig": "apiVersion: v1",
+        **fields,
+    }
+
+
+def existing(peer_id: str, *, scope: Scope = SCOPE, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": peer_id.lower(), "labels": scope.labels}, "status": {"status": ONLINE, **status}}
+
+
+def round_(**kwargs: Any) -> Any:
+    args: dict[str, Any] = {
+        "existing": [],
+        "discovered": [],
+        "removed": [],
+        "refused": [],
+        "now": NOW,
+        "offline_after": 3,
+        "forget_after": 10,
+    }
+    args.update(kwargs)
+    return plan(SCOPE, **args)
+
+
+def test_a_discovered_identity_becomes_an_online_peer_named_after_its_lowercased_peer_id() -> None:
+    result = round_(discovered=[identity()])
+    [action] = result.actions
+    assert action.verb == "apply" and action.name == B.lower()
+    peer = action.peer
+    assert peer["spec"] == {
+        "name": "Cluster 2",
+        "description": "I'm cluster 2",
+        "URL": "https://35.187.98.45",
+        "categories": [{"name": "computing"}, {"name": "sentinel S3A"}],
+    }
+    assert peer["metadata"]["annotations"] == {KUBECONFIG_ANNOTATION: B.lower() + "-kubeconfig"}
+    assert peer["metadata"]["labels"][category_label("sentinel S3A")] == "true"
+    assert peer["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert action.status["status"] == ONLINE and action.status["missingCounter"] == 0
+    assert action.status["lastSeen"] == NOW and action.status["kubernetesVersion"] == "v1.37.2"
+    assert action.kubeconfig == "apiVersion: v1"
+    assert (result.online, result.offline, result.synchronized) == (1, 0, 1)
+
+
+def test_categories_become_label_keys_kubectl_can_select() -> None:
+    assert category_label("EO data") == "category.peerdiscovery.irt-saintexupery.com/eo-data"
+    assert category_label("weather forecast") == "category.peerdiscovery.irt-saintexupery.com/weather-forecast"
+    assert category_label("!!!") == "category.peerdiscovery.irt-saintexupery.com/unnamed"
+    assert len(category_label("x" * 300).split("/")[1]) == 63
+    assert label_value("a" * 100 + "-") == "a" * 63
+
+
+def test_a_peer_in_another_namespace_than_its_identity_is_not_owned_by_it() -> None:
+    scope = Scope("id", "ns-a", "uid-1", "ns-b", "pool", "swarm")
+    [action] = plan(
+        scope, existing=[], discovered=[identity()], removed=[], refused=[], now=NOW, offline_after=3, forget_after=9
+    ).actions
+    assert "ownerReferences" not in action.peer["metadata"]
+
+
+def test_a_tombstone_deletes_the_peer() -> None:
+    result = round_(existing=[existing(B)], removed=[B])
+    assert [(a.verb, a.name) for a in result.actions] == [("delete", B.lower())]
+
+
+@pytest.mark.parametrize(
+    ("missing_before", "verb", "state"),
+    [
+        pytest.param(0, "status", ONLINE, id="first-miss-stays-online"),
+        pytest.param(2, "status", OFFLINE, id="third-miss-goes-offline"),
+        pytest.param(9, "delete", None, id="tenth-miss-forgets"),
+    ],
+)
+def test_a_peer_not_heard_counts_misses_then_goes_offline_then_is_forgotten(
+    missing_before: int, verb: str, state: str | None
+) -> None:
+    result = round_(existing=[existing(B, missingCounter=missing_before)])
+    [action] = result.actions
+    assert action.verb == verb
+    if state is not None:
+        assert action.status["status"] == state
+        assert action.status["missingCounter"] == missing_before + 1
+
+
+def test_a_peer_heard_again_is_online_with_no_misses() -> None:
+    result = round_(existing=[existing(B, status=OFFLINE, missingCounter=5)], discovered=[identity()])
+    [action] = result.actions
+    assert action.status["status"] == ONLINE and action.status["missingCounter"] == 0
+
+
+def test_a_member_whose_documents_were_refused_keeps_its_peer_as_it_is() -> None:
+    result = round_(existing=[existing(B, missingCounter=1)], refused=[B])
+    assert result.actions == []
+    assert result.online == 1
+
+
+def test_a_peer_of_another_identity_is_never_touched() -> None:
+    other = Scope("other-identity", "elsewhere", None, SCOPE.namespace, "pool", "swarm")
+    theirs = existing(B, scope=other)
+    result = round_(existing=[theirs], discovered=[identity()], removed=[B])
+    assert result.actions == []
+    assert result.warnings and "another Identity" in result.warnings[0]
+
+
+def test_last_seen_moves_in_steps_so_a_quiet_round_writes_nothing_new() -> None:
+    recent = existing(B, lastSeen="2026-11-29T11:59:30Z", missingCounter=0)
+    [action] = round_(existing=[recent], discovered=[identity()]).actions
+    assert action.status["lastSeen"] == "2026-11-29T11:59:30Z"
+    older = existing(B, lastSeen="2026-11-29T11:58:00Z", missingCounter=0)
+    [action] = round_(existing=[older], discovered=[identity()]).actions
+    assert action.status["lastSeen"] == NOW
+
+
+def test_the_selector_finds_exactly_the_scopes_peers() -> None:
+    assert selector(SCOPE) == (
+        "peerdiscovery.irt-saintexupery.com/identity=cluster1-identity,"
+        "peerdiscovery.irt-saintexupery.com/identity-namespace=private-network-peer-configuration,"
+        "peerdiscovery.irt-saintexupery.com/swarm=cluster1-private"
+    )
