@@ -48,6 +48,9 @@ CEL_RULES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "!has(self.swarmPort) || !has(self.apiPort) || self.swarmPort != self.apiPort": lambda net: (
         "swarmPort" not in net or "apiPort" not in net or net["swarmPort"] != net["apiPort"]
     ),
+    "self.spec.swarms.all(s, size(self.metadata.name) + size(s.name) <= 51)": lambda pool: all(
+        len(pool["metadata"]["name"]) + len(swarm.get("name", "")) <= 51 for swarm in pool["spec"].get("swarms", [])
+    ),
 }
 
 
@@ -285,6 +288,13 @@ INVALID_VARIANTS = [
     ),
     Variant("miscased-field", "SwarmPool", _set([*_NETWORK, "loadbalancer"], {}), "loadbalancer", http_status=400),
     Variant("swarm-without-name", "SwarmPool", _delete([*_SWARM, "name"]), "name"),
+    Variant("swarm-without-network", "SwarmPool", _delete(_NETWORK), "network"),
+    Variant(
+        "names-too-long-for-a-statefulset",
+        "SwarmPool",
+        _set([*_SWARM, "name"], "a-swarm-name-of-thirty-six-characters"),
+        "must not exceed 51 characters",
+    ),
     Variant("swarm-name-not-a-dns-label", "SwarmPool", _set([*_SWARM, "name"], "Cluster_1"), "name"),
     Variant("duplicate-swarm-names", "SwarmPool", _duplicate_swarm, "Duplicate value"),
     Variant("capacity-not-a-quantity", "SwarmPool", _set([*_SWARM, "storage", "capacity"], "lots"), "capacity"),
