@@ -500,12 +500,15 @@ def molecule_inventory(cp: ControlPlane, tmp_path_factory: pytest.TempPathFactor
     return path, host_vars
 
 
-def _playbook(cp: ControlPlane, inventory: Path, playbook: Path) -> str:
+def _playbook(cp: ControlPlane, inventory: Path, playbook: Path, *, extra_vars: dict[str, Any] | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env["K8S_AUTH_KUBECONFIG"] = str(cp.kubeconfig)
+    env["K8S_AUTH_KUBECONFIG"] = env["KUBECONFIG"] = str(cp.kubeconfig)
+    # The scenario's command tasks run `kubectl`: the test bed's.
+    env["PATH"] = f"{binaries.kubernetes('kubectl').parent}{os.pathsep}{env.get('PATH', '')}"
     env["ANSIBLE_FORCE_COLOR"] = "0"
+    extra = ["--extra-vars", json.dumps(extra_vars)] if extra_vars else []
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(playbook)],
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), *extra, str(playbook)],
         env=env,
         capture_output=True,
         text=True,
@@ -513,6 +516,82 @@ def _playbook(cp: ControlPlane, inventory: Path, playbook: Path) -> str:
     )
     assert result.returncode == 0, f"{playbook.name}:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
     return result.stdout
+
+
+def _single_task_playbook(path: Path, name: str, tasks_file: Path, variables: dict[str, Any]) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": name,
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "vars": {"group": GROUP},
+                    "tasks": [{"name": name, "ansible.builtin.include_tasks": str(tasks_file), "vars": variables}],
+                }
+            ]
+        )
+    )
+    return path
+
+
+def test_molecule_stands_in_for_the_load_balancer_controller_where_there_is_none(
+    cp: ControlPlane, molecule_inventory: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """tasks/swarmpool_ready.yml on kind: the node's LoadBalancer Service gets its cluster IP as address.
+
+    The operator does not run here, so the test plays its part: it creates the Service the swarmpool role
+    creates and writes the SwarmPool status the role and runner write, then checks the tasks accept it.
+    """
+    inventory, _ = molecule_inventory
+    cp.kubectl("apply", "-k", str(CONFIG_DIR / "crd"))
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"customresourcedefinition/swarmpools.{GROUP}")
+    namespace = cp.create_namespace("molecule-lb")
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "swarm-a-swarm-a-lb", "namespace": namespace},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "kubo"}, "ports": [{"name": "swarm", "port": 4001}]},
+    }
+    pool = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "SwarmPool",
+        "metadata": {"name": "swarm-a", "namespace": namespace},
+        "spec": {"swarms": [{"name": "swarm-a", "network": {"loadBalancer": {}}}]},
+    }
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [service, pool]}))
+    peer_id = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
+    status = {
+        "status": {
+            "conditions": [{"type": "Successful", "status": "True", "reason": "Successful", "message": "",
+                            "lastTransitionTime": "2026-01-31T12:00:00Z"}],
+            "status": {"swarm-a": {"Name": "swarm-a", "Peer Id": peer_id, "Number of bootstraps": 0,
+                                   "Number of connected peers": 0,
+                                   "Addresses": [f"/ip4/10.96.0.10/tcp/4001/p2p/{peer_id}"]}},
+        }
+    }  # fmt: skip
+    cp.kubectl(
+        "patch", f"swarmpools.{GROUP}", "swarm-a", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps(status),
+    )  # fmt: skip
+    playbook = _single_task_playbook(
+        tmp_path / "ready.yml",
+        "Wait for the node",
+        MOLECULE_DEFAULT / "tasks" / "swarmpool_ready.yml",
+        {"pool": "swarm-a", "pool_ns": namespace, "swarm_name": "swarm-a"},
+    )
+    _playbook(cp, inventory, playbook, extra_vars={"fake_load_balancer": True})
+    lb = json.loads(cp.kubectl("get", "service", "swarm-a-swarm-a-lb", "-n", namespace, "-o", "json").stdout)
+    assert [ingress["ip"] for ingress in lb["status"]["loadBalancer"]["ingress"]] == [lb["spec"]["clusterIP"]]
+
+    # A node whose address does not end in its own peer id is not ready.
+    status["status"]["status"]["swarm-a"]["Addresses"] = ["/ip4/10.96.0.10/tcp/4001/p2p/QmSomeoneElse"]
+    cp.kubectl(
+        "patch", f"swarmpools.{GROUP}", "swarm-a", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps(status),
+    )  # fmt: skip
+    with pytest.raises(AssertionError, match="Check the node is reported"):
+        _playbook(cp, inventory, playbook, extra_vars={"fake_load_balancer": True})
 
 
 def test_molecule_playbooks_deploy_and_remove_the_test_overlay(

@@ -147,7 +147,11 @@ def test_every_sample_the_tests_load_exists() -> None:
 def test_every_variable_the_playbooks_use_is_defined_by_both_scenarios() -> None:
     used = set()
     for path in (MOLECULE_DIR / "default").rglob("*.yml"):
-        used.update(re.findall(r"\b(operator_[a-z_]+|[a-z]+_dir|kustomize_binary)\b", path.read_text()))
+        used.update(
+            re.findall(
+                r"\b(operator_[a-z_]+|[a-z]+_dir|kustomize_binary|ipfs_version|fake_load_balancer)\b", path.read_text()
+            )
+        )
     used.discard("playbook_dir")
     for scenario, config in SCENARIOS.items():
         inventory = config["provisioner"]["inventory"]
