@@ -10,7 +10,8 @@ written for it needs no change: ``--watches-file ./watches.yaml``,
 ``--leader-elect-lease-duration 15s``, ``--leader-elect-renew-deadline 10s``,
 ``--graceful-shutdown-timeout``. The namespaces come from ``--namespace`` or
 ``WATCH_NAMESPACE`` (comma separated; empty means all). Ours:
-``--max-batch-size``, ``--batch-window``, ``--artifacts-dir``,
+``--max-batch-size``, ``--batch-window``, ``--reconcile-backoff-base`` and
+``--reconcile-backoff-max``, ``--artifacts-dir``,
 ``--metrics-secure`` / ``--metrics-cert-dir``, ``--kubeconfig``/``--context``,
 ``--log-format``, ``--ansible-run-timeout``.
 
@@ -144,6 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a worker that must start ansible waits for more ready objects (Go duration)",
     )
     g.add_argument(
+        "--reconcile-backoff-base",
+        type=_duration,
+        default=QueueingSettings.backoff_base,
+        help="first retry delay after a failed reconcile; doubles on each further failure (Go duration)",
+    )
+    g.add_argument(
+        "--reconcile-backoff-max",
+        type=_duration,
+        default=QueueingSettings.backoff_max,
+        help="longest retry delay after failures (Go duration)",
+    )
+    g.add_argument(
         "--ansible-verbosity",
         type=int,
         default=RunningSettings.ansible_verbosity,
@@ -229,6 +242,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
             max_concurrent_reconciles=args.max_concurrent_reconciles,
             max_batch_size=args.max_batch_size,
             batch_window=args.batch_window,
+            backoff_base=max(args.reconcile_backoff_base, 0.001),
+            backoff_max=max(args.reconcile_backoff_max, args.reconcile_backoff_base),
         ),
         running=running,
         metrics=MetricsSettings(

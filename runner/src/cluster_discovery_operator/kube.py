@@ -348,8 +348,10 @@ class KubeClient:
             )
         except urllib3.exceptions.HTTPError as exc:
             raise TemporaryKubeError(f"Failed to {what}: {type(exc).__name__}: {exc}") from exc
+        complete = False
         try:
             if response.status >= 400:
+                complete = True
                 raise error_for_status(response.status, response.read(), what)
             if on_response is not None:
                 on_response(response)
@@ -369,7 +371,12 @@ class KubeClient:
                 raise TemporaryKubeError(f"Failed to {what}: stream interrupted: {type(exc).__name__}: {exc}") from exc
             if buffer.strip():
                 yield self._decode_event(buffer, what)
+            complete = True
         finally:
+            if not complete:
+                # Left mid-stream (410, stop, a consumer that stopped reading): the rest of the chunked
+                # body is still on the wire, so this connection must never serve another request.
+                response.close()
             response.release_conn()
 
     @staticmethod

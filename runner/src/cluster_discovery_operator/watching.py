@@ -14,11 +14,13 @@ the issue's restart rule:
    resourceVersion stays fresh) and a server-side timeout; apply each event to
    the cache, then report it.
 3. When the stream **ends**, or the server says **410 Gone** (as a status or as
-   an ERROR event: the resourceVersion has been compacted away, which happens to
-   any watch that stays quiet long enough), go back to 1. Other errors
-   (network, 5xx, 403 while RBAC is being fixed) wait with a capped exponential
-   backoff, then go back to 1; they are never fatal, because an operator that
-   exits on a blip restarts every object's ansible.
+   an ERROR event: the resourceVersion is older than what the server can replay,
+   after etcd compaction or when its watch cache was rebuilt), go back to 1.
+   Other errors (a cut connection, 5xx, 403 while RBAC is being fixed) wait with
+   a capped exponential backoff and resume watching from the last
+   resourceVersion seen, which is cheaper than a list; if that version expired
+   meanwhile, the server's 410 sends us back to 1. Errors are never fatal: an
+   operator that exits on a blip restarts every object's ansible.
 
 Unknown event types are logged and skipped. Handlers run on the informer's own
 thread and must be quick (they enqueue keys). The cache is what reconciles read,
@@ -195,14 +197,18 @@ class Informer:
     def run(self, stop: threading.Event) -> None:
         """List and watch until ``stop`` is set (call :meth:`stop` to interrupt a waiting stream)."""
         backoff = _BACKOFF_START
+        must_list = True
         while not stop.is_set() and not self._stopping.is_set():
             try:
-                resource_version = self.relist()
-                self.synced.set()
-                self.watch_once(resource_version)
+                if must_list:
+                    self.relist()
+                    self.synced.set()
+                    must_list = False
+                self.watch_once(self.resource_version)
                 if stop.is_set() or self._stopping.is_set():
                     break
                 self._restarted("ended")
+                must_list = True
                 backoff = _BACKOFF_START
             except GoneError as exc:
                 if self._stopping.is_set():
@@ -211,12 +217,15 @@ class Informer:
                     "watch expired (410 Gone); listing again", extra=fields(kind=self.resource.kind, error=str(exc))
                 )
                 self._restarted("gone")
+                must_list = True
                 backoff = _BACKOFF_START
             except KubeError as exc:
                 if self._stopping.is_set() or stop.is_set():
                     break
+                # A cut connection resumes from the last resourceVersion seen (a list costs the server
+                # more); if that version has expired meanwhile, the server says 410 and we list.
                 log.warning(
-                    "watch failed; listing again after a delay",
+                    "watch failed; resuming after a delay",
                     extra=fields(kind=self.resource.kind, namespace=self.namespace, error=str(exc), delay=backoff),
                 )
                 self._restarted("error")

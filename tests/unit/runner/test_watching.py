@@ -105,15 +105,18 @@ def test_410_in_the_stream_relists_and_reports_what_was_missed() -> None:
     assert ("MODIFIED", "d", "3") not in seen, "an unchanged object produces no event"
 
 
-def test_410_as_http_status_and_other_errors_relist_too() -> None:
+def test_410_as_http_status_relists_and_other_errors_resume_from_the_last_version() -> None:
+    """A 410 answer means list again; a cut connection resumes watching where it was, without a list."""
     kube = ScriptedKube(
-        lists=[([obj("a", "1")], "1"), ([obj("a", "2")], "2"), ([obj("a", "2")], "2")],
-        watches=[[GoneError("410 Gone", status=410)], [TemporaryKubeError("connection reset")]],
+        lists=[([obj("a", "1")], "1"), ([obj("a", "2")], "2")],
+        watches=[[GoneError("410 Gone", status=410)],
+                 [{"type": "MODIFIED", "object": obj("a", "3")}, TemporaryKubeError("connection reset")],
+                 [{"type": "MODIFIED", "object": obj("a", "4")}]],
     )
     _, seen, restarts = run(kube)
-    assert seen == [("ADDED", "a", "1"), ("MODIFIED", "a", "2")]
-    assert restarts[:2] == ["gone", "error"]
-    assert kube.watch_from[:2] == ["1", "2"]
+    assert seen == [("ADDED", "a", "1"), ("MODIFIED", "a", "2"), ("MODIFIED", "a", "3"), ("MODIFIED", "a", "4")]
+    assert restarts[:3] == ["gone", "error", "ended"]
+    assert kube.watch_from[:3] == ["1", "2", "3"], "after the error, the watch resumed from version 3"
 
 
 def test_unknown_event_types_are_skipped() -> None:
