@@ -33,8 +33,14 @@ def test_a_real_410_leads_to_a_relist_that_reports_every_missed_change(
         pytest.skip("forcing compaction needs the test bed's etcd")
 
     def widget(name: str, message: str) -> None:
-        cluster.apply({"apiVersion": API_VERSION, "kind": "Widget",
-                       "metadata": {"name": name, "namespace": namespace}, "spec": {"message": message}})
+        cluster.apply(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Widget",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"message": message},
+            }
+        )
 
     for name in ("a", "b", "d"):
         widget(name, "one")
@@ -42,7 +48,10 @@ def test_a_real_410_leads_to_a_relist_that_reports_every_missed_change(
     resource = kube.discover("test.cluster-discovery.example.com", "v1alpha1", "Widget")
     seen: list[tuple[str, str, Any]] = []
     informer = Informer(
-        kube, resource, settings=kube.settings, namespace=namespace,
+        kube,
+        resource,
+        settings=kube.settings,
+        namespace=namespace,
         handler=lambda kind, obj, old: seen.append((kind, obj["metadata"]["name"], obj.get("spec", {}).get("message"))),
     )
     stale = informer.relist()

@@ -109,9 +109,11 @@ def test_410_as_http_status_relists_and_other_errors_resume_from_the_last_versio
     """A 410 answer means list again; a cut connection resumes watching where it was, without a list."""
     kube = ScriptedKube(
         lists=[([obj("a", "1")], "1"), ([obj("a", "2")], "2")],
-        watches=[[GoneError("410 Gone", status=410)],
-                 [{"type": "MODIFIED", "object": obj("a", "3")}, TemporaryKubeError("connection reset")],
-                 [{"type": "MODIFIED", "object": obj("a", "4")}]],
+        watches=[
+            [GoneError("410 Gone", status=410)],
+            [{"type": "MODIFIED", "object": obj("a", "3")}, TemporaryKubeError("connection reset")],
+            [{"type": "MODIFIED", "object": obj("a", "4")}],
+        ],
     )
     _, seen, restarts = run(kube)
     assert seen == [("ADDED", "a", "1"), ("MODIFIED", "a", "2"), ("MODIFIED", "a", "3"), ("MODIFIED", "a", "4")]
