@@ -25,6 +25,10 @@ class KubernetesError(KuboCollectionError):
     """The API server refused or could not be reached; the message quotes its reason."""
 
 
+class AlreadyExistsError(KubernetesError):
+    """A create found the object already there (another writer was faster)."""
+
+
 def api_reason(err: Exception) -> str:
     """The API server's own message (kubernetes.core's wording), never the request body."""
     body = getattr(err, "body", None)
@@ -74,9 +78,15 @@ class ResourceService:
         return [dict(item) for item in found.to_dict().get("items") or []]
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        from kubernetes.dynamic.exceptions import ConflictError
+
         metadata = body["metadata"]
         try:
             return dict(self.client.create(self.resource, body).to_dict())
+        except ConflictError as err:
+            raise AlreadyExistsError(
+                f"Failed to create {self.kind} {metadata['namespace']}/{metadata['name']}: {api_reason(err)}"
+            ) from err
         except Exception as err:
             raise self._fail("create", metadata["namespace"], metadata["name"], err) from err
 

@@ -30,7 +30,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import (
+    AlreadyExistsError,
+    ResourceService,
+)
 
 GROUP = "peerdiscovery.irt-saintexupery.com"
 API_VERSION = f"{GROUP}/v1alpha1"
@@ -195,8 +198,14 @@ def plan(
     now: str,
     offline_after: int,
     forget_after: int,
+    count_misses: bool = True,
 ) -> Plan:
-    """Actions that bring the Peers of ``scope`` in line with one discovery round."""
+    """Actions that bring the Peers of ``scope`` in line with one discovery round.
+
+    ``count_misses`` false applies news only (what was heard and retracted)
+    and leaves every other Peer as it is: the agent's fast path, which did
+    not ask the swarm, has no round in which a member could be missed.
+    """
     result = Plan()
     by_name: dict[str, Mapping[str, Any]] = {str((p.get("metadata") or {}).get("name") or ""): p for p in existing}
     seen: set[str] = set()
@@ -229,7 +238,7 @@ def plan(
         if name in seen or not name or not scope.owns(current):
             continue
         previous = current.get("status") or {}
-        if name in untouched:
+        if name in untouched or not count_misses:
             if previous.get("status") == OFFLINE:
                 result.offline += 1
             else:
@@ -315,8 +324,13 @@ def apply(plan_: Plan, scope: Scope, *, peers: ResourceService, secrets: Resourc
             if current is None:
                 touched = True
                 result.created.append(action.name)
-                current = peers.create(action.peer) if not check_mode else dict(action.peer)
-            else:
+                try:
+                    current = peers.create(action.peer) if not check_mode else dict(action.peer)
+                except AlreadyExistsError:
+                    # Another writer (the agent's fast path or the role) was faster: update it instead.
+                    result.created.remove(action.name)
+                    current = peers.get(action.name, scope.namespace) or dict(action.peer)
+            if current is not None and action.name not in result.created:
                 metadata = _desired_metadata(action.peer, current)
                 if _subset_differs(current, {"metadata": metadata, "spec": action.peer["spec"]}):
                     touched = True
@@ -328,16 +342,18 @@ def apply(plan_: Plan, scope: Scope, *, peers: ResourceService, secrets: Resourc
                 owner_uid = str((current.get("metadata") or {}).get("uid") or "")
                 wanted_secret = kubeconfig_secret(scope, action.name, action.kubeconfig, owner_uid)
                 existing_secret = secrets.get(wanted_secret["metadata"]["name"], scope.namespace)
+                secret_name_ = wanted_secret["metadata"]["name"]
                 if existing_secret is None:
                     touched = True
                     if not check_mode:
-                        secrets.create(wanted_secret)
+                        try:
+                            secrets.create(wanted_secret)
+                        except AlreadyExistsError:
+                            secrets.patch(secret_name_, scope.namespace, {"data": wanted_secret["data"]})
                 elif (existing_secret.get("data") or {}).get(SECRET_KEY) != wanted_secret["data"][SECRET_KEY]:
                     touched = True
                     if not check_mode:
-                        secrets.patch(
-                            wanted_secret["metadata"]["name"], scope.namespace, {"data": wanted_secret["data"]}
-                        )
+                        secrets.patch(secret_name_, scope.namespace, {"data": wanted_secret["data"]})
         if (
             action.status is not None
             and current is not None

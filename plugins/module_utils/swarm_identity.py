@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import (
     Announce,
@@ -401,9 +402,15 @@ class SwarmIdentity:
         worker.join(timeout=2)
         return list(received)
 
-    def discover(self, *, window: float, quiet: float, fresh_within: float) -> tuple[Discovery, set[str]]:
-        """Validated identities of the other members, and the set of members heard recently (alive)."""
-        messages = self.listen(window=window, quiet=quiet)
+    def discover(
+        self, *, window: float, quiet: float, fresh_within: float, listen: bool = True
+    ) -> tuple[Discovery, set[str]]:
+        """Validated identities of the other members, and the set of members heard recently (alive).
+
+        With ``listen`` false only what the agent remembered is used: the agent's
+        own fast path, right after it heard news, needs no new round of asks.
+        """
+        messages = self.listen(window=window, quiet=quiet) if listen else []
         now = self._clock()
         live: set[str] = set()
         for message in messages:
@@ -427,3 +434,28 @@ class SwarmIdentity:
         )
         live.discard(self.peer_id)
         return result, live
+
+
+def results(found: Discovery, live: set[str]) -> dict[str, list[Any]]:
+    """A discovery round as the ``ipfs_identity`` module returns it (and ``peer_sync`` reads it)."""
+    return {
+        "identities": [
+            {
+                "peer_id": peer_id,
+                "cid": item.cid,
+                "sequence": item.document.sequence,
+                "issued_at": item.document.issued_at,
+                "name": item.document.name,
+                "description": item.document.description,
+                "url": item.document.url,
+                "categories": list(item.document.categories),
+                "addresses": list(item.document.addresses),
+                "kubernetes_version": item.document.kubernetes_version,
+                "kubeconfig": item.kubeconfig,
+                "live": peer_id in live,
+            }
+            for peer_id, item in sorted(found.identities.items())
+        ],
+        "removed": sorted(found.removed),
+        "rejected": [{"peer_id": r.sender, "reason": r.reason} for r in found.rejected],
+    }

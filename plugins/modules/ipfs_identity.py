@@ -220,7 +220,10 @@ try:
         DocumentError,
         IdentityDocument,
     )
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
+    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+        SwarmIdentity,
+        results,
+    )
     from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 except ImportError:
     IMPORT_ERROR = traceback.format_exc()
@@ -286,25 +289,7 @@ def execute_module(module):
             found, live = node.discover(
                 window=params["listen"], quiet=params["quiet"], fresh_within=params["fresh_within"]
             )
-            result["identities"] = [
-                {
-                    "peer_id": peer_id,
-                    "cid": item.cid,
-                    "sequence": item.document.sequence,
-                    "issued_at": item.document.issued_at,
-                    "name": item.document.name,
-                    "description": item.document.description,
-                    "url": item.document.url,
-                    "categories": list(item.document.categories),
-                    "addresses": list(item.document.addresses),
-                    "kubernetes_version": item.document.kubernetes_version,
-                    "kubeconfig": item.kubeconfig,
-                    "live": peer_id in live,
-                }
-                for peer_id, item in sorted(found.identities.items())
-            ]
-            result["removed"] = sorted(found.removed)
-            result["rejected"] = [{"peer_id": r.sender, "reason": r.reason} for r in found.rejected]
+            result.update(results(found, live))
             module.exit_json(changed=False, **result)
         if params["state"] == "present":
             outcome = publish(module, node)

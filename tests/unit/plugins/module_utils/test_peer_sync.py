@@ -160,3 +160,8 @@ def test_the_selector_finds_exactly_the_scopes_peers() -> None:
         "peerdiscovery.irt-saintexupery.com/identity-namespace=private-network-peer-configuration,"
         "peerdiscovery.irt-saintexupery.com/swarm=cluster1-private"
     )
+
+
+def test_applying_news_alone_counts_no_misses_for_members_not_in_the_news() -> None:
+    result = round_(existing=[existing(B, missingCounter=1), existing(C)], discovered=[identity(C)], count_misses=False)
+    assert [(a.verb, a.name) for a in result.actions] == [("apply", C.lower())]

@@ -1,0 +1,122 @@
+"""One listener per (node, topic), shared by the Identities that publish through it.
+
+A channel is a kubo node's RPC API and a swarm's discovery topic. Its thread
+runs ``SwarmIdentity.serve`` (answer asks, re-announce, remember news) until
+no Identity needs it any more; news on a channel is handed to ``on_news``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, order=True)
+class Channel:
+    api_url: str
+    topic: str
+
+
+@dataclass(frozen=True, order=True)
+class IdentityRef:
+    namespace: str
+    name: str
+
+
+class _Listener:
+    def __init__(self, channel: Channel, serve: Callable[..., None], on_news: Callable[[dict[str, int]], None]) -> None:
+        self.channel = channel
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(serve, on_news), name=f"listen {channel.api_url}", daemon=True
+        )
+
+    def _run(self, serve: Callable[..., None], on_news: Callable[[dict[str, int]], None]) -> None:
+        try:
+            serve(stop=self.stop, on_news=on_news)
+        except Exception:  # a listener must never die silently: log, and the next sync restarts it
+            log.exception("listener for %s on %s stopped", self.channel.topic, self.channel.api_url)
+
+
+class Channels:
+    """The listeners the current Identities need; ``sync`` starts and stops them."""
+
+    def __init__(
+        self,
+        *,
+        make_serve: Callable[[Channel], Callable[..., None]],
+        on_news: Callable[[Channel], None],
+    ) -> None:
+        self._make_serve = make_serve
+        self._on_news = on_news
+        self._lock = threading.Lock()
+        self._wanted: dict[IdentityRef, set[Channel]] = {}
+        self._listeners: dict[Channel, _Listener] = {}
+
+    def set_identity(self, identity: IdentityRef, channels: set[Channel]) -> None:
+        with self._lock:
+            if channels:
+                self._wanted[identity] = set(channels)
+            else:
+                self._wanted.pop(identity, None)
+        self.sync()
+
+    def identities(self) -> set[IdentityRef]:
+        with self._lock:
+            return set(self._wanted)
+
+    def identities_on(self, channel: Channel) -> list[IdentityRef]:
+        with self._lock:
+            return sorted(ref for ref, channels in self._wanted.items() if channel in channels)
+
+    def sync(self) -> None:
+        """Start listeners that are wanted and missing (or died), stop those no longer wanted."""
+        with self._lock:
+            wanted: set[Channel] = set().union(*self._wanted.values()) if self._wanted else set()
+            for channel, listener in list(self._listeners.items()):
+                if channel not in wanted or not listener.thread.is_alive():
+                    listener.stop.set()
+                    del self._listeners[channel]
+                    log.info("stopped listening on %s at %s", channel.topic, channel.api_url)
+            for channel in sorted(wanted - set(self._listeners)):
+                listener = _Listener(channel, self._make_serve(channel), self._news_for(channel))
+                self._listeners[channel] = listener
+                listener.thread.start()
+                log.info("listening on %s at %s", channel.topic, channel.api_url)
+
+    def _news_for(self, channel: Channel) -> Callable[[dict[str, int]], None]:
+        def on_news(known: dict[str, int]) -> None:
+            self._on_news(channel)
+
+        return on_news
+
+    def listening(self) -> list[Channel]:
+        with self._lock:
+            return sorted(self._listeners)
+
+    def close(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners.values())
+            self._listeners.clear()
+            self._wanted.clear()
+        for listener in listeners:
+            listener.stop.set()
+        for listener in listeners:
+            listener.thread.join(timeout=5)
+
+
+def channels_of(identity: dict[str, Any]) -> set[Channel]:
+    """The channels an Identity's status says it publishes through (written by the identity role)."""
+    result: set[Channel] = set()
+    if (identity.get("metadata") or {}).get("deletionTimestamp"):
+        return result
+    for entry in (identity.get("status") or {}).get("swarms") or []:
+        api_url, topic = entry.get("apiUrl"), entry.get("topic")
+        if isinstance(api_url, str) and isinstance(topic, str) and api_url and topic:
+            result.add(Channel(api_url=api_url, topic=topic))
+    return result

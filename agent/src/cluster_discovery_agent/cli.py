@@ -1,0 +1,135 @@
+"""``cluster-discovery-agent``: the long-lived listener beside the operator.
+
+Flags mirror the operator's where they mean the same thing (``--namespace``,
+``--kubeconfig``); ``WATCH_NAMESPACE`` is honoured as operator-sdk's is. Logs
+are one key=value line per event. SIGTERM and SIGINT stop every listener and
+exit 0. Several agents may run at once (one per operator replica): they
+announce the same identity and converge on the same Peers, so they need no
+leader election.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from . import collection
+from .channels import Channel, Channels, IdentityRef, channels_of
+
+log = logging.getLogger("cluster_discovery_agent")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cluster-discovery-agent", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("WATCH_NAMESPACE") or None,
+        help="watch Identities of this namespace only (default: all, or $WATCH_NAMESPACE)",
+    )
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
+    parser.add_argument(
+        "--announce-period",
+        type=float,
+        default=30.0,
+        help="seconds between two announcements of each identity (default: 30)",
+    )
+    parser.add_argument(
+        "--health-probe-bind-address",
+        default=":8082",
+        help="address of /healthz and /readyz, or 0 to disable (default: :8082)",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    if args.announce_period <= 0:
+        parser.error("--announce-period must be positive")
+    return args
+
+
+def serve_health(address: str, healthy: Callable[[], bool]) -> ThreadingHTTPServer | None:
+    if address in ("0", ""):
+        return None
+    host, _, port = address.rpartition(":")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            probe = self.path in ("/healthz", "/readyz")
+            ok = probe and healthy()
+            self.send_response(200 if ok else (503 if probe else 404))
+            self.end_headers()
+            self.wfile.write(b"ok\n" if ok else b"not ok\n")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r",
+    )
+    try:
+        collection.make_importable()
+    except collection.CollectionNotFoundError as err:
+        log.error("%s", err)
+        return 2
+    # The collection's code, importable only now.
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
+
+    from .fastpath import FastPath
+    from .kube import Identities
+
+    k8s = get_api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else get_api_client()
+    identities = Identities(k8s.client.client, args.namespace)
+    fast_path = FastPath(k8s, identities)
+
+    def make_serve(channel: Channel) -> Callable[..., None]:
+        node = SwarmIdentity(KuboClient(channel.api_url, timeout=30, retries=1), None, topic=channel.topic)
+
+        def serve(*, stop: threading.Event, on_news: Callable[[dict[str, int]], None]) -> None:
+            node.serve(stop=stop, announce_every=args.announce_period, on_news=on_news)
+
+        return serve
+
+    channels: Channels
+
+    def on_news(channel: Channel) -> None:
+        fast_path(channel, channels.identities_on(channel))
+
+    channels = Channels(make_serve=make_serve, on_news=on_news)
+    stop = threading.Event()
+
+    def on_change(ref: IdentityRef, obj: dict[str, Any] | None) -> None:
+        channels.set_identity(ref, channels_of(obj) if obj is not None else set())
+
+    watcher = threading.Thread(target=identities.run, args=(on_change, stop), name="watch identities", daemon=True)
+    health = serve_health(args.health_probe_bind_address, watcher.is_alive)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("starting: namespace=%s announce_period=%s", args.namespace or "(all)", args.announce_period)
+    watcher.start()
+    while not stop.wait(10):
+        channels.sync()  # restarts a listener whose thread died
+    log.info("stopping")
+    channels.close()
+    if health is not None:
+        health.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Apply a member's news at once: discovery from what was heard, then peer_sync's writes.
+
+Imported only once the collection is importable (see collection.py): this is
+the identity role's own code (swarm_identity, peer_sync, kube), run in the
+agent's process, where the Kubernetes client is already loaded, instead of in
+an Ansible run that would spend seconds importing it. Misses are not counted
+here: the agent did not ask the swarm, so nobody can have been missed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from typing import Any
+
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import K8SClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+    API_VERSION,
+    Scope,
+    apply,
+    plan,
+    selector,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    SwarmIdentity,
+    results,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
+
+from .channels import Channel, IdentityRef
+from .kube import Identities
+
+log = logging.getLogger(__name__)
+
+# The identity role's defaults; the fast path never counts misses, so only
+# the thresholds' validity matters here.
+OFFLINE_AFTER, FORGET_AFTER = 3, 1440
+FRESH_WITHIN = 90.0
+
+
+class FastPath:
+    def __init__(self, k8s: K8SClient, identities: Identities) -> None:
+        self._identities = identities
+        self._peers = ResourceService(k8s, "Peer", API_VERSION)
+        self._secrets = ResourceService(k8s, "Secret", "v1")
+        self._pools = ResourceService(k8s, "SwarmPool", API_VERSION)
+        self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
+
+    def __call__(self, channel: Channel, refs: list[IdentityRef]) -> None:
+        with self._lock:
+            for ref in refs:
+                identity = self._identities.get(ref)
+                if identity is None:
+                    continue
+                for entry in (identity.get("status") or {}).get("swarms") or []:
+                    if entry.get("apiUrl") == channel.api_url and entry.get("topic") == channel.topic:
+                        try:
+                            self._apply(identity, entry, channel)
+                        except (KuboCollectionError, ValueError) as err:
+                            log.warning("could not apply news for %s/%s: %s", ref.namespace, ref.name, err)
+
+    def _swarm_key(self, namespace: str, pool_name: str, swarm: str) -> bytes:
+        pool = self._pools.get(pool_name, namespace) or {}
+        spec = next((s for s in (pool.get("spec") or {}).get("swarms") or [] if s.get("name") == swarm), {})
+        secret_name = (spec.get("swarmDefinition") or {}).get("swarmKeySecretRef") or f"{pool_name}-{swarm}-swarm-key"
+        secret = self._secrets.get(secret_name, namespace) or {}
+        value = (secret.get("data") or {}).get("swarm-key")
+        if not value:
+            raise ValueError(f"the swarm key Secret {namespace}/{secret_name} has no swarm-key")
+        return parse(base64.b64decode(value)).key
+
+    def _apply(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
+        started = time.monotonic()
+        metadata = identity.get("metadata") or {}
+        key = self._swarm_key(entry["namespace"], entry["swarmPool"], entry["swarm"])
+        with KuboClient(channel.api_url, timeout=30, retries=1) as client:
+            node = SwarmIdentity(client, key)
+            found, live = node.discover(window=0, quiet=0, fresh_within=FRESH_WITHIN, listen=False)
+        round_ = results(found, live)
+        scope = Scope(
+            identity_name=str(metadata.get("name")),
+            identity_namespace=str(metadata.get("namespace")),
+            identity_uid=metadata.get("uid"),
+            namespace=entry["namespace"],
+            swarm_pool=entry["swarmPool"],
+            swarm=entry["swarm"],
+        )
+        existing = self._peers.list(scope.namespace, label_selector=selector(scope))
+        decided = plan(
+            scope,
+            existing=existing,
+            discovered=[item for item in round_["identities"] if item["live"]],
+            removed=round_["removed"],
+            refused=[item["peer_id"] for item in round_["rejected"]],
+            now=utc_now(),
+            offline_after=OFFLINE_AFTER,
+            forget_after=FORGET_AFTER,
+            count_misses=False,
+        )
+        done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
+        if done.changed:
+            log.info(
+                "applied news on %s/%s/%s for Identity %s/%s in %.0f ms: created %s, updated %s, deleted %s",
+                scope.namespace,
+                scope.swarm_pool,
+                scope.swarm,
+                scope.identity_namespace,
+                scope.identity_name,
+                (time.monotonic() - started) * 1000,
+                done.created,
+                done.updated,
+                done.deleted,
+            )
