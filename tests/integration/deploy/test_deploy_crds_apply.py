@@ -183,7 +183,7 @@ def test_invalid_variants_are_refused_by_the_api_server(
                     GROUP, VERSION, variants_namespace, plural, obj, field_validation="Strict"
                 )
     assert refused.value.status == variant.http_status, refused.value.body
-    assert variant.fragment in refused.value.body
+    assert variant.fragment in str(refused.value.body)
 
 
 def test_an_invalid_sample_is_refused_by_kubectl_with_the_rule_message(cluster: ControlPlane, tmp_path: Path) -> None:

@@ -561,7 +561,7 @@ def test_molecule_stands_in_for_the_load_balancer_controller_where_there_is_none
     }
     cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [service, pool]}))
     peer_id = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
-    status = {
+    status: dict[str, Any] = {
         "status": {
             "conditions": [{"type": "Successful", "status": "True", "reason": "Successful", "message": "",
                             "lastTransitionTime": "2026-01-31T12:00:00Z"}],

@@ -165,7 +165,7 @@ def test_status_lists_its_fields_instead_of_preserving_unknown_ones(kind: str) -
 
 
 def test_every_cel_rule_has_a_python_equivalent_and_every_equivalent_is_used() -> None:
-    rules = set()
+    rules: set[str] = set()
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
