@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import kubernetes.client
@@ -186,10 +185,12 @@ def test_invalid_variants_are_refused_by_the_api_server(
     assert variant.fragment in str(refused.value.body)
 
 
-def test_an_invalid_sample_is_refused_by_kubectl_with_the_rule_message(cluster: ControlPlane, tmp_path: Path) -> None:
+def test_an_invalid_sample_is_refused_by_kubectl_with_the_rule_message(
+    cluster: ControlPlane, variants_namespace: str
+) -> None:
     docs = load_yaml_documents(SAMPLES_DIR / "peerdiscovery_v1alpha1_swarmpool_private.yaml")
     pool = docs[1]
-    pool["metadata"]["name"] = "both-exposures"
+    pool["metadata"] = {"name": "both-exposures", "namespace": variants_namespace}
     pool["spec"]["swarms"][0]["network"]["traefik"] = {
         "traefikEntryPoint": "ipfs",
         "traefikLoadBalancerServiceName": "traefik",
