@@ -1,0 +1,253 @@
+"""Runner benchmarks, in one run on this machine against a test-bed control plane. Prints figures, asserts nothing.
+
+(a) a no-op reconcile of an unchanged object (in process: enqueue to done; end
+    to end: a status write by someone else until the operator's skip decision
+    in its log), against a bare ansible-runner run of the same role for the
+    same object;
+(b) wall time to reconcile N new objects of one kind (default 200): our runner
+    (the console script, default flags) from the creation request until every
+    object is Successful, against operator-sdk's way, one ansible-runner run
+    per object in sequence, at the same verified result;
+(c) the runner's resident memory once idle with those N objects (and their N
+    ConfigMaps) watched.
+
+Usage: ``python -m bench.runner_bench [--objects 200] [--baseline-objects N]
+[--variants]``. ``--baseline-objects`` below N times the baseline on that many
+objects and extrapolates linearly (said so in the output); ``--variants`` also
+times our runner with ``--max-batch-size 1`` (concurrency without shared
+processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from cluster_discovery_operator.bodies import ObjectKey
+from cluster_discovery_operator.kube import KubeClient
+from cluster_discovery_operator.metrics import OperatorMetrics
+from cluster_discovery_operator.reconciling import Controller, DependentRouter
+from cluster_discovery_operator.running import AnsibleRunner, RunItem, make_parameters
+from cluster_discovery_operator.settings import KubeSettings, QueueingSettings, RunningSettings, Settings
+
+from bench.runner_common import (
+    GROUP,
+    WATCH,
+    OperatorSdkWay,
+    bench_cluster,
+    children_of,
+    create_widgets,
+    describe,
+    kubectl,
+    namespace,
+    rss_mib,
+    start_operator,
+    successful,
+    verify,
+    wait_until,
+    widget,
+    widgets,
+)
+from testbed.controlplane import ControlPlane
+from tests.integration.runner.operator_process import OperatorProcess
+
+
+def _ts(entry: dict[str, object]) -> float:
+    moment = datetime.datetime.strptime(str(entry["ts"]), "%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.replace(tzinfo=datetime.UTC).timestamp()
+
+
+def bench_noop(cp: ControlPlane, work: Path, repeats: int) -> None:
+    ns = namespace(cp, "bench-noop")
+    kubeconfig = os.fspath(cp.kubeconfig)
+    kubectl(cp, "apply", "-f", "-", input=json.dumps(widget("w000", ns)))
+
+    # In process: the reconcile itself, from enqueue to done, with the real cache, queue and API client.
+    kube = KubeClient(KubeSettings(kubeconfig=kubeconfig))
+    resource = kube.discover(GROUP, "v1alpha1", "Widget")
+    settings = Settings(
+        namespaces=(ns,),
+        queueing=QueueingSettings(max_concurrent_reconciles=1),
+        running=RunningSettings(artifacts_dir=work / "noop-inprocess"),
+        kube=KubeSettings(kubeconfig=kubeconfig),
+    )
+    metrics = OperatorMetrics()
+    router = DependentRouter(kube, settings, metrics, "bench")
+    runner = AnsibleRunner(settings.running, settings.kube)
+    controller = Controller(
+        watch=WATCH, resource=resource, kube=kube, runner=runner, metrics=metrics, settings=settings, router=router
+    )
+    router.register(controller)
+    informer = controller.informers[ns]
+    informer.relist()
+    began = time.monotonic()
+    while controller.process_next(0, timeout=0):
+        pass
+    first = time.monotonic() - began
+    informer.relist()  # the cache catches up with our own status writes, as the watch would
+    while controller.process_next(0, timeout=0):
+        pass
+    key = ObjectKey(f"{ns}/w000")
+    samples = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        controller.queue.add(key)
+        controller.process_next(0, timeout=1)
+        samples.append(time.perf_counter() - began)
+    skipped = metrics.registry.get_sample_value(
+        "cluster_discovery_operator_runs_skipped_total", {"group": GROUP, "kind": "Widget"}
+    )
+    runs = metrics.registry.get_sample_value(
+        "cluster_discovery_operator_ansible_runs_total", {"group": GROUP, "kind": "Widget"}
+    )
+    router.stop()
+
+    # End to end: the operator process notices a status write by someone else and decides to skip.
+    op = start_operator(cp, ns, work / "noop-process", "--log-level=debug")
+    wait_until(lambda: op.count(lambda e: e.get("msg") == "reconciled") >= 1, timeout=300, interval=0.2)
+    time.sleep(2)
+    end_to_end = []
+    for index in range(min(repeats, 20)):
+        before = op.count(lambda e: str(e.get("msg", "")).startswith("skipped"))
+        sent = time.time()
+        kube.patch(resource, namespace=ns, name="w000", body={"status": {"bench": index}}, subresource="status")
+        entry = None
+
+        def skipped_again(count: int = before) -> bool:
+            nonlocal entry
+            found = [e for e in op.logs() if str(e.get("msg", "")).startswith("skipped")]
+            if len(found) > count:
+                entry = found[count]
+                return True
+            return False
+
+        wait_until(skipped_again, timeout=30, interval=0.01)
+        assert entry is not None
+        end_to_end.append(_ts(entry) - sent)
+    process_runs = op.metric("cluster_discovery_operator_ansible_runs_total", group=GROUP, kind="Widget")
+    op.terminate()
+
+    # A bare ansible-runner run of the same role for the same object.
+    baseline = OperatorSdkWay(cp, work / "noop-bare")
+    obj = kube.get(resource, namespace=ns, name="w000")
+
+    bare = []
+    for index in range(5):
+        item = RunItem(
+            obj=obj,
+            parameters=make_parameters(obj, watch=WATCH, finalizer_run=False),
+            finalizer_run=False,
+            verbosity=2,
+            max_artifacts=20,
+            private_dir=work / "noop-bare" / "w000",
+            reconcile_id=f"bare-{index}",
+        )
+        began = time.monotonic()
+        baseline.runner.run(WATCH, [item], batch_dir=work / "unused", cancel=threading.Event())
+        bare.append(time.monotonic() - began)
+    kube.close()
+
+    print("(a) no-op reconcile of an unchanged object")
+    print(f"    first reconcile (ansible ran)           : {first:.2f} s")
+    print(f"    no-op, in process (enqueue -> done)     : {describe(samples, 'ms', 1000)}")
+    print(f"      skipped {skipped:.0f} times, ansible processes started: {runs:.0f} (the first reconcile only)")
+    print(
+        f"    no-op, end to end (status write by someone else -> skip decision logged): "
+        f"{describe(end_to_end, 'ms', 1000)}"
+    )
+    print(f"      operator process: ansible processes started {process_runs:.0f} (its first reconcile only)")
+    print(f"    bare ansible-runner run of the same role : {describe(bare)}")
+    ratio = statistics.median(bare) / statistics.median(samples)
+    print(
+        f"    -> a no-op costs {statistics.median(samples) * 1000:.2f} ms (target < 50 ms), "
+        f"{ratio:,.0f}x less than a bare run"
+    )
+
+
+def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, variants: bool) -> None:
+    def ours(label: str, *args: str) -> float:
+        slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+        ns = namespace(cp, f"bench-{slug}")
+        op = start_operator(cp, ns, work / slug, *args)
+        began = time.monotonic()
+        create_widgets(cp, ns, count)
+        wait_until(lambda: sum(successful(o) for o in widgets(cp, ns)) == count, timeout=7200, interval=1.0)
+        elapsed = time.monotonic() - began
+        runs = op.metric("cluster_discovery_operator_ansible_runs_total", group=GROUP, kind="Widget") or 0
+        print(
+            f"    ours, {label:<20}: {elapsed:7.1f} s for {count} objects ({count / elapsed:.2f} objects/s), "
+            f"{runs:.0f} ansible-playbook processes; {verify(cp, ns, count)}"
+        )
+        if label == "default flags":
+            idle_rss(op, count)
+        op.terminate()
+        return elapsed
+
+    print(f"(b) reconcile {count} new objects of one kind ({os.cpu_count()} CPUs)")
+    ours_default = ours("default flags")
+    if variants:
+        ours("--max-batch-size=1", "--max-batch-size=1")
+
+    ns = namespace(cp, "bench-sdk")
+    create_widgets(cp, ns, count)
+    way = OperatorSdkWay(cp, work / "sdk")
+    names = sorted(o["metadata"]["name"] for o in widgets(cp, ns))[:baseline_count]
+    began = time.monotonic()
+    per_object = [way.reconcile(ns, name) for name in names]
+    measured = time.monotonic() - began
+    total = measured * count / len(names)
+    if len(names) == count:
+        how, result = "measured", verify(cp, ns, count)
+    else:
+        how = f"extrapolated from {len(names)} objects measured in {measured:.1f} s"
+        result = f"(only {len(names)} objects reconciled)"
+    print(
+        f"    operator-sdk way, one ansible-runner run per object in sequence: {total:7.1f} s ({how}); "
+        f"per object {describe(per_object)}; {result}"
+    )
+    print(f"    -> ours is {total / ours_default:.1f}x faster (target >= 5x)")
+
+
+def idle_rss(op: OperatorProcess, count: int) -> None:
+    time.sleep(15)
+    pid = op.pid
+    children = children_of(pid)
+    samples = []
+    for _ in range(5):
+        samples.append(rss_mib(pid))
+        time.sleep(1)
+    watched = op.metric("cluster_discovery_operator_watched_objects", group=GROUP, kind="Widget") or 0
+    print(
+        f"(c) idle RSS of the runner with {watched:.0f} watched objects (plus their {count} ConfigMaps as dependents):"
+        f" {statistics.median(samples):.1f} MiB (target < 150 MiB); child processes while idle: {len(children)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=200)
+    parser.add_argument("--baseline-objects", type=int, default=None)
+    parser.add_argument("--noop-repeats", type=int, default=200)
+    parser.add_argument("--variants", action="store_true")
+    parser.add_argument("--skip", choices=("noop", "burst"), action="append", default=[])
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="runner-bench-"))
+    print(f"runner benchmarks; work folder {work}; python {sys.version.split()[0]}")
+    with bench_cluster(work / "cluster") as cp:
+        print(f"control plane: {cp.startup.line('bench') if cp.startup else cp.server}")
+        if "noop" not in args.skip:
+            bench_noop(cp, work, args.noop_repeats)
+        if "burst" not in args.skip:
+            bench_burst(cp, work, args.objects, args.baseline_objects or args.objects, args.variants)
+
+
+if __name__ == "__main__":
+    main()
