@@ -500,7 +500,11 @@ class KuboKubelet:
         try:
             self.core.create_namespaced_event(involved["namespace"], body, _preload_content=False)
         except ApiException as err:
-            self._error(f"recording event {reason} on {involved['namespace']}/{involved['name']}: {err.reason}")
+            message = f"recording event {reason} on {involved['namespace']}/{involved['name']}: {err.reason}"
+            if err.status in (403, 404):  # the namespace is being deleted (or gone): nobody will read it
+                self.log(f"skipped {message}")
+            else:
+                self._error(message)
 
     def _error(self, message: str) -> None:
         if self.stopping.is_set():
