@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# The operator image: the runner (cluster-discovery-operator), the collection
-# peerdiscovery.cluster_discovery with its dependency kubernetes.core, and the
-# pinned Python dependencies of both.
+# The operator image: the runner (cluster-discovery-operator, the entrypoint),
+# the discovery agent (cluster-discovery-agent, the Deployment's second
+# container), the collection peerdiscovery.cluster_discovery with its
+# dependency kubernetes.core, and the pinned Python dependencies of all.
 #
 #   make docker-build IMG=ghcr.io/irt-saintexupery/cluster-discovery-operator:0.1.0
 #
@@ -18,11 +19,13 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 # Dependencies first: this layer is rebuilt only when a pin changes. One pip
-# run resolves the pins and the runner's declared ranges together, so a pin
-# outside a range fails the build instead of being silently replaced.
+# run resolves the pins and the runner's and agent's declared ranges
+# together, so a pin outside a range fails the build instead of being
+# silently replaced.
 COPY requirements.txt /src/requirements.txt
 COPY runner /src/runner
-RUN pip install --requirement /src/requirements.txt /src/runner
+COPY agent /src/agent
+RUN pip install --requirement /src/requirements.txt /src/runner /src/agent
 
 # The collection, built as Galaxy would ship it (galaxy.yml's build_ignore
 # applies) and installed with the collections it depends on.

@@ -70,8 +70,9 @@ install: ## Install the CRDs into the cluster of the current kubectl context
 uninstall: ## Remove the CRDs, and with them every SwarmPool, Identity and Peer (ignore-not-found=true to ignore missing ones)
 	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/crd
 
-# config/default with the image replaced by $(IMG), written under bin/ (not
-# versioned) so that deploying never edits the kustomizations in config/.
+# config/default with the image of both containers (manager, agent) replaced
+# by $(IMG), written under bin/ (not versioned) so that deploying never edits
+# the kustomizations in config/.
 define DEPLOY_KUSTOMIZATION
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -84,6 +85,9 @@ patches:
     patch: |-
       - op: replace
         path: /spec/template/spec/containers/0/image
+        value: $(IMG)
+      - op: replace
+        path: /spec/template/spec/containers/1/image
         value: $(IMG)
 endef
 export DEPLOY_KUSTOMIZATION

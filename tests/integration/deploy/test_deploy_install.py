@@ -86,9 +86,13 @@ def _index(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
 
 
+def _containers(docs: list[dict[str, Any]], name: str) -> dict[str, dict[str, Any]]:
+    pod = _index(docs)[("Deployment", name)]["spec"]["template"]["spec"]
+    return {container["name"]: container for container in pod["containers"]}
+
+
 def _manager(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    container: dict[str, Any] = _index(docs)[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]
-    return container
+    return _containers(docs, name)["manager"]
 
 
 def _rules(rules: list[dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -132,8 +136,8 @@ def test_the_default_overlay_holds_the_whole_operator_under_the_seed_names() -> 
 
 def test_the_testing_overlay_runs_the_test_image_beside_a_real_deployment() -> None:
     docs = _kustomize("testing")
-    manager = _manager(docs, "test-cluster-discovery-controller-manager")
-    assert (manager["image"], manager["imagePullPolicy"]) == ("testing-operator:latest", "IfNotPresent")
+    for container in _containers(docs, "test-cluster-discovery-controller-manager").values():
+        assert (container["image"], container["imagePullPolicy"]) == ("testing-operator:latest", "IfNotPresent")
     index = _index(docs)
     assert ("Namespace", "cluster-discovery-test") in index
     assert ("ClusterRole", "test-cluster-discovery-manager-role") in index
@@ -178,8 +182,9 @@ def test_make_deploy_installs_the_operator_with_the_given_image(cp: ControlPlane
             "get", "deployment", "cluster-discovery-controller-manager", "-n", OPERATOR_NAMESPACE, "-o", "json"
         ).stdout
     )
-    (manager,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert manager["image"] == IMAGE
+    manager, agent = deployment["spec"]["template"]["spec"]["containers"]
+    assert (manager["name"], agent["name"]) == ("manager", "agent")
+    assert manager["image"] == agent["image"] == IMAGE
     assert manager["args"] == [
         "--leader-elect",
         "--health-probe-bind-address=:8081",
@@ -335,11 +340,13 @@ def test_the_chart_installed_as_the_seed_does_gives_the_seed_names_and_the_manag
     assert [(p["name"], p["port"]) for p in service["spec"]["ports"]] == [("https", 8443)]
     assert index[("ClusterRole", "metrics-reader")]["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
     kustomized = _kustomize("default")
-    chart_manager = _manager(docs, "cluster-discovery-controller-manager")
-    kustomize_manager = _manager(kustomized, "cluster-discovery-controller-manager")
-    assert chart_manager["args"] == kustomize_manager["args"]
-    assert chart_manager["securityContext"] == kustomize_manager["securityContext"]
-    assert chart_manager["image"] == kustomize_manager["image"]
+    chart_containers = _containers(docs, "cluster-discovery-controller-manager")
+    kustomize_containers = _containers(kustomized, "cluster-discovery-controller-manager")
+    assert list(chart_containers) == list(kustomize_containers) == ["manager", "agent"]
+    for name, chart_container in chart_containers.items():
+        kustomize_container = kustomize_containers[name]
+        for field in ("command", "args", "securityContext", "image", "ports", "livenessProbe", "readinessProbe"):
+            assert chart_container.get(field) == kustomize_container.get(field), (name, field)
     (config_role,) = load_yaml_documents(CONFIG_DIR / "rbac" / "role.yaml")
     assert _rules(index[("ClusterRole", "cluster-discovery-manager-role")]["rules"]) == _rules(config_role["rules"])
     assert index[("ClusterRole", "cluster-discovery-identity-rules")]["rules"] == DEFAULT_IDENTITY_RULES
@@ -359,6 +366,7 @@ def test_the_chart_installed_as_the_seed_does_gives_the_seed_names_and_the_manag
             ["--set", "leaderElection.enabled=false", "--set", "maxConcurrentReconciles=4"],
             ["--max-concurrent-reconciles=4"], "Role", id="no-leader-election",
         ),
+        pytest.param(["--set", "agent.enabled=false"], [], "", id="no-agent"),
     ],
 )  # fmt: skip
 def test_the_chart_values_map_onto_the_manager_flags(values: list[str], expected_args: list[str], absent: str) -> None:
@@ -370,6 +378,8 @@ def test_the_chart_values_map_onto_the_manager_flags(values: list[str], expected
     cli.settings_from(cli.build_parser().parse_args(args))  # the runner accepts them
     kind, _, name = absent.partition("/")
     assert not [d for d in docs if d["kind"] == kind and (not name or d["metadata"]["name"] == name)]
+    containers = _containers(docs, "cd-cluster-discovery-controller-manager")
+    assert list(containers) == (["manager"] if "agent.enabled=false" in values else ["manager", "agent"])
     if "--leader-elect" in args:
         assert args[0] == "--leader-elect"
 
@@ -631,8 +641,8 @@ def test_molecule_playbooks_deploy_and_remove_the_test_overlay(
             "get", "deployment", "test-cluster-discovery-controller-manager", "-n", "cd-molecule", "-o", "json"
         ).stdout
     )
-    (manager,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert (manager["image"], manager["imagePullPolicy"]) == (IMAGE, "IfNotPresent")
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        assert (container["image"], container["imagePullPolicy"]) == (IMAGE, "IfNotPresent"), container["name"]
     assert GROUP in cp.kubectl("get", "crd", "-o", "name").stdout
 
     _playbook(cp, inventory, MOLECULE_DEFAULT / "destroy.yml")

@@ -37,7 +37,7 @@ def _grants(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -
 
 MANAGER_RULES = _one(RBAC_DIR / "role.yaml")["rules"]
 DEPLOYMENT = _by_kind(CONFIG_DIR / "manager" / "manager.yaml")["Deployment"]
-MANAGER = DEPLOYMENT["spec"]["template"]["spec"]["containers"][0]
+MANAGER, AGENT = DEPLOYMENT["spec"]["template"]["spec"]["containers"]
 
 # (API group, resource, verb) the operator's roles and runner need, and why.
 NEEDED = [
@@ -151,14 +151,15 @@ def test_the_manager_runs_the_runner_with_the_expected_flags() -> None:
     ]
 
 
-def test_the_manager_is_restricted() -> None:
+def test_the_manager_and_agent_are_restricted() -> None:
     pod = DEPLOYMENT["spec"]["template"]["spec"]
     assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-    assert MANAGER["securityContext"] == {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
+    for container in (MANAGER, AGENT):
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
     namespace = _by_kind(CONFIG_DIR / "manager" / "manager.yaml")["Namespace"]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
@@ -175,7 +176,7 @@ def test_the_read_only_root_filesystem_leaves_scratch_space_writable() -> None:
 
 def test_the_probes_and_ports_match_the_flags() -> None:
     ports = {p["name"]: p["containerPort"] for p in MANAGER["ports"]}
-    assert ports == {"https": 8443, "health": 8081}
+    assert ports == {"metrics": 8443, "health": 8081}
     assert (MANAGER["livenessProbe"]["httpGet"]["path"], MANAGER["livenessProbe"]["httpGet"]["port"]) == (
         "/healthz",
         "health",
@@ -192,7 +193,7 @@ def test_the_metrics_service_is_the_one_the_seed_scrapes() -> None:
     assert service["metadata"]["name"] == "cluster-discovery-controller-manager-metrics-service"
     assert service["metadata"]["namespace"] == "cluster-discovery"
     (port,) = service["spec"]["ports"]
-    assert (port["name"], port["port"], port["targetPort"]) == ("https", 8443, "https")
+    assert (port["name"], port["port"], port["targetPort"]) == ("https", 8443, "metrics")
     labels = DEPLOYMENT["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
 
@@ -228,7 +229,10 @@ def test_the_testing_overlay_sets_the_image_and_pull_policy() -> None:
     assert testing["images"] == [{"name": "testing", "newName": "testing-operator", "newTag": "latest"}]
     for policy in ("Always", "IfNotPresent", "Never"):
         patch = _one(CONFIG_DIR / "testing" / "pull_policy" / f"{policy}.yaml")
-        assert patch["spec"]["template"]["spec"]["containers"] == [{"name": "manager", "imagePullPolicy": policy}]
+        assert patch["spec"]["template"]["spec"]["containers"] == [
+            {"name": "manager", "imagePullPolicy": policy},
+            {"name": "agent", "imagePullPolicy": policy},
+        ]
 
 
 def test_the_runner_accepts_the_manager_flags() -> None:
@@ -241,3 +245,28 @@ def test_the_runner_accepts_the_manager_flags() -> None:
     assert (settings.metrics.bind_address, settings.metrics.secure) == (":8443", True)
     assert str(settings.watches_file) == "/opt/ansible/watches.yaml"
     assert settings.namespaces == (), "the operator watches every namespace"
+
+
+def test_the_agent_runs_beside_the_manager_from_the_same_image() -> None:
+    assert AGENT["name"] == "agent"
+    assert AGENT["image"] == MANAGER["image"], "kustomize's images transformer must reach both containers"
+    assert AGENT["command"] == ["cluster-discovery-agent"]
+    assert AGENT["args"] == ["--health-probe-bind-address=:8082", "--announce-period=30"]
+    assert {p["name"]: p["containerPort"] for p in AGENT["ports"]} == {"agent-health": 8082}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert AGENT[probe]["httpGet"] == {"path": path, "port": "agent-health"}
+    assert [m["mountPath"] for m in AGENT["volumeMounts"]] == ["/tmp"]
+
+
+def test_the_agent_accepts_its_flags() -> None:
+    """The agent's own argument parser (agent/ is not installed in the test virtualenv: imported from source)."""
+    import sys
+
+    sys.path.insert(0, str(CONFIG_DIR.parent / "agent" / "src"))
+    try:
+        from cluster_discovery_agent import cli as agent_cli
+    finally:
+        sys.path.pop(0)
+    args = agent_cli.parse_args(AGENT["args"])
+    assert (args.health_probe_bind_address, args.announce_period) == (":8082", 30.0)
+    assert args.namespace is None, "the agent watches every namespace"

@@ -28,6 +28,7 @@ from tests.unit.deploy.deploy_support import CONFIG_DIR, REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 PYPROJECT: dict[str, Any] = tomllib.loads((REPO_ROOT / "runner" / "pyproject.toml").read_text())
+AGENT_PYPROJECT: dict[str, Any] = tomllib.loads((REPO_ROOT / "agent" / "pyproject.toml").read_text())
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,13 @@ def test_every_stage_starts_from_the_pinned_slim_python_of_the_runner() -> None:
     assert python in SpecifierSet(PYPROJECT["project"]["requires-python"])
 
 
-def test_dependencies_come_from_requirements_txt_together_with_the_runner() -> None:
+def test_dependencies_come_from_requirements_txt_together_with_the_runner_and_the_agent() -> None:
     runs = " ".join(i.arguments for i in INSTRUCTIONS if i.keyword == "RUN")
-    assert re.search(r"pip install --requirement /src/requirements\.txt /src/runner", runs)
+    assert re.search(r"pip install --requirement /src/requirements\.txt /src/runner /src/agent", runs)
     copies = [i.arguments for i in INSTRUCTIONS if i.keyword == "COPY"]
     assert "requirements.txt /src/requirements.txt" in copies
     assert "runner /src/runner" in copies
+    assert "agent /src/agent" in copies
 
 
 def test_any_version_the_dockerfile_names_equals_the_pin_in_requirements_txt() -> None:
@@ -109,8 +111,10 @@ def test_any_version_the_dockerfile_names_equals_the_pin_in_requirements_txt() -
         assert PINS.get(name.lower()) == version, f"{name}=={version} differs from requirements.txt"
 
 
-@pytest.mark.parametrize("dependency", PYPROJECT["project"]["dependencies"])
-def test_every_runner_dependency_is_pinned_within_its_declared_range(dependency: str) -> None:
+@pytest.mark.parametrize(
+    "dependency", PYPROJECT["project"]["dependencies"] + AGENT_PYPROJECT["project"]["dependencies"]
+)
+def test_every_runner_and_agent_dependency_is_pinned_within_its_declared_range(dependency: str) -> None:
     requirement = Requirement(dependency)
     name = requirement.name.lower()
     assert name in PINS, f"{name} is not pinned in requirements.txt, so the image would float"
@@ -135,6 +139,15 @@ def test_the_entrypoint_is_the_runner_console_script() -> None:
     (entrypoint,) = [i for i in FINAL if i.keyword == "ENTRYPOINT"]
     assert _exec_form(entrypoint) == ["cluster-discovery-operator"]
     assert "cluster-discovery-operator" in PYPROJECT["project"]["scripts"]
+
+
+def test_the_agent_container_runs_the_agent_console_script() -> None:
+    (manager,) = [d for d in yaml.safe_load_all((CONFIG_DIR / "manager" / "manager.yaml").read_text())][1:]
+    containers = {c["name"]: c for c in manager["spec"]["template"]["spec"]["containers"]}
+    assert "command" not in containers["manager"]
+    (script,) = containers["agent"]["command"]
+    assert script in AGENT_PYPROJECT["project"]["scripts"]
+    assert AGENT_PYPROJECT["project"]["version"] == PYPROJECT["project"]["version"]
 
 
 def test_the_image_runs_as_a_numeric_non_root_user() -> None:
@@ -182,6 +195,7 @@ def _dockerignored(path: str) -> bool:
         "requirements.txt",
         "requirements.yml",
         "runner",
+        "agent",
         "watches.yaml",
         "galaxy.yml",
         "README.md",
