@@ -2,8 +2,9 @@
 
 Each component is a small wrapper Go module under ``testbed/go/<component>``
 whose go.mod pins the upstream release. Its binaries land in a cache folder
-outside the repository, keyed by component and version, so a second run builds
-nothing and a version bump builds beside the old one. A build writes into a
+outside the repository, keyed by component, version and a digest of the build
+recipe (go.mod, go.sum, link flags), so a second run builds nothing and any
+change builds beside the old entry. A build writes into a
 temporary folder and renames it into place, so an interrupted build never
 leaves a half-filled cache entry that later runs would trust.
 
@@ -14,6 +15,7 @@ Usage: ``python -m testbed.build [component ...]`` (default: all), or
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -37,6 +39,10 @@ class Component:
     """The upstream module whose required version keys the cache entry."""
     binaries: dict[str, str]
     """Binary name -> Go package path to build (relative packages start with ./)."""
+    version_variables: tuple[str, ...] = ()
+    """Go packages whose Kubernetes-style version variables (gitVersion, gitMajor, ...) are stamped with
+    the release: built from the module proxy they would otherwise say v0.0.0-master, which kubectl
+    and Helm refuse to parse."""
 
     @property
     def wrapper_dir(self) -> Path:
@@ -47,8 +53,33 @@ class Component:
         return required_version(self.wrapper_dir / "go.mod", self.module)
 
     @property
+    def ldflags(self) -> str:
+        flags = ["-s", "-w"]
+        version = self.version
+        major, minor = version.lstrip("v").split(".")[:2]
+        for package in self.version_variables:
+            for variable, value in (
+                ("gitVersion", version),
+                ("gitMajor", major),
+                ("gitMinor", minor),
+                ("gitTreeState", "clean"),
+                ("gitCommit", "module-" + version),
+                ("buildDate", "1970-01-01T00:00:00Z"),
+            ):
+                flags.append(f"-X={package}.{variable}={value}")
+        return " ".join(flags)
+
+    @property
+    def recipe(self) -> str:
+        """A digest of what decides the binaries (wrapper go.mod and go.sum, link flags): part of the cache key."""
+        digest = hashlib.sha256(self.ldflags.encode())
+        for name in ("go.mod", "go.sum"):
+            digest.update((self.wrapper_dir / name).read_bytes())
+        return digest.hexdigest()[:10]
+
+    @property
     def cache_dir(self) -> Path:
-        return cache_root() / f"{self.name}-{self.version}"
+        return cache_root() / f"{self.name}-{self.version}-{self.recipe}"
 
     def binary(self, name: str) -> Path:
         return self.cache_dir / name
@@ -72,6 +103,7 @@ COMPONENTS: dict[str, Component] = {
             "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
             "kubectl": "k8s.io/kubernetes/cmd/kubectl",
         },
+        version_variables=("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"),
     ),
     "helm": Component(
         name="helm",
@@ -110,7 +142,7 @@ def build(component: Component) -> float:
         print(f"testbed: building {name} ({component.module} {component.version}) ...", flush=True)
         step = time.monotonic()
         subprocess.run(
-            ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(staging / name), package],
+            ["go", "build", "-trimpath", f"-ldflags={component.ldflags}", "-o", str(staging / name), package],
             cwd=component.wrapper_dir,
             env=env,
             check=True,
