@@ -168,7 +168,14 @@ def _copy(entry: AddrInfo) -> AddrInfo:
 def _plan_bootstrap(state: NodeState, spec: SwarmSpec, result: Plan) -> None:
     if spec.bootstrap is None:
         return
-    wanted = [address.text for address in spec.bootstrap]
+    own = [address for address in spec.bootstrap if address.peer_id == state.peer_id]
+    if own:
+        # One bootstrap list for every member of a swarm lists each member too.
+        result.warnings.append(
+            f"Skipped {state.peer_id} in bootstrap: it is this node's own peer id, and a node does not bootstrap"
+            " from itself"
+        )
+    wanted = [address.text for address in spec.bootstrap if address.peer_id != state.peer_id]
     current = {canonical(entry) for entry in state.bootstrap}
     if spec.exclusive:
         if current != set(wanted) or len(state.bootstrap) != len(wanted):

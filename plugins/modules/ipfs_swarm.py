@@ -27,6 +27,7 @@ options:
         C(/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...).
       - Omit to leave the bootstrap list alone; with O(exclusive=true), an empty list empties it.
       - C(/ipfs/<peer id>) is read as C(/p2p/<peer id>), the form kubo prints.
+      - The node's own peer id is skipped with a warning (one list can serve every member of a swarm).
     type: list
     elements: str
   exclusive:

@@ -186,6 +186,12 @@ def test_the_nodes_own_peer_id_is_skipped_with_a_warning() -> None:
     assert len(result.warnings) == 1 and SELF in result.warnings[0]
 
 
+def test_the_nodes_own_address_is_left_out_of_its_bootstrap_list_with_a_warning() -> None:
+    result = plan(state(), spec(bootstrap=[addr(SELF, "127.0.0.1"), addr(A)], exclusive=True))
+    assert result.bootstrap_after == [addr(A)]
+    assert len(result.warnings) == 1 and SELF in result.warnings[0] and "bootstrap" in result.warnings[0]
+
+
 def test_the_diff_shows_bootstrap_and_persisted_peering_before_and_after() -> None:
     result = plan(state(bootstrap=[addr(B)]), spec(bootstrap=[addr(A)], exclusive=True, peers=[addr(A)]))
     assert diff(result) == {
