@@ -58,7 +58,6 @@ NEEDED = [
     ("", "pods", "list"),
     ("", "serviceaccounts", "create"),
     ("", "serviceaccounts", "delete"),
-    ("", "serviceaccounts/token", "create"),
     ("rbac.authorization.k8s.io", "roles", "create"),
     ("rbac.authorization.k8s.io", "rolebindings", "create"),
     ("traefik.io", "ingressroutetcps", "create"),
@@ -75,6 +74,8 @@ NOT_GRANTED = [
     ("rbac.authorization.k8s.io", "clusterroles", "create"),
     ("rbac.authorization.k8s.io", "clusterrolebindings", "create"),
     ("apps", "deployments", "create"),
+    # The identity role's token is a service-account-token Secret, not a TokenRequest.
+    ("", "serviceaccounts/token", "create"),
 ]
 
 
