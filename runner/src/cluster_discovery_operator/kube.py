@@ -45,6 +45,12 @@ ERROR_TEXT_MAX_SIZE = 2048
 SERVICE_ACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
+# A pooled keep-alive connection the server has closed fails on reuse: try once more on a fresh one.
+# Writes may be re-sent: ours carry a resourceVersion precondition (a duplicate gets 409) or are
+# harmless to repeat (Events, reviews).
+_RETRIES = urllib3.Retry(total=2, connect=2, read=1, redirect=0, status=0, other=0, allowed_methods=None)
+
+
 class KubeError(Exception):
     """A request to the API server failed."""
 
@@ -222,7 +228,7 @@ class KubeClient:
                 body=data,
                 headers=self._headers(content_type if data is not None else None),
                 timeout=urllib3.Timeout(connect=min(seconds, 10.0), read=seconds),
-                retries=False,
+                retries=_RETRIES,
                 preload_content=True,
             )
         except urllib3.exceptions.HTTPError as exc:
