@@ -222,7 +222,7 @@ def execute_module(module, client):
         removed = params["removed"]
     for identity in discovered:
         if identity.get("kubeconfig"):
-            module.no_log_values.add(identity["kubeconfig"])
+            module._module.no_log_values.add(identity["kubeconfig"])
     rejected = [item["peer_id"] if isinstance(item, dict) else str(item) for item in params["rejected"]]
     decided = plan(
         scope,
