@@ -1,0 +1,153 @@
+"""How fast a cluster's Identity reaches another cluster: creation, update, deletion.
+
+Two clusters of the real test bed (control plane, kubelet stand-in running real
+kubo, operator and discovery agent each), joined in one private swarm as in
+seed 000's walkthrough. B publishes its own Identity once; then, for each trial,
+A's Identity is created, updated and deleted, and the time is taken from the
+`kubectl apply`/`delete` on A to the moment B's API server shows the result
+(the Peer Online with the new spec, the new description, the Peer gone).
+
+Prints p50, p95 and max per operation. Asserts nothing.
+
+    python -m bench.discovery_bench [--trials 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+from testbed.federation import Cluster, Federation, identity, namespace, secret, swarm_pool
+
+NS = "bench-discovery"
+GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
+
+
+def pool_entry(cluster: Cluster, pool: str) -> dict[str, Any]:
+    obj = cluster.get("swarmpool", pool, namespace=NS) or {}
+    return ((obj.get("status") or {}).get("status") or {}).get(pool) or {}
+
+
+def measure(condition: Callable[[], bool], *, timeout: float = 120, interval: float = 0.05) -> float:
+    began = time.monotonic()
+    while not condition():
+        if time.monotonic() - began > timeout:
+            raise TimeoutError(f"not reached within {timeout:.0f} s")
+        time.sleep(interval)
+    return time.monotonic() - began
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args()
+    with Federation(Path(tempfile.mkdtemp(prefix="bench-discovery-"))) as federation:
+        a, b = federation.add_cluster("bench-a"), federation.add_cluster("bench-b")
+        a.apply([namespace(NS), swarm_pool("pool-a", NS, swarm="pool-a", key_secret="swarm")])
+        address = a.wait_for(lambda: pool_entry(a, "pool-a").get("Addresses"), "A's node is up", timeout=300)
+        key = a.get("secret", "swarm", namespace=NS)["data"]["swarm-key"]
+        b.apply(
+            [
+                namespace(NS),
+                secret("swarm", NS, {"swarm-key": key}),
+                swarm_pool("pool-b", NS, swarm="pool-b", key_secret="swarm", bootstrap=address),
+            ]
+        )
+        b.wait_for(lambda: pool_entry(b, "pool-b").get("Number of connected peers", 0) >= 1, "B joined", timeout=300)
+        b.apply(
+            [
+                identity(
+                    "b",
+                    NS,
+                    swarm_pool="pool-b",
+                    swarm="pool-b",
+                    display_name="B",
+                    description="B",
+                    url=b.control_plane.server,
+                    categories=[],
+                )
+            ]
+        )
+        b.wait_for(
+            lambda: (
+                ((b.get("identity", "b", namespace=NS) or {}).get("status") or {}).get("swarms", [{}])[0].get("topic")
+            ),
+            "B's identity is published",
+            timeout=300,
+        )
+        a_peer = pool_entry(a, "pool-a")["Peer Id"].lower()
+        peers = kubernetes.client.CustomObjectsApi(b.control_plane.api_client())
+
+        def peer_on_b() -> dict[str, Any] | None:
+            try:
+                return peers.get_namespaced_custom_object(GROUP, VERSION, NS, "peers", a_peer)  # type: ignore[no-any-return]
+            except kubernetes.client.ApiException as err:
+                if err.status == 404:
+                    return None
+                raise
+
+        def shows(description: str) -> bool:
+            peer = peer_on_b()
+            return bool(
+                peer
+                and peer["spec"].get("description") == description
+                and (peer.get("status") or {}).get("status") == "Online"
+            )
+
+        figures: dict[str, list[float]] = {"creation": [], "update": [], "deletion": []}
+        for trial in range(args.trials):
+            manifest = identity(
+                "a",
+                NS,
+                swarm_pool="pool-a",
+                swarm="pool-a",
+                display_name="A",
+                description=f"trial {trial}",
+                url=a.control_plane.server,
+                categories=["bench"],
+            )
+            began = time.monotonic()
+            a.apply([manifest])
+            figures["creation"].append(time.monotonic() - began + measure(lambda t=trial: shows(f"trial {t}")))
+            a.wait_for(
+                lambda: ((a.get("identity", "a", namespace=NS) or {}).get("status") or {}).get("observedGeneration"),
+                "A's first reconcile is over",
+                timeout=300,
+            )
+            manifest["spec"]["description"] = f"trial {trial}, updated"
+            began = time.monotonic()
+            a.apply([manifest])
+            figures["update"].append(time.monotonic() - began + measure(lambda t=trial: shows(f"trial {t}, updated")))
+            began = time.monotonic()
+            a.delete("identity", "a", namespace=NS)
+            figures["deletion"].append(time.monotonic() - began + measure(lambda: peer_on_b() is None))
+            a.wait_for(lambda: a.get("identity", "a", namespace=NS) is None, "A's Identity is gone", timeout=300)
+            print(
+                f"trial {trial + 1:2d}/{args.trials}: creation {figures['creation'][-1]:.2f} s,"
+                f" update {figures['update'][-1]:.2f} s, deletion {figures['deletion'][-1]:.2f} s",
+                flush=True,
+            )
+        print(f"\nIdentity on cluster A -> Peer on cluster B, {args.trials} trials (seconds):")
+        print(f"{'operation':<10} {'p50':>6} {'p95':>6} {'max':>6} {'mean':>6}")
+        for operation, values in figures.items():
+            print(
+                f"{operation:<10} {percentile(values, 0.5):6.2f} {percentile(values, 0.95):6.2f}"
+                f" {max(values):6.2f} {statistics.mean(values):6.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

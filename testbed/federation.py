@@ -1,0 +1,322 @@
+"""Whole clusters of the product on this machine: the walkthrough's building block.
+
+A :class:`Cluster` is a real control plane (etcd, kube-apiserver,
+kube-controller-manager) with the CRDs installed, the kubelet stand-in that
+runs the kubo pods of its StatefulSets as real kubo processes, and the
+product's two processes started exactly as the manager Deployment starts
+them: the operator (``cluster-discovery-operator`` with the repository's
+watches.yaml) and the discovery agent. Only the container runtime and the
+network stand in (see testbed/README.md).
+
+The demo (``python -m demo``), the end-to-end test and the benchmark use it::
+
+    with Federation(base_dir) as federation:
+        a = federation.add_cluster("a")
+        a.apply(manifest)
+        a.wait_for(lambda: a.get("swarmpool", "pool", namespace="ns"), "the SwarmPool exists")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from testbed import binaries
+from testbed.collection import REPO_ROOT, activate
+from testbed.controlplane import ControlPlane, start_control_plane
+from testbed.kubelet import KuboKubelet
+from testbed.ports import free_port
+
+T = TypeVar("T")
+BIN_DIR = Path(sys.executable).parent
+
+
+class WaitTimeout(AssertionError):
+    """A condition did not hold in time; the message says which and what was seen."""
+
+
+class ProductProcess:
+    """The operator or the agent of one cluster, started and stopped by PID."""
+
+    def __init__(self, name: str, argv: list[str], *, log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        log.close()
+
+    def stop(self, timeout: float = 30) -> int | None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return None if process is None else process.returncode
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(10)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Cluster:
+    """One cluster of the federation: control plane, kubelet stand-in, operator and agent."""
+
+    def __init__(self, name: str, base_dir: Path) -> None:
+        self.name = name
+        self.base_dir = base_dir
+        self.cp: ControlPlane | None = None
+        self.kubelet: KuboKubelet | None = None
+        self.operator: ProductProcess | None = None
+        self.agent: ProductProcess | None = None
+        self.metrics_port = 0
+
+    def start(self, *, operator_args: Sequence[str] = ()) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.cp = start_control_plane(self.name, self.base_dir)
+        self.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "config" / "crd" / "bases"))
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        self.kubelet = KuboKubelet(self.cp, self.base_dir / "kubelet")
+        self.kubelet.start()
+        env = dict(os.environ)
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(activate())
+        env.pop("KUBECONFIG", None)
+        self.metrics_port = free_port()
+        self.operator = ProductProcess(
+            "operator",
+            [
+                str(BIN_DIR / "cluster-discovery-operator"),
+                f"--watches-file={REPO_ROOT / 'watches.yaml'}",
+                f"--kubeconfig={self.cp.kubeconfig}",
+                f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+                "--metrics-secure=false",
+                "--health-probe-bind-address=0",
+                f"--artifacts-dir={self.base_dir / 'artifacts'}",
+                # Several clusters share this machine's cores: one ansible run per kind at a time each.
+                "--max-concurrent-reconciles=1",
+                *operator_args,
+            ],
+            log_path=self.base_dir / "operator.log",
+            env=env,
+        )
+        self.agent = ProductProcess(
+            "agent",
+            [
+                str(BIN_DIR / "cluster-discovery-agent"),
+                f"--kubeconfig={self.cp.kubeconfig}",
+                "--health-probe-bind-address=0",
+            ],
+            log_path=self.base_dir / "agent.log",
+            env=env,
+        )
+        self.operator.start()
+        self.agent.start()
+
+    def stop(self) -> None:
+        for part in (self.agent, self.operator):
+            if part is not None:
+                part.stop()
+        if self.kubelet is not None:
+            self.kubelet.stop()
+        if self.cp is not None:
+            self.cp.stop()
+
+    # -- using the cluster ---------------------------------------------------------
+
+    @property
+    def control_plane(self) -> ControlPlane:
+        assert self.cp is not None, f"cluster {self.name} is not started"
+        return self.cp
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.control_plane.kubectl(*args, input=input, check=check)
+
+    def apply(self, manifests: str | list[dict[str, Any]]) -> None:
+        text = manifests if isinstance(manifests, str) else yaml.safe_dump_all(manifests, sort_keys=False)
+        self.kubectl("apply", "-f", "-", input=text)
+
+    def delete(self, kind: str, name: str, *, namespace: str, wait: bool = False) -> None:
+        wait_flag = f"--wait={'true' if wait else 'false'}"
+        self.kubectl("delete", kind, name, "-n", namespace, wait_flag, "--ignore-not-found")
+
+    def get(self, kind: str, name: str | None = None, *, namespace: str | None = None) -> Any:
+        """The object (or, without a name, the list's items) as JSON; None when absent."""
+        args = ["get", kind, *([name] if name else []), "-o", "json"]
+        args += ["-n", namespace] if namespace else ["-A"]
+        result = self.kubectl(*args, check=False)
+        if result.returncode != 0:
+            if "NotFound" in result.stderr or "not found" in result.stderr:
+                return None
+            raise RuntimeError(f"kubectl {' '.join(args)} failed on {self.name}: {result.stderr.strip()}")
+        value = json.loads(result.stdout)
+        return value if name else value.get("items", [])
+
+    def table(self, *args: str) -> str:
+        return self.kubectl("get", *args).stdout
+
+    def metrics(self) -> str:
+        import requests
+
+        return requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text
+
+    def logs(self) -> str:
+        parts = [f"--- {p.name} of {self.name} ---\n{p.log_tail()}" for p in (self.operator, self.agent) if p]
+        if self.kubelet is not None:
+            parts.append(f"--- kubelet of {self.name} ---\n{self.kubelet.log_tail()}")
+        return "\n".join(parts)
+
+    def wait_for(self, condition: Callable[[], T], what: str, *, timeout: float = 120, interval: float = 0.25) -> T:
+        """Poll ``condition`` until it returns something truthy; raise WaitTimeout with the logs otherwise."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while True:
+            last = condition()
+            if last:
+                return last
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"{self.name}: timed out after {timeout:.0f} s waiting until {what}\n{self.logs()}")
+            time.sleep(interval)
+
+
+class Federation:
+    """Clusters started under one folder; everything they started stops on exit."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.clusters: dict[str, Cluster] = {}
+
+    def add_cluster(self, name: str) -> Cluster:
+        cluster = Cluster(name, self.base_dir / name)
+        self.clusters[name] = cluster
+        try:
+            cluster.start()
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    def close(self) -> None:
+        errors: list[BaseException] = []
+        for cluster in reversed(list(self.clusters.values())):
+            try:
+                cluster.stop()
+            except Exception as err:  # stop every cluster, then report
+                errors.append(err)
+        self.clusters.clear()
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Federation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def federation(base_dir: Path) -> Iterator[Federation]:
+    with Federation(base_dir) as fed:
+        yield fed
+
+
+# -- the walkthrough's manifests -------------------------------------------------------
+
+
+def swarm_pool(
+    name: str,
+    namespace: str,
+    *,
+    swarm: str,
+    key_secret: str | None = None,
+    bootstrap: list[str] | None = None,
+) -> dict[str, Any]:
+    """A SwarmPool as seed 000 writes it, with the IPFSVersion the test bed runs."""
+    definition: dict[str, Any] = {}
+    if key_secret:
+        definition["swarmKeySecretRef"] = key_secret
+    if bootstrap:
+        definition["bootstrapNodeAddresses"] = bootstrap
+    entry: dict[str, Any] = {"name": swarm}
+    if definition:
+        entry["swarmDefinition"] = definition
+    entry.update(
+        {
+            "network": {
+                "loadBalancer": {"loadBalancerIP": "auto", "exposedAPI": False},
+                "swarmPort": 4001,
+                "apiPort": 5001,
+            },
+            "storage": {"capacity": "1Gi"},
+            "IPFSVersion": binaries.kubo_version(),
+        }
+    )
+    return {
+        "apiVersion": "peerdiscovery.irt-saintexupery.com/v1alpha1",
+        "kind": "SwarmPool",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"swarms": [entry]},
+    }
+
+
+def identity(
+    name: str,
+    namespace: str,
+    *,
+    swarm_pool: str,
+    swarm: str,
+    display_name: str,
+    description: str,
+    url: str,
+    categories: list[str],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "peerdiscovery.irt-saintexupery.com/v1alpha1",
+        "kind": "Identity",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "swarms": [{"namespace": namespace, "swarmPool": swarm_pool, "swarm": swarm}],
+            "description": description,
+            "name": display_name,
+            "URL": url,
+            "categories": [{"name": category} for category in categories],
+        },
+    }
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def secret(name: str, namespace_: str, data: dict[str, str]) -> dict[str, Any]:
+    """A Secret whose ``data`` values are already base64, as seed 000 writes the swarm key Secret."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": name, "namespace": namespace_},
+        "data": data,
+    }
