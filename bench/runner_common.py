@@ -7,11 +7,9 @@ skips its other tasks; the result of a reconcile is that ConfigMap plus the
 Successful condition.
 
 "The operator-sdk way" is reproduced as operator-sdk's reconciler does it, one
-object after the other: mark Running, run ansible-runner for that one object
-with the extravars of makeParameters and the playbook operator-sdk generates,
-mark Successful. It uses the same ansible-runner call, environment and role as
-our runner's one-object path (and the Python API rather than operator-sdk's
-``ansible-runner`` subprocess, which only makes the baseline faster).
+object after the other: mark Running, run the ``ansible-runner`` command for that
+one object with the extravars of makeParameters, read its events, mark
+Successful (see :class:`OperatorSdkWay`).
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import os
 import resource
 import statistics
 import subprocess
-import threading
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster_discovery_operator.kube import KubeClient, Resource
-from cluster_discovery_operator.running import AnsibleRunner, RunItem, make_parameters
+from cluster_discovery_operator.running import AnsibleRunner, make_parameters
 from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.status import done_conditions, now_rfc3339, running_conditions, status_patch
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
@@ -161,14 +159,26 @@ def children_of(pid: int) -> list[int]:
 
 
 class OperatorSdkWay:
-    """operator-sdk's reconcile of one object: Running, one ansible-runner run, Successful. In sequence."""
+    """operator-sdk's reconcile of one object, in sequence: Running, one ``ansible-runner`` run, Successful.
+
+    As operator-sdk's runner does (``internal/ansible/runner``): an input folder
+    per object with ``env/extravars`` (makeParameters) and the inventory, then
+    the ``ansible-runner run <dir> --rotate-artifacts 20 --role <name>
+    --roles-path <dir> --hosts localhost -i <ident> -vv`` subprocess, with
+    ``--role-skip-facts`` (the playbook operator-sdk generates gathers no
+    facts). The ansible environment is the one our runner passes
+    (pipelining, collections path, kubeconfig), so only the architecture
+    differs. The result is read from the run's events.
+    """
 
     def __init__(self, cp: ControlPlane, work: Path) -> None:
         self.kube = KubeClient(KubeSettings(kubeconfig=os.fspath(cp.kubeconfig)))
         self.resource: Resource = self.kube.discover(GROUP, "v1alpha1", "Widget")
-        self.runner = AnsibleRunner(
-            RunningSettings(artifacts_dir=work), KubeSettings(kubeconfig=os.fspath(cp.kubeconfig))
-        )
+        kube = KubeSettings(kubeconfig=os.fspath(cp.kubeconfig))
+        self.env = {**os.environ, **AnsibleRunner(RunningSettings(artifacts_dir=work), kube)._envvars}
+        self.env.pop("KUBECONFIG", None)
+        self.env.update({"K8S_AUTH_KUBECONFIG": os.fspath(cp.kubeconfig), "KUBECONFIG": os.fspath(cp.kubeconfig)})
+        self.cli = os.fspath(Path(sys.executable).parent / "ansible-runner")
         self.work = work
 
     def _status(self, namespace_: str, name: str, compute: Callable[[list[Any]], list[Any]]) -> dict[str, Any]:
@@ -181,25 +191,61 @@ class OperatorSdkWay:
         body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "status": patch}
         return self.kube.patch(self.resource, namespace=namespace_, name=name, body=body, subresource="status")
 
+    def run_once(self, obj: dict[str, Any], ident: str) -> tuple[bool, str]:
+        """One ansible-runner CLI run for ``obj``; (succeeded, message)."""
+        folder = self.work / obj["metadata"]["namespace"] / obj["metadata"]["name"]
+        (folder / "env").mkdir(parents=True, exist_ok=True)
+        (folder / "inventory").mkdir(parents=True, exist_ok=True)
+        parameters = make_parameters(obj, watch=WATCH, finalizer_run=False)
+        (folder / "env" / "extravars").write_text(json.dumps(parameters))
+        (folder / "inventory" / "hosts").write_text(
+            f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+        )
+        subprocess.run(
+            [
+                self.cli,
+                "run",
+                os.fspath(folder),
+                "--rotate-artifacts",
+                "20",
+                "--role",
+                ROLE.name,
+                "--roles-path",
+                os.fspath(ROLE.parent),
+                "--hosts",
+                "localhost",
+                "-i",
+                ident,
+                "-vv",
+                "--role-skip-facts",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=600,
+            check=False,
+        )
+        failures = []
+        stats_seen = False
+        for path in (folder / "artifacts" / ident / "job_events").glob("*.json"):
+            event = json.loads(path.read_text())
+            if event.get("event") == "playbook_on_stats":
+                stats_seen = True
+            if event.get("event") == "runner_on_failed" and not event["event_data"].get("ignore_errors"):
+                failures.append(str((event["event_data"].get("res") or {}).get("msg") or "unknown playbook failure"))
+        if not stats_seen:
+            return False, "did not receive playbook_on_stats event"
+        return not failures, "\n".join(failures)
+
     def reconcile(self, namespace_: str, name: str) -> float:
         began = time.monotonic()
         obj = self._status(namespace_, name, lambda c: running_conditions(c, now=now_rfc3339()))
-        item = RunItem(
-            obj=obj,
-            parameters=make_parameters(obj, watch=WATCH, finalizer_run=False),
-            finalizer_run=False,
-            verbosity=2,
-            max_artifacts=20,
-            private_dir=self.work / namespace_ / name,
-            reconcile_id=f"{name}-{time.time_ns()}",
-        )
-        outcome = self.runner.run(WATCH, [item], batch_dir=self.work / "unused", cancel=threading.Event())
-        result = outcome.hosts["localhost"]
+        succeeded, message = self.run_once(obj, f"{name}-{time.time_ns()}")
         self._status(
             namespace_,
             name,
             lambda c: done_conditions(
-                c, succeeded=not result.failed, ansible_result=None, failure_message=result.message, now=now_rfc3339()
+                c, succeeded=succeeded, ansible_result=None, failure_message=message, now=now_rfc3339()
             ),
         )
         return time.monotonic() - began

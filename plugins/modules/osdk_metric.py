@@ -16,6 +16,7 @@ description:
   - Under the cluster-discovery operator the metric request travels in this task's result, which the operator reads
     from the run's event stream and applies to its C(/metrics) endpoint when the run ends. No listener, port or
     credential is involved. Requests are applied in task order.
+  - An action plugin builds the request on the controller, so no module process starts (unless O(address) is set).
   - With O(address) the request is POSTed there instead, as operator-sdk's module does (its operator listens on
     C(http://localhost:5050/metrics)).
   - A metric keeps the type and label names it was first declared with; the operator refuses (and logs) a later
@@ -146,7 +147,6 @@ import json
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -216,6 +216,9 @@ def main():
         module.fail_json(msg=str(exc))
     address = module.params.get("address")
     if address and not module.check_mode:
+        # Imported here: without an address (the operator's case) the HTTP stack is not needed.
+        from ansible.module_utils.urls import open_url
+
         try:
             response = open_url(
                 address,

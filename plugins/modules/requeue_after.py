@@ -17,7 +17,8 @@ description:
     after this run finishes successfully; it replaces the watch's C(reconcilePeriod) and the object's
     C(ansible.sdk.operatorframework.io/reconcile-period) annotation for that one run. If the task runs more than once
     in a run, the last value wins. The operator reads the result of this task from the run's event stream; nothing
-    is sent anywhere, so outside the operator the module only validates O(time) and returns it.
+    is sent anywhere, so outside the operator the module only validates O(time) and returns it. An action plugin does
+    this on the controller, so no module process starts.
   - Unlike operator-sdk, the run is not cut short when this task runs, and the object's status is written as for any
     other run.
 extends_documentation_fragment:

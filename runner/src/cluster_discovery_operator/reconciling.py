@@ -62,7 +62,6 @@ from .bodies import (
     annotations_of,
     generation_of,
     group_of,
-    is_deleting,
     key_of,
     metadata,
     name_of,
@@ -515,7 +514,6 @@ class Controller:
                 )
             self.metrics.ansible_runs.labels(**self.labels).inc()
             self.metrics.ansible_run_objects.labels(**self.labels).observe(len(group))
-            self.metrics.reconcile_seconds.labels(GVK=self.gvk_label).observe(outcome.duration)
             log.info(
                 "ansible run finished",
                 extra=fields(
@@ -599,6 +597,7 @@ class Controller:
             except KubeError as exc:
                 log.warning("could not write the final status", extra=fields(**context, error=str(exc)))
         now = time.monotonic()
+        self.metrics.reconcile_seconds.labels(GVK=self.gvk_label).observe(now - plan.began)
         current = fingerprint(item.obj, finalizer_run=plan.finalizer_run, watch_inputs=self.watch_inputs)
         if succeeded:
             period = host.requeue_after if host.requeue_after is not None else plan.period
@@ -962,6 +961,3 @@ def discover_resources(kube: KubeClient, watches: list[Watch]) -> dict[GroupVers
             )
     return resources
 
-
-def is_being_deleted(obj: KubeObject) -> bool:
-    return is_deleting(obj)

@@ -445,10 +445,6 @@ class AnsibleRunner:
             log.debug("could not link the latest artifacts", extra=fields(path=str(link), error=str(exc)))
 
 
-def host_for(item: RunItem, single: bool) -> str:
-    return "localhost" if single else f"{namespace_of(item.obj)}/{name_of(item.obj)}".lstrip("/")
-
-
 def group_items(items: list[RunItem], signature: Callable[[RunItem], Any]) -> list[list[RunItem]]:
     """Split items into groups that may share a process (same signature), keeping order."""
     groups: dict[Any, list[RunItem]] = {}
