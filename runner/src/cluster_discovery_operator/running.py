@@ -285,7 +285,9 @@ class _EventReader:
                 outcome.requeue_after = parse_duration(str(period))
             except DurationError as exc:
                 outcome.directive_errors.append(f"requeue_after: {exc}")
-        if kind == "runner_on_ok" and (_directive(action, "osdk_metric") or _directive(task_action, "osdk_metric")):
+        # A looped osdk_metric reports each request in its item events; the loop's own
+        # runner_on_ok then only holds them again under ``results``, without ``metric``.
+        if _directive(action, "osdk_metric") or _directive(task_action, "osdk_metric"):
             metric = res.get("metric")
             if isinstance(metric, Mapping):
                 outcome.metrics.append(dict(metric))

@@ -176,6 +176,27 @@ def test_osdk_metric_requests_are_collected_in_order() -> None:
     assert [m["gauge"]["set"] for m in reader.hosts["a"].metrics] == [1.0, 2.0]
 
 
+def test_a_looped_osdk_metric_applies_each_item_once() -> None:
+    """Each item event carries one request; the loop's final result repeats them only under ``results``."""
+    reader = _reader("a")
+    action = "peerdiscovery.cluster_discovery.osdk_metric"
+    requests = [
+        {"name": "m", "description": "d", "labels": {"s": s}, "gauge": {"set": v}} for s, v in (("x", 1), ("y", 2))
+    ]
+    for request in requests:
+        reader(_event("runner_item_on_ok", "a", task_action=action, resolved_action=action, res={"metric": request}))
+    reader(
+        _event(
+            "runner_on_ok",
+            "a",
+            task_action=action,
+            resolved_action=action,
+            res={"results": [{"metric": request} for request in requests]},
+        )
+    )
+    assert reader.hosts["a"].metrics == requests
+
+
 def test_objects_returned_by_kubernetes_modules_are_recorded_with_their_owners() -> None:
     """k8s results (single, multi-document and looped) give uid, resourceVersion and owner uids."""
 
