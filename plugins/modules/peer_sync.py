@@ -200,7 +200,12 @@ def argspec():
     return args
 
 
-def execute_module(module, client):
+def execute(module, make_client):
+    """The whole task; ``module`` offers params, check_mode, warn and fail_json (which must not return).
+
+    Shared by main() and the collection's action plugin, which runs it on the
+    controller when the connection is local.
+    """
     params = module.params
     if params["offline_after"] < 1 or params["forget_after"] <= params["offline_after"]:
         module.fail_json(msg="offline_after must be at least 1 and forget_after larger than offline_after")
@@ -212,6 +217,7 @@ def execute_module(module, client):
         swarm_pool=params["swarm_pool"],
         swarm=params["swarm"],
     )
+    client = make_client()
     peers = ResourceService(client, "Peer", API_VERSION)
     secrets = ResourceService(client, "Secret", "v1")
     existing = peers.list(scope.namespace, label_selector=selector(scope))
@@ -220,9 +226,6 @@ def execute_module(module, client):
     else:
         discovered = [identity for identity in params["identities"] if identity.get("live", True)]
         removed = params["removed"]
-    for identity in discovered:
-        if identity.get("kubeconfig"):
-            module._module.no_log_values.add(identity["kubeconfig"])
     rejected = [item["peer_id"] if isinstance(item, dict) else str(item) for item in params["rejected"]]
     decided = plan(
         scope,
@@ -237,22 +240,21 @@ def execute_module(module, client):
     for warning in decided.warnings:
         module.warn(warning)
     done = apply(decided, scope, peers=peers, secrets=secrets, check_mode=module.check_mode)
-    module.exit_json(
-        changed=done.changed,
-        created=done.created,
-        updated=done.updated,
-        deleted=done.deleted,
-        online=decided.online,
-        offline=decided.offline,
-        synchronized=decided.synchronized,
-    )
+    return {
+        "changed": done.changed,
+        "created": done.created,
+        "updated": done.updated,
+        "deleted": done.deleted,
+        "online": decided.online,
+        "offline": decided.offline,
+        "synchronized": decided.synchronized,
+    }
 
 
 def main():
     module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True)
     try:
-        client = get_api_client(module)
-        execute_module(module, client)
+        module.exit_json(**execute(module, lambda: get_api_client(module)))
     except KuboCollectionError as err:
         module.fail_json(exception=traceback.format_exc(), **err.fail_kwargs())
     except CoreException as err:
