@@ -44,6 +44,18 @@ def measure(condition: Callable[[], bool], *, timeout: float = 120, interval: fl
     return time.monotonic() - began
 
 
+def reconciled(cluster: Cluster, name: str) -> bool:
+    """The operator is done with the Identity's current generation (its run ended, successfully)."""
+    obj = cluster.get("identity", name, namespace=NS) or {}
+    status = obj.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    running = conditions.get("Running") or {}
+    return (
+        status.get("fullSyncGeneration") == (obj.get("metadata") or {}).get("generation")
+        and running.get("reason") == "Successful"
+    )
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
@@ -122,11 +134,7 @@ def main() -> None:
             began = time.monotonic()
             a.apply([manifest])
             figures["creation"].append(time.monotonic() - began + measure(lambda t=trial: shows(f"trial {t}")))
-            a.wait_for(
-                lambda: ((a.get("identity", "a", namespace=NS) or {}).get("status") or {}).get("observedGeneration"),
-                "A's first reconcile is over",
-                timeout=300,
-            )
+            a.wait_for(lambda: reconciled(a, "a"), "A's first reconcile is over", timeout=300)
             manifest["spec"]["description"] = f"trial {trial}, updated"
             began = time.monotonic()
             a.apply([manifest])

@@ -223,10 +223,14 @@ class SwarmIdentity:
         owner: str,
         document: IdentityDocument,
         kubeconfig: str | None,
+        keep_kubeconfig: bool = False,
         check_mode: bool = False,
     ) -> PublishOutcome:
         """Publish ``document`` (its publisher, sequence and time are filled in here) unless unchanged.
 
+        With ``keep_kubeconfig`` and no ``kubeconfig``, the kubeconfig of the
+        document published before is kept: the agent republishes a changed spec
+        at once without the account, and must never take credentials away.
         Raises DocumentError when the identity breaks the document's rules, before anything is written.
         """
         current = self.published()
@@ -235,6 +239,8 @@ class SwarmIdentity:
         validate(replace(candidate, issued_at=utc_now()))
         if current is not None and not current.tombstone and current.owner == owner:
             previous = self._previous_document(current)
+            if keep_kubeconfig and kubeconfig is None and previous is not None:
+                kubeconfig = previous[1]
             if (
                 previous is not None
                 and previous[0].publisher == self.peer_id

@@ -36,6 +36,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 from testbed import binaries
+from testbed.build import COMPONENTS
 from testbed.federation import Cluster, Federation, identity, namespace, secret, swarm_pool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -156,7 +157,11 @@ def test_every_cluster_publishes_and_sees_the_two_others_as_online_peers(walk: W
                     f"{viewer} sees {other} as an Online Peer",
                     timeout=TIMEOUT,
                 )
-        assert set(walk.peers(viewer)) == {walk.peer_ids[o].lower() for o in walk.clusters if o != viewer}
+        peers = walk.peers(viewer)
+        assert set(peers) == {walk.peer_ids[o].lower() for o in walk.clusters if o != viewer}
+        for peer in peers.values():
+            assert peer["status"]["kubernetesVersion"] == COMPONENTS["kubernetes"].version
+            assert peer["status"]["missingCounter"] == 0 and peer["status"]["lastSeen"]
     table = walk.clusters["a"].table("peers", "-A")
     assert table.split("\n")[0].split() == ["NAMESPACE", "NAME", "PEERNAME", "STATUS", "IP", "DESCRIPTION"]
     peers_by_category = (

@@ -7,10 +7,14 @@ a subscription on the node, answers members' asks with this cluster's
 identity, re-announces it on a schedule, and remembers what members announce
 in the node's own files (where the ipfs_identity module reads it).
 
-When a member announces something new, the agent applies it at once, with the
-same code the identity role runs (discovery from what was heard, then
-peer_sync's plan and writes, without counting misses): a Peer appears within
-a second of its member publishing, instead of at the Identity's next
-reconcile. The role's periodic reconcile stays the authority: it asks the
-swarm, counts misses, turns silent members Offline, keeps peering and metrics.
+Both ends of a change take the agent's fast path, with the identity role's own
+code: when a local Identity is created, changed or deleted, the agent
+publishes (or retracts) it within milliseconds of the watch event
+(publisher.py); when a member announces something new, the agent applies it
+at once (fastpath.py: discovery from what was heard, then peer_sync's writes,
+without counting misses). A Peer so appears about a second after its Identity
+changes, instead of after two Ansible runs. The role's reconciles stay the
+authority: they publish the same content (which the node recognises as
+unchanged), ask the swarm, count misses, turn silent members Offline, keep
+peering, status and metrics.
 """

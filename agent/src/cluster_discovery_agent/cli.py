@@ -92,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from .fastpath import FastPath
     from .kube import Identities
+    from .publisher import Publisher
 
     k8s = get_api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else get_api_client()
     identities = Identities(k8s.client.client, args.namespace)
     fast_path = FastPath(k8s, identities)
+    publisher = Publisher(k8s)
 
     def make_serve(channel: Channel) -> Callable[..., None]:
         node = SwarmIdentity(KuboClient(channel.api_url, timeout=30, retries=1), None, topic=channel.topic)
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
 
     def on_change(ref: IdentityRef, obj: dict[str, Any] | None) -> None:
+        publisher(ref, obj)
         channels.set_identity(ref, channels_of(obj) if obj is not None else set())
 
     watcher = threading.Thread(target=identities.run, args=(on_change, stop), name="watch identities", daemon=True)

@@ -9,7 +9,6 @@ here: the agent did not ask the swarm, so nobody can have been missed.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -31,10 +30,10 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     SwarmIdentity,
     results,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 from .channels import Channel, IdentityRef
 from .kube import Identities
+from .swarms import SwarmNotReady, resolve
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +61,15 @@ class FastPath:
                     if entry.get("apiUrl") == channel.api_url and entry.get("topic") == channel.topic:
                         try:
                             self._apply(identity, entry, channel)
-                        except (KuboCollectionError, ValueError) as err:
+                        except (KuboCollectionError, SwarmNotReady, ValueError) as err:
                             log.warning("could not apply news for %s/%s: %s", ref.namespace, ref.name, err)
-
-    def _swarm_key(self, namespace: str, pool_name: str, swarm: str) -> bytes:
-        pool = self._pools.get(pool_name, namespace) or {}
-        spec = next((s for s in (pool.get("spec") or {}).get("swarms") or [] if s.get("name") == swarm), {})
-        secret_name = (spec.get("swarmDefinition") or {}).get("swarmKeySecretRef") or f"{pool_name}-{swarm}-swarm-key"
-        secret = self._secrets.get(secret_name, namespace) or {}
-        value = (secret.get("data") or {}).get("swarm-key")
-        if not value:
-            raise ValueError(f"the swarm key Secret {namespace}/{secret_name} has no swarm-key")
-        return parse(base64.b64decode(value)).key
 
     def _apply(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
         started = time.monotonic()
         metadata = identity.get("metadata") or {}
-        key = self._swarm_key(entry["namespace"], entry["swarmPool"], entry["swarm"])
+        key = resolve(
+            self._pools, self._secrets, namespace=entry["namespace"], pool=entry["swarmPool"], swarm=entry["swarm"]
+        ).key
         with KuboClient(channel.api_url, timeout=30, retries=1) as client:
             node = SwarmIdentity(client, key)
             found, live = node.discover(window=0, quiet=0, fresh_within=FRESH_WITHIN, listen=False)

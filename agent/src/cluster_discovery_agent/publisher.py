@@ -1,0 +1,116 @@
+"""Publish a local Identity's change at once: the sending half of the agent's fast path.
+
+Imported only once the collection is importable (see collection.py). The
+identity role publishes on its reconcile, after an ansible-playbook start and
+the account's checks: seconds. The agent sees the same watch event and
+publishes the same document within milliseconds, with the role's own code
+(``SwarmIdentity.publish`` and ``retract``), so a member hears a new, changed
+or deleted Identity about as fast as the network carries it:
+
+- a new or changed spec (a new ``metadata.generation``) is published with the
+  kubeconfig the role keeps in ``<identity>-kubeconfig``; before that Secret
+  exists (a brand-new Identity) the kubeconfig of the previous document is
+  kept, or none is sent until the role publishes it moments later;
+- a deletion (``deletionTimestamp`` with the operator's finalizer pending) is
+  retracted with a tombstone, before the finalizer even starts.
+
+The role stays the authority: it publishes the same content, which the node
+recognises as unchanged (same CID, same sequence), validates the spec and
+reports in status. The agent only acts on what it can publish as is and logs
+the rest, which the role then reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from typing import Any
+
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import K8SClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
+    DocumentError,
+    IdentityDocument,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import API_VERSION
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
+
+from .channels import IdentityRef
+from .swarms import SwarmNotReady, resolve
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(self, k8s: K8SClient) -> None:
+        self._pools = ResourceService(k8s, "SwarmPool", API_VERSION)
+        self._secrets = ResourceService(k8s, "Secret", "v1")
+        self._version = str(((k8s.client.version or {}).get("kubernetes") or {}).get("gitVersion") or "")
+        self._lock = threading.Lock()
+        self._done: dict[IdentityRef, tuple[Any, bool]] = {}
+
+    def __call__(self, ref: IdentityRef, identity: dict[str, Any] | None) -> None:
+        """React to one watch event of a local Identity (None: it is gone)."""
+        if identity is None:
+            self._done.pop(ref, None)
+            return
+        metadata = identity.get("metadata") or {}
+        state = (metadata.get("generation"), bool(metadata.get("deletionTimestamp")))
+        if self._done.get(ref) == state:
+            return  # this generation (or this deletion) was handled already
+        with self._lock:
+            started = time.monotonic()
+            try:
+                for entry in (identity.get("spec") or {}).get("swarms") or []:
+                    self._publish_on(ref, identity, entry, deleting=state[1])
+            except (KuboCollectionError, DocumentError, SwarmNotReady, ValueError) as err:
+                # The role publishes on its reconcile and reports why in the Identity's status.
+                log.info("left %s/%s to the operator: %s", ref.namespace, ref.name, err)
+                return
+            self._done[ref] = state
+            log.info(
+                "%s Identity %s/%s in %.0f ms",
+                "retracted" if state[1] else "published",
+                ref.namespace,
+                ref.name,
+                (time.monotonic() - started) * 1000,
+            )
+
+    def _publish_on(self, ref: IdentityRef, identity: dict[str, Any], entry: dict[str, Any], *, deleting: bool) -> None:
+        node = resolve(
+            self._pools,
+            self._secrets,
+            namespace=str(entry.get("namespace")),
+            pool=str(entry.get("swarmPool")),
+            swarm=str(entry.get("swarm")),
+        )
+        owner = f"Identity {ref.namespace}/{ref.name}"
+        with KuboClient(node.api_url, timeout=30, retries=1) as client:
+            swarm_node = SwarmIdentity(client, node.key)
+            if deleting:
+                outcome = swarm_node.retract(owner=owner)
+            else:
+                spec = identity.get("spec") or {}
+                document = IdentityDocument(
+                    publisher=swarm_node.peer_id,
+                    sequence=0,
+                    issued_at="",
+                    name=str(spec.get("name") or ""),
+                    description=str(spec.get("description") or ""),
+                    url=str(spec.get("URL") or ""),
+                    categories=tuple(str(c.get("name")) for c in spec.get("categories") or []),
+                    addresses=node.addresses,
+                    kubernetes_version=self._version,
+                )
+                kubeconfig_secret = self._secrets.get(f"{ref.name}-kubeconfig", ref.namespace) or {}
+                kubeconfig_b64 = (kubeconfig_secret.get("data") or {}).get("config")
+                kubeconfig = base64.b64decode(kubeconfig_b64).decode() if kubeconfig_b64 else None
+                outcome = swarm_node.publish(
+                    owner=owner, document=document, kubeconfig=kubeconfig, keep_kubeconfig=True
+                )
+            if outcome.changed and outcome.published is not None:
+                swarm_node.announce(outcome.published)

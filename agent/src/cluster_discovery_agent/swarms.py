@@ -1,0 +1,40 @@
+"""Where a swarm of a SwarmPool runs, and its key: what both halves of the fast path need.
+
+The same resolution as the identity role's find_swarm.yml: the SwarmPool's
+status gives the node's RPC API and addresses, its spec the swarm key Secret
+(``swarmKeySecretRef``, else ``<pool>-<swarm>-swarm-key``).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
+
+
+class SwarmNotReady(Exception):
+    """The SwarmPool has no running node for the swarm, or no key yet: the role takes over once it has."""
+
+
+@dataclass(frozen=True)
+class SwarmNode:
+    api_url: str
+    addresses: tuple[str, ...]
+    key: bytes
+
+
+def resolve(pools: ResourceService, secrets: ResourceService, *, namespace: str, pool: str, swarm: str) -> SwarmNode:
+    obj = pools.get(pool, namespace) or {}
+    node = ((obj.get("status") or {}).get("status") or {}).get(swarm) or {}
+    if not node.get("API"):
+        raise SwarmNotReady(f"swarm {namespace}/{pool}/{swarm} has no running node yet")
+    spec = next((s for s in (obj.get("spec") or {}).get("swarms") or [] if s.get("name") == swarm), {})
+    secret_name = (spec.get("swarmDefinition") or {}).get("swarmKeySecretRef") or f"{pool}-{swarm}-swarm-key"
+    value = ((secrets.get(secret_name, namespace) or {}).get("data") or {}).get("swarm-key")
+    if not value:
+        raise SwarmNotReady(f"the swarm key Secret {namespace}/{secret_name} has no swarm-key")
+    return SwarmNode(
+        api_url=str(node["API"]), addresses=tuple(node.get("Addresses") or ()), key=parse(base64.b64decode(value)).key
+    )
