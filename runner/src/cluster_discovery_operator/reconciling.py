@@ -392,6 +392,10 @@ class Controller:
             forced = self._forced.get(key)
         verdict = decide(record, current_fingerprint=current, forced=forced, now=time.monotonic())
         if verdict.decision is Decision.SKIP:
+            assert record is not None  # a first reconcile always runs
+            if record.period > 0:
+                # Whatever woke this reconcile, the period's own run must still come.
+                self.queue.add_after(key, max(record.period - (time.monotonic() - record.finished_at), 0.001))
             self.metrics.runs_skipped.labels(**self.labels).inc()
             self._count("skipped", began)
             log.debug("skipped: " + verdict.why, extra=fields(**context))
@@ -603,6 +607,10 @@ class Controller:
             period = host.requeue_after if host.requeue_after is not None else plan.period
             record = RunRecord(fingerprint=current, succeeded=True, finished_at=now, period=period)
             self.queue.forget(plan.key)
+            # A deadline left from an earlier run (earlier, so it would win) must not
+            # stand in for this one: it would fire early, be skipped, and no timer
+            # would be left for this run's period.
+            self.queue.cancel_delayed(plan.key)
             if period > 0:
                 self.queue.add_after(plan.key, period)
             self.metrics.reconcile_result.labels(GVK=self.gvk_label, result="succeeded").inc()

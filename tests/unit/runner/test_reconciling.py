@@ -304,6 +304,23 @@ def test_requeue_after_and_the_period_annotation_schedule_the_next_run(h: Harnes
     assert len(h.runner.runs) == 2, "the period elapsed: the object runs although nothing changed"
 
 
+def test_the_period_still_comes_when_an_older_deadline_fires_first_and_is_skipped(h: Harness) -> None:
+    """A change shortly after a run leaves that run's earlier deadline behind; it must not swallow the new period."""
+    h.runner.behaviour = lambda item: HostOutcome(counts={}, requeue_after=0.3)
+    h.widget(sizeCount=1)
+    h.drain()
+    time.sleep(0.1)
+    h.widget(sizeCount=2)
+    h.drain()
+    assert len(h.runner.runs) == 2
+    time.sleep(0.25)  # the first run's deadline (if left) is due, the second run's period is not
+    h.drain()
+    assert len(h.runner.runs) == 2, "nothing changed and the period since the last run has not elapsed"
+    time.sleep(0.1)
+    h.drain()
+    assert len(h.runner.runs) == 3, "the second run's period elapsed: the object runs again"
+
+
 def test_role_metrics_are_applied(h: Harness) -> None:
     metric = {"name": "widget_gauge", "description": "d", "labels": {"widget": "w"}, "gauge": {"set": 0.0}}
     h.runner.behaviour = lambda item: HostOutcome(counts={}, metrics=[metric])
