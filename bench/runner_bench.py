@@ -12,10 +12,10 @@
     ConfigMaps) watched.
 
 Usage: ``python -m bench.runner_bench [--objects 200] [--baseline-objects N]
-[--variants]``. ``--baseline-objects`` below N times the baseline on that many
-objects and extrapolates linearly (said so in the output); ``--variants`` also
-times our runner with ``--max-batch-size 1`` (concurrency without shared
-processes).
+[--variant=FLAGS ...]``. ``--baseline-objects`` below N times the baseline on
+that many objects and extrapolates linearly (said so in the output; 0 skips
+it); each ``--variant`` also times our runner with those flags (for example
+``--variant=--max-batch-size=1``: concurrency without shared processes).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def bench_noop(cp: ControlPlane, work: Path, repeats: int) -> None:
     )
 
 
-def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, variants: bool) -> None:
+def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, variants: list[str]) -> None:
     def ours(label: str, *args: str) -> float:
         slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
         ns = namespace(cp, f"bench-{slug}")
@@ -186,8 +186,10 @@ def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, v
 
     print(f"(b) reconcile {count} new objects of one kind ({os.cpu_count()} CPUs)")
     ours_default = ours("default flags")
-    if variants:
-        ours("--max-batch-size=1", "--max-batch-size=1")
+    for variant in variants:
+        ours(variant, *variant.split())
+    if baseline_count <= 0:
+        return
 
     ns = namespace(cp, "bench-sdk")
     create_widgets(cp, ns, count)
@@ -229,7 +231,12 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=200)
     parser.add_argument("--baseline-objects", type=int, default=None)
     parser.add_argument("--noop-repeats", type=int, default=200)
-    parser.add_argument("--variants", action="store_true")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="also time our runner with these flags, e.g. --variant=--max-batch-size=1",
+    )
     parser.add_argument("--skip", choices=("noop", "burst"), action="append", default=[])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runner-bench-"))
@@ -239,7 +246,8 @@ def main() -> None:
         if "noop" not in args.skip:
             bench_noop(cp, work, args.noop_repeats)
         if "burst" not in args.skip:
-            bench_burst(cp, work, args.objects, args.baseline_objects or args.objects, args.variants)
+            baseline = args.objects if args.baseline_objects is None else args.baseline_objects
+            bench_burst(cp, work, args.objects, baseline, args.variant)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ written for it needs no change: ``--watches-file ./watches.yaml``,
 ``--leader-elect-lease-duration 15s``, ``--leader-elect-renew-deadline 10s``,
 ``--graceful-shutdown-timeout``. The namespaces come from ``--namespace`` or
 ``WATCH_NAMESPACE`` (comma separated; empty means all). Ours:
-``--max-batch-size``, ``--batch-window``, ``--reconcile-backoff-base`` and
+``--max-batch-size``, ``--batch-window``, ``--max-forks``, ``--reconcile-backoff-base`` and
 ``--reconcile-backoff-max``, ``--artifacts-dir``,
 ``--metrics-secure`` / ``--metrics-cert-dir``, ``--kubeconfig``/``--context``,
 ``--log-format``, ``--ansible-run-timeout``.
@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a worker that must start ansible waits for more ready objects (Go duration)",
     )
     g.add_argument(
+        "--max-forks",
+        type=_positive_int,
+        default=RunningSettings.max_forks,
+        help="objects one shared ansible-playbook process works on at a time (bounds its memory)",
+    )
+    g.add_argument(
         "--reconcile-backoff-base",
         type=_duration,
         default=QueueingSettings.backoff_base,
@@ -228,6 +234,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             if not (args.metrics_cert_dir / name).is_file():
                 raise UsageError(f"--metrics-cert-dir {args.metrics_cert_dir} has no {name}")
     running = RunningSettings(
+        max_forks=args.max_forks,
         ansible_verbosity=args.ansible_verbosity,
         run_timeout=args.ansible_run_timeout,
         ansible_args=tuple(args.ansible_args.split()) if args.ansible_args else (),

@@ -52,9 +52,10 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .bodies import (
     KubeObject,
@@ -114,6 +115,10 @@ MAX_RUNNER_ARTIFACTS_ANNOTATION = "ansible.sdk.operatorframework.io/max-runner-a
 VERBOSITY_ANNOTATION = "ansible.sdk.operatorframework.io/verbosity"
 COMPONENT = "cluster-discovery-operator"
 _STATUS_ATTEMPTS = 5
+# Objects whose finalizer, Running and final status writes go out at once when several share a run.
+_API_CONCURRENCY = 8
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _new_id() -> str:
@@ -482,13 +487,18 @@ class Controller:
 
     # -- the run --------------------------------------------------------------------------
 
+    def _each(self, function: Callable[[T], R], values: list[T]) -> list[R]:
+        """``function`` over ``values``; several at once when there are several (API round trips overlap)."""
+        if len(values) <= 1:
+            return [function(value) for value in values]
+        with ThreadPoolExecutor(max_workers=min(len(values), _API_CONCURRENCY)) as pool:
+            return list(pool.map(function, values))
+
     def _run_plans(self, plans: list[Plan], worker: int) -> None:
-        started: list[tuple[Plan, RunItem]] = []
         for plan in plans:
             log.info("reconciling", extra=fields(**self._context(plan), why=plan.why, finalizer_run=plan.finalizer_run))
-            item = self._start_plan(plan)
-            if item is not None:
-                started.append((plan, item))
+        prepared = self._each(self._start_plan, plans)
+        started = [(plan, item) for plan, item in zip(plans, prepared, strict=True) if item is not None]
         by_item = {id(item): plan for plan, item in started}
         groups = group_items(
             [item for _, item in started],
@@ -530,7 +540,9 @@ class Controller:
                     artifacts=str(outcome.artifacts_dir),
                 ),
             )
-            for host, item in zip(hosts, group, strict=True):
+
+            def finish(pair: tuple[str, RunItem], outcome: RunOutcome = outcome) -> None:
+                host, item = pair
                 plan = by_item[id(item)]
                 try:
                     self._finish(
@@ -540,6 +552,8 @@ class Controller:
                     log.exception("finishing a reconcile failed", extra=fields(**self._context(plan)))
                     self._finish_quietly(plan, None)
                     self.queue.add_rate_limited(plan.key)
+
+            self._each(finish, list(zip(hosts, group, strict=True)))
 
     # -- after the run ----------------------------------------------------------------------
 
@@ -968,4 +982,3 @@ def discover_resources(kube: KubeClient, watches: list[Watch]) -> dict[GroupVers
                 extra=fields(kind=gvk.kind, group=gvk.group),
             )
     return resources
-

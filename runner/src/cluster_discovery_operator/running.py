@@ -26,7 +26,8 @@ second of CPU before the first task, which dominates a reconcile. When several
 objects of one kind need the same role at once (a burst of new objects, a
 restart), :meth:`AnsibleRunner.run` runs them in one ansible-playbook process:
 one inventory host per object (named ``<namespace>/<name>``, connection local,
-the runner's Python), one play over those hosts, forks = number of objects. The
+the runner's Python), one play over those hosts, ``--max-forks`` (4) of them
+at a time. The
 extra vars keep the contract exactly: each contract key is an extra var whose
 value is ``{{ __cdo_batch[inventory_hostname][key] }}``, and ``__cdo_batch``
 holds every object's parameters, so each host sees its own object's values, at
@@ -393,7 +394,7 @@ class AnsibleRunner:
             rotate_artifacts=max_artifacts,
             quiet=True,
             verbosity=items[0].verbosity or None,
-            forks=max(len(items), 1),
+            forks=max(min(len(items), self.settings.max_forks), 1),
             cmdline=cmdline,
             timeout=self.settings.run_timeout or None,
             event_handler=reader,
