@@ -1,0 +1,144 @@
+"""What the role tests share: manifests, kubo's RPC API, and reading the runner's conditions.
+
+Nothing here stands in for anything: the RPC calls go to the real kubo
+processes the kubelet stand-in runs, and the conditions are the ones the
+operator wrote on the real API server.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import requests
+
+from testbed import binaries
+from testbed.federation import Cluster
+
+API_GROUP = "peerdiscovery.irt-saintexupery.com"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+# A reconcile takes 5-40 s on an idle 2-core machine, but several minutes when other test sessions share it
+# (a first SwarmPool run took over 3 minutes at a load average of 27): waits are generous, polls frequent.
+TIMEOUT = 300
+POLL = 1.0
+
+
+def swarm_pool(
+    name: str,
+    namespace: str,
+    *,
+    swarm: str,
+    key_secret: str | None = None,
+    bootstrap: list[str] | None = None,
+    load_balancer_ip: str = "auto",
+    exposed_api: bool = False,
+    swarm_port: int = 4001,
+    api_port: int = 5001,
+    capacity: str = "1Gi",
+    version: str | None = None,
+) -> dict[str, Any]:
+    """A SwarmPool with one swarm exposed by a LoadBalancer, in the seed's field names."""
+    definition: dict[str, Any] = {}
+    if key_secret:
+        definition["swarmKeySecretRef"] = key_secret
+    if bootstrap:
+        definition["bootstrapNodeAddresses"] = bootstrap
+    entry: dict[str, Any] = {"name": swarm}
+    if definition:
+        entry["swarmDefinition"] = definition
+    entry.update(
+        {
+            "network": {
+                "loadBalancer": {"loadBalancerIP": load_balancer_ip, "exposedAPI": exposed_api},
+                "swarmPort": swarm_port,
+                "apiPort": api_port,
+            },
+            "storage": {"capacity": capacity},
+            "IPFSVersion": version or binaries.kubo_version(),
+        }
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "SwarmPool",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"swarms": [entry]},
+    }
+
+
+# -- kubo's RPC API ------------------------------------------------------------------
+
+
+def rpc_call(api_url: str, command: str, *args: str, timeout: float = 30, **params: str) -> requests.Response:
+    """POST /api/v0/<command> with each of ``args`` as an ``arg``; the raw response."""
+    query = [("arg", arg) for arg in args] + list(params.items())
+    return requests.post(f"{api_url}/api/v0/{command}", params=query, timeout=timeout)
+
+
+def rpc(api_url: str, command: str, *args: str, **params: str) -> Any:
+    """The JSON answer of a call that must succeed."""
+    response = rpc_call(api_url, command, *args, **params)
+    assert response.status_code == 200, (
+        f"kubo at {api_url} answered {command} with {response.status_code}: {response.text}"
+    )
+    return response.json()
+
+
+def connected_peer_ids(api_url: str) -> set[str]:
+    return {peer["Peer"] for peer in rpc(api_url, "swarm/peers").get("Peers") or []}
+
+
+# -- the runner's conditions ----------------------------------------------------------
+
+
+def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
+
+
+def run_marker(obj: dict[str, Any] | None) -> str | None:
+    """Identifies the last finished run: the completion time the runner put in its result condition."""
+    current = conditions(obj)
+    running = current.get("Running", {})
+    if running.get("status") == "True" and running.get("reason") == "Running":
+        return None  # a run is going on
+    for kind in ("Successful", "Failure"):
+        if current.get(kind, {}).get("status") == "True":
+            result = current["Running" if kind == "Successful" else "Failure"].get("ansibleResult") or {}
+            return f"{kind} {result.get('completion')} {current[kind].get('lastTransitionTime')}"
+    return None
+
+
+def wait_for_run(
+    cluster: Cluster, kind: str, name: str, namespace: str, *, after: str | None = None, timeout: float = TIMEOUT
+) -> dict[str, Any]:
+    """The object once a run finished (successfully or not) other than the one ``after`` identifies."""
+
+    def finished() -> dict[str, Any] | None:
+        obj = cluster.get(kind, name, namespace=namespace)
+        marker = run_marker(obj)
+        return obj if marker is not None and marker != after else None
+
+    return cluster.wait_for(
+        finished, f"a new run of {kind} {namespace}/{name} finished", timeout=timeout, interval=POLL
+    )
+
+
+def force_reconcile(cluster: Cluster, kind: str, name: str, namespace: str) -> str:
+    """Change an annotation (an input of the skip rule) so the role runs again; returns the previous marker."""
+    marker = run_marker(cluster.get(kind, name, namespace=namespace))
+    assert marker is not None, f"{kind} {namespace}/{name} has no finished run to compare with"
+    cluster.kubectl(
+        "annotate", kind, name, "-n", namespace, f"test.{API_GROUP}/reconcile={secrets.token_hex(4)}", "--overwrite"
+    )
+    return marker
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    """The controller owner reference the roles put on what they create."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
