@@ -137,7 +137,9 @@ def build(component: Component) -> float:
     staging = component.cache_dir.with_name(component.cache_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    # No cgo (no C toolchain needed); no VCS stamping (the wrapper modules sit in this repository's checkout).
     env = dict(os.environ, CGO_ENABLED=os.environ.get("CGO_ENABLED", "0"))
+    env["GOFLAGS"] = " ".join(filter(None, [env.get("GOFLAGS", ""), "-buildvcs=false"]))
     for name, package in component.binaries.items():
         print(f"testbed: building {name} ({component.module} {component.version}) ...", flush=True)
         step = time.monotonic()
