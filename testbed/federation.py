@@ -253,8 +253,14 @@ def swarm_pool(
     swarm: str,
     key_secret: str | None = None,
     bootstrap: list[str] | None = None,
+    load_balancer_ip: str = "auto",
+    exposed_api: bool = False,
+    swarm_port: int = 4001,
+    api_port: int = 5001,
+    capacity: str = "1Gi",
+    version: str | None = None,
 ) -> dict[str, Any]:
-    """A SwarmPool as seed 000 writes it, with the IPFSVersion the test bed runs."""
+    """A SwarmPool of one swarm behind a LoadBalancer, as seed 000 writes it (by default the test bed's IPFSVersion)."""
     definition: dict[str, Any] = {}
     if key_secret:
         definition["swarmKeySecretRef"] = key_secret
@@ -266,12 +272,12 @@ def swarm_pool(
     entry.update(
         {
             "network": {
-                "loadBalancer": {"loadBalancerIP": "auto", "exposedAPI": False},
-                "swarmPort": 4001,
-                "apiPort": 5001,
+                "loadBalancer": {"loadBalancerIP": load_balancer_ip, "exposedAPI": exposed_api},
+                "swarmPort": swarm_port,
+                "apiPort": api_port,
             },
-            "storage": {"capacity": "1Gi"},
-            "IPFSVersion": binaries.kubo_version(),
+            "storage": {"capacity": capacity},
+            "IPFSVersion": version or binaries.kubo_version(),
         }
     )
     return {

@@ -12,7 +12,6 @@ from typing import Any
 
 import requests
 
-from testbed import binaries
 from testbed.federation import Cluster
 
 API_GROUP = "peerdiscovery.irt-saintexupery.com"
@@ -21,51 +20,6 @@ API_VERSION = f"{API_GROUP}/v1alpha1"
 # (a first SwarmPool run took over 3 minutes at a load average of 27): waits are generous, polls frequent.
 TIMEOUT = 300
 POLL = 1.0
-
-
-def swarm_pool(
-    name: str,
-    namespace: str,
-    *,
-    swarm: str,
-    key_secret: str | None = None,
-    bootstrap: list[str] | None = None,
-    load_balancer_ip: str = "auto",
-    exposed_api: bool = False,
-    swarm_port: int = 4001,
-    api_port: int = 5001,
-    capacity: str = "1Gi",
-    version: str | None = None,
-) -> dict[str, Any]:
-    """A SwarmPool with one swarm exposed by a LoadBalancer, in the seed's field names."""
-    definition: dict[str, Any] = {}
-    if key_secret:
-        definition["swarmKeySecretRef"] = key_secret
-    if bootstrap:
-        definition["bootstrapNodeAddresses"] = bootstrap
-    entry: dict[str, Any] = {"name": swarm}
-    if definition:
-        entry["swarmDefinition"] = definition
-    entry.update(
-        {
-            "network": {
-                "loadBalancer": {"loadBalancerIP": load_balancer_ip, "exposedAPI": exposed_api},
-                "swarmPort": swarm_port,
-                "apiPort": api_port,
-            },
-            "storage": {"capacity": capacity},
-            "IPFSVersion": version or binaries.kubo_version(),
-        }
-    )
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "SwarmPool",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"swarms": [entry]},
-    }
-
-
-# -- kubo's RPC API ------------------------------------------------------------------
 
 
 def rpc_call(api_url: str, command: str, *args: str, timeout: float = 30, **params: str) -> requests.Response:

@@ -38,7 +38,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.se
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 from kubernetes.client.exceptions import ApiException
 
-from testbed.federation import Cluster
+from testbed.federation import Cluster, swarm_pool
 from tests.integration.roles.support import (
     API_VERSION,
     POLL,
@@ -48,7 +48,6 @@ from tests.integration.roles.support import (
     rpc,
     rpc_call,
     run_marker,
-    swarm_pool,
     wait_for_run,
 )
 

@@ -38,7 +38,7 @@ import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 from testbed import binaries
-from testbed.federation import Cluster, secret
+from testbed.federation import Cluster, secret, swarm_pool
 from tests.integration.roles.support import (
     POLL,
     TIMEOUT,
@@ -48,7 +48,6 @@ from tests.integration.roles.support import (
     rpc,
     rpc_call,
     run_marker,
-    swarm_pool,
     wait_for_run,
 )
 
