@@ -54,11 +54,13 @@ reconciled object are reported, so the controller can watch their kind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -298,6 +300,48 @@ class _EventReader:
                 outcome.produced[produced.uid] = produced
 
 
+# Every process of a run inherits this variable (value ``<operator pid>/<run ident>``).
+# ansible-runner stops a cancelled or timed-out run by killing ansible-playbook's
+# process group, but ansible's workers call setsid() and survive it; the marker
+# is how they are found afterwards, even once reparented.
+RUN_MARKER = "CLUSTER_DISCOVERY_OPERATOR_RUN"
+
+
+def marked_processes(marker: str, proc: str = "/proc") -> list[int]:
+    """Live processes whose environment carries ``RUN_MARKER=marker`` (none without procfs)."""
+    needle = f"{RUN_MARKER}={marker}".encode()
+    found: list[int] = []
+    try:
+        entries = [entry for entry in os.scandir(proc) if entry.name.isdigit()]
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            with open(os.path.join(entry.path, "environ"), "rb") as handle:
+                environ = handle.read().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if needle in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_marked_processes(marker: str, *, within: float = 5.0) -> list[int]:
+    """SIGKILL every process of a run until none is left (a worker may fork meanwhile); their PIDs."""
+    killed: list[int] = []
+    deadline = time.monotonic() + within
+    while True:
+        alive = marked_processes(marker)  # a killed process has no environment left once it is dead
+        if not alive or time.monotonic() > deadline:
+            return killed
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                if pid not in killed:
+                    killed.append(pid)
+        time.sleep(0.05)
+
+
 def _stdout_tail(runner: Any, lines: int = 15) -> str:
     try:
         text = runner.stdout.read()
@@ -383,6 +427,7 @@ class AnsibleRunner:
         reader = _EventReader(outcomes)
         max_artifacts = items[0].max_artifacts if single else watch.max_runner_artifacts
         cmdline = " ".join(self.settings.ansible_args) or None
+        marker = f"{os.getpid()}/{ident}"
         began = time.monotonic()
         runner = ansible_runner.run(
             private_data_dir=str(private_dir),
@@ -390,7 +435,7 @@ class AnsibleRunner:
             playbook=play,
             inventory=inventory,
             extravars=extravars,
-            envvars=self._envvars,
+            envvars={**self._envvars, RUN_MARKER: marker},
             rotate_artifacts=max_artifacts,
             quiet=True,
             verbosity=items[0].verbosity or None,
@@ -404,6 +449,10 @@ class AnsibleRunner:
         artifacts_dir = private_dir / "artifacts" / ident
         status = str(getattr(runner, "status", "unknown"))
         rc = getattr(runner, "rc", None)
+        if status in ("canceled", "timeout"):
+            stray = kill_marked_processes(marker)
+            if stray:
+                log.info("killed what a stopped run left behind", extra=fields(run=ident, pids=stray))
         tail = "" if reader.stats_received else _stdout_tail(runner)
         for host, outcome in outcomes.items():
             self._link_latest(hosts[host].private_dir, artifacts_dir)

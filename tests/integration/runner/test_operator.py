@@ -28,12 +28,14 @@ kube-controller-manager on loopback; or ``$KUBECONFIG`` with
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 import urllib.request
 from typing import Any
 
 import pytest
+from cluster_discovery_operator.running import RUN_MARKER
 
 from tests.integration.runner.conftest import CRD_NAME, Cluster
 from tests.integration.runner.operator_process import DATA, OperatorProcess, wait_for
@@ -398,6 +400,20 @@ def test_sigterm_after_the_grace_period_cancels_and_still_exits_zero(
     stopped = op.find(lambda e: e.get("msg") == "stopped")
     assert stopped is not None and stopped["all_runs_finished"] is False
     assert not condition_is(cluster, namespace, "w", "Successful", "True")
+    assert _processes_of_runs_of(op.pid) == [], "the cancelled run's ansible workers were ended too"
+
+
+def _processes_of_runs_of(operator_pid: int) -> list[int]:
+    prefix = f"{RUN_MARKER}={operator_pid}/".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        try:
+            with open(os.path.join(entry.path, "environ"), "rb") as handle:
+                if any(item.startswith(prefix) for item in handle.read().split(b"\0")):
+                    found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def test_leader_election_on_a_real_lease(cluster: Cluster, namespace: str, operator: Any) -> None:

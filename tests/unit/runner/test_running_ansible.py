@@ -12,12 +12,14 @@ result it gets alone.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_discovery_operator.running import AnsibleRunner, RunItem, RunOutcome, make_parameters
+from cluster_discovery_operator.running import AnsibleRunner, RunItem, RunOutcome, make_parameters, marked_processes
 from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
 
@@ -142,3 +144,30 @@ def test_a_broken_role_reference_fails_every_object_with_ansibles_message(
         assert result.failed
         assert "ended without a playbook result" in result.message
         assert "no-such-role" in result.message
+
+
+def test_a_cancelled_run_leaves_no_process_behind(runner: AnsibleRunner, tmp_path: Path) -> None:
+    """ansible's workers leave ansible-playbook's process group (setsid); cancelling must still end them."""
+    cancel = threading.Event()
+    item = _item(tmp_path, _obj("slow", sleepSeconds=300))
+    marker = f"{os.getpid()}/{item.reconcile_id}"
+    seen_running: list[int] = []
+
+    def cancel_once_sleeping() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not seen_running:
+            seen_running.extend(marked_processes(marker))
+            time.sleep(0.2)
+        time.sleep(1)
+        cancel.set()
+
+    helper = threading.Thread(target=cancel_once_sleeping)
+    helper.start()
+    began = time.monotonic()
+    outcome = runner.run(WATCH, [item], batch_dir=tmp_path / "batch", cancel=cancel)
+    helper.join()
+    assert seen_running, "the run's processes carry the marker"
+    assert outcome.status == "canceled"
+    assert outcome.hosts["localhost"].failed
+    assert time.monotonic() - began < 60
+    assert marked_processes(marker) == []
