@@ -13,6 +13,10 @@ holds into actions, so every rule is unit-tested without an API server:
   in a Secret named by the ``clusterdiscovery/kubeconfig-secret`` annotation
   and its categories as labels, so ``kubectl get peers -l`` finds them;
 - a tombstone deletes the Peer and its Secret;
+- a Peer never goes back in time: a round that carries an older document (or
+  tombstone) than the one the Peer already shows leaves it alone. The role's
+  discovery round and the agent's fast path write the same Peers, and the
+  round that started first may finish last;
 - a Peer of this identity and swarm that was not heard counts one more miss;
   from ``offline_after`` misses it is Offline, from ``forget_after`` it is
   deleted (a cluster that vanished without retracting);
@@ -97,6 +101,8 @@ class Action:
     peer: dict[str, Any] | None = None
     status: dict[str, Any] | None = None
     kubeconfig: str | None = None
+    # The sequence of the document (or tombstone) behind the action, when known.
+    sequence: int | None = None
 
 
 @dataclass
@@ -188,12 +194,32 @@ def _status(
     return status
 
 
+def tombstones(items: Iterable[Any]) -> dict[str, int | None]:
+    """``removed`` as ``ipfs_identity`` returns it ({peer_id, sequence}), or bare peer ids, by peer id.
+
+    Raises ValueError naming the first item that is neither.
+    """
+    result: dict[str, int | None] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, str) and item:
+            result[item] = None
+            continue
+        if isinstance(item, Mapping) and isinstance(item.get("peer_id"), str) and item["peer_id"]:
+            sequence = item.get("sequence")
+            if sequence is not None and (isinstance(sequence, bool) or not isinstance(sequence, int)):
+                raise ValueError(f"removed[{index}].sequence must be an integer, not {sequence!r}")
+            result[item["peer_id"]] = sequence
+            continue
+        raise ValueError(f"removed[{index}] must be a peer id or a mapping with peer_id (and sequence)")
+    return result
+
+
 def plan(
     scope: Scope,
     *,
     existing: Sequence[Mapping[str, Any]],
     discovered: Iterable[Mapping[str, Any]],
-    removed: Iterable[str],
+    removed: Mapping[str, int | None],
     refused: Iterable[str],
     now: str,
     offline_after: int,
@@ -226,13 +252,14 @@ def plan(
                 peer=desired_peer(scope, identity),
                 status=_status(scope, state=ONLINE, missing=0, last_seen=now, identity=identity, previous=previous),
                 kubeconfig=identity.get("kubeconfig"),
+                sequence=identity.get("sequence"),
             )
         )
-    for peer_id in removed:
+    for peer_id, sequence in removed.items():
         name = peer_name(peer_id)
         seen.add(name)
         if name in by_name and scope.owns(by_name[name]):
-            result.actions.append(Action(verb="delete", name=name))
+            result.actions.append(Action(verb="delete", name=name, sequence=sequence))
     untouched = {peer_name(p) for p in refused}
     for name, current in by_name.items():
         if name in seen or not name or not scope.owns(current):
@@ -311,6 +338,8 @@ def apply(plan_: Plan, scope: Scope, *, peers: ResourceService, secrets: Resourc
     result = Applied()
     for action in plan_.actions:
         current = peers.get(action.name, scope.namespace)
+        if _newer_than(current, action.sequence):
+            continue  # another writer already applied a later document of this member
         if action.verb == "delete":
             if current is not None:
                 result.changed = True
@@ -367,6 +396,14 @@ def apply(plan_: Plan, scope: Scope, *, peers: ResourceService, secrets: Resourc
             if action.name not in result.created:
                 result.updated.append(action.name)
     return result
+
+
+def _newer_than(peer: Mapping[str, Any] | None, sequence: int | None) -> bool:
+    """True when ``peer`` already shows a document later than ``sequence``."""
+    if peer is None or sequence is None:
+        return False
+    shown = (peer.get("status") or {}).get("sequence")
+    return isinstance(shown, int) and not isinstance(shown, bool) and shown > sequence
 
 
 def _desired_metadata(peer: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:

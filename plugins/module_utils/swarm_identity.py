@@ -462,6 +462,6 @@ def results(found: Discovery, live: set[str]) -> dict[str, list[Any]]:
             }
             for peer_id, item in sorted(found.identities.items())
         ],
-        "removed": sorted(found.removed),
+        "removed": [{"peer_id": peer_id, "sequence": sequence} for peer_id, sequence in sorted(found.removed.items())],
         "rejected": [{"peer_id": r.sender, "reason": r.reason} for r in found.rejected],
     }

@@ -191,11 +191,14 @@ identities:
       returned: when published
     live: {description: Whether the member answered now or was heard recently., type: bool, returned: always}
 removed:
-  description: Members whose latest document is a tombstone.
+  description: Members whose latest document is a tombstone, with the tombstone's sequence.
   returned: when O(state=discovered)
   type: list
-  elements: str
-  sample: [QmRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz]
+  elements: dict
+  sample: [{peer_id: 12D3KooWRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz, sequence: 1795929312345}]
+  contains:
+    peer_id: {description: The member's peer id., type: str, returned: always}
+    sequence: {description: The tombstone's sequence number., type: int, returned: always}
 rejected:
   description: Refused announcements and documents, with the reason; they changed nothing.
   returned: when O(state=discovered)

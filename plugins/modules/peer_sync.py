@@ -60,9 +60,14 @@ options:
     elements: dict
     default: []
   removed:
-    description: Peer ids whose latest document is a tombstone.
+    description:
+      - Members whose latest document is a tombstone, as
+        RV(peerdiscovery.cluster_discovery.ipfs_identity#module:removed) returns them (C(peer_id) and C(sequence)),
+        or bare peer ids.
+      - A Peer that already shows a later document of that member (the discovery agent may have applied one since
+        this round) is kept; without a sequence the Peer is deleted.
     type: list
-    elements: str
+    elements: raw
     default: []
   rejected:
     description: The RV(peerdiscovery.cluster_discovery.ipfs_identity#module:rejected) of the round, or peer ids.
@@ -176,6 +181,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     apply,
     plan,
     selector,
+    tombstones,
 )
 
 PEER_SYNC_ARG_SPEC = {
@@ -187,7 +193,7 @@ PEER_SYNC_ARG_SPEC = {
     "swarm_pool": {"type": "str", "required": True},
     "swarm": {"type": "str", "required": True},
     "identities": {"type": "list", "elements": "dict", "default": [], "no_log": True},
-    "removed": {"type": "list", "elements": "str", "default": []},
+    "removed": {"type": "list", "elements": "raw", "default": []},
     "rejected": {"type": "list", "elements": "raw", "default": []},
     "offline_after": {"type": "int", "default": 3},
     "forget_after": {"type": "int", "default": 1440},
@@ -221,11 +227,14 @@ def execute(module, make_client):
     peers = ResourceService(client, "Peer", API_VERSION)
     secrets = ResourceService(client, "Secret", "v1")
     existing = peers.list(scope.namespace, label_selector=selector(scope))
+    try:
+        removed = tombstones(params["removed"])
+    except ValueError as err:
+        module.fail_json(msg=str(err))
     if params["state"] == "absent":
-        discovered, removed = [], [peer["metadata"]["name"] for peer in existing]
+        discovered, removed = [], {peer["metadata"]["name"]: None for peer in existing}
     else:
         discovered = [identity for identity in params["identities"] if identity.get("live", True)]
-        removed = params["removed"]
     rejected = [item["peer_id"] if isinstance(item, dict) else str(item) for item in params["rejected"]]
     decided = plan(
         scope,

@@ -25,6 +25,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     apply,
     plan,
     selector,
+    tombstones,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
     SwarmIdentity,
@@ -87,7 +88,7 @@ class FastPath:
             scope,
             existing=existing,
             discovered=[item for item in round_["identities"] if item["live"]],
-            removed=round_["removed"],
+            removed=tombstones(round_["removed"]),
             refused=[item["peer_id"] for item in round_["rejected"]],
             now=utc_now(),
             offline_after=OFFLINE_AFTER,

@@ -6,6 +6,7 @@ themselves run against a real API server in the identity role's tests.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -14,10 +15,12 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     OFFLINE,
     ONLINE,
     Scope,
+    apply,
     category_label,
     label_value,
     plan,
     selector,
+    tombstones,
 )
 
 B = "QmRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz"
@@ -55,7 +58,7 @@ def round_(**kwargs: Any) -> Any:
     args: dict[str, Any] = {
         "existing": [],
         "discovered": [],
-        "removed": [],
+        "removed": {},
         "refused": [],
         "now": NOW,
         "offline_after": 3,
@@ -96,13 +99,13 @@ def test_categories_become_label_keys_kubectl_can_select() -> None:
 def test_a_peer_in_another_namespace_than_its_identity_is_not_owned_by_it() -> None:
     scope = Scope("id", "ns-a", "uid-1", "ns-b", "pool", "swarm")
     [action] = plan(
-        scope, existing=[], discovered=[identity()], removed=[], refused=[], now=NOW, offline_after=3, forget_after=9
+        scope, existing=[], discovered=[identity()], removed={}, refused=[], now=NOW, offline_after=3, forget_after=9
     ).actions
     assert "ownerReferences" not in action.peer["metadata"]
 
 
 def test_a_tombstone_deletes_the_peer() -> None:
-    result = round_(existing=[existing(B)], removed=[B])
+    result = round_(existing=[existing(B)], removed={B: 11})
     assert [(a.verb, a.name) for a in result.actions] == [("delete", B.lower())]
 
 
@@ -140,7 +143,7 @@ def test_a_member_whose_documents_were_refused_keeps_its_peer_as_it_is() -> None
 def test_a_peer_of_another_identity_is_never_touched() -> None:
     other = Scope("other-identity", "elsewhere", None, SCOPE.namespace, "pool", "swarm")
     theirs = existing(B, scope=other)
-    result = round_(existing=[theirs], discovered=[identity()], removed=[B])
+    result = round_(existing=[theirs], discovered=[identity()], removed={B: 11})
     assert result.actions == []
     assert result.warnings and "another Identity" in result.warnings[0]
 
@@ -165,3 +168,64 @@ def test_the_selector_finds_exactly_the_scopes_peers() -> None:
 def test_applying_news_alone_counts_no_misses_for_members_not_in_the_news() -> None:
     result = round_(existing=[existing(B, missingCounter=1), existing(C)], discovered=[identity(C)], count_misses=False)
     assert [(a.verb, a.name) for a in result.actions] == [("apply", C.lower())]
+
+
+class MemoryPeers:
+    """Just enough of ResourceService for apply(): objects by name in one namespace."""
+
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        self.objects = {o["metadata"]["name"]: copy.deepcopy(o) for o in objects}
+        self.calls: list[tuple[str, str]] = []
+
+    def get(self, name: str, namespace: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.objects.get(name))
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("create", body["metadata"]["name"]))
+        self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
+        return copy.deepcopy(body)
+
+    def patch(self, name: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("patch", name))
+        self.objects[name].setdefault("spec", {}).update(body.get("spec") or {})
+        return copy.deepcopy(self.objects[name])
+
+    def patch_status(self, name: str, namespace: str, status: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("patch_status", name))
+        self.objects[name].setdefault("status", {}).update(status)
+        return copy.deepcopy(self.objects[name])
+
+    def delete(self, name: str, namespace: str) -> None:
+        self.calls.append(("delete", name))
+        self.objects.pop(name, None)
+
+
+def test_a_round_older_than_what_a_peer_shows_changes_nothing() -> None:
+    """The role's round started before the agent applied C's new document: its tombstone and data are stale."""
+    shown = existing(B, sequence=12)
+    stale_tombstone = round_(existing=[shown], removed={B: 11})
+    stale_update = round_(existing=[shown], discovered=[identity(sequence=10, description="old")])
+    for stale in (stale_tombstone, stale_update):
+        peers, secrets = MemoryPeers(shown), MemoryPeers()
+        done = apply(stale, SCOPE, peers=peers, secrets=secrets, check_mode=False)  # type: ignore[arg-type]
+        assert not done.changed and peers.calls == [] and secrets.calls == []
+    fresh_tombstone = round_(existing=[shown], removed={B: 13})
+    peers = MemoryPeers(shown)
+    done = apply(fresh_tombstone, SCOPE, peers=peers, secrets=MemoryPeers(), check_mode=False)  # type: ignore[arg-type]
+    assert done.deleted == [B.lower()] and peers.objects == {}
+
+
+def test_a_tombstone_without_a_sequence_deletes_whatever_the_peer_shows() -> None:
+    shown = existing(B, sequence=12)
+    peers = MemoryPeers(shown)
+    done = apply(
+        round_(existing=[shown], removed={B: None}), SCOPE, peers=peers, secrets=MemoryPeers(), check_mode=False
+    )  # type: ignore[arg-type]
+    assert done.deleted == [B.lower()]
+
+
+def test_removed_is_read_from_discovery_results_or_bare_peer_ids() -> None:
+    assert tombstones([{"peer_id": B, "sequence": 11}, C]) == {B: 11, C: None}
+    for bad in ([{"sequence": 3}], [""], [{"peer_id": B, "sequence": "11"}], [{"peer_id": B, "sequence": True}], [7]):
+        with pytest.raises(ValueError, match=r"removed\[0\]"):
+            tombstones(bad)
