@@ -248,8 +248,6 @@ class SwarmIdentity:
                 and previous[1] == kubeconfig
             ):
                 return PublishOutcome(changed=False, published=current, issued_at=previous[0].issued_at)
-        if check_mode:
-            return PublishOutcome(changed=True, published=None)
         sequence = next_sequence(current.sequence if current else None, int(self._clock() * 1000))
         sealed = (
             seal(self.swarm_key, kubeconfig.encode("utf-8"), publisher=self.peer_id, sequence=sequence)
@@ -258,7 +256,16 @@ class SwarmIdentity:
         )
         issued_at = utc_now()
         final = replace(candidate, sequence=sequence, issued_at=issued_at, kubeconfig=sealed)
-        cid = self.client.add(final.encode(), cid_version=1)
+        try:
+            # Encoded in check mode too: only the whole document shows whether it fits the size limit.
+            raw = final.encode()
+        except DocumentError as err:
+            if kubeconfig is not None:
+                raise DocumentError(f"{err}; the kubeconfig it carries has {len(kubeconfig.encode())} bytes") from None
+            raise
+        if check_mode:
+            return PublishOutcome(changed=True, published=None)
+        cid = self.client.add(raw, cid_version=1)
         record = Published(owner=owner, cid=cid, sequence=sequence, tombstone=False)
         self._write_published(record)
         return PublishOutcome(changed=True, published=record, issued_at=issued_at)

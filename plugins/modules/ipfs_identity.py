@@ -22,6 +22,9 @@ description:
     node's discovery agent heard between runs, and returns the latest valid identity of each other member. The
     announcing peer must be the document's publisher; malformed, oversized or foreign documents are returned under
     RV(rejected) and change nothing.
+  - Members answer asks and re-announce on a schedule through their discovery agent (C(cluster-discovery-agent),
+    deployed beside the operator), which keeps listening between runs; a member without an agent is heard only at
+    the moment it publishes.
   - The node remembers what it published in its own files (MFS, C(/cluster-discovery/v1)), so one node speaks for one
     identity (O(owner)).
   - Supports check mode (nothing is added, written or announced; the result is the prediction).
