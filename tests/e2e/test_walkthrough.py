@@ -260,6 +260,9 @@ def test_deleting_cs_identity_removes_its_peer_on_a_and_b_and_recreating_it_brin
             f"{viewer} sees C again",
             timeout=TIMEOUT,
         )
+    # C's own Peers went with its Identity; the new one finds A and B again.
+    for other in ("a", "b"):
+        c.wait_for(lambda other=other: walk.sees("c", other), f"C sees {other.upper()} again", timeout=TIMEOUT)
 
 
 def test_a_node_with_a_wrong_key_never_appears(walk: Walkthrough, kubo_node: Any) -> None:
@@ -283,6 +286,14 @@ def test_a_node_with_a_wrong_key_never_appears(walk: Walkthrough, kubo_node: Any
 def test_a_member_publishing_junk_or_impersonating_changes_nothing(walk: Walkthrough, kubo_node: Any) -> None:
     key = base64.b64decode(walk.swarm_key_b64).decode()
     rogue = kubo_node(key, name="rogue")
+    for viewer in walk.clusters:
+        for other in walk.clusters:
+            if other != viewer:
+                walk.clusters[viewer].wait_for(
+                    lambda viewer=viewer, other=other: walk.sees(viewer, other),
+                    f"{viewer} sees {other} before the rogue speaks",
+                    timeout=TIMEOUT,
+                )
     before = {name: walk.peers(name) for name in walk.clusters}
     with KuboClient(rogue.api_url) as kubo:
         kubo.swarm_connect(walk.pool_status("a")["Addresses"][0])
