@@ -175,7 +175,8 @@ class OperatorSdkWay:
         self.kube = KubeClient(KubeSettings(kubeconfig=os.fspath(cp.kubeconfig)))
         self.resource: Resource = self.kube.discover(GROUP, "v1alpha1", "Widget")
         kube = KubeSettings(kubeconfig=os.fspath(cp.kubeconfig))
-        self.env = {**os.environ, **AnsibleRunner(RunningSettings(artifacts_dir=work), kube)._envvars}
+        plain = RunningSettings(artifacts_dir=work, module_zygote=False)  # the baseline starts Python per module
+        self.env = {**os.environ, **AnsibleRunner(plain, kube)._envvars}
         self.env.pop("KUBECONFIG", None)
         self.env.update({"K8S_AUTH_KUBECONFIG": os.fspath(cp.kubeconfig), "KUBECONFIG": os.fspath(cp.kubeconfig)})
         self.cli = os.fspath(Path(sys.executable).parent / "ansible-runner")

@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="objects one shared ansible-playbook process works on at a time (bounds its memory)",
     )
     g.add_argument(
+        "--module-zygote",
+        type=_bool,
+        default=RunningSettings.module_zygote,
+        help="run modules in processes forked from a Python that preloaded their imports (true|false; default true)",
+    )
+    g.add_argument(
         "--reconcile-backoff-base",
         type=_duration,
         default=QueueingSettings.backoff_base,
@@ -235,6 +241,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
                 raise UsageError(f"--metrics-cert-dir {args.metrics_cert_dir} has no {name}")
     running = RunningSettings(
         max_forks=args.max_forks,
+        module_zygote=args.module_zygote,
         ansible_verbosity=args.ansible_verbosity,
         run_timeout=args.ansible_run_timeout,
         ansible_args=tuple(args.ansible_args.split()) if args.ansible_args else (),
@@ -296,7 +303,11 @@ def run(settings: Settings, *, stop: threading.Event) -> int:
         return EXIT_FAILURE
     identity = settings.leadership.identity or default_identity()
     metrics = OperatorMetrics()
-    runner = AnsibleRunner(settings.running, settings.kube)
+    try:
+        runner = AnsibleRunner(settings.running, settings.kube)
+    except RuntimeError as exc:  # the module zygote did not start
+        log.error("cannot start the ansible runner", extra=fields(error=str(exc)))
+        return EXIT_FAILURE
     manager = Manager(
         watches=watches,
         resources=resources,
@@ -346,6 +357,7 @@ def run(settings: Settings, *, stop: threading.Event) -> int:
     except OSError as exc:
         log.error("cannot listen", extra=fields(error=str(exc)))
         metrics_server.stop()
+        runner.close()
         return EXIT_USAGE
     log.info(
         "started",
@@ -380,6 +392,7 @@ def run(settings: Settings, *, stop: threading.Event) -> int:
         elector.release()
     metrics_server.stop()
     probe_server.stop()
+    runner.close()
     kube.close()
     code = EXIT_FAILURE if lost.is_set() else EXIT_OK
     log.info(

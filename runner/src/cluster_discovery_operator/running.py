@@ -77,6 +77,7 @@ from .logs import fields
 from .paramconv import map_to_snake
 from .settings import KubeSettings, RunningSettings
 from .watches import Watch
+from .zygote import SOCKET_VARIABLE, Zygote
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +361,18 @@ class AnsibleRunner:
         self.kube = kube
         self.python = settings.python_interpreter or sys.executable
         self._envvars = self._build_envvars()
+        self._zygote: Zygote | None = None
+        self.interpreter = self.python
+        if settings.module_zygote:
+            self._zygote = Zygote(settings.artifacts_dir / "zygote", python=self.python).start()
+            self.interpreter = os.fspath(self._zygote.client_path)
+            self._envvars[SOCKET_VARIABLE] = os.fspath(self._zygote.socket_path)
+
+    def close(self) -> None:
+        """Stop what the runner started for its runs (the module zygote); runs must be over."""
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
 
     def _build_envvars(self) -> dict[str, str]:
         env: dict[str, str] = {
@@ -415,7 +428,8 @@ class AnsibleRunner:
         inventory = {
             "all": {
                 "hosts": {
-                    host: {"ansible_connection": "local", "ansible_python_interpreter": self.python} for host in hosts
+                    host: {"ansible_connection": "local", "ansible_python_interpreter": self.interpreter}
+                    for host in hosts
                 }
             }
         }

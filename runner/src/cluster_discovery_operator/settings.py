@@ -100,6 +100,10 @@ class RunningSettings:
     ansible_args: tuple[str, ...] = ()
     """Extra ansible-playbook arguments (operator-sdk's --ansible-args)."""
 
+    module_zygote: bool = True
+    """Run modules in processes forked from a Python that imported ansible's and kubernetes.core's module code
+    once (zygote.py), instead of a new Python per module: same results, a fraction of the CPU."""
+
     max_forks: int = 4
     """Hosts (objects) one ansible-playbook process works on at a time when several share it. Memory grows with
     it (each concurrent module is a Python process, ~70 MB for a kubernetes.core one) while throughput does not

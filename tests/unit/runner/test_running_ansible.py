@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,10 @@ def _item(tmp_path: Path, obj: dict[str, Any]) -> RunItem:
 
 
 @pytest.fixture(scope="module")
-def runner() -> AnsibleRunner:
-    return AnsibleRunner(RunningSettings(), KubeSettings())
+def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnsibleRunner]:
+    started = AnsibleRunner(RunningSettings(artifacts_dir=tmp_path_factory.mktemp("runner")), KubeSettings())
+    yield started
+    started.close()
 
 
 def _run(runner: AnsibleRunner, tmp_path: Path, objects: list[dict[str, Any]]) -> RunOutcome:

@@ -1,0 +1,265 @@
+"""A preforked Python for modules: pay the heavy imports once, fork a fresh process per module.
+
+Every ansible module runs as a new Python process that imports
+``ansible.module_utils.basic`` and, for kubernetes.core, the Kubernetes client:
+about a CPU-second before its first API request, which is most of what a
+reconcile costs once several objects share an ansible-playbook process
+(see running.py). kubernetes.core's own answer is cloud.common's turbo mode;
+this is the same idea, for every module and without another collection.
+
+**How.** :class:`Zygote` starts ``python -m cluster_discovery_operator.zygote``,
+a single-threaded server on a Unix socket that imports :data:`PRELOAD` once.
+The runner then gives localhost a tiny client script as
+``ansible_python_interpreter``. Ansible starts the client exactly as it would
+start Python (module on stdin with pipelining, or a file argument); the client
+hands its stdin/stdout/stderr (SCM_RIGHTS), argv, environment, working folder
+and umask to the server, which forks. The child takes them over, runs the
+AnsiballZ payload as ``__main__`` (AnsiballZ sets the module's arguments at run
+time, so nothing of one run leaks into another: each is its own process), and
+sends its exit code back. To ansible it is a Python process that started fast.
+
+**Failures.** A client that cannot reach the server executes the real
+interpreter instead, so modules still run, only slower. A child whose client
+went away (a cancelled or timed-out run kills ansible's process group) kills
+its own process group at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+# What a kubernetes.core or cluster-discovery module imports before its first request.
+# Nothing under ``ansible_collections``: a module finds its collection's code in
+# its own payload, through a package that must not be imported before it runs.
+PRELOAD = (
+    "ansible.module_utils.basic",
+    "ansible.module_utils._internal._ansiballz._loader",
+    "ansible.module_utils.common.validation",
+    "kubernetes.client",
+    "kubernetes.config",
+    "kubernetes.dynamic",
+    "urllib3",
+    "requests",
+    "yaml",
+    "jsonpatch",
+)
+SOCKET_VARIABLE = "CLUSTER_DISCOVERY_ZYGOTE_SOCKET"
+_EXIT = struct.Struct("!i")
+_MAX_REQUEST = 4 * 1024 * 1024
+
+CLIENT = """\
+#!{python} -S
+# ansible_python_interpreter of the cluster-discovery operator: runs a module in a
+# process forked from its preloaded Python ({module}); the real Python when that is away.
+import json, os, socket, struct, sys
+try:
+    if sys.argv[1:2] and sys.argv[1].startswith("-"):
+        raise OSError("interpreter options: only the real Python takes them")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(os.environ[{variable!r}])
+    umask = os.umask(0o022)
+    os.umask(umask)
+    request = {{"argv": sys.argv, "env": dict(os.environ), "cwd": os.getcwd(), "umask": umask}}
+    socket.send_fds(s, [json.dumps(request).encode()], [0, 1, 2])
+except (OSError, KeyError):
+    os.execv({python!r}, [{python!r}, *sys.argv[1:]])
+data = b""
+while len(data) < 4:
+    chunk = s.recv(4 - len(data))
+    if not chunk:
+        sys.exit(1)
+    data += chunk
+sys.exit(struct.unpack("!i", data)[0])
+"""
+
+
+def write_client(path: Path, *, python: str) -> Path:
+    """Write the client script (an executable file) at ``path``."""
+    path.write_text(CLIENT.format(python=python, module=__name__, variable=SOCKET_VARIABLE))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+class Zygote:
+    """The server process and its client script, in ``folder``; a context manager."""
+
+    def __init__(self, folder: Path, *, python: str = sys.executable, start_timeout: float = 60.0) -> None:
+        self.folder = folder
+        self.python = python
+        self.socket_path = folder / "zygote.sock"
+        self.client_path = folder / "python"
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Zygote:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        self.process = subprocess.Popen(
+            [self.python, "-m", __name__, "serve", "--socket", os.fspath(self.socket_path)],
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + self.start_timeout
+        while not self._answers():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the module zygote exited with code {self.process.returncode} at start")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the module zygote did not listen within {self.start_timeout:.0f} s")
+            time.sleep(0.05)
+        write_client(self.client_path, python=self.python)
+        return self
+
+    def _answers(self) -> bool:
+        if not self.socket_path.exists():
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+            try:
+                probe.connect(os.fspath(self.socket_path))
+            except OSError:
+                return False
+        return True
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    def __enter__(self) -> Zygote:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+# -- the server side -----------------------------------------------------------------
+
+
+def _preload(names: tuple[str, ...]) -> list[str]:
+    loaded = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional dependency missing only costs its import later
+            continue
+        loaded.append(name)
+    return loaded
+
+
+def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    """In the forked child: become the client's Python, run the payload, report the exit code. Never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.umask(int(request["umask"]))
+        os.environ.clear()
+        os.environ.update(request["env"])
+        argv = list(request["argv"])
+        sys.argv = argv[1:] if len(argv) > 1 else [""]  # as `python file args...` or `python < code`
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+
+        def orphaned() -> None:
+            # The client only waits for the exit code; end of stream means it was killed.
+            with contextlib.suppress(OSError):
+                conn.recv(1)
+            os.killpg(0, signal.SIGKILL)
+
+        threading.Thread(target=orphaned, daemon=True).start()
+        if len(argv) > 1:
+            filename = argv[1]
+            source = Path(filename).read_text(encoding="utf-8")
+        else:
+            filename, source = "<stdin>", sys.stdin.read()
+        main_module = types.ModuleType("__main__")
+        main_module.__file__ = filename
+        sys.modules["__main__"] = main_module
+        try:
+            exec(compile(source, filename, "exec"), main_module.__dict__)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if not isinstance(exc.code, int) and exc.code is not None:
+                print(exc.code, file=sys.stderr)
+        except BaseException:  # what Python itself would print for an uncaught exception
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            conn.sendall(_EXIT.pack(code))
+        os._exit(code)
+
+
+def serve(socket_path: str) -> None:
+    loaded = _preload(PRELOAD)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    old_umask = os.umask(0o077)  # the socket is the operator's alone
+    server.bind(socket_path)
+    os.umask(old_umask)
+    server.listen(128)
+    print(json.dumps({"msg": "module zygote ready", "socket": socket_path, "preloaded": loaded}), file=sys.stderr)
+    while True:
+        conn, _ = server.accept()
+        try:
+            message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)
+            request = json.loads(message)
+            if len(fds) != 3:
+                raise ValueError("a request carries stdin, stdout and stderr")
+        except (OSError, ValueError):
+            conn.close()
+            continue
+        if os.fork() == 0:
+            server.close()
+            _run_child(conn, request, fds)
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_parser = sub.add_parser("serve", help="preload the module imports and fork a process per module")
+    serve_parser.add_argument("--socket", required=True)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    serve(args.socket)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The module zygote: a client that behaves as Python, processes forked from a preloaded server.
+
+Real processes, no network: the client script run the way ansible starts an
+interpreter (code on stdin, or a file argument), its fallback to the real
+Python when the server is away, a killed client taking its module with it,
+and real ansible runs giving the same results with and without the zygote.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster_discovery_operator.running import AnsibleRunner, RunItem, make_parameters
+from cluster_discovery_operator.settings import KubeSettings, RunningSettings
+from cluster_discovery_operator.watches import GroupVersionKind, Watch
+from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote
+
+PLAYBOOK = Path(__file__).resolve().parent / "data" / "playbooks" / "modules.yml"
+
+
+@pytest.fixture(scope="module")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
+    with Zygote(tmp_path_factory.mktemp("zygote")) as started:
+        yield started
+
+
+def _client(zygote: Zygote, *args: str, code: str = "", env: dict[str, str] | None = None, cwd: Path | None = None):
+    environment = {**os.environ, SOCKET_VARIABLE: os.fspath(zygote.socket_path), **(env or {})}
+    return subprocess.run(
+        [os.fspath(zygote.client_path), *args],
+        input=code,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def test_code_on_stdin_runs_as_main_in_a_preloaded_process_with_the_clients_environment(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    code = (
+        "import os, sys\n"
+        "print(__name__, os.getcwd(), os.environ['GREETING'], 'ansible.module_utils.basic' in sys.modules)\n"
+        "print('to stderr', file=sys.stderr)\n"
+        "sys.exit(3)\n"
+    )
+    done = _client(zygote, code=code, env={"GREETING": "hello"}, cwd=tmp_path)
+    assert done.returncode == 3
+    assert done.stdout.split() == ["__main__", os.fspath(tmp_path), "hello", "True"]
+    assert done.stderr == "to stderr\n"
+
+
+def test_a_file_argument_runs_that_file_and_an_uncaught_exception_is_reported_as_python_would(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.py"
+    script.write_text("import sys\nprint(sys.argv[1:])\nraise ValueError('broken on purpose')\n")
+    done = _client(zygote, os.fspath(script), "one")
+    assert done.returncode == 1
+    assert done.stdout == "['one']\n"
+    assert "ValueError: broken on purpose" in done.stderr and "Traceback" in done.stderr
+
+
+def test_without_the_server_the_client_runs_the_real_python(zygote: Zygote, tmp_path: Path) -> None:
+    done = _client(
+        zygote,
+        code="import sys; print(sys.executable); sys.exit(4)",
+        env={SOCKET_VARIABLE: os.fspath(tmp_path / "nobody-listens")},
+    )
+    assert done.returncode == 4
+    assert Path(done.stdout.strip()).name.startswith("python")
+
+
+def test_a_killed_client_takes_its_module_process_with_it(zygote: Zygote, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    code = f"import os, time\nopen({os.fspath(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n"
+    environment = {**os.environ, SOCKET_VARIABLE: os.fspath(zygote.socket_path)}
+    client = subprocess.Popen([os.fspath(zygote.client_path)], stdin=subprocess.PIPE, text=True, env=environment)
+    assert client.stdin is not None
+    client.stdin.write(code)
+    client.stdin.close()
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the module never started"
+        time.sleep(0.05)
+    module_pid = int(pid_file.read_text())
+    assert module_pid != client.pid
+    client.send_signal(signal.SIGKILL)
+    client.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{module_pid}").exists() and "Z" not in _state(module_pid):
+        assert time.monotonic() < deadline, "the module outlived its client"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def test_a_zygote_that_cannot_start_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="zygote"):
+        Zygote(tmp_path, python="/bin/false", start_timeout=5).start()
+
+
+WATCH = Watch(gvk=GroupVersionKind("test.example.com", "v1", "Echo"), playbook=str(PLAYBOOK))
+
+
+def _objects(out_dir: Path) -> list[dict]:
+    return [
+        {
+            "apiVersion": "test.example.com/v1",
+            "kind": "Echo",
+            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}"},
+            "spec": {"outDir": os.fspath(out_dir), "failInModule": name == "b"},
+        }
+        for name in ("a", "b", "c")
+    ]
+
+
+def _run(runner: AnsibleRunner, tmp_path: Path, objects: list[dict]):
+    items = [
+        RunItem(
+            obj=obj,
+            parameters=make_parameters(obj, watch=WATCH, finalizer_run=False),
+            finalizer_run=False,
+            verbosity=0,
+            max_artifacts=WATCH.max_runner_artifacts,
+            private_dir=tmp_path / "objects" / obj["metadata"]["name"],
+            reconcile_id=f"run-{obj['metadata']['name']}",
+        )
+        for obj in objects
+    ]
+    return runner.run(WATCH, items, batch_dir=tmp_path / "batch", cancel=threading.Event())
+
+
+def test_modules_give_the_same_results_with_and_without_the_zygote(tmp_path: Path) -> None:
+    plain = AnsibleRunner(RunningSettings(artifacts_dir=tmp_path / "plain", module_zygote=False), KubeSettings())
+    forked = AnsibleRunner(RunningSettings(artifacts_dir=tmp_path / "forked", module_zygote=True), KubeSettings())
+    try:
+        assert forked.interpreter != sys.executable
+        outcomes = {}
+        for label, runner in (("plain", plain), ("forked", forked)):
+            out_dir = tmp_path / f"out-{label}"
+            out_dir.mkdir()
+            outcome = _run(runner, tmp_path / label, _objects(out_dir))
+            outcomes[label] = {
+                host: (result.failed, result.counts, bool(result.message)) for host, result in outcome.hosts.items()
+            }
+            assert sorted(p.name for p in out_dir.iterdir()) == ["a.txt", "b.txt", "c.txt"]
+            assert (out_dir / "a.txt").read_text() == "hello a\n"
+            assert oct((out_dir / "a.txt").stat().st_mode & 0o777) == "0o640"
+            stdout = (outcome.artifacts_dir / "stdout").read_text()
+            assert "c wrote hello c" in stdout
+            refusals = [line for line in stdout.splitlines() if "a refused: " in line]
+            assert refusals and "not-a-multiaddr" in refusals[0], stdout
+        assert outcomes["forked"] == outcomes["plain"]
+        assert outcomes["forked"]["ns/b"][0] is True and outcomes["forked"]["ns/a"][0] is False
+    finally:
+        forked.close()
+    assert not forked_socket_exists(tmp_path)
+
+
+def forked_socket_exists(tmp_path: Path) -> bool:
+    return (tmp_path / "forked" / "zygote" / "zygote.sock").exists()
