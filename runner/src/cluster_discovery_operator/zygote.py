@@ -31,6 +31,7 @@ import contextlib
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import stat
@@ -224,6 +225,7 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
 
 
 def serve(socket_path: str) -> None:
+    parent = os.getppid()
     loaded = _preload(PRELOAD)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -233,6 +235,11 @@ def serve(socket_path: str) -> None:
     server.listen(128)
     print(json.dumps({"msg": "module zygote ready", "socket": socket_path, "preloaded": loaded}), file=sys.stderr)
     while True:
+        # An operator that died without stopping us (SIGKILL, OOM) must not leave us behind.
+        if not select.select([server], [], [], 1.0)[0]:
+            if os.getppid() != parent:
+                return
+            continue
         conn, _ = server.accept()
         try:
             message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)

@@ -175,3 +175,24 @@ def test_modules_give_the_same_results_with_and_without_the_zygote(tmp_path: Pat
 
 def forked_socket_exists(tmp_path: Path) -> bool:
     return (tmp_path / "forked" / "zygote" / "zygote.sock").exists()
+
+
+def test_the_server_ends_when_the_process_that_started_it_dies(tmp_path: Path) -> None:
+    """An operator killed without stopping its zygote (SIGKILL, OOM) leaves no server behind."""
+    starter = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from cluster_discovery_operator.zygote import Zygote\n"
+        f"zygote = Zygote(Path({os.fspath(tmp_path)!r})).start()\n"
+        "print(zygote.process.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    operator = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    assert operator.stdout is not None
+    server_pid = int(operator.stdout.readline())
+    operator.kill()
+    operator.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{server_pid}").exists() and _state(server_pid) != "Z":
+        assert time.monotonic() < deadline, "the zygote outlived the process that started it"
+        time.sleep(0.1)
