@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,8 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     generate,
 )
 from playbook_runs import Run, run_tasks
+
+from testbed.procs import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,13 +82,6 @@ def key() -> SwarmKey:
 
 def client(node: Any) -> KuboClient:
     return KuboClient(node.api_url, timeout=30)
-
-
-def wait_for(predicate: Any, *, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {seconds:.0f} s waiting until {what}"
-        time.sleep(0.1)
 
 
 def connect(node: Any, *others: Any) -> None:
@@ -163,7 +157,7 @@ def answering(kubo_node: Any) -> Iterator[Callable[..., Callable[[], None]]]:
                 with client(node) as kubo:
                     return topic in kubo.pubsub_ls()
 
-            wait_for(subscribed, seconds=15, what=f"{node.name} answers on the swarm's topic")
+            wait_for(subscribed, timeout=15, what=f"{node.name} answers on the swarm's topic")
         started.extend(listeners)
         return lambda: stop(listeners)
 
