@@ -171,6 +171,7 @@ def _preload(names: tuple[str, ...]) -> list[str]:
 def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
     """In the forked child: become the client's Python, run the payload, report the exit code. Never returns."""
     code = 1
+    finished = threading.Event()  # set once the module ended: what it left running is its own business
     try:
         os.setpgid(0, 0)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -189,10 +190,11 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
         sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
 
         def orphaned() -> None:
-            # The client only waits for the exit code; end of stream means it was killed.
+            # The client only waits for the exit code; end of stream before it means it was killed.
             with contextlib.suppress(OSError):
                 conn.recv(1)
-            os.killpg(0, signal.SIGKILL)
+            if not finished.is_set():
+                os.killpg(0, signal.SIGKILL)
 
         threading.Thread(target=orphaned, daemon=True).start()
         if len(argv) > 1:
@@ -216,6 +218,7 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
             traceback.print_exc()
             code = 1
     finally:
+        finished.set()
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
