@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_discovery_operator.running import AnsibleRunner, RunItem, RunOutcome, make_parameters, marked_processes
+from cluster_discovery_operator.running import AnsibleRunner, RunItem, RunOutcome, marked_processes
 from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
+
+from tests.unit.runner.run_items import run_item
 
 ROLE = Path(__file__).resolve().parent / "data" / "roles" / "echo"
 WATCH = Watch(gvk=GroupVersionKind("test.example.com", "v1", "Echo"), role=str(ROLE), max_runner_artifacts=2)
@@ -38,15 +40,7 @@ def _obj(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def _item(tmp_path: Path, obj: dict[str, Any]) -> RunItem:
-    return RunItem(
-        obj=obj,
-        parameters=make_parameters(obj, watch=WATCH, finalizer_run=False),
-        finalizer_run=False,
-        verbosity=0,
-        max_artifacts=WATCH.max_runner_artifacts,
-        private_dir=tmp_path / "objects" / obj["metadata"]["name"],
-        reconcile_id=f"run-{obj['metadata']['name']}",
-    )
+    return run_item(WATCH, tmp_path, obj)
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_discovery_operator.running import AnsibleRunner, RunItem, make_parameters
+from cluster_discovery_operator.running import AnsibleRunner
 from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
 from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote
+
+from tests.unit.runner.run_items import run_item
 
 PLAYBOOK = Path(__file__).resolve().parent / "data" / "playbooks" / "modules.yml"
 
@@ -131,18 +133,7 @@ def _objects(out_dir: Path) -> list[dict]:
 
 
 def _run(runner: AnsibleRunner, tmp_path: Path, objects: list[dict]):
-    items = [
-        RunItem(
-            obj=obj,
-            parameters=make_parameters(obj, watch=WATCH, finalizer_run=False),
-            finalizer_run=False,
-            verbosity=0,
-            max_artifacts=WATCH.max_runner_artifacts,
-            private_dir=tmp_path / "objects" / obj["metadata"]["name"],
-            reconcile_id=f"run-{obj['metadata']['name']}",
-        )
-        for obj in objects
-    ]
+    items = [run_item(WATCH, tmp_path, obj) for obj in objects]
     return runner.run(WATCH, items, batch_dir=tmp_path / "batch", cancel=threading.Event())
 
 
