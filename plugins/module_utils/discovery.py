@@ -17,15 +17,21 @@ is unit-tested without a node. The rules, in order:
 - the fetched document must decode strictly, name the same publisher and
   sequence as its announcement, and its kubeconfig must open with the swarm
   key;
+- its kubeconfig must be of the one accepted shape (member_kubeconfig), and
+  is kept only in that shape's canonical text;
+- of its addresses only multiaddrs that reach the publisher itself
+  (``.../p2p/<publisher>``) are kept: a member speaks for itself only, and a
+  bad address costs that address, not the document;
 - a tombstone removes the publisher.
-Nothing here raises on bad input from the swarm: every refusal is returned as
-a Rejection so one misbehaving member changes nothing for the others.
+Nothing here raises on bad input from the swarm: every refusal, whatever
+raised it, is returned as a Rejection so one misbehaving member changes
+nothing for the others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import (
     Announce,
@@ -35,6 +41,16 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     DocumentError,
     IdentityDocument,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    KubeconfigError,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    parse as parse_kubeconfig,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.multiaddr import (
+    MultiaddrError,
+    parse_peer_address,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import SealError, open_sealed
 
@@ -124,7 +140,27 @@ def discover(
     return result
 
 
+def own_addresses(publisher: str, addresses: Iterable[str]) -> tuple[str, ...]:
+    """The addresses that reach ``publisher`` itself, canonical; every other one is dropped."""
+    kept: list[str] = []
+    for text in addresses:
+        try:
+            address = parse_peer_address(text)
+        except MultiaddrError:
+            continue
+        if address.peer_id == publisher and address.text not in kept:
+            kept.append(address.text)
+    return tuple(kept)
+
+
 def _resolve(announce: Announce, *, swarm_key: bytes, fetch: Callable[[str], bytes]) -> Discovered | Rejection:
+    try:
+        return _resolve_checked(announce, swarm_key=swarm_key, fetch=fetch)
+    except Exception as err:  # a fault on one member's input refuses that input only
+        return Rejection(announce.publisher, f"document {announce.cid} refused: {type(err).__name__}")
+
+
+def _resolve_checked(announce: Announce, *, swarm_key: bytes, fetch: Callable[[str], bytes]) -> Discovered | Rejection:
     try:
         raw = fetch(announce.cid)
     except Exception as err:  # a member's unreachable or oversized document must not stop discovery
@@ -145,4 +181,9 @@ def _resolve(announce: Announce, *, swarm_key: bytes, fetch: Callable[[str], byt
             ).decode("utf-8")
         except (SealError, UnicodeDecodeError) as err:
             return Rejection(announce.publisher, f"document {announce.cid} refused: {err}")
+        try:
+            kubeconfig = parse_kubeconfig(kubeconfig).to_text()
+        except KubeconfigError as err:
+            return Rejection(announce.publisher, f"document {announce.cid} refused: kubeconfig: {err}")
+    document = replace(document, addresses=own_addresses(document.publisher, document.addresses))
     return Discovered(cid=announce.cid, document=document, kubeconfig=kubeconfig)

@@ -22,7 +22,10 @@ holds into actions, so every rule is unit-tested without an API server:
   deleted (a cluster that vanished without retracting);
 - a Peer whose member only sent documents we refused is left exactly as it is:
   a misbehaving member changes nothing;
-- a Peer that carries another identity's labels is never touched.
+- a Peer that carries another identity's labels is never touched;
+- a kubeconfig is checked again against the one accepted shape
+  (member_kubeconfig) right before it is written: one that fails refuses its
+  member's whole news, exactly as discovery refuses such a document.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ from typing import Any
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import (
     AlreadyExistsError,
     ResourceService,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    KubeconfigError,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    parse as parse_kubeconfig,
 )
 
 GROUP = "peerdiscovery.irt-saintexupery.com"
@@ -235,8 +244,17 @@ def plan(
     result = Plan()
     by_name: dict[str, Mapping[str, Any]] = {str((p.get("metadata") or {}).get("name") or ""): p for p in existing}
     seen: set[str] = set()
+    untouched = {peer_name(p) for p in refused}
     for identity in discovered:
         name = peer_name(identity["peer_id"])
+        kubeconfig = identity.get("kubeconfig")
+        if kubeconfig is not None:
+            try:
+                kubeconfig = parse_kubeconfig(kubeconfig).to_text()
+            except KubeconfigError as err:
+                result.warnings.append(f"the kubeconfig of member {identity['peer_id']} is refused: {err}")
+                untouched.add(name)
+                continue
         seen.add(name)
         current = by_name.get(name)
         if current is not None and not scope.owns(current):
@@ -251,7 +269,7 @@ def plan(
                 name=name,
                 peer=desired_peer(scope, identity),
                 status=_status(scope, state=ONLINE, missing=0, last_seen=now, identity=identity, previous=previous),
-                kubeconfig=identity.get("kubeconfig"),
+                kubeconfig=kubeconfig,
                 sequence=identity.get("sequence"),
             )
         )
@@ -260,7 +278,6 @@ def plan(
         seen.add(name)
         if name in by_name and scope.owns(by_name[name]):
             result.actions.append(Action(verb="delete", name=name, sequence=sequence))
-    untouched = {peer_name(p) for p in refused}
     for name, current in by_name.items():
         if name in seen or not name or not scope.owns(current):
             continue

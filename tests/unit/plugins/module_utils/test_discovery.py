@@ -22,6 +22,8 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.di
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import seal
 
+from tests.kubeconfigs import kubeconfig_text
+
 ME = "QmcnhBjk38swiaohSjBrLrFk7geRGnfFx1dxCY6B7DYAiq"
 B = "QmRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz"
 C = "QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"
@@ -43,13 +45,20 @@ class Store:
         return self.blobs[cid]
 
 
-def publish(store: Store, publisher: str, sequence: int, *, key: bytes = KEY, **fields: object) -> Received:
+def kubeconfig_of(publisher: str) -> str:
+    return kubeconfig_text(publisher[-6:].lower(), token=f"token-of-{publisher}")
+
+
+def publish(
+    store: Store, publisher: str, sequence: int, *, key: bytes = KEY, kubeconfig: str | None = None, **fields: object
+) -> Received:
+    text = kubeconfig if kubeconfig is not None else kubeconfig_of(publisher)
     document = IdentityDocument(
         publisher=publisher,
         sequence=sequence,
         issued_at="2026-11-29T01:00:00Z",
         name=str(fields.pop("name", f"cluster {publisher[-4:]}")),
-        kubeconfig=seal(key, b"kubeconfig of " + publisher.encode(), publisher=publisher, sequence=sequence),
+        kubeconfig=seal(key, text.encode(), publisher=publisher, sequence=sequence),
         **fields,  # type: ignore[arg-type]
     )
     cid = store.add(document.encode())
@@ -81,7 +90,7 @@ def test_each_member_is_discovered_with_its_opened_kubeconfig_and_not_myself() -
     messages = [publish(store, B, 10), publish(store, C, 20), publish(store, ME, 30), Received(B, Ask().encode())]
     result = discover(messages, own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
     assert sorted(result.identities) == sorted([B, C])
-    assert result.identities[B].kubeconfig == "kubeconfig of " + B
+    assert result.identities[B].kubeconfig == kubeconfig_of(B)
     assert result.rejected == []
 
 

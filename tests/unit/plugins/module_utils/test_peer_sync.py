@@ -23,6 +23,9 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     tombstones,
 )
 
+from tests.kubeconfigs import kubeconfig_text
+
+KUBECONFIG = kubeconfig_text("cluster2", token="token-of-cluster2")
 B = "QmRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz"
 C = "QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"
 NOW = "2026-11-29T12:00:00Z"
@@ -45,7 +48,7 @@ def identity(peer_id: str = B, **fields: Any) -> dict[str, Any]:
         "url": "https://35.187.98.45",
         "categories": ["computing", "sentinel S3A"],
         "kubernetes_version": "v1.37.2",
-        "kubeconfig": "apiVersion: v1",
+        "kubeconfig": KUBECONFIG,
         **fields,
     }
 
@@ -84,7 +87,7 @@ def test_a_discovered_identity_becomes_an_online_peer_named_after_its_lowercased
     assert peer["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert action.status["status"] == ONLINE and action.status["missingCounter"] == 0
     assert action.status["lastSeen"] == NOW and action.status["kubernetesVersion"] == "v1.37.2"
-    assert action.kubeconfig == "apiVersion: v1"
+    assert action.kubeconfig == KUBECONFIG
     assert (result.online, result.offline, result.synchronized) == (1, 0, 1)
 
 
@@ -229,3 +232,26 @@ def test_removed_is_read_from_discovery_results_or_bare_peer_ids() -> None:
     for bad in ([{"sequence": 3}], [""], [{"peer_id": B, "sequence": "11"}], [{"peer_id": B, "sequence": True}], [7]):
         with pytest.raises(ValueError, match=r"removed\[0\]"):
             tombstones(bad)
+
+
+def test_a_kubeconfig_of_another_shape_refuses_the_members_news_and_writes_nothing() -> None:
+    existing = [
+        {
+            "metadata": {"name": B.lower(), "namespace": SCOPE.namespace, "labels": SCOPE.labels},
+            "status": {"status": ONLINE, "missingCounter": 0},
+        }
+    ]
+    hostile = KUBECONFIG.replace("    token: token-of-cluster2", "    tokenFile: /var/run/secrets/token")
+    result = plan(
+        SCOPE,
+        existing=existing,
+        discovered=[identity(kubeconfig=hostile), identity(C, kubeconfig="users: [{user: {exec: {command: touch}}}]")],
+        removed={},
+        refused=[],
+        now=NOW,
+        offline_after=3,
+        forget_after=10,
+    )
+    assert result.actions == []
+    assert len(result.warnings) == 2 and all("refused" in warning for warning in result.warnings)
+    assert result.online == 1  # B's Peer stays exactly as it was, neither renewed nor missed

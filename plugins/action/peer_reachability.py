@@ -1,0 +1,19 @@
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+"""Action plugin for peer_reachability: the module's own logic, on the controller, when the task is local.
+
+See plugins/plugin_utils/local_module_action.py for why and when.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules import peer_reachability
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.plugin_utils.local_module_action import (
+    LocalModuleAction,
+)
+
+
+class ActionModule(LocalModuleAction):
+    argspec = staticmethod(peer_reachability.argspec)
+    execute = staticmethod(peer_reachability.execute)
+    failure = "Failed to check the Peer"

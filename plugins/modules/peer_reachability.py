@@ -1,0 +1,143 @@
+#!/usr/bin/python
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: peer_reachability
+short_description: Check that a Peer's published kubeconfig reaches its member's API server
+version_added: 0.1.0
+author:
+  - cluster-discovery contributors
+description:
+  - Reads the C(Peer) O(namespace)/O(name) and the kubeconfig Secret that
+    M(peerdiscovery.cluster_discovery.peer_sync) wrote for it, and asks the member's API server for its version with
+    that kubeconfig's server, certificate authority and bearer token.
+  - The kubeconfig came from a swarm member. It is checked against the one shape members may publish (one https
+    server with inline CA data, one inline bearer token, one context with a namespace) and is never given to a
+    kubeconfig loader, so no C(exec) plugin, C(auth-provider), C(tokenFile), proxy or local file it could name is
+    ever used. The request uses no proxy.
+  - Only Peers written by M(peerdiscovery.cluster_discovery.peer_sync) (they carry the labels of their Identity and
+    swarm), and only the Secret it wrote for them (C(<name>-kubeconfig), controlled by the Peer), are used; any other
+    is reported as V(NotManaged) and nothing is sent anywhere.
+  - Changes nothing; the result is meant for the Peer's C(Reachable) condition. Supports check mode.
+options:
+  name:
+    description: The Peer's name.
+    type: str
+    required: true
+  namespace:
+    description: The Peer's namespace.
+    type: str
+    required: true
+  timeout:
+    description: Seconds to wait for the member's API server.
+    type: float
+    default: 10
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - peerdiscovery.cluster_discovery.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+requirements:
+  - python >= 3.11
+  - kubernetes
+"""
+
+EXAMPLES = r"""
+- name: Ask the member's API server for its version with the kubeconfig it published
+  peerdiscovery.cluster_discovery.peer_reachability:
+    name: qmz9jtrzdiarhzw1x28m51rarefnhtj8xnohyt8ewr7sqx
+    namespace: private-network-peer-configuration
+  register: reachability
+"""
+
+RETURN = r"""
+reachable:
+  description: Whether the member's API server answered with the published kubeconfig.
+  returned: success
+  type: bool
+  sample: true
+reason:
+  description:
+    - V(APIServerAnswered), V(APIServerUnreachable), V(NoKubeconfig), V(KubeconfigRefused) (not of the accepted
+      shape), V(NotManaged) (a Peer or Secret cluster-discovery did not write) or V(NotFound).
+  returned: success
+  type: str
+  sample: APIServerAnswered
+message:
+  description: What was seen, for the condition's message. Never quotes the kubeconfig.
+  returned: success
+  type: str
+  sample: Kubernetes v1.37.2 answered at https://35.187.98.45:6443
+version:
+  description: The member's Kubernetes version, when it answered.
+  returned: success
+  type: str
+  sample: v1.37.2
+"""
+
+import copy
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_reachability import check
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import API_VERSION
+
+PEER_REACHABILITY_ARG_SPEC = {
+    "name": {"type": "str", "required": True},
+    "namespace": {"type": "str", "required": True},
+    "timeout": {"type": "float", "default": 10.0},
+}
+
+
+def argspec():
+    args = copy.deepcopy(AUTH_ARG_SPEC)
+    args.update(copy.deepcopy(PEER_REACHABILITY_ARG_SPEC))
+    return args
+
+
+def execute(module, make_client):
+    """The whole task (see peer_sync.execute for why it takes a module-like object)."""
+    params = module.params
+    client = make_client()
+    outcome = check(
+        ResourceService(client, "Peer", API_VERSION),
+        ResourceService(client, "Secret", "v1"),
+        params["name"],
+        params["namespace"],
+        timeout=params["timeout"],
+    )
+    return {
+        "changed": False,
+        "reachable": outcome.reachable,
+        "reason": outcome.reason,
+        "message": outcome.message,
+        "version": outcome.version,
+    }
+
+
+def main():
+    module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True)
+    try:
+        module.exit_json(**execute(module, lambda: get_api_client(module)))
+    except KuboCollectionError as err:
+        module.fail_json(exception=traceback.format_exc(), **err.fail_kwargs())
+    except CoreException as err:
+        module.fail_from_exception(err)
+
+
+if __name__ == "__main__":
+    main()
