@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import bounded_json
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     CID_RE,
     MAX_SEQUENCE,
@@ -68,8 +69,10 @@ def decode(raw: bytes) -> Message:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise MessageError(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+        value = bounded_json.loads(raw, max_depth=1)
+    except bounded_json.DepthError as err:
+        raise MessageError(f"message refused: {err}") from None
+    except ValueError as err:
         raise MessageError("message is not UTF-8 JSON") from err
     if not isinstance(value, dict) or value.get("protocol") != PROTOCOL:
         raise MessageError("message is not of the cluster-discovery protocol")

@@ -26,11 +26,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import bounded_json
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import SealedBox, SealError
 
 SCHEMA = "peerdiscovery.irt-saintexupery.com/identity/v1"
 MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_SEQUENCE = 2**63 - 1
+# The schema nests two levels: the document, and its lists and sealed kubeconfig.
+MAX_DEPTH = 2
 
 # Bounds mirror the Identity CRD (and Kubernetes label limits for categories),
 # so whatever a member publishes can be written into a Peer unchanged.
@@ -131,8 +134,10 @@ class IdentityDocument:
         if len(raw) > MAX_DOCUMENT_BYTES:
             raise DocumentError(f"the document has {len(raw)} bytes, more than the limit of {MAX_DOCUMENT_BYTES}")
         try:
-            value = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as err:
+            value = bounded_json.loads(raw, max_depth=MAX_DEPTH)
+        except bounded_json.DepthError as err:
+            raise DocumentError(f"the document is refused: {err}") from None
+        except ValueError as err:
             raise DocumentError("the document is not UTF-8 JSON") from err
         if not isinstance(value, dict):
             raise DocumentError("the document is not a JSON object")

@@ -132,6 +132,10 @@ class KuboError(KuboCollectionError):
         )
 
 
+class KuboContentTooLarge(KuboError):
+    """Content is larger than the reader's limit; nothing of it was used."""
+
+
 # -- response shapes ----------------------------------------------------------
 
 
@@ -678,7 +682,7 @@ class KuboClient:
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > max_bytes:
-                    raise KuboError(
+                    raise KuboContentTooLarge(
                         f"Content {path} from kubo at {self.node} is larger than the limit of {max_bytes} bytes",
                         endpoint=endpoint,
                         node=self.node,

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import bounded_json
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import (
     Announce,
     Ask,
@@ -55,7 +56,18 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.id
     utc_now,
     validate,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
+    KuboClient,
+    KuboContentTooLarge,
+    KuboError,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    KubeconfigError,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    parse as parse_kubeconfig,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.public_keys import is_public
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import (
     SealError,
     open_sealed,
@@ -67,6 +79,15 @@ MAX_STATE_BYTES = 256 * 1024
 # How long a heard announcement stays in heard.json: long enough for a
 # tombstone to reach every member that runs discovery at least daily.
 HEARD_RETENTION_SECONDS = 24 * 3600
+# heard.json keeps at most this many members, the most recently heard: any
+# number of publishers may announce, and the file must stay readable.
+MAX_HEARD_MEMBERS = 256
+# A member's document that its node no longer serves would hold a round for
+# kubo's whole timeout, and every retry of it: one fetch waits at most
+# FETCH_TIMEOUT_SECONDS, and a round fetches nothing once ROUND_DEADLINE_SECONDS
+# have passed (what is left is refused for this round, its Peer untouched).
+FETCH_TIMEOUT_SECONDS = 5.0
+ROUND_DEADLINE_SECONDS = 20.0
 
 
 class IdentityConflictError(KuboCollectionError):
@@ -91,11 +112,19 @@ class Heard:
     heard_at: float
 
 
+KUBECONFIG_WITHHELD = (
+    "the swarm key is public (the default network's or one printed in a manual), so anyone could open"
+    " the kubeconfig: the identity is published without it; use a swarm of your own key to share credentials"
+)
+
+
 @dataclass
 class PublishOutcome:
     changed: bool
     published: Published | None
     issued_at: str | None = None
+    kubeconfig_withheld: str | None = None
+    """Why a kubeconfig that was given is not published, when it is not."""
 
 
 class SwarmIdentity:
@@ -135,11 +164,14 @@ class SwarmIdentity:
     # -- state in the node's MFS -------------------------------------------------
 
     def _read_json(self, name: str) -> object:
-        raw = self.client.files_read(f"{self.folder}/{name}", max_bytes=MAX_STATE_BYTES)
+        try:
+            raw = self.client.files_read(f"{self.folder}/{name}", max_bytes=MAX_STATE_BYTES)
+        except KuboContentTooLarge:
+            return None  # written by someone else than us (we never exceed the limit): rebuilt
         if raw is None:
             return None
         try:
-            return json.loads(raw)
+            return bounded_json.loads(raw, max_depth=2)
         except ValueError:
             return None  # a damaged state file is rebuilt rather than trusted
 
@@ -189,7 +221,12 @@ class SwarmIdentity:
             if known is None or announce.sequence >= known.sequence:
                 heard[announce.publisher] = Heard(cid=announce.cid, sequence=announce.sequence, heard_at=now)
         cutoff = now - HEARD_RETENTION_SECONDS
-        kept = {publisher: entry for publisher, entry in heard.items() if entry.heard_at >= cutoff}
+        recent = sorted(
+            ((publisher, entry) for publisher, entry in heard.items() if entry.heard_at >= cutoff),
+            key=lambda item: item[1].heard_at,
+            reverse=True,
+        )
+        kept = dict(recent[:MAX_HEARD_MEMBERS])
         body = {p: {"cid": e.cid, "sequence": e.sequence, "heardAt": e.heard_at} for p, e in sorted(kept.items())}
         self.client.files_write(f"{self.folder}/heard.json", json.dumps(body).encode())
         return news
@@ -231,8 +268,20 @@ class SwarmIdentity:
         With ``keep_kubeconfig`` and no ``kubeconfig``, the kubeconfig of the
         document published before is kept: the agent republishes a changed spec
         at once without the account, and must never take credentials away.
+        The kubeconfig must be of the one shape members accept (member_kubeconfig)
+        and is published in its canonical text; under a public swarm key it is
+        never published (``kubeconfig_withheld`` says so).
         Raises DocumentError when the identity breaks the document's rules, before anything is written.
         """
+        if kubeconfig is not None:
+            try:
+                kubeconfig = parse_kubeconfig(kubeconfig).to_text()
+            except KubeconfigError as err:
+                raise DocumentError(f"the kubeconfig to publish is refused: {err}") from None
+        withheld = None
+        if is_public(self.swarm_key) and (kubeconfig is not None or keep_kubeconfig):
+            withheld = KUBECONFIG_WITHHELD if kubeconfig is not None else None
+            kubeconfig, keep_kubeconfig = None, False
         current = self.published()
         self._check_owner(current, owner)
         candidate = replace(document, publisher=self.peer_id, sequence=0, issued_at="", kubeconfig=None)
@@ -247,7 +296,9 @@ class SwarmIdentity:
                 and previous[0].same_content(candidate)
                 and previous[1] == kubeconfig
             ):
-                return PublishOutcome(changed=False, published=current, issued_at=previous[0].issued_at)
+                return PublishOutcome(
+                    changed=False, published=current, issued_at=previous[0].issued_at, kubeconfig_withheld=withheld
+                )
         sequence = next_sequence(current.sequence if current else None, int(self._clock() * 1000))
         sealed = (
             seal(self.swarm_key, kubeconfig.encode("utf-8"), publisher=self.peer_id, sequence=sequence)
@@ -264,11 +315,11 @@ class SwarmIdentity:
                 raise DocumentError(f"{err}; the kubeconfig it carries has {len(kubeconfig.encode())} bytes") from None
             raise
         if check_mode:
-            return PublishOutcome(changed=True, published=None)
+            return PublishOutcome(changed=True, published=None, kubeconfig_withheld=withheld)
         cid = self.client.add(raw, cid_version=1)
         record = Published(owner=owner, cid=cid, sequence=sequence, tombstone=False)
         self._write_published(record)
-        return PublishOutcome(changed=True, published=record, issued_at=issued_at)
+        return PublishOutcome(changed=True, published=record, issued_at=issued_at, kubeconfig_withheld=withheld)
 
     def retract(self, *, owner: str, check_mode: bool = False) -> PublishOutcome:
         """Publish a tombstone for ``owner``'s identity; nothing to do when none is published."""
@@ -439,12 +490,15 @@ class SwarmIdentity:
             remembered.append(Received(publisher, Announce(publisher, entry.cid, entry.sequence).encode()))
             if now - entry.heard_at <= fresh_within:
                 live.add(publisher)
-        result = discover(
-            [*remembered, *messages],
-            own_peer_id=self.peer_id,
-            swarm_key=self.swarm_key,
-            fetch=lambda cid: self.client.cat(cid, max_bytes=MAX_DOCUMENT_BYTES),
-        )
+        deadline = time.monotonic() + ROUND_DEADLINE_SECONDS
+
+        def fetch(cid: str) -> bytes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the discovery round's {ROUND_DEADLINE_SECONDS:.0f} s were spent")
+            return self.client.cat(cid, max_bytes=MAX_DOCUMENT_BYTES, timeout=min(FETCH_TIMEOUT_SECONDS, left))
+
+        result = discover([*remembered, *messages], own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch)
         live.discard(self.peer_id)
         return result, live
 

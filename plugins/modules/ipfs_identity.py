@@ -75,6 +75,13 @@ options:
   kubeconfig:
     description:
       - A kubeconfig members may use to act in this cluster, sealed so that only holders of the swarm key read it.
+      - It must have the one shape members accept, the shape it is checked against when received and before any
+        use, with nothing else in it; exactly one cluster with an C(https) C(server) and inline
+        C(certificate-authority-data), one user with an inline bearer C(token), one context with a C(namespace). A
+        kubeconfig with an C(exec) plugin, an C(auth-provider), a C(tokenFile), file paths, C(proxy-url) or
+        C(insecure-skip-tls-verify) fails the module. It is published in a canonical form of those fields.
+      - Under a swarm key that is public (the default network's built-in key, or one printed in a manual) the
+        kubeconfig is never published; the identity is, and RV(kubeconfig_withheld) says why.
     type: str
   announce:
     description:
@@ -167,6 +174,11 @@ sequence:
   returned: when O(state=present) or O(state=absent) and something is published
   type: int
   sample: 1796000000000
+kubeconfig_withheld:
+  description: Why the given kubeconfig was not published (a public swarm key), or empty when it was or none was given.
+  returned: when O(state=present)
+  type: str
+  sample: ""
 issued_at:
   description: When the published document was issued (RFC 3339, UTC).
   returned: when O(state=present) and something is published
@@ -186,10 +198,14 @@ identities:
     description: {description: Its description., type: str, returned: always}
     url: {description: Its API server URL., type: str, returned: always}
     categories: {description: Its categories., type: list, elements: str, returned: always}
-    addresses: {description: Its swarm addresses., type: list, elements: str, returned: always}
+    addresses:
+      description: Its swarm addresses that reach the member itself (C(.../p2p/<peer_id>)); any other is dropped.
+      type: list
+      elements: str
+      returned: always
     kubernetes_version: {description: Its Kubernetes version., type: str, returned: always}
     kubeconfig:
-      description: The kubeconfig it published, opened with the swarm key.
+      description: The kubeconfig it published, opened with the swarm key, checked and in canonical form.
       type: str
       returned: when published
     live: {description: Whether the member answered now or was heard recently., type: bool, returned: always}
@@ -305,6 +321,10 @@ def execute_module(module):
                 node.announce(outcome.published)
         if outcome.published is not None:
             result.update(cid=outcome.published.cid, sequence=outcome.published.sequence)
+        if params["state"] == "present":
+            result["kubeconfig_withheld"] = outcome.kubeconfig_withheld or ""
+            if outcome.kubeconfig_withheld:
+                module.warn(outcome.kubeconfig_withheld)
         if outcome.issued_at:
             result["issued_at"] = outcome.issued_at
     module.exit_json(changed=outcome.changed, **result)
