@@ -69,7 +69,12 @@ class FastPath:
         started = time.monotonic()
         metadata = identity.get("metadata") or {}
         key = resolve(
-            self._pools, self._secrets, namespace=entry["namespace"], pool=entry["swarmPool"], swarm=entry["swarm"]
+            self._pools,
+            self._secrets,
+            identity_namespace=str(metadata.get("namespace")),
+            namespace=entry["namespace"],
+            pool=entry["swarmPool"],
+            swarm=entry["swarm"],
         ).key
         with KuboClient(channel.api_url, timeout=30, retries=1) as client:
             node = SwarmIdentity(client, key)

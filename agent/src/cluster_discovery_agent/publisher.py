@@ -36,6 +36,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.id
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import is_identitys
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import API_VERSION
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 
@@ -84,6 +85,7 @@ class Publisher:
         node = resolve(
             self._pools,
             self._secrets,
+            identity_namespace=ref.namespace,
             namespace=str(entry.get("namespace")),
             pool=str(entry.get("swarmPool")),
             swarm=str(entry.get("swarm")),
@@ -107,6 +109,14 @@ class Publisher:
                     kubernetes_version=self._version,
                 )
                 kubeconfig_secret = self._secrets.get(f"{ref.name}-kubeconfig", ref.namespace) or {}
+                if kubeconfig_secret and not is_identitys(
+                    kubeconfig_secret,
+                    identity_name=ref.name,
+                    identity_uid=str((identity.get("metadata") or {}).get("uid") or ""),
+                    key="kubeconfig",
+                ):
+                    # Not the role's: the role refuses the Identity and says why.
+                    raise ValueError(f"the Secret {ref.namespace}/{ref.name}-kubeconfig was not made for this Identity")
                 kubeconfig_b64 = (kubeconfig_secret.get("data") or {}).get("config")
                 kubeconfig = base64.b64decode(kubeconfig_b64).decode() if kubeconfig_b64 else None
                 outcome = swarm_node.publish(

@@ -2,7 +2,9 @@
 
 The same resolution as the identity role's find_swarm.yml: the SwarmPool's
 status gives the node's RPC API and addresses, its spec the swarm key Secret
-(``swarmKeySecretRef``, else ``<pool>-<swarm>-swarm-key``).
+(``swarmKeySecretRef``, else ``<pool>-<swarm>-swarm-key``), and a SwarmPool of
+another namespace than the Identity's serves it only if it admits that
+namespace (module_utils/swarm_access.py, the rule the role applies too).
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ import base64
 from dataclasses import dataclass
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import admits, refusal
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 
 class SwarmNotReady(Exception):
     """The SwarmPool has no running node for the swarm, or no key yet: the role takes over once it has."""
+
+
+class SwarmRefused(SwarmNotReady):
+    """The SwarmPool does not serve the Identity's namespace: the role reports it in the Identity's status."""
 
 
 @dataclass(frozen=True)
@@ -25,8 +32,18 @@ class SwarmNode:
     key: bytes
 
 
-def resolve(pools: ResourceService, secrets: ResourceService, *, namespace: str, pool: str, swarm: str) -> SwarmNode:
+def resolve(
+    pools: ResourceService,
+    secrets: ResourceService,
+    *,
+    identity_namespace: str,
+    namespace: str,
+    pool: str,
+    swarm: str,
+) -> SwarmNode:
     obj = pools.get(pool, namespace) or {}
+    if obj and not admits(obj, identity_namespace):
+        raise SwarmRefused(refusal(namespace, pool, identity_namespace))
     node = ((obj.get("status") or {}).get("status") or {}).get(swarm) or {}
     if not node.get("API"):
         raise SwarmNotReady(f"swarm {namespace}/{pool}/{swarm} has no running node yet")

@@ -1,0 +1,42 @@
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+"""Which Identities may publish through a SwarmPool.
+
+Private to the collection: may change without notice.
+
+A SwarmPool's node speaks on its swarm with the swarm key of its namespace; an
+Identity that publishes through it speaks to that swarm and reads what its
+members sealed. So an Identity publishes only through a SwarmPool of its own
+namespace, unless the SwarmPool's owner admits other namespaces by name in
+the annotation ``peerdiscovery.irt-saintexupery.com/admit-identity-namespaces``
+(a comma-separated list). An annotation, not a spec field: the SwarmPool
+manifests of the original controller apply unchanged, and only who may edit
+the SwarmPool (its namespace's users) can admit anyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+ADMIT_ANNOTATION = "peerdiscovery.irt-saintexupery.com/admit-identity-namespaces"
+
+
+def admitted_namespaces(pool: Mapping[str, Any]) -> set[str]:
+    metadata = pool.get("metadata") or {}
+    text = (metadata.get("annotations") or {}).get(ADMIT_ANNOTATION) or ""
+    return {name.strip() for name in str(text).split(",") if name.strip()}
+
+
+def admits(pool: Mapping[str, Any], identity_namespace: str) -> bool:
+    """True when an Identity of ``identity_namespace`` may publish through ``pool``."""
+    metadata = pool.get("metadata") or {}
+    return metadata.get("namespace") == identity_namespace or identity_namespace in admitted_namespaces(pool)
+
+
+def refusal(pool_namespace: str, pool_name: str, identity_namespace: str) -> str:
+    return (
+        f"SwarmPool {pool_namespace}/{pool_name} does not admit Identities of namespace {identity_namespace}: an"
+        f" Identity publishes through a SwarmPool of its own namespace, or of one whose {ADMIT_ANNOTATION}"
+        f" annotation names {identity_namespace}"
+    )
