@@ -32,12 +32,14 @@ import importlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import stat
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -99,18 +101,31 @@ def write_client(path: Path, *, python: str) -> Path:
 class Zygote:
     """The server process and its client script, in ``folder``; a context manager."""
 
-    def __init__(self, folder: Path, *, python: str = sys.executable, start_timeout: float = 60.0) -> None:
-        self.folder = folder
+    def __init__(self, parent: Path, *, python: str = sys.executable, start_timeout: float = 60.0) -> None:
+        self.parent = parent
         self.python = python
-        self.socket_path = folder / "zygote.sock"
-        self.client_path = folder / "python"
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
+        self.folder: Path | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        if self.folder is None:
+            raise RuntimeError("the module zygote is not started")
+        return self.folder / "zygote.sock"
+
+    @property
+    def client_path(self) -> Path:
+        if self.folder is None:
+            raise RuntimeError("the module zygote is not started")
+        return self.folder / "python"
 
     def start(self) -> Zygote:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        # A folder of our own, made anew under an unpredictable name: whoever
+        # else can write to ``parent`` cannot have made it first, or swap the
+        # socket or the client script in it (mkdtemp creates it 0700).
+        self.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.folder = Path(tempfile.mkdtemp(prefix="zygote-", dir=self.parent))
         self.process = subprocess.Popen(
             [self.python, "-m", __name__, "serve", "--socket", os.fspath(self.socket_path)],
             stdin=subprocess.DEVNULL,
@@ -144,8 +159,8 @@ class Zygote:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> Zygote:
         return self.start()
@@ -227,6 +242,16 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
         os._exit(code)
 
 
+def _same_user(conn: socket.socket) -> bool:
+    """True when the process at the other end runs as our user (SO_PEERCRED: pid, uid, gid)."""
+    try:
+        credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return False
+    uid: int = struct.unpack("3i", credentials)[1]
+    return uid == os.getuid()
+
+
 def serve(socket_path: str) -> None:
     parent = os.getppid()
     loaded = _preload(PRELOAD)
@@ -244,6 +269,9 @@ def serve(socket_path: str) -> None:
                 return
             continue
         conn, _ = server.accept()
+        if not _same_user(conn):
+            conn.close()  # the folder is private; a peer of another user is refused all the same
+            continue
         try:
             message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)
             request = json.loads(message)

@@ -8,10 +8,14 @@ and real ansible runs giving the same results with and without the zygote.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -187,3 +191,54 @@ def test_the_server_ends_when_the_process_that_started_it_dies(tmp_path: Path) -
     while Path(f"/proc/{server_pid}").exists() and _state(server_pid) != "Z":
         assert time.monotonic() < deadline, "the zygote outlived the process that started it"
         time.sleep(0.1)
+
+
+def test_the_zygote_lives_in_a_private_folder_of_its_own_and_refuses_other_users() -> None:
+    # Under a world-traversable parent, so that the only guards are the zygote's own.
+    parent = Path(tempfile.mkdtemp(prefix="zygote-test-"))
+    parent.chmod(0o755)
+    try:
+        with Zygote(parent) as zygote:
+            assert zygote.folder is not None and zygote.folder.parent == parent
+            assert zygote.folder.name.startswith("zygote-")
+            assert zygote.folder.stat().st_mode & 0o077 == 0, oct(zygote.folder.stat().st_mode)
+            assert zygote.folder.stat().st_uid == os.getuid()
+            if os.getuid() != 0:
+                pytest.skip("another user's connection can be tried only as root")
+            assert _request_as_nobody(zygote) == "refused"  # the private folder keeps others out
+            zygote.folder.chmod(0o755)  # opened, as a mistaken deployment might
+            zygote.socket_path.chmod(0o777)
+            assert _request_as_nobody(zygote) == "refused"  # the peer's uid is checked all the same
+            zygote.socket_path.chmod(0o700)
+            zygote.folder.chmod(0o700)
+            assert _request_as_nobody(zygote, become_nobody=False) == "served"  # the same request, as us
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _request_as_nobody(zygote: Zygote, *, become_nobody: bool = True) -> str:
+    """Send the zygote a request as the client script would, from a forked process running as nobody."""
+    code_read, code_write = os.pipe()
+    out_read, out_write = os.pipe()
+    os.write(code_write, b"print('served')\n")
+    os.close(code_write)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child ends with os._exit
+        try:
+            if become_nobody:
+                os.setgid(65534)
+                os.setuid(65534)
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            conn.connect(os.fspath(zygote.socket_path))
+            request = {"argv": ["python"], "env": {"PATH": "/usr/bin"}, "cwd": "/", "umask": 0o022}
+            socket.send_fds(conn, [json.dumps(request).encode()], [code_read, out_write, out_write])
+            conn.settimeout(30)
+            conn.recv(4)
+        except OSError:
+            pass
+        os._exit(0)
+    os.close(code_read)
+    os.close(out_write)
+    os.waitpid(child, 0)
+    with os.fdopen(out_read) as out:
+        return "served" if out.read().strip() == "served" else "refused"
