@@ -194,7 +194,6 @@ def test_the_samples_cover_every_manifest_of_the_seed() -> None:
             ("Namespace", "private-network-peer-configuration"),
             ("Namespace", "private-network-peer-configuration"),
             ("Peer", "qmpgihqyzm2hq9k7n2mrrfhjtauzmdhqnp8sbrgaw2mkd1"),
-            ("Secret", "private-swarm-key"),
             ("SwarmPool", "cluster1"),
             ("SwarmPool", "cluster1-private"),
             ("SwarmPool", "cluster1-private"),  # traefik instead of a load balancer
