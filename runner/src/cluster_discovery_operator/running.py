@@ -364,7 +364,7 @@ class AnsibleRunner:
         self._zygote: Zygote | None = None
         self.interpreter = self.python
         if settings.module_zygote:
-            self._zygote = Zygote(settings.artifacts_dir / "zygote", python=self.python).start()
+            self._zygote = Zygote(settings.artifacts_dir, python=self.python).start()
             self.interpreter = os.fspath(self._zygote.client_path)
             self._envvars[SOCKET_VARIABLE] = os.fspath(self._zygote.socket_path)
 

@@ -112,7 +112,8 @@ class Zygote:
     def socket_path(self) -> Path:
         if self.folder is None:
             raise RuntimeError("the module zygote is not started")
-        return self.folder / "zygote.sock"
+        # Short: a socket path has at most 107 bytes, and the folder may be deep.
+        return self.folder / "sock"
 
     @property
     def client_path(self) -> Path:
