@@ -39,6 +39,7 @@ from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import (
     AlreadyExistsError,
+    KubernetesError,
     ResourceService,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
@@ -160,7 +161,8 @@ def desired_peer(scope: Scope, identity: Mapping[str, Any]) -> dict[str, Any]:
         "spec": {
             "name": identity.get("name", ""),
             "description": identity.get("description", ""),
-            "URL": identity.get("url", ""),
+            # No URL is no URL: the Peer CRD admits only http(s) URLs, not "".
+            **({"URL": identity["url"]} if identity.get("url") else {}),
             "categories": [{"name": c} for c in identity.get("categories") or []],
         },
     }
@@ -348,71 +350,88 @@ class Applied:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    """``<peer>: <why>`` for each member whose Peer could not be written; the others were."""
 
 
 def apply(plan_: Plan, scope: Scope, *, peers: ResourceService, secrets: ResourceService, check_mode: bool) -> Applied:
-    """Carry out ``plan_``: write only what differs, so a second identical round changes nothing."""
+    """Carry out ``plan_``: write only what differs, so a second identical round changes nothing.
+
+    What one member published can still be refused by the API server (a field
+    its CRD validates more strictly): that member's Peer is left as it was and
+    reported in ``failed``; the other members' Peers are written all the same.
+    """
     result = Applied()
     for action in plan_.actions:
-        current = peers.get(action.name, scope.namespace)
-        if _newer_than(current, action.sequence):
-            continue  # another writer already applied a later document of this member
-        if action.verb == "delete":
-            if current is not None:
-                result.changed = True
-                result.deleted.append(action.name)
-                if not check_mode:
-                    peers.delete(action.name, scope.namespace)
-                    secrets.delete(f"{action.name}-kubeconfig", scope.namespace)
-            continue
-        touched = False
-        if action.verb == "apply" and action.peer is not None:
-            if current is None:
-                touched = True
-                result.created.append(action.name)
-                try:
-                    current = peers.create(action.peer) if not check_mode else dict(action.peer)
-                except AlreadyExistsError:
-                    # Another writer (the agent's fast path or the role) was faster: update it instead.
-                    result.created.remove(action.name)
-                    current = peers.get(action.name, scope.namespace) or dict(action.peer)
-            if current is not None and action.name not in result.created:
-                metadata = _desired_metadata(action.peer, current)
-                if _subset_differs(current, {"metadata": metadata, "spec": action.peer["spec"]}):
-                    touched = True
-                    if not check_mode:
-                        current = peers.patch(
-                            action.name, scope.namespace, {"metadata": metadata, "spec": action.peer["spec"]}
-                        )
-            if action.kubeconfig is not None:
-                owner_uid = str((current.get("metadata") or {}).get("uid") or "")
-                wanted_secret = kubeconfig_secret(scope, action.name, action.kubeconfig, owner_uid)
-                existing_secret = secrets.get(wanted_secret["metadata"]["name"], scope.namespace)
-                secret_name_ = wanted_secret["metadata"]["name"]
-                if existing_secret is None:
-                    touched = True
-                    if not check_mode:
-                        try:
-                            secrets.create(wanted_secret)
-                        except AlreadyExistsError:
-                            secrets.patch(secret_name_, scope.namespace, {"data": wanted_secret["data"]})
-                elif (existing_secret.get("data") or {}).get(SECRET_KEY) != wanted_secret["data"][SECRET_KEY]:
-                    touched = True
-                    if not check_mode:
-                        secrets.patch(secret_name_, scope.namespace, {"data": wanted_secret["data"]})
-        if (
-            action.status is not None
-            and current is not None
-            and _subset_differs(current.get("status") or {}, action.status)
-        ):
-            touched = True
-            if not check_mode:
-                peers.patch_status(action.name, scope.namespace, action.status)
-        if touched:
-            result.changed = True
-            if action.name not in result.created:
-                result.updated.append(action.name)
+        try:
+            _apply_action(action, scope, result, peers=peers, secrets=secrets, check_mode=check_mode)
+        except KubernetesError as err:
+            result.failed.append(f"{action.name}: {err}")
     return result
+
+
+def _apply_action(
+    action: Action, scope: Scope, result: Applied, *, peers: ResourceService, secrets: ResourceService, check_mode: bool
+) -> None:
+    current = peers.get(action.name, scope.namespace)
+    if _newer_than(current, action.sequence):
+        return  # another writer already applied a later document of this member
+    if action.verb == "delete":
+        if current is not None:
+            result.changed = True
+            result.deleted.append(action.name)
+            if not check_mode:
+                peers.delete(action.name, scope.namespace)
+                secrets.delete(f"{action.name}-kubeconfig", scope.namespace)
+        return
+    touched = False
+    if action.verb == "apply" and action.peer is not None:
+        if current is None:
+            touched = True
+            result.created.append(action.name)
+            try:
+                current = peers.create(action.peer) if not check_mode else dict(action.peer)
+            except AlreadyExistsError:
+                # Another writer (the agent's fast path or the role) was faster: update it instead.
+                result.created.remove(action.name)
+                current = peers.get(action.name, scope.namespace) or dict(action.peer)
+        if current is not None and action.name not in result.created:
+            metadata = _desired_metadata(action.peer, current)
+            spec = dict(action.peer["spec"])
+            if "URL" not in spec and (current.get("spec") or {}).get("URL"):
+                spec["URL"] = None  # the member no longer publishes one
+            if _subset_differs(current, {"metadata": metadata, "spec": spec}):
+                touched = True
+                if not check_mode:
+                    current = peers.patch(action.name, scope.namespace, {"metadata": metadata, "spec": spec})
+        if action.kubeconfig is not None:
+            owner_uid = str((current.get("metadata") or {}).get("uid") or "")
+            wanted_secret = kubeconfig_secret(scope, action.name, action.kubeconfig, owner_uid)
+            existing_secret = secrets.get(wanted_secret["metadata"]["name"], scope.namespace)
+            secret_name_ = wanted_secret["metadata"]["name"]
+            if existing_secret is None:
+                touched = True
+                if not check_mode:
+                    try:
+                        secrets.create(wanted_secret)
+                    except AlreadyExistsError:
+                        secrets.patch(secret_name_, scope.namespace, {"data": wanted_secret["data"]})
+            elif (existing_secret.get("data") or {}).get(SECRET_KEY) != wanted_secret["data"][SECRET_KEY]:
+                touched = True
+                if not check_mode:
+                    secrets.patch(secret_name_, scope.namespace, {"data": wanted_secret["data"]})
+    if (
+        action.status is not None
+        and current is not None
+        and _subset_differs(current.get("status") or {}, action.status)
+    ):
+        touched = True
+        if not check_mode:
+            peers.patch_status(action.name, scope.namespace, action.status)
+    if touched:
+        result.changed = True
+        if action.name not in result.created:
+            result.updated.append(action.name)
 
 
 def _newer_than(peer: Mapping[str, Any] | None, sequence: int | None) -> bool:

@@ -249,6 +249,8 @@ def execute(module, make_client):
     for warning in decided.warnings:
         module.warn(warning)
     done = apply(decided, scope, peers=peers, secrets=secrets, check_mode=module.check_mode)
+    for failure in done.failed:
+        module.warn(f"Peer {scope.namespace}/{failure}; left as it was")
     return {
         "changed": done.changed,
         "created": done.created,

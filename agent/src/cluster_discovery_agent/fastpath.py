@@ -101,6 +101,8 @@ class FastPath:
             count_misses=False,
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
+        for failure in done.failed:
+            log.warning("could not write Peer %s/%s; left as it was", scope.namespace, failure)
         if done.changed:
             log.info(
                 "applied news on %s/%s/%s for Identity %s/%s in %.0f ms: created %s, updated %s, deleted %s",
