@@ -39,6 +39,9 @@ ACCOUNT_OBJECTS: dict[str, tuple[str, str, str]] = {
 }
 
 
+DELETION_ORDER = ("kubeconfig", "token", "binding", "role", "account")
+
+
 def is_identitys(obj: Mapping[str, Any], *, identity_name: str, identity_uid: str = "", key: str = "") -> bool:
     """True when ``obj`` was made by the product for the Identity ``identity_name`` (uid ``identity_uid``)."""
     metadata = obj.get("metadata") or {}
@@ -69,12 +72,11 @@ def in_the_way(existing: Mapping[str, Any], *, identity_name: str, identity_uid:
 def owned(existing: Mapping[str, Any], *, identity_name: str, identity_uid: str = "") -> list[dict[str, Any]]:
     """Minimal definitions (apiVersion, kind, name, namespace) of the account objects that are the Identity's."""
     result = []
-    for key, obj in existing.items():
-        if (
-            key in ACCOUNT_OBJECTS
-            and obj
-            and is_identitys(obj, identity_name=identity_name, identity_uid=identity_uid, key=key)
-        ):
+    # Secrets first and the ServiceAccount last: deleting the account makes the
+    # token controller delete its token Secret, which would then be missing.
+    for key in DELETION_ORDER:
+        obj = existing.get(key)
+        if obj and is_identitys(obj, identity_name=identity_name, identity_uid=identity_uid, key=key):
             api_version, kind, _ = ACCOUNT_OBJECTS[key]
             metadata = obj.get("metadata") or {}
             result.append(

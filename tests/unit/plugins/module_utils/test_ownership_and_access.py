@@ -37,9 +37,10 @@ def test_objects_the_product_made_for_the_identity_are_its_own() -> None:
     )
     existing = {"account": obj("cluster1-identity", labels=LABELS, refs=MINE), "role": {}, "token": token}
     assert in_the_way(existing, identity_name="cluster1-identity", identity_uid=UID) == []
+    # Deletion order: the token Secret before the ServiceAccount whose deletion removes it.
     assert [d["kind"] for d in owned(existing, identity_name="cluster1-identity", identity_uid=UID)] == [
-        "ServiceAccount",
         "Secret",
+        "ServiceAccount",
     ]
 
 
