@@ -7,12 +7,16 @@ operator wrote on the real API server.
 
 from __future__ import annotations
 
+import base64
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import requests
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import topic_for
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
-from testbed.federation import Cluster
+from testbed.federation import Cluster, swarm_pool
 
 API_GROUP = "peerdiscovery.irt-saintexupery.com"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -39,6 +43,51 @@ def rpc(api_url: str, command: str, *args: str, **params: str) -> Any:
 
 def connected_peer_ids(api_url: str) -> set[str]:
     return {peer["Peer"] for peer in rpc(api_url, "swarm/peers").get("Peers") or []}
+
+
+@dataclass
+class Swarm:
+    """The running SwarmPool the Identities publish on, as its status and key Secret describe it."""
+
+    namespace: str
+    pool: str
+    swarm: str
+    api_url: str
+    peer_id: str
+    addresses: list[str]
+    key: bytes
+
+    @property
+    def topic(self) -> str:
+        return topic_for(self.key)
+
+    def published(self) -> dict[str, Any] | None:
+        """The node's record of what it last published on this swarm (its MFS state file)."""
+        response = rpc_call(
+            self.api_url, "files/read", f"/cluster-discovery/v1/{self.topic.rsplit('/', 1)[-1]}/published.json"
+        )
+        if response.status_code != 200 and "does not exist" in response.text:
+            return None
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+def running_swarm(cluster: Cluster, namespace: str, *, pool: str = "pool", swarm: str = "main") -> Swarm:
+    """A SwarmPool of one swarm with a generated key in ``namespace``, once the operator reports it serving."""
+    cluster.apply([swarm_pool(pool, namespace, swarm=swarm, key_secret="swarm-key")])
+
+    def serving() -> dict[str, Any] | None:
+        obj = cluster.get("swarmpool", pool, namespace=namespace)
+        status = ((obj or {}).get("status") or {}).get("status", {}).get(swarm, {})
+        return (
+            status
+            if status.get("Addresses") and conditions(obj).get("Successful", {}).get("status") == "True"
+            else None
+        )
+
+    status = cluster.wait_for(serving, "the SwarmPool serves", timeout=TIMEOUT, interval=POLL)
+    key = parse(base64.b64decode(cluster.get("secret", "swarm-key", namespace=namespace)["data"]["swarm-key"])).key
+    return Swarm(namespace, pool, swarm, status["API"], status["Peer Id"], list(status["Addresses"]), key)
 
 
 # -- the runner's conditions ----------------------------------------------------------

@@ -33,21 +33,20 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import topic_for
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import SealedBox, open_sealed
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 from kubernetes.client.exceptions import ApiException
 
-from testbed.federation import Cluster, swarm_pool
+from testbed.federation import Cluster
 from tests.integration.roles.support import (
     API_VERSION,
     POLL,
     TIMEOUT,
+    Swarm,
     conditions,
     owner_reference,
     rpc,
-    rpc_call,
     run_marker,
+    running_swarm,
     wait_for_run,
 )
 
@@ -57,33 +56,6 @@ RFC3339 = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
 DEFAULT_RULES = [
     {"apiGroups": [""], "resources": ["pods", "services", "configmaps"], "verbs": ["get", "list", "watch"]}
 ]
-
-
-@dataclass
-class Swarm:
-    """The running SwarmPool the Identities publish on, as its status and key Secret describe it."""
-
-    namespace: str
-    pool: str
-    swarm: str
-    api_url: str
-    peer_id: str
-    addresses: list[str]
-    key: bytes
-
-    @property
-    def topic(self) -> str:
-        return topic_for(self.key)
-
-    def published(self) -> dict[str, Any] | None:
-        """The node's record of what it last published on this swarm (its MFS state file)."""
-        response = rpc_call(
-            self.api_url, "files/read", f"/cluster-discovery/v1/{self.topic.rsplit('/', 1)[-1]}/published.json"
-        )
-        if response.status_code != 200 and "does not exist" in response.text:
-            return None
-        assert response.status_code == 200, response.text
-        return dict(response.json())
 
 
 def identity(name: str, namespace: str, swarm: Swarm, *, display_name: str, description: str, url: str) -> Any:
@@ -103,21 +75,7 @@ def identity(name: str, namespace: str, swarm: Swarm, *, display_name: str, desc
 
 @pytest.fixture(scope="module")
 def swarm(cluster: Cluster) -> Swarm:
-    ns = cluster.control_plane.create_namespace("id-swarm")
-    cluster.apply([swarm_pool("pool", ns, swarm="main", key_secret="swarm-key")])
-
-    def serving() -> dict[str, Any] | None:
-        pool = cluster.get("swarmpool", "pool", namespace=ns)
-        status = ((pool or {}).get("status") or {}).get("status", {}).get("main", {})
-        return (
-            status
-            if status.get("Addresses") and conditions(pool).get("Successful", {}).get("status") == "True"
-            else None
-        )
-
-    status = cluster.wait_for(serving, "the SwarmPool serves", timeout=TIMEOUT, interval=POLL)
-    key = parse(base64.b64decode(cluster.get("secret", "swarm-key", namespace=ns)["data"]["swarm-key"])).key
-    return Swarm(ns, "pool", "main", status["API"], status["Peer Id"], list(status["Addresses"]), key)
+    return running_swarm(cluster, cluster.control_plane.create_namespace("id-swarm"))
 
 
 @dataclass

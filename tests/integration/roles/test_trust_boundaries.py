@@ -1,0 +1,341 @@
+"""Attacks on the product's trust boundaries, through the real operator and agent on the test bed (issue 14).
+
+Each test is an attack seen in review, made the way an attacker would make it:
+
+- a swarm member (a real kubo node holding the swarm key) publishes a
+  kubeconfig whose ``exec`` plugin runs a command while a client loads it;
+- a swarm member publishes a document nested thousands deep, and one whose
+  addresses are junk or name another peer;
+- a namespace user writes a Peer whose ``clusterdiscovery/kubeconfig-secret``
+  annotation names a Secret of their own holding such a kubeconfig;
+- a namespace user names an Identity after an existing ServiceAccount;
+- a namespace user's Identity publishes through another namespace's SwarmPool;
+- an Identity on a swarm whose key is public (the manual's).
+
+What the attacks would do is observed directly (a file the exec plugin would
+create, a token Secret, what the node published), and what the product did
+instead is read from the objects and metrics the operator wrote.
+
+Real: kube-apiserver, etcd, kube-controller-manager, the operator and agent
+processes, kubo v0.43.1 for the SwarmPools and for the attacker's node. Stands
+in: the kubelet and container runtime (see testbed/README.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
+    IdentityDocument,
+    canonical_json,
+    utc_now,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import seal
+
+from testbed.federation import Cluster, secret, swarm_pool
+from tests.integration.roles.support import (
+    API_VERSION,
+    POLL,
+    TIMEOUT,
+    Swarm,
+    conditions,
+    force_reconcile,
+    rpc,
+    running_swarm,
+    wait_for_run,
+)
+from tests.kubeconfigs import kubeconfig_dict
+
+pytestmark = pytest.mark.integration
+
+IDENTITY = "cluster-a"
+# The key printed in the original manual's walkthrough: public, whoever holds it.
+MANUAL_KEY = "/key/swarm/psk/1.0.0/\n/base16/\n0849c7ce4cb89ef22842da52295d7f21072bf1243fb6b7e5506533392adaea0c"
+
+
+def key_text(swarm: Swarm) -> str:
+    return f"/key/swarm/psk/1.0.0/\n/base16/\n{swarm.key.hex()}"
+
+
+def identity_manifest(name: str, namespace_: str, swarm: Swarm, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Identity",
+        "metadata": {"name": name, "namespace": namespace_},
+        "spec": {
+            "swarms": [{"namespace": swarm.namespace, "swarmPool": swarm.pool, "swarm": swarm.swarm}],
+            "name": spec.pop("display_name", name),
+            "URL": spec.pop("url"),
+            **spec,
+        },
+    }
+
+
+def exec_kubeconfig(marker: Path) -> dict[str, Any]:
+    """A kubeconfig that creates ``marker`` the moment a Kubernetes client loads it."""
+    value = kubeconfig_dict("rogue", server="https://127.0.0.1:1")
+    value["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": "touch",
+            "args": [str(marker)],
+            "interactiveMode": "Never",
+        }
+    }
+    return value
+
+
+@pytest.fixture(scope="module")
+def swarm(cluster: Cluster) -> Swarm:
+    return running_swarm(cluster, cluster.control_plane.create_namespace("trust"))
+
+
+@pytest.fixture(scope="module")
+def published(cluster: Cluster, swarm: Swarm) -> str:
+    """The legitimate Identity of the swarm's node, once published."""
+    cluster.apply([identity_manifest(IDENTITY, swarm.namespace, swarm, url=cluster.control_plane.server)])
+    obj = wait_for_run(cluster, "identity", IDENTITY, swarm.namespace)
+    assert_successful(obj)
+    return IDENTITY
+
+
+class Rogue:
+    """A member of the swarm that publishes whatever it likes, bypassing every check of the product's own code."""
+
+    def __init__(self, node: Any, swarm: Swarm) -> None:
+        self.node = node
+        self.swarm = swarm
+        self.peer_id = node.peer_id
+        with KuboClient(node.api_url) as kubo:
+            kubo.swarm_connect(swarm.addresses[0])
+
+    def publish_raw(self, raw: bytes, sequence: int) -> None:
+        with KuboClient(self.node.api_url) as kubo:
+            cid = kubo.add(raw, cid_version=1)
+            # Announced a few times: the pubsub mesh may still be forming right after connecting.
+            for _ in range(3):
+                kubo.pubsub_pub(self.swarm.topic, Announce(self.peer_id, cid, sequence).encode())
+                time.sleep(0.5)
+
+    def publish(self, *, sequence: int, kubeconfig: str | None = None, addresses: tuple[str, ...] = ()) -> None:
+        sealed = (
+            seal(self.swarm.key, kubeconfig.encode(), publisher=self.peer_id, sequence=sequence)
+            if kubeconfig is not None
+            else None
+        )
+        document = IdentityDocument(
+            publisher=self.peer_id,
+            sequence=sequence,
+            issued_at=utc_now(),
+            name="Rogue",
+            addresses=addresses,
+            kubeconfig=sealed,
+        )
+        self.publish_raw(canonical_json(document.to_json()), sequence)
+
+
+@pytest.fixture
+def rogue(kubo_node: Callable[..., Any], swarm: Swarm, published: str) -> Rogue:
+    return Rogue(kubo_node(key_text(swarm), name="rogue"), swarm)
+
+
+def refused_members(cluster: Cluster, swarm: Swarm, identity: str = IDENTITY) -> int:
+    """The identity role's count of members whose documents it refused in its last round (a Prometheus gauge)."""
+    pattern = re.compile(
+        r"^cluster_discovery_controller_identity_controller_sync_peers_number\{(?P<labels>[^}]*)\} (?P<value>\S+)$"
+    )
+    for line in cluster.metrics().splitlines():
+        match = pattern.match(line)
+        if match and all(
+            part in match["labels"]
+            for part in (
+                f'identity_name="{identity}"',
+                'status="Out of sync"',
+                f'swarmpool_namespace="{swarm.namespace}"',
+            )
+        ):
+            return int(float(match["value"]))
+    return 0
+
+
+def assert_successful(obj: dict[str, Any]) -> None:
+    current = conditions(obj)
+    assert current["Successful"]["status"] == "True", current.get("Failure", current)
+
+
+def discovery_round(cluster: Cluster, swarm: Swarm) -> dict[str, Any]:
+    """Run the legitimate Identity's reconcile (its discovery round) once more; the Identity after it."""
+    before = force_reconcile(cluster, "identity", IDENTITY, swarm.namespace)
+    return wait_for_run(cluster, "identity", IDENTITY, swarm.namespace, after=before)
+
+
+# -- swarm members -------------------------------------------------------------------------
+
+
+def test_a_members_kubeconfig_with_an_exec_plugin_is_refused_and_never_run(
+    cluster: Cluster, swarm: Swarm, rogue: Rogue, tmp_path: Path
+) -> None:
+    import yaml
+
+    marker = tmp_path / "exec-plugin-ran"
+    rogue.publish(sequence=10, kubeconfig=yaml.safe_dump(exec_kubeconfig(marker)))
+    peer_name = rogue.peer_id.lower()
+
+    def decided() -> str | None:
+        if refused_members(cluster, swarm) >= 1:
+            return "refused"
+        peer = cluster.get("peer", peer_name, namespace=swarm.namespace)
+        return "checked" if peer is not None and "Reachable" in conditions(peer) else None
+
+    obj = discovery_round(cluster, swarm)
+    outcome = cluster.wait_for(decided, "the rogue's document is refused or its Peer checked", timeout=TIMEOUT)
+    time.sleep(3)  # room for any Peer reconcile that would load the kubeconfig
+    assert not marker.exists(), "the member's exec plugin ran inside the operator"
+    assert outcome == "refused"
+    assert cluster.get("peer", peer_name, namespace=swarm.namespace) is None
+    assert cluster.get("secret", f"{peer_name}-kubeconfig", namespace=swarm.namespace) is None
+    assert_successful(obj)
+
+
+def test_a_document_nested_thousands_deep_refuses_that_member_only(
+    cluster: Cluster, swarm: Swarm, rogue: Rogue
+) -> None:
+    rogue.publish_raw(b"[" * 5000 + b"]" * 5000, sequence=20)
+    obj = discovery_round(cluster, swarm)
+    assert_successful(obj)
+    assert refused_members(cluster, swarm) >= 1
+    assert cluster.get("peer", rogue.peer_id.lower(), namespace=swarm.namespace) is None
+
+
+def test_junk_addresses_and_addresses_of_other_peers_are_dropped_not_dialled(
+    cluster: Cluster, swarm: Swarm, rogue: Rogue
+) -> None:
+    own = f"{rogue.node.swarm_addr}"
+    someone_else = f"/ip4/127.0.0.1/tcp/9/p2p/{swarm.peer_id}"
+    rogue.publish(sequence=30, addresses=("/x", someone_else, own))
+    peer_name = rogue.peer_id.lower()
+    obj = discovery_round(cluster, swarm)
+    assert_successful(obj)
+    cluster.wait_for(
+        lambda: cluster.get("peer", peer_name, namespace=swarm.namespace), "the rogue's Peer", timeout=TIMEOUT
+    )
+    peering = {entry["ID"]: entry for entry in rpc(swarm.api_url, "swarm/peering/ls").get("Peers") or []}
+    assert rogue.peer_id in peering, "the member's own address is kept"
+    assert set(peering[rogue.peer_id]["Addrs"]) <= {own.rsplit("/p2p/", 1)[0]}
+    cluster.delete("peer", peer_name, namespace=swarm.namespace)
+
+
+# -- namespace users --------------------------------------------------------------------------
+
+
+def test_a_peer_written_by_a_user_never_has_its_kubeconfig_loaded(
+    cluster: Cluster, swarm: Swarm, published: str, tmp_path: Path
+) -> None:
+    import yaml
+
+    marker = tmp_path / "exec-plugin-ran"
+    text = yaml.safe_dump(exec_kubeconfig(marker))
+    cluster.apply(
+        [
+            secret("users-kubeconfig", swarm.namespace, {"config": base64.b64encode(text.encode()).decode()}),
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Peer",
+                "metadata": {
+                    "name": "planted",
+                    "namespace": swarm.namespace,
+                    "annotations": {"clusterdiscovery/kubeconfig-secret": "users-kubeconfig"},
+                },
+                "spec": {"name": "Planted", "description": "", "URL": "https://127.0.0.1:1", "categories": []},
+            },
+        ]
+    )
+
+    def checked() -> dict[str, Any] | None:
+        peer = cluster.get("peer", "planted", namespace=swarm.namespace)
+        return conditions(peer).get("Reachable")
+
+    reachable = cluster.wait_for(checked, "the planted Peer's Reachable condition", timeout=TIMEOUT, interval=POLL)
+    time.sleep(2)
+    assert not marker.exists(), "a namespace user's kubeconfig ran its exec plugin inside the operator"
+    assert reachable["status"] == "False"
+    assert reachable["reason"] == "NotManaged", reachable
+
+
+def test_an_identity_named_after_an_existing_service_account_takes_nothing_over(
+    cluster: Cluster, swarm: Swarm, published: str
+) -> None:
+    ns = swarm.namespace
+    cluster.apply([{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": ns}}])
+    before = cluster.get("serviceaccount", "builder", namespace=ns)
+    cluster.apply([identity_manifest("builder", ns, swarm, url=cluster.control_plane.server)])
+    obj = wait_for_run(cluster, "identity", "builder", ns)
+    failure = conditions(obj).get("Failure", {})
+    assert failure.get("status") == "True", conditions(obj)
+    assert "ServiceAccount builder" in failure.get("message", ""), failure
+    assert cluster.get("secret", "builder-token", namespace=ns) is None, "a token was minted for the victim"
+    assert cluster.get("role", "builder", namespace=ns) is None
+    assert cluster.get("rolebinding", "builder", namespace=ns) is None
+    assert cluster.get("secret", "builder-kubeconfig", namespace=ns) is None
+    published_record = swarm.published() or {}
+    assert published_record.get("owner") == f"Identity {ns}/{IDENTITY}", "the node now speaks for the intruder"
+
+    cluster.delete("identity", "builder", namespace=ns, wait=True)
+    after = cluster.get("serviceaccount", "builder", namespace=ns)
+    assert after is not None, "deleting the Identity deleted the victim's ServiceAccount"
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+
+
+def test_an_identity_cannot_publish_through_a_swarm_pool_of_another_namespace(cluster: Cluster) -> None:
+    victim = running_swarm(cluster, cluster.control_plane.create_namespace("victim-team"), pool="private")
+    attacker_ns = cluster.control_plane.create_namespace("attacker-team")
+    cluster.apply([identity_manifest("intruder", attacker_ns, victim, url=cluster.control_plane.server)])
+    obj = wait_for_run(cluster, "identity", "intruder", attacker_ns)
+    assert conditions(obj).get("Failure", {}).get("status") == "True", conditions(obj)
+    [report] = obj["status"]["swarms"]
+    assert "does not admit Identities of namespace attacker-team" in report.get("error", ""), report
+    assert report.get("published") is False
+    assert victim.published() is None, "the intruder claimed the victim's node"
+    cluster.delete("identity", "intruder", namespace=attacker_ns, wait=True)
+
+
+def test_no_kubeconfig_is_published_under_a_public_swarm_key(cluster: Cluster) -> None:
+    ns = cluster.control_plane.create_namespace("manual-key")
+    cluster.apply(
+        [
+            secret("manual-swarm", ns, {"swarm-key": base64.b64encode(MANUAL_KEY.encode()).decode()}),
+            swarm_pool("manual", ns, swarm="manual", key_secret="manual-swarm"),
+        ]
+    )
+    obj = wait_for_run(cluster, "swarmpool", "manual", ns)
+    status = obj["status"]["status"]["manual"]
+    cluster.apply(
+        [
+            identity_manifest(
+                "open-door",
+                ns,
+                Swarm(ns, "manual", "manual", status["API"], status["Peer Id"], list(status["Addresses"]), b""),
+                url=cluster.control_plane.server,
+            )
+        ]
+    )
+    obj = wait_for_run(cluster, "identity", "open-door", ns)
+    assert_successful(obj)
+    kubeconfig_condition = conditions(obj)["KubeconfigPublished"]
+    assert kubeconfig_condition["status"] == "False"
+    assert kubeconfig_condition["reason"] == "PublicSwarmKey"
+    [report] = obj["status"]["swarms"]
+    assert "public" in report["kubeconfigWithheld"]
+    document = rpc(status["API"], "cat", report["cid"])
+    assert document["kubeconfig"] is None, "a kubeconfig went out under a key everybody has"
+    assert document["name"] == "open-door"
+    cluster.delete("identity", "open-door", namespace=ns, wait=True)
+    cluster.delete("swarmpool", "manual", namespace=ns)
