@@ -388,12 +388,11 @@ def _apply_action(
     if action.verb == "apply" and action.peer is not None:
         if current is None:
             touched = True
-            result.created.append(action.name)
             try:
                 current = peers.create(action.peer) if not check_mode else dict(action.peer)
+                result.created.append(action.name)
             except AlreadyExistsError:
                 # Another writer (the agent's fast path or the role) was faster: update it instead.
-                result.created.remove(action.name)
                 current = peers.get(action.name, scope.namespace) or dict(action.peer)
         if current is not None and action.name not in result.created:
             metadata = _desired_metadata(action.peer, current)

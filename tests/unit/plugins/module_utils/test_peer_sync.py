@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     KUBECONFIG_ANNOTATION,
     OFFLINE,
@@ -255,3 +256,30 @@ def test_a_kubeconfig_of_another_shape_refuses_the_members_news_and_writes_nothi
     assert result.actions == []
     assert len(result.warnings) == 2 and all("refused" in warning for warning in result.warnings)
     assert result.online == 1  # B's Peer stays exactly as it was, neither renewed nor missed
+
+
+class RefusingPeers(MemoryPeers):
+    """The API server refusing one member's Peer, as the CRD's validation does."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body["metadata"]["name"] == self.refused:
+            raise KubernetesError(f"Failed to create Peer ns/{self.refused}: spec.URL: Invalid value")
+        return super().create(body)
+
+
+def test_a_peer_the_api_server_refuses_costs_that_member_only() -> None:
+    peers = RefusingPeers(B.lower())
+    decided = round_(existing=[], discovered=[identity(B), identity(C, name="Cluster 3")])
+    done = apply(decided, SCOPE, peers=peers, secrets=MemoryPeers(), check_mode=False)  # type: ignore[arg-type]
+    assert done.created == [C.lower()]
+    assert len(done.failed) == 1 and done.failed[0].startswith(f"{B.lower()}: ")
+    assert set(peers.objects) == {C.lower()}
+
+
+def test_a_member_without_a_url_gets_a_peer_without_one() -> None:
+    [action] = round_(existing=[], discovered=[identity(url="")]).actions
+    assert action.peer is not None and "URL" not in action.peer["spec"]
