@@ -53,6 +53,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
 from playbook_runs import Run, run_tasks
 
 from testbed.procs import wait_for
+from tests.kubeconfigs import kubeconfig_text
 
 pytestmark = pytest.mark.integration
 
@@ -96,14 +97,8 @@ def published(node: Any, key: SwarmKey) -> Published | None:
 
 
 def kubeconfig_of(name: str) -> str:
-    token = secrets.token_hex(16)
-    return (
-        "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- name: {name}\n  cluster:\n    server: https://{name}.example:6443\n"
-        f"users:\n- name: {name}-reader\n  user:\n    token: {token}\n"
-        f"contexts:\n- name: {name}\n  context: {{cluster: {name}, user: {name}-reader}}\n"
-        f"current-context: {name}\n"
-    )
+    """A kubeconfig of the one shape members accept, in the canonical text it is published in."""
+    return kubeconfig_text(name, token=secrets.token_hex(16))
 
 
 def identity(node: Any, key: SwarmKey, *, owner: str = OWNER, **fields: Any) -> dict[str, Any]:

@@ -125,7 +125,14 @@ class Rogue:
                 kubo.pubsub_pub(self.swarm.topic, Announce(self.peer_id, cid, sequence).encode())
                 time.sleep(0.5)
 
-    def publish(self, *, sequence: int, kubeconfig: str | None = None, addresses: tuple[str, ...] = ()) -> None:
+    def publish(
+        self,
+        *,
+        sequence: int,
+        kubeconfig: str | None = None,
+        addresses: tuple[str, ...] = (),
+        url: str = "https://127.0.0.1:1",
+    ) -> None:
         sealed = (
             seal(self.swarm.key, kubeconfig.encode(), publisher=self.peer_id, sequence=sequence)
             if kubeconfig is not None
@@ -136,6 +143,7 @@ class Rogue:
             sequence=sequence,
             issued_at=utc_now(),
             name="Rogue",
+            url=url,
             addresses=addresses,
             kubeconfig=sealed,
         )
@@ -220,7 +228,8 @@ def test_junk_addresses_and_addresses_of_other_peers_are_dropped_not_dialled(
 ) -> None:
     own = f"{rogue.node.swarm_addr}"
     someone_else = f"/ip4/127.0.0.1/tcp/9/p2p/{swarm.peer_id}"
-    rogue.publish(sequence=30, addresses=("/x", someone_else, own))
+    # No URL either: valid in a document, refused by the Peer CRD.
+    rogue.publish(sequence=30, addresses=("/x", someone_else, own), url="")
     peer_name = rogue.peer_id.lower()
     obj = discovery_round(cluster, swarm)
     assert_successful(obj)
