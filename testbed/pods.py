@@ -33,6 +33,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -671,28 +672,50 @@ class PodWorker(threading.Thread):
         self.kubelet.pod_readiness_changed(self.namespace)
 
     def _probe(self, container: Container) -> None:
-        """Ready once kubo's RPC API answers /api/v0/id on the address the daemon wrote into its repo."""
+        """Ready once the daemon serves its RPC API and the container's readinessProbe passes.
+
+        The probe is the pod spec's own (``tcpSocket`` or ``httpGet`` on the pod
+        IP); the peer id comes from the repository, so a node whose RPC API asks
+        for authorization is probed exactly as a kubelet would probe it.
+        """
         repo = container.repo()
         if repo is None:
             return
         try:
             api = (repo / "api").read_text().strip()
-        except OSError:
+            peer_id = json.loads((repo / "config").read_text())["Identity"]["PeerID"]
+        except (OSError, ValueError, KeyError, TypeError):
             return
         url = _multiaddr_url(api)
-        if url is None:
-            return
-        try:
-            reply = requests.post(f"{url}/api/v0/id", timeout=2)
-            if reply.status_code != 200:
-                return
-            peer_id = reply.json().get("ID")
-        except (requests.RequestException, ValueError):
+        if url is None or not isinstance(peer_id, str) or not self._readiness_probe_passes(container):
             return
         container.api_url, container.peer_id, container.ready = url, peer_id, True
         container.backoff = BACKOFF_START_SECONDS
         self.kubelet.log(f"{self.name}: container {container.name} ready, kubo {peer_id} at {url}")
         self.kubelet.pod_readiness_changed(self.namespace)
+
+    def _readiness_probe_passes(self, container: Container) -> bool:
+        probe = container.spec.get("readinessProbe") or {}
+        host = self.ip.ip if self.ip else None
+        if host is None:
+            return False
+        if "tcpSocket" in probe:
+            port = _container_port(container.spec, probe["tcpSocket"].get("port"))
+            if port is None:
+                return False
+            try:
+                socket.create_connection((host, port), timeout=2).close()
+            except OSError:
+                return False
+            return True
+        if "httpGet" in probe:
+            port = _container_port(container.spec, probe["httpGet"].get("port"))
+            path = probe["httpGet"].get("path") or "/"
+            try:
+                return 200 <= requests.get(f"http://{host}:{port}{path}", timeout=2).status_code < 400
+            except requests.RequestException:
+                return False
+        return True  # no readinessProbe: ready once running, as a kubelet says
 
     # -- status and events ---------------------------------------------------
 
@@ -820,6 +843,16 @@ def _write_files(target: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         path.chmod(mode)
+
+
+def _container_port(spec: Obj, port: Any) -> int | None:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int):
+        return port
+    for entry in spec.get("ports") or []:
+        if entry.get("name") == port:
+            return int(entry["containerPort"])
+    return None
 
 
 def _multiaddr_url(addr: str) -> str | None:
