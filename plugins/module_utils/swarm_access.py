@@ -16,10 +16,25 @@ the SwarmPool (its namespace's users) can admit anyone.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
 ADMIT_ANNOTATION = "peerdiscovery.irt-saintexupery.com/admit-identity-namespaces"
+# The Secret beside each swarm's node holding the bearer token its RPC API
+# asks for (kubo's API.Authorizations), under this key.
+API_TOKEN_KEY = "token"
+
+
+def api_token_secret(pool: str, swarm: str) -> str:
+    """The name of the Secret holding the RPC API token of ``pool``'s node for ``swarm``."""
+    return f"{pool}-{swarm}-api"
+
+
+def authorization(secret: Mapping[str, Any] | None) -> str | None:
+    """The ``Authorization`` header value from that Secret, None when it has no token."""
+    token = ((secret or {}).get("data") or {}).get(API_TOKEN_KEY)
+    return f"Bearer {base64.b64decode(token).decode()}" if token else None
 
 
 def admitted_namespaces(pool: Mapping[str, Any]) -> set[str]:

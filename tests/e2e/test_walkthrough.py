@@ -32,6 +32,10 @@ import yaml
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
+    api_token_secret,
+    authorization,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
@@ -60,6 +64,12 @@ class Walkthrough:
         cluster = self.clusters[name]
         pool = cluster.get("swarmpool", self.pools[name], namespace=NS) or {}
         return ((pool.get("status") or {}).get("status") or {}).get(self.pools[name]) or {}
+
+    def node_api(self, name: str) -> KuboClient:
+        """A client of the RPC API of ``name``'s node, with the token its Secret holds."""
+        cluster = self.clusters[name]
+        secret = cluster.get("secret", api_token_secret(self.pools[name], self.pools[name]), namespace=NS)
+        return KuboClient(self.pool_status(name)["API"], authorization=authorization(secret))
 
     def peers(self, name: str) -> dict[str, dict[str, Any]]:
         return {peer["metadata"]["name"]: peer for peer in self.clusters[name].get("peers", namespace=NS)}
@@ -177,8 +187,7 @@ def test_every_cluster_publishes_and_sees_the_two_others_as_online_peers(walk: W
 def test_the_published_kubeconfig_is_sealed_on_the_wire(walk: Walkthrough) -> None:
     a = walk.clusters["a"]
     status = a.get("identity", walk.identities["a"], namespace=NS)["status"]["swarms"][0]
-    b_api = walk.pool_status("b")["API"]
-    with KuboClient(b_api) as kubo:
+    with walk.node_api("b") as kubo:
         raw = kubo.cat(status["cid"])
     document = json.loads(raw)
     assert document["publisher"] == walk.peer_ids["a"]
@@ -350,10 +359,9 @@ def test_b_and_c_still_sync_after_the_bootstrap_member_leaves(walk: Walkthrough)
     b, c = walk.clusters["b"], walk.clusters["c"]
     # The identity role peers each node with the live members it discovered.
     for viewer, other in (("b", "c"), ("c", "b")):
-        api = walk.pool_status(viewer)["API"]
 
-        def peered(api: str = api, other: str = other) -> bool:
-            with KuboClient(api) as kubo:
+        def peered(viewer: str = viewer, other: str = other) -> bool:
+            with walk.node_api(viewer) as kubo:
                 return any(entry["ID"] == walk.peer_ids[other] for entry in kubo.peering_ls())
 
         walk.clusters[viewer].wait_for(peered, f"{viewer}'s node keeps {other} as a protected peer", timeout=TIMEOUT)

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 class Channel:
     api_url: str
     topic: str
+    namespace: str = ""
+    """Where the node's SwarmPool is, so its RPC API token can be read."""
+    swarm_pool: str = ""
+    swarm: str = ""
 
 
 @dataclass(frozen=True, order=True)
@@ -118,5 +122,13 @@ def channels_of(identity: dict[str, Any]) -> set[Channel]:
     for entry in (identity.get("status") or {}).get("swarms") or []:
         api_url, topic = entry.get("apiUrl"), entry.get("topic")
         if isinstance(api_url, str) and isinstance(topic, str) and api_url and topic:
-            result.add(Channel(api_url=api_url, topic=topic))
+            result.add(
+                Channel(
+                    api_url=api_url,
+                    topic=topic,
+                    namespace=str(entry.get("namespace") or ""),
+                    swarm_pool=str(entry.get("swarmPool") or ""),
+                    swarm=str(entry.get("swarm") or ""),
+                )
+            )
     return result

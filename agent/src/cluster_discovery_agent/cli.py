@@ -87,20 +87,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The collection's code, importable only now.
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
     from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
     from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 
     from .fastpath import FastPath
     from .kube import Identities
     from .publisher import Publisher
+    from .swarms import node_authorization
 
     k8s = get_api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else get_api_client()
     identities = Identities(k8s.client.client, args.namespace)
     fast_path = FastPath(k8s, identities)
     publisher = Publisher(k8s)
 
+    secrets = ResourceService(k8s, "Secret", "v1")
+
     def make_serve(channel: Channel) -> Callable[..., None]:
-        node = SwarmIdentity(KuboClient(channel.api_url, timeout=30, retries=1), None, topic=channel.topic)
+        try:
+            authorization = node_authorization(
+                secrets, namespace=channel.namespace, pool=channel.swarm_pool, swarm=channel.swarm
+            )
+        except KuboCollectionError as err:  # the node then refuses us, and the listener retries
+            log.warning("no RPC API token for %s: %s", channel.api_url, err)
+            authorization = None
+        client = KuboClient(channel.api_url, timeout=30, retries=1, authorization=authorization)
+        node = SwarmIdentity(client, None, topic=channel.topic)
 
         def serve(*, stop: threading.Event, on_news: Callable[[dict[str, int]], None]) -> None:
             node.serve(stop=stop, announce_every=args.announce_period, on_news=on_news)

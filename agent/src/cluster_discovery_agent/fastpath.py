@@ -68,16 +68,16 @@ class FastPath:
     def _apply(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
         started = time.monotonic()
         metadata = identity.get("metadata") or {}
-        key = resolve(
+        swarm_node = resolve(
             self._pools,
             self._secrets,
             identity_namespace=str(metadata.get("namespace")),
             namespace=entry["namespace"],
             pool=entry["swarmPool"],
             swarm=entry["swarm"],
-        ).key
-        with KuboClient(channel.api_url, timeout=30, retries=1) as client:
-            node = SwarmIdentity(client, key)
+        )
+        with KuboClient(channel.api_url, timeout=30, retries=1, authorization=swarm_node.authorization) as client:
+            node = SwarmIdentity(client, swarm_node.key)
             found, live = node.discover(window=0, quiet=0, fresh_within=FRESH_WITHIN, listen=False)
         round_ = results(found, live)
         scope = Scope(

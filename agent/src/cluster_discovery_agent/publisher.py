@@ -91,7 +91,7 @@ class Publisher:
             swarm=str(entry.get("swarm")),
         )
         owner = f"Identity {ref.namespace}/{ref.name}"
-        with KuboClient(node.api_url, timeout=30, retries=1) as client:
+        with KuboClient(node.api_url, timeout=30, retries=1, authorization=node.authorization) as client:
             swarm_node = SwarmIdentity(client, node.key)
             if deleting:
                 outcome = swarm_node.retract(owner=owner)

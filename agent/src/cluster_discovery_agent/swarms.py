@@ -13,7 +13,12 @@ import base64
 from dataclasses import dataclass
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import admits, refusal
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
+    admits,
+    api_token_secret,
+    authorization,
+    refusal,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 
@@ -30,6 +35,12 @@ class SwarmNode:
     api_url: str
     addresses: tuple[str, ...]
     key: bytes
+    authorization: str | None
+    """What the node's RPC API asks for in the Authorization header."""
+
+
+def node_authorization(secrets: ResourceService, *, namespace: str, pool: str, swarm: str) -> str | None:
+    return authorization(secrets.get(api_token_secret(pool, swarm), namespace))
 
 
 def resolve(
@@ -53,5 +64,8 @@ def resolve(
     if not value:
         raise SwarmNotReady(f"the swarm key Secret {namespace}/{secret_name} has no swarm-key")
     return SwarmNode(
-        api_url=str(node["API"]), addresses=tuple(node.get("Addresses") or ()), key=parse(base64.b64decode(value)).key
+        api_url=str(node["API"]),
+        addresses=tuple(node.get("Addresses") or ()),
+        key=parse(base64.b64decode(value)).key,
+        authorization=node_authorization(secrets, namespace=namespace, pool=pool, swarm=swarm),
     )

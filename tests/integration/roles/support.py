@@ -14,6 +14,10 @@ from typing import Any
 
 import requests
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import topic_for
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
+    api_token_secret,
+    authorization,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 from testbed.federation import Cluster, swarm_pool
@@ -26,23 +30,37 @@ TIMEOUT = 300
 POLL = 1.0
 
 
-def rpc_call(api_url: str, command: str, *args: str, timeout: float = 30, **params: str) -> requests.Response:
-    """POST /api/v0/<command> with each of ``args`` as an ``arg``; the raw response."""
+def rpc_call(
+    api_url: str, command: str, *args: str, timeout: float = 30, authorization: str | None = None, **params: str
+) -> requests.Response:
+    """POST /api/v0/<command> with each of ``args`` as an ``arg``; the raw response.
+
+    ``authorization``: what a node of a SwarmPool asks for (node_authorization); a bare test node asks for nothing.
+    """
     query = [("arg", arg) for arg in args] + list(params.items())
-    return requests.post(f"{api_url}/api/v0/{command}", params=query, timeout=timeout)
+    headers = {"Authorization": authorization} if authorization else {}
+    return requests.post(f"{api_url}/api/v0/{command}", params=query, headers=headers, timeout=timeout)
 
 
-def rpc(api_url: str, command: str, *args: str, **params: str) -> Any:
+def rpc(api_url: str, command: str, *args: str, authorization: str | None = None, **params: str) -> Any:
     """The JSON answer of a call that must succeed."""
-    response = rpc_call(api_url, command, *args, **params)
+    response = rpc_call(api_url, command, *args, authorization=authorization, **params)
     assert response.status_code == 200, (
         f"kubo at {api_url} answered {command} with {response.status_code}: {response.text}"
     )
     return response.json()
 
 
-def connected_peer_ids(api_url: str) -> set[str]:
-    return {peer["Peer"] for peer in rpc(api_url, "swarm/peers").get("Peers") or []}
+def connected_peer_ids(api_url: str, *, authorization: str | None = None) -> set[str]:
+    return {peer["Peer"] for peer in rpc(api_url, "swarm/peers", authorization=authorization).get("Peers") or []}
+
+
+def node_authorization(cluster: Cluster, namespace: str, pool: str, swarm: str) -> str:
+    """The Authorization header the RPC API of ``pool``'s node for ``swarm`` asks for (from its token Secret)."""
+    secret = cluster.get("secret", api_token_secret(pool, swarm), namespace=namespace)
+    value = authorization(secret)
+    assert value is not None, f"no RPC API token Secret for {namespace}/{pool}/{swarm}"
+    return value
 
 
 @dataclass
@@ -56,6 +74,7 @@ class Swarm:
     peer_id: str
     addresses: list[str]
     key: bytes
+    authorization: str
 
     @property
     def topic(self) -> str:
@@ -64,7 +83,10 @@ class Swarm:
     def published(self) -> dict[str, Any] | None:
         """The node's record of what it last published on this swarm (its MFS state file)."""
         response = rpc_call(
-            self.api_url, "files/read", f"/cluster-discovery/v1/{self.topic.rsplit('/', 1)[-1]}/published.json"
+            self.api_url,
+            "files/read",
+            f"/cluster-discovery/v1/{self.topic.rsplit('/', 1)[-1]}/published.json",
+            authorization=self.authorization,
         )
         if response.status_code != 200 and "does not exist" in response.text:
             return None
@@ -87,7 +109,16 @@ def running_swarm(cluster: Cluster, namespace: str, *, pool: str = "pool", swarm
 
     status = cluster.wait_for(serving, "the SwarmPool serves", timeout=TIMEOUT, interval=POLL)
     key = parse(base64.b64decode(cluster.get("secret", "swarm-key", namespace=namespace)["data"]["swarm-key"])).key
-    return Swarm(namespace, pool, swarm, status["API"], status["Peer Id"], list(status["Addresses"]), key)
+    return Swarm(
+        namespace,
+        pool,
+        swarm,
+        status["API"],
+        status["Peer Id"],
+        list(status["Addresses"]),
+        key,
+        node_authorization(cluster, namespace, pool, swarm),
+    )
 
 
 # -- the runner's conditions ----------------------------------------------------------

@@ -142,7 +142,7 @@ def test_an_identity_on_a_running_swarmpool_gets_its_account_and_is_published(
     assert (status["serviceAccount"], status["kubeconfigSecret"]) == (name, f"{name}-kubeconfig")
     assert conditions(obj)["Successful"]["status"] == "True"
     [entry] = status["swarms"]
-    assert rpc(swarm.api_url, "id")["ID"] == swarm.peer_id
+    assert rpc(swarm.api_url, "id", authorization=swarm.authorization)["ID"] == swarm.peer_id
     record = swarm.published()
     assert record == {
         "owner": f"Identity {ns}/{name}",
@@ -164,7 +164,7 @@ def test_an_identity_on_a_running_swarmpool_gets_its_account_and_is_published(
     assert "error" not in entry
 
     # What the node serves under that CID is the identity, its kubeconfig sealed with the swarm key.
-    document = rpc(swarm.api_url, "cat", entry["cid"])
+    document = rpc(swarm.api_url, "cat", entry["cid"], authorization=swarm.authorization)
     assert {k: document[k] for k in ("publisher", "sequence", "issuedAt", "tombstone")} == {
         "publisher": swarm.peer_id,
         "sequence": entry["sequence"],
@@ -238,7 +238,7 @@ def test_updating_the_description_publishes_a_new_document_with_a_higher_sequenc
     record = swarm.published()
     assert record is not None
     assert (record["cid"], record["sequence"], record["tombstone"]) == (after["cid"], after["sequence"], False)
-    document = rpc(swarm.api_url, "cat", after["cid"])
+    document = rpc(swarm.api_url, "cat", after["cid"], authorization=swarm.authorization)
     assert (document["description"], document["sequence"], document["name"]) == (
         "second",
         after["sequence"],
@@ -313,7 +313,7 @@ def test_deleting_the_identity_publishes_a_tombstone_then_removes_its_account(
     assert record["owner"] == f"Identity {ns}/{name}"
     assert record["tombstone"] is True
     assert record["sequence"] > before["sequence"]
-    tombstone = rpc(swarm.api_url, "cat", record["cid"])
+    tombstone = rpc(swarm.api_url, "cat", record["cid"], authorization=swarm.authorization)
     assert (tombstone["tombstone"], tombstone["publisher"], tombstone["sequence"]) == (
         True,
         swarm.peer_id,

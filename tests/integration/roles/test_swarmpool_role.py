@@ -44,6 +44,7 @@ from tests.integration.roles.support import (
     TIMEOUT,
     connected_peer_ids,
     force_reconcile,
+    node_authorization,
     owner_reference,
     rpc,
     rpc_call,
@@ -125,6 +126,11 @@ def apply_and_wait_until_serving(cluster: Cluster, pool: Pool) -> None:
     )
     conditions = {c["type"]: c for c in pool_object(cluster, pool)["status"]["conditions"]}
     assert conditions["Successful"]["status"] == "True", conditions
+
+
+def auth(cluster: Cluster, pool: Pool) -> str:
+    """What the RPC API of ``pool``'s node asks for."""
+    return node_authorization(cluster, pool.namespace, pool.name, pool.swarm)
 
 
 def running_pod(cluster: Cluster, pool: Pool) -> Any:
@@ -219,7 +225,10 @@ def check_node_objects(cluster: Cluster, pool: Pool) -> None:
         "SWARM_PORT": str(pool.swarm_port),
         "API_PORT": str(pool.api_port),
         "BOOTSTRAP_ADDRESSES_FILE": "/etc/cluster-discovery/config/bootstrap-addresses",
+        "CLUSTER_DISCOVERY_API_TOKEN": None,  # from the node's RPC API token Secret
     }
+    token_env = next(item for item in container["env"] if item["name"] == "CLUSTER_DISCOVERY_API_TOKEN")
+    assert token_env["valueFrom"] == {"secretKeyRef": {"name": f"{pool.node}-api", "key": "token"}}
     assert container["ports"] == [
         {"name": "swarm", "containerPort": pool.swarm_port, "protocol": "TCP"},
         {"name": "api", "containerPort": pool.api_port, "protocol": "TCP"},
@@ -274,7 +283,7 @@ def test_every_object_the_role_creates_holds_what_the_spec_asks(cluster: Cluster
 def test_the_status_reports_the_running_node_as_its_api_describes_it(cluster: Cluster, creator: Pool) -> None:
     obj = pool_object(cluster, creator)
     pod = running_pod(cluster, creator)
-    peer_id = rpc(pod.api_url, "id")["ID"]
+    peer_id = rpc(pod.api_url, "id", authorization=auth(cluster, creator))["ID"]
     ingress = cluster.get("service", f"{creator.node}-lb", namespace=creator.namespace)["status"]["loadBalancer"]
     assert ingress["ingress"][0]["ip"] == pod.pod_ip  # the stand-in balancer gives the pod's address
     status = obj["status"]
@@ -285,7 +294,7 @@ def test_the_status_reports_the_running_node_as_its_api_describes_it(cluster: Cl
             "Peer Id": peer_id,
             "Addresses": [f"/ip4/{pod.pod_ip}/tcp/{creator.swarm_port}/p2p/{peer_id}"],
             "Number of bootstraps": 0,
-            "Number of connected peers": len(connected_peer_ids(pod.api_url)),
+            "Number of connected peers": len(connected_peer_ids(pod.api_url, authorization=auth(cluster, creator))),
         }
     }
     assert re.fullmatch(r"[0-9a-f]{32}", status["hash"])
@@ -341,8 +350,11 @@ def test_the_node_is_a_private_node_configured_exactly_as_the_swarmpool_says(
     cluster: Cluster, creator: Pool, kubo_node: Any
 ) -> None:
     pod = running_pod(cluster, creator)
-    assert rpc(pod.api_url, "bootstrap/list")["Peers"] in (None, [])  # no public bootstrap, none of its own
-    config = rpc(pod.api_url, "config/show")
+    assert rpc(pod.api_url, "bootstrap/list", authorization=auth(cluster, creator))["Peers"] in (
+        None,
+        [],
+    )  # no public bootstrap, none of its own
+    config = rpc(pod.api_url, "config/show", authorization=auth(cluster, creator))
     assert config["Bootstrap"] in (None, [])
     assert config["Pubsub"]["Enabled"] is True
     assert config["Routing"]["Type"] == "dht"
@@ -356,12 +368,12 @@ def test_the_node_is_a_private_node_configured_exactly_as_the_swarmpool_says(
     key = key_text(cluster, creator.namespace, creator.key_secret)
     member = kubo_node(key, name="member")
     assert rpc(member.api_url, "swarm/connect", address)["Strings"] == [f"connect {pod.peer_id} success"]
-    assert member.peer_id in connected_peer_ids(pod.api_url)
+    assert member.peer_id in connected_peer_ids(pod.api_url, authorization=auth(cluster, creator))
 
     stranger = kubo_node(name="stranger")  # a key of its own
     refused = rpc_call(stranger.api_url, "swarm/connect", address)
     assert refused.status_code == 500, refused.text
-    assert stranger.peer_id not in connected_peer_ids(pod.api_url)
+    assert stranger.peer_id not in connected_peer_ids(pod.api_url, authorization=auth(cluster, creator))
 
 
 def test_a_swarmpool_joining_with_the_key_and_a_bootstrap_address_is_peered_and_connected(
@@ -371,7 +383,7 @@ def test_a_swarmpool_joining_with_the_key_and_a_bootstrap_address_is_peered_and_
     [creator_address] = joiner.bootstrap
     pod = running_pod(cluster, joiner)
     cluster.wait_for(
-        lambda: creator_id in connected_peer_ids(pod.api_url),
+        lambda: creator_id in connected_peer_ids(pod.api_url, authorization=auth(cluster, joiner)),
         "the joiner's node is connected to the creator's",
         timeout=TIMEOUT,
         interval=POLL,
@@ -393,13 +405,15 @@ def test_a_swarmpool_joining_with_the_key_and_a_bootstrap_address_is_peered_and_
         # The pinned address, on the pool's own swarm port.
         "Addresses": [f"/ip4/{PINNED_IP}/tcp/{joiner.swarm_port}/p2p/{pod.peer_id}"],
         "Number of bootstraps": 1,
-        "Number of connected peers": len(connected_peer_ids(pod.api_url)),
+        "Number of connected peers": len(connected_peer_ids(pod.api_url, authorization=auth(cluster, joiner))),
     }
-    assert rpc(pod.api_url, "bootstrap/list")["Peers"] == [creator_address]
+    assert rpc(pod.api_url, "bootstrap/list", authorization=auth(cluster, joiner))["Peers"] == [creator_address]
     creator_transport = creator_address.rsplit("/p2p/", 1)[0]
-    peering = rpc(pod.api_url, "swarm/peering/ls")["Peers"]
+    peering = rpc(pod.api_url, "swarm/peering/ls", authorization=auth(cluster, joiner))["Peers"]
     assert [(p["ID"], p["Addrs"]) for p in peering] == [(creator_id, [creator_transport])]
-    assert rpc(pod.api_url, "config/show")["Peering"]["Peers"] == [{"ID": creator_id, "Addrs": [creator_transport]}]
+    assert rpc(pod.api_url, "config/show", authorization=auth(cluster, joiner))["Peering"]["Peers"] == [
+        {"ID": creator_id, "Addrs": [creator_transport]}
+    ]
 
     check_node_objects(cluster, joiner)
     # The Secret the user made is used as it is: not owned, not relabelled.
@@ -489,7 +503,7 @@ def test_an_unsupported_ipfs_version_on_a_running_swarmpool_is_reported_and_the_
     assert container["image"] == f"docker.io/ipfs/kubo:{binaries.kubo_version()}"
     pod_after = running_pod(cluster, joiner)
     assert (pod_after.uid, pod_after.pid) == (pod_before.uid, pod_before.pid)
-    assert rpc(pod_after.api_url, "id")["ID"] == pod_before.peer_id
+    assert rpc(pod_after.api_url, "id", authorization=auth(cluster, joiner))["ID"] == pod_before.peer_id
     assert node_status(cluster, joiner) == status_before
 
 
