@@ -17,7 +17,8 @@ description:
   - The companion filter C(identity_objects_owned) returns minimal definitions of those that are the Identity's, for
     deletion; C(swarm_pool_admits(identity_namespace)) tells whether a SwarmPool object admits Identities of a
     namespace (its own, or those its C(peerdiscovery.irt-saintexupery.com/admit-identity-namespaces) annotation
-    names).
+    names); C(member_kubeconfig) returns a kubeconfig in the canonical text of the one shape members accept, and
+    fails naming the fault for any other.
 options:
   _input:
     description: The account objects by key.
@@ -46,6 +47,13 @@ _value:
   elements: str
 """
 
+from ansible.errors import AnsibleFilterError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    KubeconfigError,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    parse as parse_kubeconfig,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import in_the_way, owned
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import admits
 
@@ -62,10 +70,19 @@ def swarm_pool_admits(pool, identity_namespace):
     return admits(pool or {}, identity_namespace)
 
 
+def member_kubeconfig(text):
+    """``text`` in the canonical form of the one kubeconfig shape members accept; fails naming the fault."""
+    try:
+        return parse_kubeconfig(text).to_text()
+    except KubeconfigError as err:
+        raise AnsibleFilterError(f"the kubeconfig members would get is refused: {err}") from None
+
+
 class FilterModule:
     def filters(self):
         return {
             "identity_objects_in_the_way": identity_objects_in_the_way,
             "identity_objects_owned": identity_objects_owned,
             "swarm_pool_admits": swarm_pool_admits,
+            "member_kubeconfig": member_kubeconfig,
         }
