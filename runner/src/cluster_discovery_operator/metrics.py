@@ -46,7 +46,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -286,16 +286,51 @@ def generate_self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class Authorizer:
-    """TokenReview + SubjectAccessReview for GET /metrics, cached per token."""
+# Reviews of tokens not in the cache: anyone who reaches the port can send a
+# new made-up token with every request, and each would cost the API server a
+# TokenReview. Beyond this rate such requests get 429 without a review.
+REVIEWS_PER_SECOND = 5.0
+REVIEW_BURST = 20
+# Requests served at once; more are refused at accept rather than given a thread each.
+MAX_CONCURRENT_REQUESTS = 16
 
-    def __init__(self, kube: KubeClient, *, ttl: float, path: str = "/metrics", verb: str = "get") -> None:
+
+class Authorizer:
+    """TokenReview + SubjectAccessReview for GET /metrics, cached per token, reviews at a bounded rate."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        *,
+        ttl: float,
+        path: str = "/metrics",
+        verb: str = "get",
+        reviews_per_second: float = REVIEWS_PER_SECOND,
+        review_burst: int = REVIEW_BURST,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.kube = kube
         self.ttl = ttl
         self.path = path
         self.verb = verb
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, int, str]] = {}
+        self._rate = reviews_per_second
+        self._burst = float(review_burst)
+        self._allowance = float(review_burst)
+        self._clock = clock
+        self._refilled = clock()
+
+    def _may_review(self) -> bool:
+        """A token bucket: REVIEW_BURST at once, then reviews_per_second."""
+        with self._lock:
+            now = self._clock()
+            self._allowance = min(self._burst, self._allowance + (now - self._refilled) * self._rate)
+            self._refilled = now
+            if self._allowance < 1:
+                return False
+            self._allowance -= 1
+            return True
 
     def check(self, authorization: str | None) -> tuple[int, str]:
         """(HTTP status, message): 200 allowed, 401 unauthenticated, 403 forbidden, 503 reviews unavailable."""
@@ -310,6 +345,8 @@ class Authorizer:
             cached = self._cache.get(digest)
             if cached is not None and cached[0] > now:
                 return cached[1], cached[2]
+        if not self._may_review():
+            return 429, "Too Many Requests: too many new tokens to review; try again later"
         verdict = self._review(token)
         if verdict[0] in (200, 401, 403):
             with self._lock:
@@ -351,6 +388,22 @@ class Authorizer:
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # busy: the client retries, no thread is spent on it
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client speaking plain HTTP to the TLS port, or hanging up mid-handshake: not our error.

@@ -11,7 +11,9 @@ The real TokenReview/SubjectAccessReview path is in tests/integration/runner.
 
 from __future__ import annotations
 
+import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -19,7 +21,13 @@ from typing import Any
 
 import pytest
 from cluster_discovery_operator.kube import TemporaryKubeError
-from cluster_discovery_operator.metrics import Authorizer, MetricError, MetricsServer, OperatorMetrics
+from cluster_discovery_operator.metrics import (
+    MAX_CONCURRENT_REQUESTS,
+    Authorizer,
+    MetricError,
+    MetricsServer,
+    OperatorMetrics,
+)
 from cluster_discovery_operator.settings import MetricsSettings
 
 
@@ -176,3 +184,40 @@ def test_plain_http_only_when_asked() -> None:
         server.stop()
     with pytest.raises(ValueError, match="needs an authorizer"):
         MetricsServer(MetricsSettings(secure=True), OperatorMetrics(), None)
+
+
+def test_new_tokens_are_reviewed_at_a_bounded_rate_and_known_ones_still_pass() -> None:
+    now = [0.0]
+    kube = ReviewingKube()
+    authorizer = Authorizer(kube, ttl=60, reviews_per_second=5, review_burst=3, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert authorizer.check("Bearer reader-token")[0] == 200
+    answers = [authorizer.check(f"Bearer made-up-{n}")[0] for n in range(100)]
+    assert answers[:2] == [401, 401] and set(answers[2:]) == {429}
+    assert kube.reviews == 3, "a flood of made-up tokens costs the API server the burst, no more"
+    assert authorizer.check("Bearer reader-token")[0] == 200  # cached: no review needed
+    now[0] += 1.0
+    assert authorizer.check("Bearer made-up-again")[0] == 401  # the bucket refilled
+
+
+def test_connections_beyond_the_bound_are_closed_without_a_thread() -> None:
+    server = MetricsServer(MetricsSettings(bind_address="127.0.0.1:0", secure=False), OperatorMetrics(), None)
+    address = server.start()
+    assert address is not None
+    idle = []
+    try:
+        # Clients that connect and say nothing hold their threads until the handler's timeout.
+        for _ in range(MAX_CONCURRENT_REQUESTS):
+            idle.append(socket.create_connection(("127.0.0.1", address[1]), timeout=10))
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", address[1]), timeout=10) as extra:
+            extra.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            assert extra.recv(100) == b"", "one connection too many was served"
+        for conn in idle:
+            conn.close()
+        time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{address[1]}/metrics", timeout=10) as reply:
+            assert reply.status == 200  # slots come back once the idle clients are gone
+    finally:
+        for conn in idle:
+            conn.close()
+        server.stop()
