@@ -23,6 +23,7 @@ holds into actions, so every rule is unit-tested without an API server:
 - a Peer whose member only sent documents we refused is left exactly as it is:
   a misbehaving member changes nothing;
 - a Peer that carries another identity's labels is never touched;
+- at most MAX_PEERS_PER_SWARM Peers are kept per Identity and swarm;
 - a kubeconfig is checked again against the one accepted shape
   (member_kubeconfig) right before it is written: one that fails refuses its
   member's whole news, exactly as discovery refuses such a document.
@@ -58,6 +59,9 @@ LABEL_SWARM = f"{GROUP}/swarm"
 CATEGORY_LABEL_PREFIX = f"category.{GROUP}/"
 SECRET_KEY = "config"
 ONLINE, OFFLINE = "Online", "Offline"
+# Peers of one Identity on one swarm: members are cheap to make (a key pair),
+# Peers are objects in etcd, so a swarm flooded with members gets no more.
+MAX_PEERS_PER_SWARM = 256
 # lastSeen is accurate to this many seconds: refreshing it on every discovery
 # round would make every round a write (and report a change).
 LAST_SEEN_RESOLUTION_SECONDS = 60.0
@@ -247,6 +251,7 @@ def plan(
     by_name: dict[str, Mapping[str, Any]] = {str((p.get("metadata") or {}).get("name") or ""): p for p in existing}
     seen: set[str] = set()
     untouched = {peer_name(p) for p in refused}
+    room = MAX_PEERS_PER_SWARM - sum(1 for p in existing if scope.owns(p))
     for identity in discovered:
         name = peer_name(identity["peer_id"])
         kubeconfig = identity.get("kubeconfig")
@@ -262,6 +267,13 @@ def plan(
         if current is not None and not scope.owns(current):
             result.warnings.append(f"Peer {scope.namespace}/{name} belongs to another Identity; left unchanged")
             continue
+        if current is None:
+            if room <= 0:
+                result.warnings.append(
+                    f"member {identity['peer_id']} gets no Peer: {MAX_PEERS_PER_SWARM} Peers of this swarm already"
+                )
+                continue
+            room -= 1
         result.online += 1
         result.synchronized += 1
         previous = (current or {}).get("status") or {}

@@ -76,8 +76,9 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.se
 
 STATE_ROOT = "/cluster-discovery/v1"
 MAX_STATE_BYTES = 256 * 1024
-# How long a heard announcement stays in heard.json: long enough for a
-# tombstone to reach every member that runs discovery at least daily.
+# How long a heard announcement is fetched again in every round: long enough
+# for a tombstone to reach every member that runs discovery at least daily.
+# After that it stays in heard.json only as a floor of the member's sequence.
 HEARD_RETENTION_SECONDS = 24 * 3600
 # heard.json keeps at most this many members, the most recently heard: any
 # number of publishers may announce, and the file must stay readable.
@@ -88,6 +89,26 @@ MAX_HEARD_MEMBERS = 256
 # have passed (what is left is refused for this round, its Peer untouched).
 FETCH_TIMEOUT_SECONDS = 5.0
 ROUND_DEADLINE_SECONDS = 20.0
+# Every member may ask, as often as it likes; one answer reaches every
+# subscriber, so a node answers at most one ask per interval and a flood of
+# asks costs it one announcement a second.
+ASK_ANSWER_INTERVAL_SECONDS = 1.0
+
+
+class RateLimit:
+    """True at most once per ``interval`` seconds."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._last: float | None = None
+
+    def allow(self) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
 
 
 class IdentityConflictError(KuboCollectionError):
@@ -220,12 +241,9 @@ class SwarmIdentity:
                 news = True
             if known is None or announce.sequence >= known.sequence:
                 heard[announce.publisher] = Heard(cid=announce.cid, sequence=announce.sequence, heard_at=now)
-        cutoff = now - HEARD_RETENTION_SECONDS
-        recent = sorted(
-            ((publisher, entry) for publisher, entry in heard.items() if entry.heard_at >= cutoff),
-            key=lambda item: item[1].heard_at,
-            reverse=True,
-        )
+        # Entries past HEARD_RETENTION_SECONDS stay as floors against replays
+        # (round_input); the count bound keeps the file small and readable.
+        recent = sorted(heard.items(), key=lambda item: item[1].heard_at, reverse=True)
         kept = dict(recent[:MAX_HEARD_MEMBERS])
         body = {p: {"cid": e.cid, "sequence": e.sequence, "heardAt": e.heard_at} for p, e in sorted(kept.items())}
         self.client.files_write(f"{self.folder}/heard.json", json.dumps(body).encode())
@@ -357,7 +375,8 @@ class SwarmIdentity:
     ) -> None:
         """Keep this node's identity heard on the swarm until ``stop`` is set.
 
-        Answers every ``ask`` with the node's published identity (or tombstone),
+        Answers ``ask``s with the node's published identity (or tombstone), at
+        most one per ASK_ANSWER_INTERVAL_SECONDS,
         re-announces it every ``announce_every`` seconds, and records what other
         members announce in ``heard.json``: at once when it is news (a new
         member or sequence; then ``on_news`` is called with the latest sequence
@@ -370,6 +389,7 @@ class SwarmIdentity:
         known: dict[str, int] = {publisher: entry.sequence for publisher, entry in self._heard_or_empty().items()}
         last_write: dict[str, float] = {}
         current: list[object] = [None]
+        answers = RateLimit(ASK_ANSWER_INTERVAL_SECONDS)
 
         def announce_own() -> None:
             record = self.published()
@@ -396,7 +416,8 @@ class SwarmIdentity:
             if sender == self.peer_id:
                 return
             if isinstance(parsed, Ask):
-                announce_own()
+                if answers.allow():
+                    announce_own()
                 return
             if parsed.publisher != sender:
                 return  # a member announcing for another peer is ignored, as in discovery
@@ -475,21 +496,7 @@ class SwarmIdentity:
         own fast path, right after it heard news, needs no new round of asks.
         """
         messages = self.listen(window=window, quiet=quiet) if listen else []
-        now = self._clock()
-        live: set[str] = set()
-        for message in messages:
-            try:
-                parsed = decode(message.data)
-            except MessageError:
-                continue
-            if isinstance(parsed, Announce) and parsed.publisher == message.sender:
-                live.add(message.sender)
-        remembered = []
-        for publisher, entry in self.heard().items():
-            # The agent checked the sender before writing heard.json.
-            remembered.append(Received(publisher, Announce(publisher, entry.cid, entry.sequence).encode()))
-            if now - entry.heard_at <= fresh_within:
-                live.add(publisher)
+        candidates, live = round_input(messages, self.heard(), now=self._clock(), fresh_within=fresh_within)
         deadline = time.monotonic() + ROUND_DEADLINE_SECONDS
 
         def fetch(cid: str) -> bytes:
@@ -498,9 +505,46 @@ class SwarmIdentity:
                 raise TimeoutError(f"the discovery round's {ROUND_DEADLINE_SECONDS:.0f} s were spent")
             return self.client.cat(cid, max_bytes=MAX_DOCUMENT_BYTES, timeout=min(FETCH_TIMEOUT_SECONDS, left))
 
-        result = discover([*remembered, *messages], own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch)
+        result = discover(candidates, own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch)
         live.discard(self.peer_id)
         return result, live
+
+
+def round_input(
+    messages: list[Received], heard: dict[str, Heard], *, now: float, fresh_within: float
+) -> tuple[list[Received], set[str]]:
+    """What a discovery round considers, and the members that count as live.
+
+    heard.json adds each member's latest announcement it remembers (the agent
+    checked their senders). One heard longer than HEARD_RETENTION_SECONDS ago
+    is not fetched any more, but its sequence stays a floor: a member's signed
+    announcement replayed after pubsub forgot it, older than what the member
+    said since (a tombstone among them), is dropped, so it never brings a
+    retired member back.
+    """
+    live: set[str] = set()
+    floors: dict[str, int] = {}
+    remembered = []
+    for publisher, entry in heard.items():
+        if now - entry.heard_at > HEARD_RETENTION_SECONDS:
+            floors[publisher] = entry.sequence
+            continue
+        remembered.append(Received(publisher, Announce(publisher, entry.cid, entry.sequence).encode()))
+        if now - entry.heard_at <= fresh_within:
+            live.add(publisher)
+    current = []
+    for message in messages:
+        try:
+            parsed = decode(message.data)
+        except MessageError:
+            current.append(message)  # discovery reports it
+            continue
+        if isinstance(parsed, Announce) and parsed.sequence < floors.get(parsed.publisher, -1):
+            continue
+        if isinstance(parsed, Announce) and parsed.publisher == message.sender:
+            live.add(message.sender)
+        current.append(message)
+    return [*remembered, *current], live
 
 
 def results(found: Discovery, live: set[str]) -> dict[str, list[Any]]:

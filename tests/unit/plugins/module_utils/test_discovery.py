@@ -21,6 +21,11 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import Received, discover
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import seal
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    Heard,
+    RateLimit,
+    round_input,
+)
 
 from tests.kubeconfigs import kubeconfig_text
 
@@ -166,3 +171,36 @@ def test_an_unreachable_document_is_reported_not_raised() -> None:
     result = discover([announce], own_peer_id=ME, swarm_key=KEY, fetch=store.cat)
     assert result.identities == {}
     assert "could not be fetched" in result.rejected[0].reason
+
+
+def test_asks_are_answered_at_a_bounded_rate() -> None:
+    now = [100.0]
+    limit = RateLimit(1.0, clock=lambda: now[0])
+    answered = 0
+    for _ in range(1000):  # a flood of asks within half a second
+        answered += limit.allow()
+        now[0] += 0.0005
+    assert answered == 1
+    now[0] += 1.0
+    assert limit.allow()
+
+
+def test_an_old_announcement_replayed_after_its_member_retired_is_dropped() -> None:
+    day = 24 * 3600.0
+    now = 10 * day
+    heard = {
+        B: Heard(cid=CID_TOMBSTONE, sequence=20, heard_at=now - 2 * day),  # B retired two days ago
+        C: Heard(cid=CID_TOMBSTONE, sequence=7, heard_at=now - 5),
+    }
+    replayed = Received(B, Announce(B, CID_OLD, 10).encode())  # B's signed announcement from before
+    returning = Received(B, Announce(B, CID_TOMBSTONE, 20).encode())
+    candidates, live = round_input([replayed], heard, now=now, fresh_within=90)
+    assert replayed not in candidates
+    assert [decode(m.data).publisher for m in candidates] == [C]  # B's aged entry is no longer fetched
+    assert live == {C}
+    candidates, live = round_input([returning], heard, now=now, fresh_within=90)
+    assert returning in candidates and B in live
+
+
+CID_OLD = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+CID_TOMBSTONE = "bafkreiaaaacefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"

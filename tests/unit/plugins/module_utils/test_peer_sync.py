@@ -13,6 +13,7 @@ import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     KUBECONFIG_ANNOTATION,
+    MAX_PEERS_PER_SWARM,
     OFFLINE,
     ONLINE,
     Scope,
@@ -283,3 +284,15 @@ def test_a_peer_the_api_server_refuses_costs_that_member_only() -> None:
 def test_a_member_without_a_url_gets_a_peer_without_one() -> None:
     [action] = round_(existing=[], discovered=[identity(url="")]).actions
     assert action.peer is not None and "URL" not in action.peer["spec"]
+
+
+def test_a_swarm_flooded_with_members_gets_no_more_than_the_cap_of_peers() -> None:
+    already = [existing(f"Qm{n:044d}") for n in range(MAX_PEERS_PER_SWARM - 2)]
+    flood = [identity(f"12D3KooW{n:044d}", kubeconfig=None) for n in range(10)]
+    decided = round_(existing=already, discovered=flood)
+    created = [a for a in decided.actions if a.verb == "apply"]
+    assert len(created) == 2
+    assert sum("gets no Peer" in warning for warning in decided.warnings) == 8
+    # A member that already has its Peer keeps it updated whatever the count.
+    full = round_(existing=[*already, existing(B), existing(C)], discovered=[identity(B)])
+    assert [a.name for a in full.actions if a.verb == "apply"] == [B.lower()]
