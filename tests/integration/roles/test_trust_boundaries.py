@@ -390,3 +390,18 @@ def test_the_rpc_api_serves_only_holders_of_the_nodes_token(cluster: Cluster, sw
             },
         }
     ]
+
+
+def test_swarm_key_secret_ref_never_writes_into_a_secret_the_product_did_not_make(cluster: Cluster) -> None:
+    ns = cluster.control_plane.create_namespace("other-secrets")
+    cluster.apply([secret("db-credentials", ns, {"password": base64.b64encode(b"hunter2").decode()})])
+    before = cluster.get("secret", "db-credentials", namespace=ns)
+    cluster.apply([swarm_pool("grabby", ns, swarm="main", key_secret="db-credentials")])
+    obj = wait_for_run(cluster, "swarmpool", "grabby", ns)
+    failure = conditions(obj).get("Failure", {})
+    assert failure.get("status") == "True", conditions(obj)
+    assert "holds no swarm-key" in failure.get("message", ""), failure
+    after = cluster.get("secret", "db-credentials", namespace=ns)
+    assert after["data"] == before["data"], "a swarm key was written into the user's Secret"
+    assert not after["metadata"].get("ownerReferences"), "the user's Secret now goes with the SwarmPool"
+    cluster.delete("swarmpool", "grabby", namespace=ns)
