@@ -668,3 +668,35 @@ def test_molecule_playbooks_deploy_and_remove_the_test_overlay(
             ["git", "show", "HEAD:config/testing/kustomization.yaml"], cwd=REPO_ROOT, capture_output=True, text=True
         ).stdout
     ), "running the scenario must not edit config/testing"
+
+
+def test_with_watch_namespaces_the_operator_holds_roles_there_and_only_the_reviews_cluster_wide(
+    cp: ControlPlane,
+) -> None:
+    release, namespace = "scoped", "cd-scoped"
+    docs = _template(release, namespace, "--set", "watchNamespaces={team-a}", "--set", "metrics.reader.create=false")
+    cluster_wide = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")}
+    # What stays cluster-wide, and why (SECURITY.md): tokenreviews and subjectaccessreviews are cluster-scoped,
+    # and the metrics endpoint needs them; the helper roles are for users and bound to nobody.
+    bound = {d["roleRef"]["name"] for d in cluster_wide.values() if d["kind"] == "ClusterRoleBinding"}
+    assert bound == {f"{release}-cluster-discovery-metrics-auth-role"}
+    for name in bound:
+        rules = cluster_wide[name]["rules"]
+        assert {(r["apiGroups"][0], r["resources"][0]) for r in rules} == {
+            ("authentication.k8s.io", "tokenreviews"),
+            ("authorization.k8s.io", "subjectaccessreviews"),
+        }
+    for ns in ("team-a", namespace, "team-b"):
+        cp.kubectl("create", "namespace", ns, check=False)
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    account = f"system:serviceaccount:{namespace}:{release}-cluster-discovery-controller-manager"
+    for verb, resource, group in (
+        ("create", "secrets", ""),
+        ("create", "serviceaccounts", ""),
+        ("create", "rolebindings", "rbac.authorization.k8s.io"),
+        ("create", "peers", GROUP),
+        ("list", "pods", ""),
+    ):
+        assert _can_i(cp, account, _attrs(verb, resource, group, namespace="team-a")), (verb, resource, "team-a")
+        assert not _can_i(cp, account, _attrs(verb, resource, group, namespace="team-b")), (verb, resource, "team-b")
+        assert not _can_i(cp, account, _attrs(verb, resource, group, namespace="")), (verb, resource, "cluster-wide")
