@@ -1,11 +1,12 @@
 """Whole clusters of the product on this machine: the walkthrough's building block.
 
 A :class:`Cluster` is a real control plane (etcd, kube-apiserver,
-kube-controller-manager) with the CRDs installed, the kubelet stand-in that
-runs the kubo pods of its StatefulSets as real kubo processes, and the
-product's two processes started exactly as the manager Deployment starts
-them: the operator (``cluster-discovery-operator`` with the repository's
-watches.yaml) and the discovery agent. Only the container runtime and the
+kube-controller-manager) with the Helm chart installed (CRDs, RBAC, the
+manager's ServiceAccount), the kubelet stand-in that runs the kubo pods of
+its StatefulSets as real kubo processes, and the product's two processes
+started as the manager Deployment starts them, with a token of the chart's
+ServiceAccount: the operator (``cluster-discovery-operator`` with the
+repository's watches.yaml) and the discovery agent. Only the container runtime and the
 network stand in (see testbed/README.md).
 
 The demo (``python -m demo``), the end-to-end test and the benchmark use it::
@@ -18,6 +19,7 @@ The demo (``python -m demo``), the end-to-end test and the benchmark use it::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -39,6 +41,9 @@ from testbed.ports import free_port
 
 T = TypeVar("T")
 BIN_DIR = Path(sys.executable).parent
+# The chart's release in every cluster, as the README installs it.
+RELEASE = "cluster-discovery"
+RELEASE_NAMESPACE = "cluster-discovery"
 
 
 class WaitTimeout(AssertionError):
@@ -93,13 +98,13 @@ class Cluster:
         self.kubelet: KuboKubelet | None = None
         self.operator: ProductProcess | None = None
         self.agent: ProductProcess | None = None
+        self.operator_kubeconfig: Path | None = None
         self.metrics_port = 0
 
     def start(self, *, operator_args: Sequence[str] = ()) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.cp = start_control_plane(self.name, self.base_dir)
-        self.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "config" / "crd" / "bases"))
-        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        self.operator_kubeconfig = self._install_chart()
         self.kubelet = KuboKubelet(self.cp, self.base_dir / "kubelet")
         self.kubelet.start()
         env = dict(os.environ)
@@ -111,7 +116,7 @@ class Cluster:
             [
                 str(BIN_DIR / "cluster-discovery-operator"),
                 f"--watches-file={REPO_ROOT / 'watches.yaml'}",
-                f"--kubeconfig={self.cp.kubeconfig}",
+                f"--kubeconfig={self.operator_kubeconfig}",
                 f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
                 "--metrics-secure=false",
                 "--health-probe-bind-address=0",
@@ -127,7 +132,7 @@ class Cluster:
             "agent",
             [
                 str(BIN_DIR / "cluster-discovery-agent"),
-                f"--kubeconfig={self.cp.kubeconfig}",
+                f"--kubeconfig={self.operator_kubeconfig}",
                 "--health-probe-bind-address=0",
             ],
             log_path=self.base_dir / "agent.log",
@@ -135,6 +140,52 @@ class Cluster:
         )
         self.operator.start()
         self.agent.start()
+
+    def _install_chart(self) -> Path:
+        """Install the Helm chart as users do (CRDs, RBAC, ServiceAccount; no manager pod: the processes run here).
+
+        Returns a kubeconfig with a token of the chart's ServiceAccount
+        (TokenRequest), so the operator and the agent act with exactly the
+        rights the chart gives them, never with the admin's.
+        """
+        assert self.cp is not None
+        subprocess.run(
+            [
+                os.fspath(binaries.binary("helm", "helm")),
+                "install",
+                RELEASE,
+                os.fspath(REPO_ROOT / "charts" / "cluster-discovery"),
+                f"--kubeconfig={self.cp.kubeconfig}",
+                f"--namespace={RELEASE_NAMESPACE}",
+                "--create-namespace",
+                "--set=replicaCount=0",
+                "--wait",
+                "--timeout=120s",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        account = self.kubectl(
+            "get", "serviceaccount", "-n", RELEASE_NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}",
+            "-o", "jsonpath={.items[0].metadata.name}",
+        ).stdout.strip()  # fmt: skip
+        token = self.kubectl("create", "token", account, "-n", RELEASE_NAMESPACE, "--duration=48h").stdout.strip()
+        path = self.base_dir / "operator.kubeconfig"
+        ca = base64.b64encode(self.cp.ca_file.read_bytes()).decode()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": self.name, "cluster": {"server": self.cp.server, "certificate-authority-data": ca}}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": account}}],
+            "current-context": self.name,
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
 
     def stop(self) -> None:
         for part in (self.agent, self.operator):
@@ -298,13 +349,15 @@ def identity(
     description: str,
     url: str,
     categories: list[str],
+    swarm_namespace: str | None = None,
 ) -> dict[str, Any]:
+    """An Identity published on one swarm (of a SwarmPool in its own namespace unless ``swarm_namespace``)."""
     return {
         "apiVersion": "peerdiscovery.irt-saintexupery.com/v1alpha1",
         "kind": "Identity",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "swarms": [{"namespace": namespace, "swarmPool": swarm_pool, "swarm": swarm}],
+            "swarms": [{"namespace": swarm_namespace or namespace, "swarmPool": swarm_pool, "swarm": swarm}],
             "description": description,
             "name": display_name,
             "URL": url,
