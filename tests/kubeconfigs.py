@@ -1,41 +1,24 @@
 """Kubeconfigs of the one shape members accept (plugins/module_utils/member_kubeconfig.py), for tests.
 
-The certificate authority is a real self-signed certificate made once per test
-process, so the shape's check (PEM certificates that parse) is met for real.
+The certificate authority is a real self-signed certificate (the test bed's
+own kind of CA) made once per test process, so the shape's check (PEM certificates that parse) is met for real.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime
 import functools
 import secrets
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from testbed.certs import CertificateAuthority
 
 
 @functools.cache
 def ca_pem() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test member CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM)
+    return CertificateAuthority("test member CA").cert_pem
 
 
 def kubeconfig_dict(

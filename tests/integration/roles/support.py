@@ -20,7 +20,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
-from testbed.federation import Cluster, swarm_pool
+from testbed.federation import Cluster, identity, swarm_pool
 
 API_GROUP = "peerdiscovery.irt-saintexupery.com"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -79,6 +79,29 @@ class Swarm:
     @property
     def topic(self) -> str:
         return topic_for(self.key)
+
+    def identity(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        url: str,
+        display_name: str | None = None,
+        description: str = "",
+        categories: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """An Identity of ``namespace`` published on this swarm."""
+        return identity(
+            name,
+            namespace,
+            swarm_pool=self.pool,
+            swarm=self.swarm,
+            swarm_namespace=self.namespace,
+            display_name=display_name or name,
+            description=description,
+            url=url,
+            categories=categories or [],
+        )
 
     def published(self) -> dict[str, Any] | None:
         """The node's record of what it last published on this swarm (its MFS state file)."""

@@ -38,7 +38,6 @@ from kubernetes.client.exceptions import ApiException
 
 from testbed.federation import Cluster
 from tests.integration.roles.support import (
-    API_VERSION,
     POLL,
     TIMEOUT,
     Swarm,
@@ -59,18 +58,14 @@ DEFAULT_RULES = [
 
 
 def identity(name: str, namespace: str, swarm: Swarm, *, display_name: str, description: str, url: str) -> Any:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Identity",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "swarms": [{"namespace": swarm.namespace, "swarmPool": swarm.pool, "swarm": swarm.swarm}],
-            "name": display_name,
-            "description": description,
-            "URL": url,
-            "categories": [{"name": "computing"}, {"name": "EO data"}],
-        },
-    }
+    return swarm.identity(
+        name,
+        namespace,
+        display_name=display_name,
+        description=description,
+        url=url,
+        categories=["computing", "EO data"],
+    )
 
 
 @pytest.fixture(scope="module")

@@ -67,20 +67,6 @@ def key_text(swarm: Swarm) -> str:
     return f"/key/swarm/psk/1.0.0/\n/base16/\n{swarm.key.hex()}"
 
 
-def identity_manifest(name: str, namespace_: str, swarm: Swarm, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Identity",
-        "metadata": {"name": name, "namespace": namespace_},
-        "spec": {
-            "swarms": [{"namespace": swarm.namespace, "swarmPool": swarm.pool, "swarm": swarm.swarm}],
-            "name": spec.pop("display_name", name),
-            "URL": spec.pop("url"),
-            **spec,
-        },
-    }
-
-
 def exec_kubeconfig(marker: Path) -> dict[str, Any]:
     """A kubeconfig that creates ``marker`` the moment a Kubernetes client loads it."""
     value = kubeconfig_dict("rogue", server="https://127.0.0.1:1")
@@ -103,7 +89,7 @@ def swarm(cluster: Cluster) -> Swarm:
 @pytest.fixture(scope="module")
 def published(cluster: Cluster, swarm: Swarm) -> str:
     """The legitimate Identity of the swarm's node, once published."""
-    cluster.apply([identity_manifest(IDENTITY, swarm.namespace, swarm, url=cluster.control_plane.server)])
+    cluster.apply([swarm.identity(IDENTITY, swarm.namespace, url=cluster.control_plane.server)])
     obj = wait_for_run(cluster, "identity", IDENTITY, swarm.namespace)
     assert_successful(obj)
     return IDENTITY
@@ -290,7 +276,7 @@ def test_an_identity_named_after_an_existing_service_account_takes_nothing_over(
     ns = swarm.namespace
     cluster.apply([{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": ns}}])
     before = cluster.get("serviceaccount", "builder", namespace=ns)
-    cluster.apply([identity_manifest("builder", ns, swarm, url=cluster.control_plane.server)])
+    cluster.apply([swarm.identity("builder", ns, url=cluster.control_plane.server)])
     obj = wait_for_run(cluster, "identity", "builder", ns)
     assert cluster.get("secret", "builder-token", namespace=ns) is None, "a token was minted for the victim"
     failure = conditions(obj).get("Failure", {})
@@ -311,7 +297,7 @@ def test_an_identity_named_after_an_existing_service_account_takes_nothing_over(
 def test_an_identity_cannot_publish_through_a_swarm_pool_of_another_namespace(cluster: Cluster) -> None:
     victim = running_swarm(cluster, cluster.control_plane.create_namespace("victim-team"), pool="private")
     attacker_ns = cluster.control_plane.create_namespace("attacker-team")
-    cluster.apply([identity_manifest("intruder", attacker_ns, victim, url=cluster.control_plane.server)])
+    cluster.apply([victim.identity("intruder", attacker_ns, url=cluster.control_plane.server)])
     obj = wait_for_run(cluster, "identity", "intruder", attacker_ns)
     assert conditions(obj).get("Failure", {}).get("status") == "True", conditions(obj)
     [report] = obj["status"]["swarms"]
@@ -331,16 +317,8 @@ def test_no_kubeconfig_is_published_under_a_public_swarm_key(cluster: Cluster) -
     )
     obj = wait_for_run(cluster, "swarmpool", "manual", ns)
     status = obj["status"]["status"]["manual"]
-    cluster.apply(
-        [
-            identity_manifest(
-                "open-door",
-                ns,
-                Swarm(ns, "manual", "manual", status["API"], status["Peer Id"], list(status["Addresses"]), b"", ""),
-                url=cluster.control_plane.server,
-            )
-        ]
-    )
+    manual = Swarm(ns, "manual", "manual", status["API"], status["Peer Id"], list(status["Addresses"]), b"", "")
+    cluster.apply([manual.identity("open-door", ns, url=cluster.control_plane.server)])
     obj = wait_for_run(cluster, "identity", "open-door", ns)
     assert_successful(obj)
     kubeconfig_condition = conditions(obj)["KubeconfigPublished"]
