@@ -24,21 +24,28 @@ in: the kubelet and container runtime (see testbed/README.md).
 from __future__ import annotations
 
 import base64
+import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce
+import yaml
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce, decode
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     IdentityDocument,
     canonical_json,
     utc_now,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import seal
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    parse as parse_kubeconfig,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import open_sealed, seal
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 
 from testbed.federation import Cluster, secret, swarm_pool
 from tests.integration.roles.support import (
@@ -179,7 +186,6 @@ def discovery_round(cluster: Cluster, swarm: Swarm) -> dict[str, Any]:
 def test_a_members_kubeconfig_with_an_exec_plugin_is_refused_and_never_run(
     cluster: Cluster, swarm: Swarm, rogue: Rogue, tmp_path: Path
 ) -> None:
-    import yaml
 
     marker = tmp_path / "exec-plugin-ran"
     rogue.publish(sequence=10, kubeconfig=yaml.safe_dump(exec_kubeconfig(marker)))
@@ -236,10 +242,54 @@ def test_junk_addresses_and_addresses_of_other_peers_are_dropped_not_dialled(
 # -- namespace users --------------------------------------------------------------------------
 
 
+def test_a_kubeconfig_a_user_writes_into_the_identitys_secret_is_never_published(
+    cluster: Cluster, swarm: Swarm, rogue: Rogue, tmp_path: Path
+) -> None:
+    """The agent republishes a changed Identity with the kubeconfig of its Secret, at once; a user may write there."""
+    marker = tmp_path / "exec-plugin-ran"
+    hostile = yaml.safe_dump(exec_kubeconfig(marker))
+    heard: list[Any] = []
+    with KuboClient(rogue.node.api_url) as kubo:
+        listener = SwarmIdentity(kubo, swarm.key)
+        # Everything the node announces while the attack plays out, as any member hears it.
+        listening = threading.Thread(
+            target=lambda: heard.extend(listener.listen(window=45, quiet=45, ask=False)), daemon=True
+        )
+        listening.start()
+        time.sleep(2)
+        cluster.kubectl(
+            "patch", "secret", f"{IDENTITY}-kubeconfig", "-n", swarm.namespace, "--type=merge",
+            "-p", json.dumps({"data": {"config": base64.b64encode(hostile.encode()).decode()}}),
+        )  # fmt: skip
+        before = force_reconcile(cluster, "identity", IDENTITY, swarm.namespace)
+        cluster.kubectl(
+            "patch", "identity", IDENTITY, "-n", swarm.namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"description": "changed while the Secret was tampered with"}}),
+        )  # fmt: skip
+        obj = wait_for_run(cluster, "identity", IDENTITY, swarm.namespace, after=before)
+        listening.join(timeout=60)
+        announced = {
+            (parsed.cid, parsed.sequence)
+            for message in heard
+            if message.sender == swarm.peer_id and isinstance(parsed := decode(message.data), Announce)
+        }
+        assert announced, "the node announced nothing while the Identity changed"
+        for cid, sequence in announced:
+            document = IdentityDocument.decode(kubo.cat(cid))
+            assert document.kubeconfig is not None
+            opened = open_sealed(swarm.key, document.kubeconfig, publisher=swarm.peer_id, sequence=sequence).decode()
+            assert "exec" not in opened, "a kubeconfig with an exec plugin went out to the swarm"
+            parse_kubeconfig(opened)
+    assert_successful(obj)
+    restored = base64.b64decode(
+        cluster.get("secret", f"{IDENTITY}-kubeconfig", namespace=swarm.namespace)["data"]["config"]
+    )
+    assert b"exec" not in restored, "the role put its own kubeconfig back"
+
+
 def test_a_peer_written_by_a_user_never_has_its_kubeconfig_loaded(
     cluster: Cluster, swarm: Swarm, published: str, tmp_path: Path
 ) -> None:
-    import yaml
 
     marker = tmp_path / "exec-plugin-ran"
     text = yaml.safe_dump(exec_kubeconfig(marker))
