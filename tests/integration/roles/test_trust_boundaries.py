@@ -24,8 +24,10 @@ in: the kubelet and container runtime (see testbed/README.md).
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +49,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import open_sealed, seal
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 
+from testbed.certs import CertificateAuthority
 from testbed.federation import Cluster, secret, swarm_pool
 from tests.integration.roles.support import (
     API_VERSION,
@@ -169,6 +172,18 @@ def refused_members(cluster: Cluster, swarm: Swarm, identity: str = IDENTITY) ->
     return 0
 
 
+def refused_or_checked(cluster: Cluster, swarm: Swarm, peer_name: str) -> str:
+    """Wait until the round refused a member's document, or (code without the check) its Peer was checked."""
+
+    def decided() -> str | None:
+        if refused_members(cluster, swarm) >= 1:
+            return "refused"
+        peer = cluster.get("peer", peer_name, namespace=swarm.namespace)
+        return "checked" if peer is not None and "Reachable" in conditions(peer) else None
+
+    return cluster.wait_for(decided, "the rogue's document is refused or its Peer checked", timeout=TIMEOUT)
+
+
 def assert_successful(obj: dict[str, Any]) -> None:
     current = conditions(obj)
     assert current["Successful"]["status"] == "True", current.get("Failure", current)
@@ -191,20 +206,71 @@ def test_a_members_kubeconfig_with_an_exec_plugin_is_refused_and_never_run(
     rogue.publish(sequence=10, kubeconfig=yaml.safe_dump(exec_kubeconfig(marker)))
     peer_name = rogue.peer_id.lower()
 
-    def decided() -> str | None:
-        if refused_members(cluster, swarm) >= 1:
-            return "refused"
-        peer = cluster.get("peer", peer_name, namespace=swarm.namespace)
-        return "checked" if peer is not None and "Reachable" in conditions(peer) else None
-
     obj = discovery_round(cluster, swarm)
-    outcome = cluster.wait_for(decided, "the rogue's document is refused or its Peer checked", timeout=TIMEOUT)
+    outcome = refused_or_checked(cluster, swarm, peer_name)
     time.sleep(3)  # room for any Peer reconcile that would load the kubeconfig
     assert not marker.exists(), "the member's exec plugin ran inside the operator"
     assert outcome == "refused"
     assert cluster.get("peer", peer_name, namespace=swarm.namespace) is None
     assert cluster.get("secret", f"{peer_name}-kubeconfig", namespace=swarm.namespace) is None
     assert_successful(obj)
+
+
+class TokenCatcher:
+    """An HTTPS server on loopback standing in for a hostile member's API server: it records what it is sent."""
+
+    def __init__(self, directory: Path) -> None:
+        authority = CertificateAuthority("rogue member CA")
+        cert, key = authority.issue("127.0.0.1", ip_addresses=["127.0.0.1"], server=True).write(directory, "rogue")
+        self.ca_pem = authority.cert_pem
+        self.authorizations: list[str] = []
+        catcher = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                catcher.authorizations.append(self.headers.get("Authorization") or "")
+                body = b'{"gitVersion": "v1.37.2", "major": "1", "minor": "37"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_members_kubeconfig_naming_a_local_token_file_sends_nothing_anywhere(
+    cluster: Cluster, swarm: Swarm, rogue: Rogue, tmp_path: Path
+) -> None:
+    """A tokenFile naming the operator's own token, and a server at the member's: a token thief, if ever loaded."""
+    secret_token = tmp_path / "operator-token"
+    secret_token.write_text("the-operators-own-token")
+    catcher = TokenCatcher(tmp_path)
+    try:
+        stealing = kubeconfig_dict("rogue", server=catcher.url, ca=catcher.ca_pem)
+        stealing["users"][0]["user"] = {"tokenFile": str(secret_token)}
+        rogue.publish(sequence=15, kubeconfig=yaml.safe_dump(stealing))
+        peer_name = rogue.peer_id.lower()
+
+        discovery_round(cluster, swarm)
+        outcome = refused_or_checked(cluster, swarm, peer_name)
+        time.sleep(3)
+        assert catcher.authorizations == [], f"sent to the member's server: {catcher.authorizations}"
+        assert outcome == "refused"
+    finally:
+        catcher.close()
 
 
 def test_a_document_nested_thousands_deep_refuses_that_member_only(
