@@ -1,6 +1,6 @@
 # Copyright: cluster-discovery contributors
 # Apache License 2.0 (see LICENSE)
-"""Which Identities may publish through a SwarmPool.
+"""Who may use a SwarmPool's node: the Identities it serves, and the token its RPC API asks for.
 
 Private to the collection: may change without notice.
 
@@ -12,6 +12,10 @@ the annotation ``peerdiscovery.irt-saintexupery.com/admit-identity-namespaces``
 (a comma-separated list). An annotation, not a spec field: the SwarmPool
 manifests of the original controller apply unchanged, and only who may edit
 the SwarmPool (its namespace's users) can admit anyone.
+
+Each node's RPC API answers only requests bearing the token of the Secret
+``api_token_secret(pool, swarm)`` (kubo's ``API.Authorizations``): the
+swarmpool role makes it, and the roles and the agent read it here.
 """
 
 from __future__ import annotations
