@@ -53,6 +53,9 @@ class SwarmSpec:
     exclusive: bool = False
     peers: tuple[PeerAddress, ...] | None = None
     peers_exclusive: bool = False
+    connect: bool = True
+    """Dial the peers not connected now; without it kubo's peering subsystem dials them on its own, in the
+    background, so a peer that cannot be reached fails nothing."""
 
 
 def spec_from_params(
@@ -61,6 +64,7 @@ def spec_from_params(
     exclusive: bool,
     peers: Sequence[str] | None,
     peers_exclusive: bool,
+    connect: bool = True,
 ) -> SwarmSpec:
     """Validate the module's options; raises MultiaddrError naming the bad address."""
     return SwarmSpec(
@@ -68,6 +72,7 @@ def spec_from_params(
         exclusive=exclusive,
         peers=tuple(parse_peer_addresses(peers)) if peers is not None else None,
         peers_exclusive=peers_exclusive,
+        connect=connect,
     )
 
 
@@ -228,9 +233,10 @@ def _plan_peering(state: NodeState, spec: SwarmSpec, result: Plan) -> None:
         result.live_remove = [peer_id for peer_id in live_map if peer_id not in wanted and peer_id != state.peer_id]
 
     connected = state.connected_ids
-    result.connect = [
-        {"ID": peer_id, "Addrs": list(addrs)} for peer_id, addrs in wanted.items() if peer_id not in connected
-    ]
+    if spec.connect:
+        result.connect = [
+            {"ID": peer_id, "Addrs": list(addrs)} for peer_id, addrs in wanted.items() if peer_id not in connected
+        ]
 
 
 def _full_addresses(entry: AddrInfo) -> list[str]:

@@ -53,6 +53,16 @@ options:
       - Ignored without O(peers).
     type: bool
     default: false
+  connect:
+    description:
+      - If V(true), peers of O(peers) not connected now are dialled (C(swarm/connect)) before the module returns,
+        and one that cannot be reached fails the task.
+      - If V(false), they are only protected; kubo's peering subsystem dials them in the background and keeps
+        retrying, and an unreachable peer fails nothing. For peers named by others (members of a swarm, who may
+        be gone or lie about their addresses).
+      - Ignored without O(peers).
+    type: bool
+    default: true
 extends_documentation_fragment:
   - peerdiscovery.cluster_discovery.kubo
   - peerdiscovery.cluster_discovery.attributes
@@ -205,6 +215,7 @@ IPFS_SWARM_ARG_SPEC = {
     "exclusive": {"type": "bool", "default": False},
     "peers": {"type": "list", "elements": "str"},
     "peers_exclusive": {"type": "bool", "default": False},
+    "connect": {"type": "bool", "default": True},
 }
 
 
@@ -221,6 +232,7 @@ def execute_module(module):
         exclusive=params["exclusive"],
         peers=params["peers"],
         peers_exclusive=params["peers_exclusive"],
+        connect=params["connect"],
     )
     with kubo_client(params) as client:
         plan, result = ensure(client, spec, check_mode=module.check_mode)

@@ -305,6 +305,27 @@ def test_junk_addresses_and_addresses_of_other_peers_are_dropped_not_dialled(
     cluster.delete("peer", peer_name, namespace=swarm.namespace)
 
 
+def test_a_member_naming_an_address_nobody_answers_fails_no_reconcile(
+    cluster: Cluster, swarm: Swarm, rogue: Rogue
+) -> None:
+    """Its own peer id at a closed port, and then gone: a live member the node is not connected to.
+
+    Well-formed, so kept and protected; dialling it is kubo's business, in the background.
+    """
+    closed = f"/ip4/127.0.0.1/tcp/1/p2p/{rogue.peer_id}"
+    rogue.publish(sequence=40, addresses=(closed,))
+    time.sleep(2)  # the agent has heard it
+    rogue.node.stop()
+    obj = discovery_round(cluster, swarm)
+    assert_successful(obj)
+    peering = {
+        entry["ID"]: entry
+        for entry in rpc(swarm.api_url, "swarm/peering/ls", authorization=swarm.authorization).get("Peers") or []
+    }
+    assert "/ip4/127.0.0.1/tcp/1" in peering[rogue.peer_id]["Addrs"]
+    cluster.delete("peer", rogue.peer_id.lower(), namespace=swarm.namespace)
+
+
 # -- namespace users --------------------------------------------------------------------------
 
 

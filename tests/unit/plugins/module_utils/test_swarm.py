@@ -321,3 +321,10 @@ def test_ensure_in_check_mode_writes_nothing_and_returns_the_prediction() -> Non
 
 def test_a_plan_without_writes_reports_unchanged() -> None:
     assert not Plan(bootstrap_before=[], bootstrap_after=[]).changed
+
+
+def test_without_connect_a_new_peer_is_protected_but_not_dialled() -> None:
+    wanted = spec_from_params(bootstrap=None, exclusive=False, peers=[addr(A)], peers_exclusive=False, connect=False)
+    result = plan(state(), wanted)
+    assert [entry["ID"] for entry in result.live_add] == [A]
+    assert result.connect == []
