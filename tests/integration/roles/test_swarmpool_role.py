@@ -217,6 +217,12 @@ def check_node_objects(cluster: Cluster, pool: Pool) -> None:
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Retain"}
     [container] = spec["template"]["spec"]["containers"]
     assert container["image"] == f"docker.io/ipfs/kubo:{binaries.kubo_version()}"
+    # kubo needs nothing of the Kubernetes API, and nothing of root (SECURITY.md, "Pods").
+    pod_spec = spec["template"]["spec"]
+    assert pod_spec["automountServiceAccountToken"] is False
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env == {
         "IPFS_PATH": "/data/ipfs",

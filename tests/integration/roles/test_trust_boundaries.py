@@ -472,6 +472,27 @@ def test_no_kubeconfig_is_published_under_a_public_swarm_key(cluster: Cluster) -
     cluster.delete("swarmpool", "manual", namespace=ns)
 
 
+def test_no_token_or_swarm_key_is_left_in_the_operators_run_artifacts(
+    cluster: Cluster, swarm: Swarm, published: str
+) -> None:
+    """ansible-runner keeps every task's result on disk: a task that returns a secret must be no_log."""
+    token_secret = cluster.get("secret", f"{IDENTITY}-token", namespace=swarm.namespace)
+    token_b64 = token_secret["data"]["token"]
+    secrets_ = {
+        "the Identity's token": base64.b64decode(token_b64).decode(),
+        "the Identity's token, base64": token_b64,
+        "the swarm key": swarm.key.hex(),
+        "the node's RPC API token": swarm.authorization.removeprefix("Bearer "),
+    }
+    artifacts = cluster.base_dir / "artifacts"
+    files = [path for path in artifacts.rglob("*") if path.is_file()]
+    assert files, f"no run artifacts under {artifacts}"
+    for path in files:
+        text = path.read_text(errors="replace")
+        for what, value in secrets_.items():
+            assert value not in text, f"{what} is written in {path.relative_to(artifacts)}"
+
+
 # -- pods ----------------------------------------------------------------------------------
 
 
