@@ -711,6 +711,8 @@ class PodWorker(threading.Thread):
         if "httpGet" in probe:
             port = _container_port(container.spec, probe["httpGet"].get("port"))
             path = probe["httpGet"].get("path") or "/"
+            if port is None:
+                return False
             try:
                 return 200 <= requests.get(f"http://{host}:{port}{path}", timeout=2).status_code < 400
             except requests.RequestException:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -182,14 +183,14 @@ def from_dict(value: Any) -> MemberKubeconfig:
 
 
 def _mapping(
-    value: Any, what: str, *, required: set[str], optional: frozenset[str] | set[str] = frozenset()
+    value: Any, what: str, *, required: AbstractSet[str], optional: AbstractSet[str] = frozenset()
 ) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise KubeconfigError(f"{what} must be a mapping")
-    keys = {str(key) for key in value}
     if any(not isinstance(key, str) for key in value):
         raise KubeconfigError(f"{what} has a key that is not text")
-    unknown, missing = keys - required - set(optional), required - keys
+    keys = set(value)
+    unknown, missing = keys - required - optional, required - keys
     if unknown:
         # Named, so that a refused exec plugin or tokenFile says so in the log.
         raise KubeconfigError(f"{what} may not have {', '.join(sorted(unknown)[:5])}")
