@@ -64,14 +64,9 @@ def test_swarm_connect_peers_addrs_and_disconnect(pair: tuple[Any, Any]) -> None
         ]
         assert f"/ip4/127.0.0.1/tcp/{first.swarm_port}" in kubo.swarm_addrs()[first.peer_id]
         assert kubo.swarm_disconnect(first.swarm_addr) == [f"disconnect {first.peer_id} success"]
-        # Only the connection dialled to that address closes: one the first node opened meanwhile
-        # (libp2p may dial back after identify) arrives from its ephemeral port and may stay.
-        dialled = f"/ip4/127.0.0.1/tcp/{first.swarm_port}"
-        wait_for(
-            lambda: all(conn["Addr"] != dialled for conn in kubo.swarm_peers()),
-            seconds=10,
-            what="the dialled connection closed",
-        )
+        # What holds after the answer cannot be asserted from here: libp2p dials with
+        # SO_REUSEPORT, so a connection the first node opens back (after identify, or to
+        # keep pubsub going) arrives from the very address that was just disconnected.
 
 
 def test_bootstrap_add_list_rm_and_rm_all(kubo_node: Any) -> None:
