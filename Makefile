@@ -29,7 +29,7 @@ $(VENV)/.installed: requirements.txt requirements-test.txt runner/pyproject.toml
 	touch $@
 
 .PHONY: testbed
-testbed: setup ## Build the test bed's kubo, control plane and helm into the cache (only what is missing)
+testbed: setup ## Build the test bed's kubo, control plane and helm, fetch skaffold's schema, into the cache (only what is missing)
 	$(BIN)/python -m testbed.build
 
 .PHONY: unit
@@ -114,6 +114,51 @@ helm-lint: ## Lint the Helm chart (warnings fail)
 .PHONY: kind-test
 kind-test: setup ## Run the molecule kind scenario: build the image, deploy it on a new kind cluster, verify (needs docker and kind)
 	$(BIN)/molecule test --scenario-name kind
+
+##@ Release
+
+# The chart's package, named by Chart.yaml's name and version, in the project
+# root: cluster-discovery-<version>.tgz.
+CHART_PACKAGE = $(shell awk '/^name:/ {n = $$2} /^version:/ {v = $$2} END {print n "-" v ".tgz"}' $(CHART)/Chart.yaml)
+# The chart repository `make publish-helm` publishes to; empty: package only.
+#   oci://REGISTRY/PATH     an OCI registry: `helm push` (log in first: `helm registry login REGISTRY`)
+#   gs://BUCKET[/PATH]      a Google Cloud Storage bucket served as a chart repository, as the
+#                           original's was: gsutil (GSUTIL) uploads the package and index.yaml, merged
+#                           with the bucket's; its entries point at HELM_REPO_URL (default: the
+#                           bucket's public https://storage.googleapis.com/BUCKET[/PATH] address)
+#   http(s)://HOST[/PATH]   a ChartMuseum server: the package is POSTed to HELM_REPO/api/charts
+#                           (HELM_REPO_CURL_FLAGS for credentials, e.g. --user NAME:PASSWORD or --netrc)
+HELM_REPO ?=
+HELM_REPO_URL ?= $(patsubst gs://%,https://storage.googleapis.com/%,$(HELM_REPO))
+HELM_REPO_CURL_FLAGS ?=
+GSUTIL ?= gsutil
+CURL ?= curl
+
+.PHONY: package-helm
+package-helm: helm-lint ## Package the Helm chart into cluster-discovery-<version>.tgz in the project root
+	$(HELM) package $(CHART) --destination .
+
+.PHONY: publish-helm
+publish-helm: package-helm ## Package the chart and publish it to HELM_REPO (oci://, gs:// or a ChartMuseum http(s):// URL)
+	@set -eu; repo='$(HELM_REPO)'; package='$(CHART_PACKAGE)'; \
+	case "$$repo" in \
+	  '') echo "publish-helm: HELM_REPO is not set: $$package is packaged, not published" ;; \
+	  oci://*) $(HELM) push "$$package" "$$repo" ;; \
+	  gs://*) \
+	    index=$$(mktemp -d); trap 'rm -rf "$$index"' EXIT; merge=''; \
+	    if $(GSUTIL) -q stat "$$repo/index.yaml"; then \
+	      $(GSUTIL) cp "$$repo/index.yaml" "$$index/previous.yaml"; merge="--merge $$index/previous.yaml"; \
+	    fi; \
+	    cp "$$package" "$$index/"; \
+	    $(HELM) repo index "$$index" --url '$(HELM_REPO_URL)' $$merge; \
+	    $(GSUTIL) cp "$$package" "$$repo/$$package"; \
+	    $(GSUTIL) cp "$$index/index.yaml" "$$repo/index.yaml" ;; \
+	  http://*|https://*) \
+	    $(CURL) --fail-with-body --silent --show-error $(HELM_REPO_CURL_FLAGS) \
+	      --header 'Content-Type: application/octet-stream' --data-binary "@$$package" "$${repo%/}/api/charts"; echo ;; \
+	  *) echo "publish-helm: HELM_REPO must start with oci://, gs://, http:// or https://, not: $$repo" >&2; exit 2 ;; \
+	esac; \
+	if [ -n "$$repo" ]; then echo "publish-helm: published $$package to $$repo"; fi
 
 ##@ Help
 

@@ -41,3 +41,15 @@ def kubo_version() -> str:
 def kubernetes(name: str) -> Path:
     """One of etcd, kube-apiserver, kube-controller-manager, kubectl."""
     return binary("kubernetes", name)
+
+
+def skaffold_schema(api_version: str) -> Path:
+    """skaffold's JSON schema of a skaffold.yaml of ``api_version`` (``skaffold/v4beta13``), from its module."""
+    comp = COMPONENTS["skaffold"]
+    name = api_version.removeprefix("skaffold/") + ".json"
+    if name not in comp.files:
+        raise BinaryMissing(
+            f"the test bed fetches the schemas {sorted(comp.files)} of {comp.module} {comp.version}, not {name} "
+            f"(for apiVersion {api_version}): add it to the skaffold component in testbed/build.py"
+        )
+    return binary("skaffold", name)

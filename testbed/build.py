@@ -8,6 +8,11 @@ change builds beside the old entry. A build writes into a
 temporary folder and renames it into place, so an interrupted build never
 leaves a half-filled cache entry that later runs would trust.
 
+A component may also (or only) take files from its module's source as
+published: skaffold's JSON schema of skaffold.yaml, which the tests validate
+ours against, comes from the skaffold module this way, downloaded with
+``go mod download`` (checked against the wrapper's go.sum) and never built.
+
 Usage: ``python -m testbed.build [component ...]`` (default: all), or
 ``python -m testbed.build --print-cache`` to print the cache folder.
 """
@@ -16,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TESTBED_DIR = Path(__file__).resolve().parent
@@ -43,6 +49,8 @@ class Component:
     """Go packages whose Kubernetes-style version variables (gitVersion, gitMajor, ...) are stamped with
     the release: built from the module proxy they would otherwise say v0.0.0-master, which kubectl
     and Helm refuse to parse."""
+    files: dict[str, str] = field(default_factory=dict)
+    """File name in the cache entry -> path inside ``module``'s source, copied as published (nothing built)."""
 
     @property
     def wrapper_dir(self) -> Path:
@@ -73,6 +81,8 @@ class Component:
     def recipe(self) -> str:
         """A digest of what decides the binaries (wrapper go.mod and go.sum, link flags): part of the cache key."""
         digest = hashlib.sha256(self.ldflags.encode())
+        if self.files:  # only then: the built components' keys stay as they were
+            digest.update(json.dumps(self.files, sort_keys=True).encode())
         for name in ("go.mod", "go.sum"):
             digest.update((self.wrapper_dir / name).read_bytes())
         return digest.hexdigest()[:10]
@@ -82,10 +92,11 @@ class Component:
         return cache_root() / f"{self.name}-{self.version}-{self.recipe}"
 
     def binary(self, name: str) -> Path:
+        """A binary, or a file of ``files``, in the cache entry."""
         return self.cache_dir / name
 
     def is_built(self) -> bool:
-        return all(self.binary(name).is_file() for name in self.binaries)
+        return all(self.binary(name).is_file() for name in [*self.binaries, *self.files])
 
 
 COMPONENTS: dict[str, Component] = {
@@ -109,6 +120,13 @@ COMPONENTS: dict[str, Component] = {
         name="helm",
         module="helm.sh/helm/v4",
         binaries={"helm": "helm.sh/helm/v4/cmd/helm"},
+    ),
+    # Only the schema of skaffold.yaml's apiVersion (skaffold/v4beta13), for the tests: no skaffold binary runs here.
+    "skaffold": Component(
+        name="skaffold",
+        module="github.com/GoogleContainerTools/skaffold/v2",
+        binaries={},
+        files={"v4beta13.json": "docs-v2/content/en/schemas/v4beta13.json"},
     ),
 }
 
@@ -150,9 +168,34 @@ def build(component: Component) -> float:
             check=True,
         )
         print(f"testbed: built {name} in {time.monotonic() - step:.0f} s", flush=True)
+    if component.files:
+        source = module_source(component, env)
+        for name, relative in component.files.items():
+            print(f"testbed: copying {relative} ({component.module} {component.version})", flush=True)
+            shutil.copyfile(source / relative, staging / name)
     shutil.rmtree(component.cache_dir, ignore_errors=True)
     staging.rename(component.cache_dir)
     return time.monotonic() - started
+
+
+def module_source(component: Component, env: dict[str, str]) -> Path:
+    """``component.module``'s source at the required version, downloaded into the Go module cache.
+
+    Run in the wrapper module, so the download is checked against its go.sum (a changed upstream zip fails).
+    """
+    result = subprocess.run(
+        ["go", "mod", "download", "-json", component.module],
+        cwd=component.wrapper_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    info = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    if result.returncode != 0 or "Error" in info or "Dir" not in info:
+        detail = info.get("Error") or result.stderr.strip() or result.stdout.strip()
+        raise subprocess.CalledProcessError(result.returncode or 1, result.args, output=detail)
+    return Path(info["Dir"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             seconds = build(component)
         except subprocess.CalledProcessError as err:
-            print(f"testbed: building {component.name} failed: {err}", file=sys.stderr)
+            detail = f": {err.output}" if isinstance(err.output, str) and err.output else ""
+            print(f"testbed: building {component.name} failed: {err}{detail}", file=sys.stderr)
             return 1
         total += seconds
         print(f"testbed: {component.name} {component.version} built in {seconds:.0f} s -> {component.cache_dir}")

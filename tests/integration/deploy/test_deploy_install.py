@@ -10,11 +10,14 @@ manifests create and what the operator's account may do, by impersonating it.
 Covered: every kustomize overlay renders with the test bed's kubectl;
 `make install`, `make deploy IMG=...` and `make undeploy` for real; the
 operator's ServiceAccount can do what the roles do, can grant the Identity
-rules without `escalate`/`bind`, and cannot grant more; `helm lint` is clean;
-`helm template` gives the seed's names and the manager's flags, its output
-applies, its watches.yaml carries the values as vars, and custom Identity
-rules become grantable; molecule's create, prepare, kustomize and destroy
-playbooks deploy and remove the test overlay.
+rules without `escalate`/`bind`, and cannot grant more; the original manual's
+metrics-reader step applies over `make deploy`; `helm lint` is clean;
+`helm template` gives the seed's names and the manager's flags, the packaged
+chart renders as the directory and its output applies, its watches.yaml
+carries the values as vars, custom Identity rules become grantable, and the
+original manual's own metrics-reader ClusterRole applies beside a release;
+molecule's create, prepare, kustomize and destroy playbooks deploy and remove
+the test overlay.
 """
 
 from __future__ import annotations
@@ -317,6 +320,16 @@ def test_the_operator_cannot_grant_rules_it_does_not_hold(cp: ControlPlane, depl
     assert "is attempting to grant RBAC permissions not currently held" in refused.stderr, refused.stderr
 
 
+def test_the_seed_metrics_reader_step_applies_over_make_deploy(cp: ControlPlane, deployed: object) -> None:
+    """config/default ships ClusterRole metrics-reader (as operator-sdk's scaffold does); the manual's apply works."""
+    seed_step = str(CONFIG_DIR / "samples" / "metrics_reader_binding.yaml")
+    applied = cp.kubectl("apply", "-f", seed_step)
+    assert "clusterrole.rbac.authorization.k8s.io/metrics-reader " in applied.stdout
+    role = json.loads(cp.kubectl("get", "clusterrole", "metrics-reader", "-o", "json").stdout)
+    assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    cp.kubectl("delete", "clusterrolebinding", "metrics-reader-binding")
+
+
 def test_make_undeploy_removes_the_operator_and_its_crds(cp: ControlPlane, deployed: object) -> None:
     _make("undeploy", "ignore-not-found=true", f"KUBECTL={_kubectl_command(cp)}")
     remaining = cp.kubectl("get", "crd", "-o", "name").stdout
@@ -336,9 +349,20 @@ def _helm(*args: str) -> str:
     return result.stdout
 
 
-def _template(release: str, namespace: str, *values: str) -> list[dict[str, Any]]:
-    out = _helm("template", release, str(CHART_DIR), "--namespace", namespace, "--include-crds", *values)
+def _template(release: str, namespace: str, *values: str, chart: Path = CHART_DIR) -> list[dict[str, Any]]:
+    out = _helm("template", release, str(chart), "--namespace", namespace, "--include-crds", *values)
     return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.fixture(scope="module")
+def chart_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chart as `make package-helm` ships it: cluster-discovery-<Chart.yaml version>.tgz."""
+    destination = tmp_path_factory.mktemp("chart-package")
+    _helm("package", str(CHART_DIR), "--destination", str(destination))
+    version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
+    (package,) = destination.iterdir()
+    assert package.name == f"cluster-discovery-{version}.tgz"
+    return package
 
 
 def test_helm_lint_is_clean() -> None:
@@ -353,7 +377,10 @@ def test_the_chart_installed_as_the_seed_does_gives_the_seed_names_and_the_manag
     assert ("Deployment", "cluster-discovery-controller-manager") in index
     service = index[("Service", "cluster-discovery-controller-manager-metrics-service")]
     assert [(p["name"], p["port"]) for p in service["spec"]["ports"]] == [("https", 8443)]
-    assert index[("ClusterRole", "metrics-reader")]["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    # The original manual creates ClusterRole metrics-reader itself; the chart does only when asked.
+    assert ("ClusterRole", "metrics-reader") not in index
+    opted_in = _index(_template("cluster-discovery", OPERATOR_NAMESPACE, "--set", "metrics.reader.create=true"))
+    assert opted_in[("ClusterRole", "metrics-reader")]["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
     kustomized = _kustomize("default")
     chart_containers = _containers(docs, "cluster-discovery-controller-manager")
     kustomize_containers = _containers(kustomized, "cluster-discovery-controller-manager")
@@ -406,9 +433,17 @@ CUSTOM_RULES = [
 BOOTSTRAP = "/ip4/104.155.27.210/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"
 
 
+def test_the_packaged_chart_renders_as_the_chart_directory(chart_package: Path) -> None:
+    """Nothing the templates read (crds/, files/watches.yaml, the schema) is left out of the package."""
+    for values in ([], ["--set", "metrics.reader.create=true", "--set", "defaultNetwork.swarmKey.value=x"]):
+        from_package = _template("cd", "cd-package", *values, chart=chart_package)
+        assert from_package == _template("cd", "cd-package", *values)
+    assert {d["kind"] for d in from_package} >= {"CustomResourceDefinition", "ConfigMap", "Deployment"}
+
+
 @pytest.fixture(scope="module")
-def helm_release(cp: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The chart rendered with custom values and applied with kubectl to the control plane."""
+def helm_release(cp: ControlPlane, chart_package: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The packaged chart rendered with custom values and applied with kubectl to the control plane."""
     namespace = "cd-helm"
     values = tmp_path_factory.mktemp("helm") / "values.yaml"
     values.write_text(
@@ -419,7 +454,7 @@ def helm_release(cp: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> 
             }
         )
     )
-    docs = _template("cd", namespace, "--values", str(values))
+    docs = _template("cd", namespace, "--values", str(values), chart=chart_package)
     cp.kubectl("create", "namespace", namespace)
     applied = cp.kubectl(
         "apply", "--validate=strict", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
@@ -485,6 +520,40 @@ def test_the_chart_lets_the_operator_grant_the_custom_identity_rules(
     other = cp.create_namespace("helm-escalation")
     refused = _apply_as(cp, account, _identity_account_objects(other, beyond))
     assert refused.returncode != 0 and "forbidden" in refused.stderr
+
+
+def test_the_seed_metrics_reader_step_applies_beside_a_helm_release(cp: ControlPlane, chart_package: Path) -> None:
+    """`helm install`, then the manual's own ClusterRole metrics-reader and its binding: no ownership conflict.
+
+    With metrics.reader.create=true the release would own that name, and Helm refuses to take over the
+    ClusterRole the user applied: the reason the ClusterRole is opt-in.
+    """
+    release, namespace = "seed-metrics", "cd-seed-metrics"
+    seed_step = str(CONFIG_DIR / "samples" / "metrics_reader_binding.yaml")
+    kubeconfig = f"--kubeconfig={cp.kubeconfig}"
+    helm = [release, str(chart_package), kubeconfig, f"--namespace={namespace}", "--skip-crds"]
+    try:
+        _helm("install", *helm, "--create-namespace")
+        applied = cp.kubectl("apply", "-f", seed_step).stdout
+        assert "clusterrole.rbac.authorization.k8s.io/metrics-reader " in applied
+        assert "clusterrolebinding.rbac.authorization.k8s.io/metrics-reader-binding " in applied
+        _helm("upgrade", *helm)
+        role = json.loads(cp.kubectl("get", "clusterrole", "metrics-reader", "-o", "json").stdout)
+        assert "app.kubernetes.io/managed-by" not in role["metadata"].get("labels", {})
+        assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+
+        taken = subprocess.run(
+            [str(binaries.binary("helm", "helm")), "upgrade", *helm, "--set", "metrics.reader.create=true"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert taken.returncode != 0
+        assert "metrics-reader" in taken.stderr and "cannot be imported" in taken.stderr, taken.stderr
+    finally:
+        subprocess.run(
+            [str(binaries.binary("helm", "helm")), "uninstall", release, kubeconfig, f"--namespace={namespace}"],
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        cp.kubectl("delete", "-f", seed_step, "--ignore-not-found", check=False)
 
 
 # -- molecule's playbooks -------------------------------------------------------------------------------
@@ -674,7 +743,7 @@ def test_with_watch_namespaces_the_operator_holds_roles_there_and_only_the_revie
     cp: ControlPlane,
 ) -> None:
     release, namespace = "scoped", "cd-scoped"
-    docs = _template(release, namespace, "--set", "watchNamespaces={team-a}", "--set", "metrics.reader.create=false")
+    docs = _template(release, namespace, "--set", "watchNamespaces={team-a}")
     cluster_wide = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")}
     # What stays cluster-wide, and why (SECURITY.md): tokenreviews and subjectaccessreviews are cluster-scoped,
     # and the metrics endpoint needs them; the helper roles are for users and bound to nobody.

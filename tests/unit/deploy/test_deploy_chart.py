@@ -3,9 +3,10 @@
 Covered: its copies of the CRDs and of watches.yaml are identical to the
 originals, its versions move with the collection's and the runner's, its
 values validate against values.schema.json (and typos or malformed RBAC rules
-do not), the default Identity rules are read-only, and the operator's rules
-equal config/rbac/role.yaml. `helm lint`, `helm template` and applying the
-result to a real API server are in tests/integration/deploy/test_deploy_install.py.
+do not), the default Identity rules are read-only, the metrics-reader
+ClusterRole is opt-in, and the operator's rules equal config/rbac/role.yaml.
+`helm lint`, `helm template` and applying the result to a real API server are
+in tests/integration/deploy/test_deploy_install.py.
 """
 
 from __future__ import annotations
@@ -69,6 +70,13 @@ def test_the_values_mirror_the_manager_flags() -> None:
     assert VALUES["leaderElection"]["enabled"] is True
     assert VALUES["metrics"]["reader"]["name"] == "metrics-reader"
     assert VALUES["image"]["repository"] == "ghcr.io/irt-saintexupery/cluster-discovery-operator"
+
+
+def test_the_metrics_reader_cluster_role_is_opt_in() -> None:
+    """The original manual creates ClusterRole metrics-reader itself: a release owning that name would collide."""
+    assert VALUES["metrics"]["reader"]["create"] is False
+    template = (CHART_DIR / "templates" / "metrics-rbac.yaml").read_text()
+    assert "{{- if and .Values.metrics.enabled .Values.metrics.reader.create }}" in template
 
 
 def _with(path: list[str | int], value: Any) -> Callable[[dict[str, Any]], None]:

@@ -210,7 +210,11 @@ def test_the_dockerignore_keeps_what_the_build_uses(path: str) -> None:
     assert not _dockerignored(path)
 
 
-@pytest.mark.parametrize("path", [".venv", ".git", "tests", "testbed", "charts", "molecule", "bench", "config"])
+@pytest.mark.parametrize(
+    "path",
+    [".venv", ".git", "tests", "testbed", "charts", "molecule", "bench", "config", "skaffold.yaml",
+     "cluster-discovery-0.1.0.tgz"],
+)  # fmt: skip
 def test_the_dockerignore_drops_development_files(path: str) -> None:
     assert _dockerignored(path)
 
