@@ -81,9 +81,9 @@ def decode(raw: bytes) -> Message:
         return Ask()
     if kind == "announce" and set(value) == {"protocol", "type", "publisher", "cid", "sequence"}:
         publisher, cid, sequence = value["publisher"], value["cid"], value["sequence"]
-        if not isinstance(publisher, str) or not PEER_ID_RE.match(publisher):
+        if not isinstance(publisher, str) or not PEER_ID_RE.fullmatch(publisher):
             raise MessageError("announce: publisher is not a peer id")
-        if not isinstance(cid, str) or not CID_RE.match(cid):
+        if not isinstance(cid, str) or not CID_RE.fullmatch(cid):
             raise MessageError("announce: cid is not a CID")
         if not isinstance(sequence, int) or isinstance(sequence, bool) or not 0 <= sequence <= MAX_SEQUENCE:
             raise MessageError("announce: sequence is not a valid sequence number")

@@ -194,11 +194,11 @@ def _expect_list(value: dict[str, Any], key: str) -> list[str]:
 
 def validate(document: IdentityDocument) -> None:
     """Check every rule of the schema; raise DocumentError naming the first that fails."""
-    if not PEER_ID_RE.match(document.publisher):
+    if not PEER_ID_RE.fullmatch(document.publisher):
         raise DocumentError("publisher is not a libp2p peer id")
     if not 0 <= document.sequence <= MAX_SEQUENCE:
         raise DocumentError(f"sequence must be between 0 and {MAX_SEQUENCE}")
-    if not _RFC3339_UTC.match(document.issued_at):
+    if not _RFC3339_UTC.fullmatch(document.issued_at):
         raise DocumentError("issuedAt must be an RFC 3339 UTC time such as 2026-01-31T12:00:00Z")
     if document.tombstone:
         if document.name or document.description or document.url or document.categories or document.addresses:

@@ -153,7 +153,7 @@ def from_dict(value: Any) -> MemberKubeconfig:
     user_entry = _mapping(user_entry, "users[0]", required={"name", "user"})
     user = _mapping(user_entry["user"], "the user", required={"token"})
     token = user["token"]
-    if not isinstance(token, str) or not _TOKEN_RE.match(token) or len(token) > MAX_TOKEN:
+    if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token) or len(token) > MAX_TOKEN:
         raise KubeconfigError(
             f"the user's token must be an inline bearer token (printable, at most {MAX_TOKEN} characters)"
         )
@@ -161,7 +161,7 @@ def from_dict(value: Any) -> MemberKubeconfig:
     context_entry = _mapping(context_entry, "contexts[0]", required={"name", "context"})
     context = _mapping(context_entry["context"], "the context", required={"cluster", "user", "namespace"})
     namespace = context["namespace"]
-    if not isinstance(namespace, str) or not _NAMESPACE_RE.match(namespace):
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
         raise KubeconfigError("the context's namespace must be a namespace name")
 
     cluster_name = _name(cluster_entry["name"], "the cluster's name")

@@ -89,7 +89,7 @@ class PeerAddress:
 
 
 def is_peer_id(text: str) -> bool:
-    return bool(PEER_ID_RE.match(text))
+    return bool(PEER_ID_RE.fullmatch(text))
 
 
 def parse_peer_address(text: str) -> PeerAddress:
@@ -145,7 +145,7 @@ def _check_value(text: str, name: str, kind: str, value: str) -> None:
         if not value.isdigit() or not 0 <= int(value) <= 65535:
             raise MultiaddrError(text, f"{name} port {value!r} is not a number from 0 to 65535")
     elif kind == "host":
-        if not _HOSTNAME_RE.match(value):
+        if not _HOSTNAME_RE.fullmatch(value):
             raise MultiaddrError(text, f"{value!r} is not a DNS name")
     elif kind == "peer" and not is_peer_id(value):
         raise MultiaddrError(text, f"{value!r} is not a libp2p peer id")

@@ -209,7 +209,7 @@ class SwarmIdentity:
             )
         except (KeyError, TypeError, ValueError):
             return None
-        return record if CID_RE.match(record.cid) else None
+        return record if CID_RE.fullmatch(record.cid) else None
 
     def _write_published(self, record: Published) -> None:
         self.client.files_write(f"{self.folder}/published.json", json.dumps(record.to_json()).encode())
@@ -224,7 +224,7 @@ class SwarmIdentity:
                 heard = Heard(cid=str(entry["cid"]), sequence=int(entry["sequence"]), heard_at=float(entry["heardAt"]))
             except (KeyError, TypeError, ValueError):
                 continue
-            if PEER_ID_RE.match(publisher) and CID_RE.match(heard.cid):
+            if PEER_ID_RE.fullmatch(publisher) and CID_RE.fullmatch(heard.cid):
                 result[publisher] = heard
         return result
 

@@ -164,10 +164,10 @@ def validate_conditions(conditions):
                     where, condition["status"]
                 )
             )
-        if condition.get("reason") and not _CAMEL_CASE.match(str(condition["reason"])):
+        if condition.get("reason") and not _CAMEL_CASE.fullmatch(str(condition["reason"])):
             raise ValueError(f"{where}: condition `reason` must be a single CamelCase word")
         for key in ("lastHeartbeatTime", "lastTransitionTime"):
-            if condition.get(key) and not _RFC3339.match(str(condition[key])):
+            if condition.get(key) and not _RFC3339.fullmatch(str(condition[key])):
                 raise ValueError(f"{where}: `{key}` must be an RFC 3339 date-time")
         result.append(condition)
     return result

@@ -157,7 +157,7 @@ _TYPES = ("counter", "gauge", "histogram", "summary")
 def build_metric(params):
     """The request from module parameters (unset suboptions dropped); ValueError when it is not one metric."""
     name = params["name"]
-    if not _METRIC_NAME.match(name):
+    if not _METRIC_NAME.fullmatch(name):
         raise ValueError(f"name {name!r} is not a valid Prometheus metric name")
     if name.startswith(_RESERVED):
         raise ValueError(f"name {name!r} uses a prefix reserved for the operator's own metrics")
@@ -173,7 +173,7 @@ def build_metric(params):
         raise ValueError("counter metrics cannot decrease in value")
     labels = {}
     for key, value in (params.get("labels") or {}).items():
-        if not _LABEL_NAME.match(str(key)) or str(key).startswith("__"):
+        if not _LABEL_NAME.fullmatch(str(key)) or str(key).startswith("__"):
             raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
         labels[str(key)] = str(value)
     metric = {"name": name, "description": params["description"], kind: action}

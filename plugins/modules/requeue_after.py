@@ -77,7 +77,7 @@ def duration_seconds(text):
     """Seconds of a non-negative Go duration; ValueError naming the problem otherwise."""
     if text == "0":
         return 0.0
-    if not text or not _DURATION.match(text):
+    if not text or not _DURATION.fullmatch(text):
         raise ValueError(f"time must be a duration such as 30s, 5m or 1h30m (units ns, us, ms, s, m, h), not {text!r}")
     return sum(float(number) * _UNITS[unit] for number, unit in _COMPONENT.findall(text))
 

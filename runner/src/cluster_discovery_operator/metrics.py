@@ -168,7 +168,7 @@ class OperatorMetrics:
     def apply_user_metric(self, spec: Mapping[str, Any]) -> None:
         """Apply one osdk_metric request; MetricError says why it was refused."""
         name = str(spec.get("name") or "")
-        if not _METRIC_NAME.match(name):
+        if not _METRIC_NAME.fullmatch(name):
             raise MetricError(f"metric name {name!r} is not a valid Prometheus name")
         if name.startswith(_RESERVED_PREFIXES):
             raise MetricError(f"metric name {name!r} uses a prefix reserved for the operator's own metrics")
@@ -187,7 +187,7 @@ class OperatorMetrics:
             raise MetricError("labels must be a mapping of label names to values")
         labels = {str(k): str(v) for k, v in raw_labels.items()}
         for label in labels:
-            if not _LABEL_NAME.match(label) or label.startswith("__"):
+            if not _LABEL_NAME.fullmatch(label) or label.startswith("__"):
                 raise MetricError(f"label name {label!r} is not a valid Prometheus label name")
         label_names = tuple(sorted(labels))
         help_text = str(spec.get("description") or name)

@@ -296,7 +296,7 @@ def _parse_finalizer(entry: _Entry) -> Finalizer | None:
     raw = entry.mapping("finalizer")
     entry.unknown_keys(raw, _FINALIZER_KEYS, prefix="finalizer.")
     name = entry.string("name", required=True, raw=raw, prefix="finalizer.")
-    if not _QUALIFIED_NAME.match(name):
+    if not _QUALIFIED_NAME.fullmatch(name):
         raise entry.error("finalizer.name", f"{name!r} is not a qualified name such as example.com/finalizer")
     role = entry.string("role", raw=raw, prefix="finalizer.")
     playbook = entry.string("playbook", raw=raw, prefix="finalizer.")
@@ -407,9 +407,9 @@ def _parse_entry(
         version=entry.string("version", required=True),
         kind=entry.string("kind", required=True),
     )
-    if not _KIND.match(gvk.kind):
+    if not _KIND.fullmatch(gvk.kind):
         raise entry.error("kind", f"{gvk.kind!r} is not a Kind (letters and digits, starting with a letter)")
-    if not _VERSION.match(gvk.version):
+    if not _VERSION.fullmatch(gvk.version):
         raise entry.error("version", f"{gvk.version!r} is not an API version such as v1 or v1alpha1")
     role = entry.string("role")
     playbook = entry.string("playbook")
