@@ -20,6 +20,21 @@ The bootstrap list is replaced with one ``config`` write of ``Bootstrap``
 (``bootstrap/rm`` followed by ``bootstrap/add`` would leave an empty list
 behind if the second call failed); additions alone go through
 ``bootstrap/add``, which validates them on the node.
+
+Why ``bootstrap_include_peering``: the original controller's bootstrap list
+is "actualized when an Identity is published" (seed 000): the members found
+on the swarm join it and leave it with them, while the SwarmPool's
+``bootstrapNodeAddresses`` always stay. Two roles write the list (the
+swarmpool role from the spec, the identity role from the members); if each
+wrote its own view, each run would undo the other's. So both state one rule
+here: the list is the given addresses plus every peer the node protects
+after this run (``Peering.Peers``, as :func:`plan` computes it, so a peering
+change of the same run counts), which the identity role keeps equal to the
+bootstrap nodes and the live members.
+
+:func:`counters` is the SwarmPool status's two numbers, computed once for
+the swarmpool role (the module's ``counters``) and the discovery agent, which
+keeps them current between reconciles.
 """
 
 from __future__ import annotations
@@ -35,14 +50,19 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
     KuboError,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.multiaddr import (
+    MultiaddrError,
     PeerAddress,
     canonical,
     group_by_peer,
+    parse_peer_address,
     parse_peer_addresses,
 )
 
 PEERING_KEY = "Peering.Peers"
 BOOTSTRAP_KEY = "Bootstrap"
+# The SwarmPool status's names for them, as the original controller printed them (seed 000).
+BOOTSTRAPS_COUNTER = "Number of bootstraps"
+CONNECTED_COUNTER = "Number of connected peers"
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,9 @@ class SwarmSpec:
     connect: bool = True
     """Dial the peers not connected now; without it kubo's peering subsystem dials them on its own, in the
     background, so a peer that cannot be reached fails nothing."""
+    bootstrap_include_peering: bool = False
+    """The wanted bootstrap list also holds every peer of ``Peering.Peers`` after this run (see the module
+    docstring); ignored without ``bootstrap``."""
 
 
 def spec_from_params(
@@ -65,6 +88,7 @@ def spec_from_params(
     peers: Sequence[str] | None,
     peers_exclusive: bool,
     connect: bool = True,
+    bootstrap_include_peering: bool = False,
 ) -> SwarmSpec:
     """Validate the module's options; raises MultiaddrError naming the bad address."""
     return SwarmSpec(
@@ -73,6 +97,7 @@ def spec_from_params(
         peers=tuple(parse_peer_addresses(peers)) if peers is not None else None,
         peers_exclusive=peers_exclusive,
         connect=connect,
+        bootstrap_include_peering=bootstrap_include_peering,
     )
 
 
@@ -161,8 +186,9 @@ def plan(state: NodeState, spec: SwarmSpec) -> Plan:
         peering_before=[_copy(entry) for entry in state.peering_config],
         peering_after=[_copy(entry) for entry in state.peering_config],
     )
-    _plan_bootstrap(state, spec, result)
+    # Peering first: with bootstrap_include_peering the bootstrap list follows the peering after this run.
     _plan_peering(state, spec, result)
+    _plan_bootstrap(state, spec, result)
     return result
 
 
@@ -181,6 +207,12 @@ def _plan_bootstrap(state: NodeState, spec: SwarmSpec, result: Plan) -> None:
             " from itself"
         )
     wanted = [address.text for address in spec.bootstrap if address.peer_id != state.peer_id]
+    if spec.bootstrap_include_peering:
+        listed = set(wanted)
+        for text in _peering_bootstrap(result.peering_after, own=state.peer_id, warnings=result.warnings):
+            if text not in listed:
+                listed.add(text)
+                wanted.append(text)
     current = {canonical(entry) for entry in state.bootstrap}
     if spec.exclusive:
         if current != set(wanted) or len(state.bootstrap) != len(wanted):
@@ -191,6 +223,26 @@ def _plan_bootstrap(state: NodeState, spec: SwarmSpec, result: Plan) -> None:
         if missing:
             result.bootstrap_add = missing
             result.bootstrap_after = list(state.bootstrap) + missing
+
+
+def _peering_bootstrap(entries: Sequence[AddrInfo], *, own: str, warnings: list[str]) -> list[str]:
+    """Each transport of each protected peer as a bootstrap address ``<transport>/p2p/<id>`` (canonical).
+
+    The node's own id is left out silently (the peers option already warned about it). kubo refuses to start
+    on a bootstrap entry it cannot parse, so a ``Peering.Peers`` transport that does not parse (written there
+    by hand) is left out with a warning rather than copied into ``Bootstrap``.
+    """
+    addresses: list[str] = []
+    for entry in entries:
+        if entry["ID"] == own:
+            continue
+        for transport in entry["Addrs"]:
+            text = f"{transport}/p2p/{entry['ID']}"
+            try:
+                addresses.append(parse_peer_address(text).text)
+            except MultiaddrError as err:
+                warnings.append(f"Left {text} of {PEERING_KEY} out of the bootstrap list: {err.msg}")
+    return addresses
 
 
 def _plan_peering(state: NodeState, spec: SwarmSpec, result: Plan) -> None:
@@ -316,6 +368,23 @@ def predicted_connections(state: NodeState, plan: Plan) -> list[ConnInfo]:
     return predicted
 
 
+def counters(bootstrap: Sequence[str], connections: Sequence[ConnInfo]) -> dict[str, int]:
+    """The SwarmPool status's counters of a node: distinct peers, not entries.
+
+    kubo lists one bootstrap entry per address and one connection per transport, so a peer with two
+    addresses, or connected twice (each side dialled the other), would otherwise count twice. A bootstrap
+    entry naming no peer (kubo's ``auto`` placeholder) is not a peer and is not counted.
+    """
+    bootstrap_peers: set[str] = set()
+    for entry in bootstrap:
+        try:
+            bootstrap_peers.add(parse_peer_address(entry).peer_id)
+        except MultiaddrError:
+            continue
+    connected = {conn.get("Peer") for conn in connections if conn.get("Peer")}
+    return {BOOTSTRAPS_COUNTER: len(bootstrap_peers), CONNECTED_COUNTER: len(connected)}
+
+
 def diff(plan: Plan) -> dict[str, dict[str, Any]]:
     return {
         "before": {"bootstrap": list(plan.bootstrap_before), "peering": peering_view(plan.peering_before)},
@@ -343,4 +412,5 @@ def ensure(client: KuboClient, spec: SwarmSpec, *, check_mode: bool) -> tuple[Pl
         "bootstrap": bootstrap,
         "connected_peers": connected_view(connected),
         "peering": peering_view(peering),
+        "counters": counters(bootstrap, connected),
     }

@@ -14,11 +14,13 @@ description:
   - Reports a kubo node's peer id, addresses, bootstrap list, connected peers and protected peering, through its RPC
     API at O(api_url).
   - With O(bootstrap), ensures the node's bootstrap list holds those addresses (O(exclusive=true) makes it exactly
-    those).
+    those); with O(bootstrap_include_peering=true), also the peers the node protects.
   - With O(peers), ensures the node is connected to those peers now (C(swarm/connect)), and keeps them connected;
     they join kubo's peering subsystem (protected connections, reconnected with back-off) both in the running node
     and in the config's C(Peering.Peers), since kubo's C(swarm/peering/add) alone is lost at restart.
   - Without O(bootstrap) or O(peers), only reports.
+  - Returns the counters of a SwarmPool's status (distinct bootstrap peers, distinct connected peers), computed as
+    the discovery agent computes them.
   - Supports check mode (nothing is written; the result is the prediction) and diff mode.
 options:
   bootstrap:
@@ -34,6 +36,21 @@ options:
     description:
       - If V(true), the bootstrap list becomes exactly O(bootstrap) (one write of the config's C(Bootstrap)).
       - If V(false), missing addresses are added and the others kept.
+      - Ignored without O(bootstrap).
+    type: bool
+    default: false
+  bootstrap_include_peering:
+    description:
+      - If V(true), the wanted bootstrap list is O(bootstrap) plus, for every peer the node protects after this run
+        (the config's C(Peering.Peers) once O(peers) is applied, so a peering change of the same task counts), each
+        of its addresses as C(<address>/p2p/<peer id>); the node's own peer id is left out.
+      - With O(exclusive=true) the list becomes exactly that, so a peer dropped from the peering (for example by
+        O(peers_exclusive=true)) leaves the bootstrap list too, while O(bootstrap) always stays.
+      - This is how the swarmpool and identity roles share the list without undoing each other's work. The
+        SwarmPool's C(bootstrapNodeAddresses) always stay, and the members the identity role keeps protected join it
+        and leave it with them (the original controller's bootstrap list is updated when an Identity is published).
+      - A C(Peering.Peers) address that is not a valid multiaddr is left out with a warning (kubo would refuse to
+        start with it in C(Bootstrap)).
       - Ignored without O(bootstrap).
     type: bool
     default: false
@@ -101,11 +118,15 @@ EXAMPLES = r"""
     peers:
       - /ip4/104.155.27.210/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx
 
-- name: Keep exactly these members protected
+- name: Keep exactly these members protected, and bootstrap from them and the swarm's bootstrap node
   peerdiscovery.cluster_discovery.ipfs_swarm:
     api_url: http://127.0.0.1:5001
     peers: "{{ swarm_members }}"
     peers_exclusive: true
+    bootstrap:
+      - /ip4/104.155.27.210/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx
+    exclusive: true
+    bootstrap_include_peering: true
 """
 
 RETURN = r"""
@@ -127,7 +148,9 @@ bootstrap:
   elements: str
   sample: ["/ip4/104.155.27.210/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"]
 connected_peers:
-  description: Open connections after the run (predicted in check mode), one per connection.
+  description:
+    - Open connections after the run (predicted in check mode), one per connection, so a peer connected through two
+      transports appears twice (RV(counters) counts peers).
   returned: always
   type: list
   elements: dict
@@ -153,6 +176,21 @@ peering:
       type: list
       elements: str
   sample: [{"peer_id": "QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx", "addresses": ["/ip4/104.155.27.210/tcp/4001"]}]
+counters:
+  description:
+    - What a SwarmPool's status reports of the node after the run (predicted in check mode), under the status's own
+      names. Peers are counted, not entries; a bootstrap entry naming no peer (kubo's C(auto)) is not counted.
+    - The discovery agent computes the same counters with the same code between reconciles.
+  returned: always
+  type: dict
+  contains:
+    Number of bootstraps:
+      description: Distinct peers of the bootstrap list.
+      type: int
+    Number of connected peers:
+      description: Distinct peers with at least one open connection.
+      type: int
+  sample: {"Number of bootstraps": 1, "Number of connected peers": 2}
 diff:
   description: The bootstrap list and C(Peering.Peers) before and after.
   returned: when diff mode is on
@@ -216,6 +254,7 @@ IPFS_SWARM_ARG_SPEC = {
     "peers": {"type": "list", "elements": "str"},
     "peers_exclusive": {"type": "bool", "default": False},
     "connect": {"type": "bool", "default": True},
+    "bootstrap_include_peering": {"type": "bool", "default": False},
 }
 
 
@@ -233,6 +272,7 @@ def execute_module(module):
         peers=params["peers"],
         peers_exclusive=params["peers_exclusive"],
         connect=params["connect"],
+        bootstrap_include_peering=params["bootstrap_include_peering"],
     )
     with kubo_client(params) as client:
         plan, result = ensure(client, spec, check_mode=module.check_mode)

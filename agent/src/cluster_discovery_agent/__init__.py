@@ -17,4 +17,9 @@ changes, instead of after two Ansible runs. The role's reconciles stay the
 authority: they publish the same content (which the node recognises as
 unchanged), ask the swarm, count misses, turn silent members Offline, keep
 peering, status and metrics.
+
+The agent also keeps each SwarmPool's node counters ("Number of bootstraps",
+"Number of connected peers") true between the swarmpool role's reconciles
+(nodestatus.py): it reads every serving node each ``--node-status-period``
+seconds and patches only the counters that changed.
 """

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .kube import ObjectRef
+
 log = logging.getLogger(__name__)
 
 
@@ -26,10 +28,8 @@ class Channel:
     swarm: str = ""
 
 
-@dataclass(frozen=True, order=True)
-class IdentityRef:
-    namespace: str
-    name: str
+# An Identity's (namespace, name): the watched cache's key for that kind.
+IdentityRef = ObjectRef
 
 
 class _Listener:

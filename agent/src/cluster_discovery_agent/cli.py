@@ -22,6 +22,7 @@ from typing import Any
 
 from . import collection
 from .channels import Channel, Channels, IdentityRef, channels_of
+from .nodestatus import DEFAULT_PERIOD, NodeStatus
 
 log = logging.getLogger("cluster_discovery_agent")
 
@@ -31,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--namespace",
         default=os.environ.get("WATCH_NAMESPACE") or None,
-        help="watch Identities of this namespace only (default: all, or $WATCH_NAMESPACE)",
+        help="watch Identities and SwarmPools of this namespace only (default: all, or $WATCH_NAMESPACE)",
     )
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     parser.add_argument(
@@ -39,6 +40,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=30.0,
         help="seconds between two announcements of each identity (default: 30)",
+    )
+    parser.add_argument(
+        "--node-status-period",
+        type=float,
+        default=DEFAULT_PERIOD,
+        help="seconds between two reads of each SwarmPool node's counters, written to the SwarmPool's status when"
+        f" they changed (default: {DEFAULT_PERIOD:g})",
     )
     parser.add_argument(
         "--health-probe-bind-address",
@@ -49,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.announce_period <= 0:
         parser.error("--announce-period must be positive")
+    if args.node_status_period <= 0:
+        parser.error("--node-status-period must be positive")
     return args
 
 
@@ -93,16 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 
     from .fastpath import FastPath
-    from .kube import Identities
+    from .kube import Watched
     from .publisher import Publisher
-    from .swarms import node_authorization
+    from .swarms import NodeReader, node_authorization
 
     k8s = get_api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else get_api_client()
-    identities = Identities(k8s.client.client, args.namespace)
+    identities = Watched(k8s.client.client, args.namespace, plural="identities")
+    pools = Watched(k8s.client.client, args.namespace, plural="swarmpools")
     fast_path = FastPath(k8s, identities)
     publisher = Publisher(k8s)
 
     secrets = ResourceService(k8s, "Secret", "v1")
+    node_status = NodeStatus(pools, read=NodeReader(secrets), period=args.node_status_period)
 
     def make_serve(channel: Channel) -> Callable[..., None]:
         try:
@@ -132,12 +144,22 @@ def main(argv: list[str] | None = None) -> int:
         publisher(ref, obj)
         channels.set_identity(ref, channels_of(obj) if obj is not None else set())
 
-    watcher = threading.Thread(target=identities.run, args=(on_change, stop), name="watch identities", daemon=True)
-    health = serve_health(args.health_probe_bind_address, watcher.is_alive)
+    threads = [
+        threading.Thread(target=identities.run, args=(on_change, stop), name="watch identities", daemon=True),
+        threading.Thread(target=pools.run, args=(None, stop), name="watch swarmpools", daemon=True),
+        threading.Thread(target=node_status.run, args=(stop,), name="node status", daemon=True),
+    ]
+    health = serve_health(args.health_probe_bind_address, lambda: all(thread.is_alive() for thread in threads))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    log.info("starting: namespace=%s announce_period=%s", args.namespace or "(all)", args.announce_period)
-    watcher.start()
+    log.info(
+        "starting: namespace=%s announce_period=%s node_status_period=%s",
+        args.namespace or "(all)",
+        args.announce_period,
+        args.node_status_period,
+    )
+    for thread in threads:
+        thread.start()
     while not stop.wait(10):
         channels.sync()  # restarts a listener whose thread died
     log.info("stopping")

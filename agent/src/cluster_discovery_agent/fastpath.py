@@ -33,7 +33,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
 )
 
 from .channels import Channel, IdentityRef
-from .kube import Identities
+from .kube import Watched
 from .swarms import SwarmNotReady, resolve
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ FRESH_WITHIN = 90.0
 
 
 class FastPath:
-    def __init__(self, k8s: K8SClient, identities: Identities) -> None:
+    def __init__(self, k8s: K8SClient, identities: Watched) -> None:
         self._identities = identities
         self._peers = ResourceService(k8s, "Peer", API_VERSION)
         self._secrets = ResourceService(k8s, "Secret", "v1")

@@ -1,8 +1,10 @@
-"""The agent's view of Kubernetes: a watched cache of Identities.
+"""The agent's view of Kubernetes: watched caches of the product's kinds, and status patches.
 
 Watching is list-then-watch from the list's resourceVersion, restarted from a
 fresh list when the server answers 410 Gone (versions expire) or the stream
-ends; every request has a timeout.
+ends; every request has a timeout. One :class:`Watched` class serves every
+kind the agent follows (Identities for the fast path, SwarmPools for their
+nodes' counters), so both recover from the same failures the same way.
 """
 
 from __future__ import annotations
@@ -10,47 +12,64 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
-
-from .channels import IdentityRef
 
 log = logging.getLogger(__name__)
 
 GROUP = "peerdiscovery.irt-saintexupery.com"
 VERSION = "v1alpha1"
-PLURAL = "identities"
 REQUEST_TIMEOUT = 30
 WATCH_TIMEOUT = 300
 
 
-def ref_of(obj: dict[str, Any]) -> IdentityRef:
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """A namespaced object of a watched kind."""
+
+    namespace: str
+    name: str
+
+
+def ref_of(obj: dict[str, Any]) -> ObjectRef:
     metadata = obj.get("metadata") or {}
-    return IdentityRef(namespace=str(metadata.get("namespace", "")), name=str(metadata.get("name", "")))
+    return ObjectRef(namespace=str(metadata.get("namespace", "")), name=str(metadata.get("name", "")))
 
 
-class Identities:
-    """List and watch Identities in one namespace or all, keeping the latest of each."""
+class Watched:
+    """List and watch one kind of the group in one namespace or all, keeping the latest of each object."""
 
-    def __init__(self, api: client.ApiClient, namespace: str | None) -> None:
+    def __init__(self, api: client.ApiClient, namespace: str | None, *, plural: str) -> None:
         self._custom = client.CustomObjectsApi(api)
         self.namespace = namespace
+        self.plural = plural
         self._lock = threading.Lock()
-        self._objects: dict[IdentityRef, dict[str, Any]] = {}
+        self._objects: dict[ObjectRef, dict[str, Any]] = {}
 
-    def get(self, ref: IdentityRef) -> dict[str, Any] | None:
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         with self._lock:
             return self._objects.get(ref)
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every object known now (the latest version of each), in a stable order."""
+        with self._lock:
+            return [self._objects[ref] for ref in sorted(self._objects)]
+
     def _list(self, **kwargs: Any) -> Any:
         if self.namespace:
-            return self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, **kwargs)
-        return self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+            return self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, self.plural, **kwargs)
+        return self._custom.list_cluster_custom_object(GROUP, VERSION, self.plural, **kwargs)
 
-    def run(self, on_change: Callable[[IdentityRef, dict[str, Any] | None], None], stop: threading.Event) -> None:
-        """Call ``on_change(ref, object or None when gone)`` for every change, until ``stop`` is set."""
+    def run(
+        self,
+        on_change: Callable[[ObjectRef, dict[str, Any] | None], None] | None,
+        stop: threading.Event,
+    ) -> None:
+        """Keep the cache and call ``on_change(ref, object or None when gone)`` for every change, until ``stop``."""
+        notify = on_change or (lambda ref, obj: None)
         while not stop.is_set():
             try:
                 listing = self._list(_request_timeout=REQUEST_TIMEOUT)
@@ -59,9 +78,9 @@ class Identities:
                     gone = set(self._objects) - set(current)
                     self._objects = dict(current)
                 for ref in gone:
-                    on_change(ref, None)
+                    notify(ref, None)
                 for ref, item in current.items():
-                    on_change(ref, item)
+                    notify(ref, item)
                 stream = watch.Watch()
                 for event in stream.stream(
                     self._list,
@@ -84,10 +103,33 @@ class Identities:
                             self._objects.pop(ref, None)
                         else:
                             self._objects[ref] = obj
-                    on_change(ref, None if kind == "DELETED" else obj)
+                    notify(ref, None if kind == "DELETED" else obj)
             except ApiException as err:
-                log.warning("watching Identities failed: %s %s; listing again", err.status, err.reason)
+                log.warning("watching %s failed: %s %s; listing again", self.plural, err.status, err.reason)
                 stop.wait(2)
             except Exception as err:  # connection resets, timeouts: keep watching
-                log.warning("watching Identities failed: %s; listing again", err)
+                log.warning("watching %s failed: %s; listing again", self.plural, err)
                 stop.wait(2)
+
+    def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> dict[str, Any] | None:
+        """JSON-merge-patch the status subresource; None when the object changed (409) or went away (404).
+
+        A ``metadata.resourceVersion`` in ``patch`` makes the API server refuse the write if the object moved
+        on since that version (optimistic concurrency): the caller reads it again and decides anew.
+        """
+        try:
+            result = self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                ref.namespace,
+                self.plural,
+                ref.name,
+                patch,
+                _content_type="application/merge-patch+json",
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as err:
+            if err.status in (404, 409):
+                return None
+            raise
+        return cast(dict[str, Any], result)

@@ -5,14 +5,20 @@ status gives the node's RPC API and addresses, its spec the swarm key Secret
 (``swarmKeySecretRef``, else ``<pool>-<swarm>-swarm-key``), and a SwarmPool of
 another namespace than the Identity's serves it only if it admits that
 namespace (module_utils/swarm_access.py, the rule the role applies too).
+
+:class:`NodeReader` reads a node's status counters for nodestatus.py, with the
+node's RPC API token and the swarmpool role's own counting code.
 """
 
 from __future__ import annotations
 
 import base64
+import threading
 from dataclasses import dataclass
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import counters
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
     admits,
     api_token_secret,
@@ -20,6 +26,8 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     refusal,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
+
+from .nodestatus import CONNECT_TIMEOUT, READ_TIMEOUT, Counters, NodeRef
 
 
 class SwarmNotReady(Exception):
@@ -69,3 +77,43 @@ def resolve(
         key=parse(base64.b64decode(value)).key,
         authorization=node_authorization(secrets, namespace=namespace, pool=pool, swarm=swarm),
     )
+
+
+class NodeReader:
+    """Read a node's status counters over its RPC API, with the token of its SwarmPool's Secret.
+
+    The token is read once per swarm, and again when the node refuses it (a SwarmPool made anew has a new one).
+    """
+
+    def __init__(self, secrets: ResourceService) -> None:
+        self._secrets = secrets
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, str, str], str | None] = {}
+
+    def __call__(self, node: NodeRef) -> Counters:
+        key = (node.namespace, node.pool, node.swarm)
+        try:
+            with KuboClient(
+                node.api_url,
+                timeout=READ_TIMEOUT,
+                connect_timeout=CONNECT_TIMEOUT,
+                retries=0,
+                authorization=self._authorization(key),
+            ) as kubo:
+                counted: Counters = counters(kubo.bootstrap_list(), kubo.swarm_peers())
+                return counted
+        except KuboError as err:
+            if err.status in (401, 403):
+                with self._lock:
+                    self._tokens.pop(key, None)
+            raise
+
+    def _authorization(self, key: tuple[str, str, str]) -> str | None:
+        with self._lock:
+            if key in self._tokens:
+                return self._tokens[key]
+        namespace, pool, swarm = key
+        value = node_authorization(self._secrets, namespace=namespace, pool=pool, swarm=swarm)
+        with self._lock:
+            self._tokens[key] = value
+        return value

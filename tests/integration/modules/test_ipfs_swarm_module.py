@@ -7,7 +7,11 @@ refused with a clear message; bootstrap and peering management walk the
 kubernetes.core cycle (create, modify, delete, each in check mode, for real
 and again), report ``changed`` and ``diff`` truthfully, and survive a node
 restart (the peering is persisted in ``Peering.Peers``); bad input fails with a
-clear ``msg`` and writes nothing.
+clear ``msg`` and writes nothing. ``bootstrap_include_peering`` makes the
+bootstrap list follow the protected peers through the identity role's and the
+swarmpool role's calls (a member joins, stays across the other role's run,
+leaves), in check mode, for real and again; ``counters`` counts peers, not
+addresses or connections.
 """
 
 from __future__ import annotations
@@ -279,3 +283,77 @@ def test_an_unreachable_node_fails_naming_endpoint_and_node(play: Any) -> None:
     assert result["failed"] is True
     assert result["msg"].startswith("Could not reach kubo at http://127.0.0.1:9 for /api/v0/id:")
     assert (result["endpoint"], result["node"]) == ("/api/v0/id", "http://127.0.0.1:9")
+
+
+def test_the_bootstrap_list_follows_the_protected_peers_through_both_roles_calls(kubo_node: Any, play: Any) -> None:
+    """The identity role's call, then the swarmpool role's, then the identity role's once a member left."""
+    bootstrap_node = kubo_node(name="include-bootstrap")
+    member = kubo_node(bootstrap_node.swarm_key, name="include-member")
+    node = kubo_node(bootstrap_node.swarm_key, name="include-node")
+
+    def bootstrap() -> list[str]:
+        with client(node) as kubo:
+            return sorted(kubo.bootstrap_list())
+
+    spec_bootstrap = {"bootstrap": [bootstrap_node.swarm_addr], "exclusive": True, "bootstrap_include_peering": True}
+    identity_run = {
+        "api_url": node.api_url,
+        **spec_bootstrap,
+        "peers": [bootstrap_node.swarm_addr, member.swarm_addr],
+        "peers_exclusive": True,
+    }
+    both = sorted([bootstrap_node.swarm_addr, member.swarm_addr])
+
+    checked = play(task("Member joins", **identity_run), check=True)["Member joins"]
+    assert checked["changed"] is True
+    assert sorted(checked["bootstrap"]) == sorted(checked["diff"]["after"]["bootstrap"]) == both
+    assert checked["counters"] == {"Number of bootstraps": 2, "Number of connected peers": 2}
+    assert bootstrap() == []
+
+    joined = play(task("Member joins", **identity_run))["Member joins"]
+    assert joined["changed"] is True
+    assert sorted(joined["bootstrap"]) == bootstrap() == both
+    assert joined["counters"] == {"Number of bootstraps": 2, "Number of connected peers": 2}
+    again = play(task("Member joins", **identity_run))["Member joins"]
+    assert again["changed"] is False
+    assert again["diff"]["before"] == again["diff"]["after"]
+
+    # The swarmpool role's call (its spec's bootstrap nodes, peering not exclusive) keeps the member.
+    swarmpool_run = {"api_url": node.api_url, **spec_bootstrap, "peers": [bootstrap_node.swarm_addr]}
+    kept = play(task("Reconcile the SwarmPool", **swarmpool_run))["Reconcile the SwarmPool"]
+    assert kept["changed"] is False
+    assert bootstrap() == both
+
+    # The member left: the identity role's exclusive peering drops it, and the bootstrap list with it.
+    left_run = dict(identity_run, peers=[bootstrap_node.swarm_addr])
+    checked = play(task("Member leaves", **left_run), check=True)["Member leaves"]
+    assert checked["changed"] is True
+    assert checked["diff"]["after"]["bootstrap"] == [bootstrap_node.swarm_addr]
+    assert bootstrap() == both
+    left = play(task("Member leaves", **left_run))["Member leaves"]
+    assert left["changed"] is True
+    assert bootstrap() == [bootstrap_node.swarm_addr]
+    assert left["counters"]["Number of bootstraps"] == 1
+    assert play(task("Member leaves", **left_run))["Member leaves"]["changed"] is False
+
+
+def test_counters_count_peers_not_addresses(kubo_node: Any, play: Any) -> None:
+    first = kubo_node(name="count-a")
+    second = kubo_node(first.swarm_key, name="count-b")
+    node = kubo_node(first.swarm_key, name="count-node")
+    other_address = f"/ip4/127.0.0.1/tcp/1/p2p/{first.peer_id}"
+    result = play(
+        task(
+            "Count",
+            api_url=node.api_url,
+            bootstrap=[first.swarm_addr, other_address],
+            peers=[first.swarm_addr, second.swarm_addr],
+        )
+    )["Count"]
+    assert result["failed"] is False, result.get("msg")
+    assert len(result["bootstrap"]) == 2
+    assert result["counters"] == {
+        "Number of bootstraps": 1,
+        "Number of connected peers": len({peer["peer_id"] for peer in result["connected_peers"]}),
+    }
+    assert result["counters"]["Number of connected peers"] == 2

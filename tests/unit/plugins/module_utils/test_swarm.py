@@ -2,7 +2,10 @@
 
 Covers plugins/module_utils/swarm.py: ``plan`` (what to write, hence
 ``changed``, check mode's prediction and the diff) for every combination of
-bootstrap/exclusive and peers/peers_exclusive against a node's observed state;
+bootstrap/exclusive and peers/peers_exclusive against a node's observed state,
+and bootstrap_include_peering (the bootstrap list follows the peering after
+the run, so the swarmpool and identity roles do not undo each other);
+``counters`` (the SwarmPool status's numbers: distinct peers, not entries);
 ``apply``'s order and error wording, and ``ensure`` in check mode, with a
 recording stand-in for the client. Real kubo behaviour is covered by
 tests/integration/modules/test_ipfs_swarm.py.
@@ -20,6 +23,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     Plan,
     SwarmSpec,
     apply,
+    counters,
     diff,
     ensure,
     plan,
@@ -59,8 +63,17 @@ def spec(
     exclusive: bool = False,
     peers: list[str] | None = None,
     peers_exclusive: bool = False,
+    include_peering: bool = False,
+    connect: bool = True,
 ) -> SwarmSpec:
-    return spec_from_params(bootstrap=bootstrap, exclusive=exclusive, peers=peers, peers_exclusive=peers_exclusive)
+    return spec_from_params(
+        bootstrap=bootstrap,
+        exclusive=exclusive,
+        peers=peers,
+        peers_exclusive=peers_exclusive,
+        connect=connect,
+        bootstrap_include_peering=include_peering,
+    )
 
 
 # -- reporting only ---------------------------------------------------------------
@@ -328,3 +341,159 @@ def test_without_connect_a_new_peer_is_protected_but_not_dialled() -> None:
     result = plan(state(), wanted)
     assert [entry["ID"] for entry in result.live_add] == [A]
     assert result.connect == []
+
+
+# -- the bootstrap list follows the peering (bootstrap_include_peering) ---------------------
+
+
+def test_with_include_peering_the_bootstrap_list_is_the_given_addresses_plus_the_protected_peers() -> None:
+    node = state(
+        bootstrap=[addr(A)],
+        config=[{"ID": B, "Addrs": ["/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.3/tcp/4001"]}],
+    )
+    result = plan(node, spec(bootstrap=[addr(A)], exclusive=True, include_peering=True))
+    assert result.bootstrap_replace
+    assert result.bootstrap_after == [addr(A), addr(B, "10.0.0.2"), addr(B, "10.0.0.3")]
+
+
+def test_a_peer_protected_by_the_same_run_joins_the_bootstrap_list_in_the_same_run() -> None:
+    """The identity role's run: the spec's bootstrap node stays, a live member joins peering and bootstrap at once."""
+    member = addr(B, "10.0.0.2")
+    result = plan(
+        state(bootstrap=[addr(A)]),
+        spec(
+            bootstrap=[addr(A)],
+            exclusive=True,
+            include_peering=True,
+            peers=[addr(A), member],
+            peers_exclusive=True,
+            connect=False,
+        ),
+    )
+    assert [entry["ID"] for entry in result.peering_after] == [A, B]
+    assert result.bootstrap_after == [addr(A), member]
+    assert diff(result)["after"]["bootstrap"] == [addr(A), member]
+
+
+def test_a_member_dropped_from_the_peering_leaves_the_bootstrap_list_and_the_given_addresses_stay() -> None:
+    """A member that left: the identity role's exclusive peering drops it, and with it its bootstrap entry."""
+    gone: AddrInfo = {"ID": B, "Addrs": ["/ip4/10.0.0.2/tcp/4001"]}
+    bootstrap_node: AddrInfo = {"ID": A, "Addrs": ["/ip4/10.0.0.1/tcp/4001"]}
+    node = state(
+        bootstrap=[addr(A), addr(B, "10.0.0.2")],
+        config=[bootstrap_node, gone],
+        live=[bootstrap_node, gone],
+        connected=[A, B],
+    )
+    result = plan(
+        node,
+        spec(bootstrap=[addr(A)], exclusive=True, include_peering=True, peers=[addr(A)], peers_exclusive=True),
+    )
+    assert result.live_remove == [B]
+    assert result.bootstrap_replace
+    assert result.bootstrap_after == [addr(A)]
+
+
+def test_the_swarmpool_roles_run_keeps_the_members_the_identity_role_protects() -> None:
+    """The swarmpool role's run (spec bootstrap, non-exclusive peers) after the identity role's: nothing to undo."""
+    member: AddrInfo = {"ID": B, "Addrs": ["/ip4/10.0.0.2/tcp/4001"]}
+    bootstrap_node: AddrInfo = {"ID": A, "Addrs": ["/ip4/10.0.0.1/tcp/4001"]}
+    node = state(
+        bootstrap=[addr(A), addr(B, "10.0.0.2")],
+        config=[bootstrap_node, member],
+        live=[bootstrap_node, member],
+        connected=[A, B],
+    )
+    result = plan(node, spec(bootstrap=[addr(A)], exclusive=True, include_peering=True, peers=[addr(A)]))
+    assert not result.changed
+    assert result.bootstrap_after == [addr(A), addr(B, "10.0.0.2")]
+
+
+def test_without_include_peering_an_exclusive_bootstrap_list_drops_the_protected_peers() -> None:
+    """What the swarmpool role did before: a reconcile removed the members from the bootstrap list."""
+    node = state(bootstrap=[addr(A), addr(B)], config=[{"ID": B, "Addrs": ["/ip4/10.0.0.1/tcp/4001"]}])
+    result = plan(node, spec(bootstrap=[addr(A)], exclusive=True))
+    assert result.bootstrap_after == [addr(A)]
+
+
+def test_include_peering_adds_no_address_twice_whatever_its_spelling() -> None:
+    node = state(bootstrap=[addr(A, spelling="ipfs")], config=[{"ID": A, "Addrs": ["/ip4/10.0.0.1/tcp/4001"]}])
+    result = plan(node, spec(bootstrap=[addr(A)], exclusive=True, include_peering=True))
+    assert not result.changed
+    assert result.bootstrap_after == [addr(A, spelling="ipfs")]
+
+
+def test_include_peering_without_exclusive_only_adds_the_missing_peers() -> None:
+    node = state(bootstrap=[addr(C, "10.0.0.3")], config=[{"ID": B, "Addrs": ["/ip4/10.0.0.2/tcp/4001"]}])
+    result = plan(node, spec(bootstrap=[addr(A)], include_peering=True))
+    assert result.bootstrap_add == [addr(A), addr(B, "10.0.0.2")]
+    assert result.bootstrap_after == [addr(C, "10.0.0.3"), addr(A), addr(B, "10.0.0.2")]
+
+
+def test_include_peering_leaves_out_the_nodes_own_id_and_warns_about_an_address_that_does_not_parse() -> None:
+    node = state(
+        config=[
+            {"ID": SELF, "Addrs": ["/ip4/127.0.0.1/tcp/4001"]},
+            {"ID": B, "Addrs": ["/ip4/10.0.0.2/tcp/4001", "/garbage/1"]},
+        ]
+    )
+    result = plan(node, spec(bootstrap=[], exclusive=True, include_peering=True))
+    assert result.bootstrap_after == [addr(B, "10.0.0.2")]
+    assert len(result.warnings) == 1
+    assert result.warnings[0].startswith(f"Left /garbage/1/p2p/{B} of Peering.Peers out of the bootstrap list: ")
+
+
+def test_include_peering_is_ignored_without_bootstrap() -> None:
+    node = state(bootstrap=[], config=[{"ID": B, "Addrs": ["/ip4/10.0.0.2/tcp/4001"]}])
+    assert not plan(node, spec(include_peering=True)).changed
+
+
+def test_ensure_in_check_mode_predicts_the_bootstrap_list_that_follows_the_peering() -> None:
+    node = state(bootstrap=[addr(A)])
+    client = Recorder(node)
+    wanted = spec(bootstrap=[addr(A)], exclusive=True, include_peering=True, peers=[addr(B, "10.0.0.2")])
+    the_plan, result = ensure(client, wanted, check_mode=True)  # type: ignore[arg-type]
+    assert the_plan.changed
+    assert client.calls == []
+    assert result["bootstrap"] == [addr(A), addr(B, "10.0.0.2")]
+    assert result["counters"] == {"Number of bootstraps": 2, "Number of connected peers": 1}
+
+
+# -- counters ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "connected", "expected"),
+    [
+        pytest.param([], [], (0, 0), id="alone"),
+        pytest.param([addr(A)], [(A, "/ip4/10.0.0.1/tcp/4001")], (1, 1), id="one-each"),
+        pytest.param(
+            [addr(A), addr(A, "10.0.0.7"), addr(A, spelling="ipfs")],
+            [(A, "/ip4/10.0.0.1/tcp/4001"), (A, "/ip4/10.0.0.1/tcp/50312")],
+            (1, 1),
+            id="one-peer-two-addresses-and-two-connections",
+        ),
+        pytest.param(
+            [addr(A), addr(B, "10.0.0.2")],
+            [(A, "/ip4/10.0.0.1/tcp/4001"), (B, "/ip4/10.0.0.2/tcp/4001"), (C, "/ip4/10.0.0.3/tcp/4001")],
+            (2, 3),
+            id="distinct-peers",
+        ),
+        pytest.param(["auto", addr(B)], [("", "/ip4/10.0.0.9/tcp/4001")], (1, 0), id="entries-naming-no-peer"),
+    ],
+)
+def test_counters_count_distinct_peers_not_entries(
+    bootstrap: list[str], connected: list[tuple[str, str]], expected: tuple[int, int]
+) -> None:
+    connections = [ConnInfo(Peer=peer, Addr=address) for peer, address in connected]
+    assert counters(bootstrap, connections) == {
+        "Number of bootstraps": expected[0],
+        "Number of connected peers": expected[1],
+    }
+
+
+def test_ensure_returns_the_counters_of_the_node_after_the_run() -> None:
+    node = state(bootstrap=[addr(A), addr(A, "10.0.0.7")], connected=[A, A, B])
+    _, result = ensure(Recorder(node), SwarmSpec(), check_mode=False)  # type: ignore[arg-type]
+    assert result["counters"] == {"Number of bootstraps": 1, "Number of connected peers": 2}
+    assert len(result["connected_peers"]) == 3  # still one entry per connection
