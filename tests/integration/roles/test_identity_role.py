@@ -190,12 +190,12 @@ def test_the_kubeconfig_used_by_a_fresh_client_can_do_exactly_what_the_role_allo
     with kubernetes.config.new_client_from_config(config_file=str(path)) as client:
         core = kubernetes.client.CoreV1Api(client)
         pods = [pod.metadata.name for pod in core.list_namespaced_pod(ns).items]
-        assert f"{swarm.pool}-{swarm.swarm}-0" in pods
+        assert f"{swarm.pool}-{swarm.swarm}-ss-0" in pods
         services = {service.metadata.name for service in core.list_namespaced_service(ns).items}
         assert {f"{swarm.pool}-{swarm.swarm}", f"{swarm.pool}-{swarm.swarm}-lb"} <= services
         configmaps = {configmap.metadata.name for configmap in core.list_namespaced_config_map(ns).items}
         assert f"{swarm.pool}-{swarm.swarm}-config" in configmaps
-        assert core.read_namespaced_pod(f"{swarm.pool}-{swarm.swarm}-0", ns).status.phase == "Running"
+        assert core.read_namespaced_pod(f"{swarm.pool}-{swarm.swarm}-ss-0", ns).status.phase == "Running"
 
         assert forbidden(core.list_namespaced_secret, ns)
         assert forbidden(core.read_namespaced_secret, "swarm-key", ns)
@@ -203,7 +203,7 @@ def test_the_kubeconfig_used_by_a_fresh_client_can_do_exactly_what_the_role_allo
         assert forbidden(core.list_namespaced_config_map, "default")
         configmap = {"metadata": {"name": "written-by-a-member"}, "data": {"x": "y"}}
         assert forbidden(core.create_namespaced_config_map, ns, configmap)
-        assert forbidden(core.delete_namespaced_pod, f"{swarm.pool}-{swarm.swarm}-0", ns)
+        assert forbidden(core.delete_namespaced_pod, f"{swarm.pool}-{swarm.swarm}-ss-0", ns)
     assert cluster.get("configmap", "written-by-a-member", namespace=ns) is None
 
 

@@ -10,9 +10,11 @@ with the same key connects, a node with another key is refused, no public
 bootstrap); a second pool joining with the key and the first's address gets
 it as bootstrap and protected peer and connects; a second reconcile of an
 unchanged pool changes nothing (ansibleResult.changed 0, no object
-rewritten); a malformed user key and an unsupported IPFSVersion are reported
-in the Failure condition and touch nothing; deleting pools removes what they
-created and keeps the Secret the user provided.
+rewritten); a malformed user key is reported in the Failure condition and
+touches nothing; the original's IPFSVersion v0.8.0 runs the tested kubo
+release and says so (condition, Warning Event, status), a malformed one is
+refused by the API server; deleting pools removes what they created and keeps
+the Secret the user provided.
 
 What is real: kube-apiserver, etcd, kube-controller-manager (StatefulSet
 controller, garbage collector), the operator (``cluster-discovery-operator``
@@ -78,8 +80,12 @@ class Pool:
         return f"{self.name}-{self.swarm}"
 
     @property
+    def statefulset(self) -> str:
+        return f"{self.node}-ss"  # the original's name: its pods are <pool>-<swarm>-ss-0
+
+    @property
     def pod(self) -> str:
-        return f"{self.node}-0"
+        return f"{self.statefulset}-0"
 
     @property
     def labels(self) -> dict[str, str]:
@@ -210,7 +216,7 @@ def check_node_objects(cluster: Cluster, pool: Pool) -> None:
     assert headless["spec"]["ports"] == ports
     assert headless["spec"]["selector"] == pool.labels
 
-    statefulset = cluster.get("statefulset", pool.node, namespace=ns)
+    statefulset = cluster.get("statefulset", pool.statefulset, namespace=ns)
     assert statefulset["metadata"]["ownerReferences"] == [owner]
     spec = statefulset["spec"]
     assert (spec["replicas"], spec["serviceName"], spec["selector"]["matchLabels"]) == (1, pool.node, pool.labels)
@@ -301,9 +307,11 @@ def test_the_status_reports_the_running_node_as_its_api_describes_it(cluster: Cl
             "Addresses": [f"/ip4/{pod.pod_ip}/tcp/{creator.swarm_port}/p2p/{peer_id}"],
             "Number of bootstraps": 0,
             "Number of connected peers": len(connected_peer_ids(pod.api_url, authorization=auth(cluster, creator))),
+            "IPFS Version": binaries.kubo_version(),
         }
     }
-    assert re.fullmatch(r"[0-9a-f]{32}", status["hash"])
+    # The original's form: an MD5 digest in base64, such as PXqJ2FxEz64Aofb/Zx374w==.
+    assert re.fullmatch(r"[A-Za-z0-9+/]{22}==", status["hash"])
     updated = datetime.datetime.strptime(status["lastUpdate"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
     assert datetime.timedelta(0) <= datetime.datetime.now(datetime.UTC) - updated < datetime.timedelta(minutes=10)
     conditions = {c["type"]: c for c in status["conditions"]}
@@ -323,7 +331,7 @@ def test_a_second_reconcile_of_an_unchanged_swarmpool_changes_and_rewrites_nothi
         ("configmap", f"{creator.node}-config"),
         ("service", creator.node),
         ("service", f"{creator.node}-lb"),
-        ("statefulset", creator.node),
+        ("statefulset", creator.statefulset),
         ("pvc", f"data-{creator.pod}"),
     ]
 
@@ -350,6 +358,48 @@ def test_a_second_reconcile_of_an_unchanged_swarmpool_changes_and_rewrites_nothi
         assert after["status"][key] == status_before[key]
     pod_after = running_pod(cluster, creator)
     assert (pod_after.uid, pod_after.pid, pod_after.restart_count) == (pod_before.uid, pod_before.pid, 0)
+
+
+def test_a_statefulset_of_the_earlier_name_goes_only_if_this_swarmpool_made_it(cluster: Cluster, creator: Pool) -> None:
+    """Releases before the original's naming called the StatefulSet <pool>-<swarm>; its node must not run on."""
+    ns = creator.namespace
+
+    def statefulset(name: str, owners: list[dict[str, Any]]) -> dict[str, Any]:
+        labels = {"app": name}  # not the node's labels: nothing of it may be taken for the node
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": name, "namespace": ns, "ownerReferences": owners},
+            "spec": {
+                "replicas": 0,
+                "serviceName": name,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "kubo", "image": "docker.io/ipfs/kubo:v0.20.0"}]},
+                },
+            },
+        }
+
+    owner = owner_reference(pool_object(cluster, creator))
+    cluster.apply([statefulset(creator.node, [owner])])
+    previous = force_reconcile(cluster, "swarmpool", creator.name, ns)
+    wait_for_run(cluster, "swarmpool", creator.name, ns, after=previous)
+    cluster.wait_for(
+        lambda: cluster.get("statefulset", creator.node, namespace=ns) is None,
+        "the earlier StatefulSet is removed",
+        timeout=TIMEOUT,
+        interval=POLL,
+    )
+    assert cluster.get("statefulset", creator.statefulset, namespace=ns) is not None
+
+    # Someone else's StatefulSet of that name is not ours to remove.
+    cluster.apply([statefulset(creator.node, [])])
+    previous = force_reconcile(cluster, "swarmpool", creator.name, ns)
+    obj = wait_for_run(cluster, "swarmpool", creator.name, ns, after=previous)
+    assert {c["type"]: c for c in obj["status"]["conditions"]}["Successful"]["status"] == "True"
+    assert cluster.get("statefulset", creator.node, namespace=ns) is not None
+    cluster.delete("statefulset", creator.node, namespace=ns, wait=True)
 
 
 def test_the_node_is_a_private_node_configured_exactly_as_the_swarmpool_says(
@@ -412,6 +462,7 @@ def test_a_swarmpool_joining_with_the_key_and_a_bootstrap_address_is_peered_and_
         "Addresses": [f"/ip4/{PINNED_IP}/tcp/{joiner.swarm_port}/p2p/{pod.peer_id}"],
         "Number of bootstraps": 1,
         "Number of connected peers": len(connected_peer_ids(pod.api_url, authorization=auth(cluster, joiner))),
+        "IPFS Version": binaries.kubo_version(),
     }
     assert rpc(pod.api_url, "bootstrap/list", authorization=auth(cluster, joiner))["Peers"] == [creator_address]
     creator_transport = creator_address.rsplit("/p2p/", 1)[0]
@@ -482,12 +533,11 @@ def test_a_malformed_user_key_is_reported_by_line_and_rule_and_nothing_is_touche
     assert cluster.get("secret", f"{name}-key", namespace=malformed) == before
 
 
-def test_an_unsupported_ipfs_version_on_a_running_swarmpool_is_reported_and_the_node_keeps_running(
+def test_the_originals_ipfs_version_runs_the_tested_release_and_the_swarmpool_says_so(
     cluster: Cluster, joiner: Pool
 ) -> None:
     ns = joiner.namespace
-    statefulset_before = cluster.get("statefulset", joiner.node, namespace=ns)
-    status_before = node_status(cluster, joiner)
+    statefulset_before = cluster.get("statefulset", joiner.statefulset, namespace=ns)
     pod_before = running_pod(cluster, joiner)
     previous = run_marker(pool_object(cluster, joiner))
     patch = [{"op": "replace", "path": "/spec/swarms/0/IPFSVersion", "value": "v0.8.0"}]
@@ -495,22 +545,55 @@ def test_an_unsupported_ipfs_version_on_a_running_swarmpool_is_reported_and_the_
 
     obj = wait_for_run(cluster, "swarmpool", joiner.name, ns, after=previous)
     conditions = {c["type"]: c for c in obj["status"]["conditions"]}
-    assert conditions["Failure"]["status"] == "True", conditions
-    assert conditions["Successful"]["status"] == "False"
-    message = " ".join(conditions["Failure"]["message"].split())
-    assert (
-        f"SwarmPool {ns}/{joiner.name}, swarm {joiner.swarm}: IPFSVersion v0.8.0 is not supported;"
-        " supported are kubo v0.36.0 to v0.43.x" in message
-    ), message
+    assert conditions["Successful"]["status"] == "True", conditions
+    substituted = conditions["IPFSVersionSubstituted"]
+    assert (substituted["status"], substituted["reason"]) == ("True", "UnsupportedIPFSVersion")
+    expected = (
+        f"swarm {joiner.swarm}: IPFSVersion v0.8.0 is not a release this operator runs (kubo v0.43.x);"
+        f" the node runs kubo {binaries.kubo_version()} instead"
+    )
+    assert substituted["message"] == expected
+    assert node_status(cluster, joiner)["IPFS Version"] == binaries.kubo_version()
+    events = [
+        event
+        for event in cluster.get("event", namespace=ns)
+        if event["involvedObject"].get("name") == joiner.name and event["reason"] == "UnsupportedIPFSVersion"
+    ]
+    assert [(e["type"], e["message"], e["involvedObject"]["kind"]) for e in events] == [
+        ("Warning", expected, "SwarmPool")
+    ]
+    assert events[0]["involvedObject"]["uid"] == obj["metadata"]["uid"]
 
-    statefulset_after = cluster.get("statefulset", joiner.node, namespace=ns)
+    # The node already ran the tested release: nothing about it changes.
+    statefulset_after = cluster.get("statefulset", joiner.statefulset, namespace=ns)
     assert statefulset_after["metadata"]["resourceVersion"] == statefulset_before["metadata"]["resourceVersion"]
     [container] = statefulset_after["spec"]["template"]["spec"]["containers"]
     assert container["image"] == f"docker.io/ipfs/kubo:{binaries.kubo_version()}"
     pod_after = running_pod(cluster, joiner)
     assert (pod_after.uid, pod_after.pid) == (pod_before.uid, pod_before.pid)
-    assert rpc(pod_after.api_url, "id", authorization=auth(cluster, joiner))["ID"] == pod_before.peer_id
-    assert node_status(cluster, joiner) == status_before
+
+    # A second reconcile tells nobody again.
+    previous = force_reconcile(cluster, "swarmpool", joiner.name, ns)
+    again = wait_for_run(cluster, "swarmpool", joiner.name, ns, after=previous)
+    assert {c["type"]: c for c in again["status"]["conditions"]}["IPFSVersionSubstituted"] == substituted
+    assert len([e for e in cluster.get("event", namespace=ns) if e["reason"] == "UnsupportedIPFSVersion"]) == 1
+
+    # Only a value that is no release tag is refused, by the API server, and the stored spec stays.
+    bad = [{"op": "replace", "path": "/spec/swarms/0/IPFSVersion", "value": "latest"}]
+    refused = cluster.kubectl(
+        "patch", "swarmpool", joiner.name, "-n", ns, "--type=json", "-p", json.dumps(bad), check=False
+    )
+    assert refused.returncode != 0
+    assert "IPFSVersion" in refused.stderr and "should match" in refused.stderr, refused.stderr
+    assert pool_object(cluster, joiner)["spec"]["swarms"][0]["IPFSVersion"] == "v0.8.0"
+
+    # Back to a release of the series: the condition says so.
+    previous = run_marker(pool_object(cluster, joiner))
+    fixed = [{"op": "replace", "path": "/spec/swarms/0/IPFSVersion", "value": binaries.kubo_version()}]
+    cluster.kubectl("patch", "swarmpool", joiner.name, "-n", ns, "--type=json", "-p", json.dumps(fixed))
+    obj = wait_for_run(cluster, "swarmpool", joiner.name, ns, after=previous)
+    cleared = {c["type"]: c for c in obj["status"]["conditions"]}["IPFSVersionSubstituted"]
+    assert (cleared["status"], cleared["reason"]) == ("False", "AsRequested")
 
 
 def test_deleting_swarmpools_removes_what_they_created_and_keeps_the_secret_the_user_provided(
@@ -524,7 +607,7 @@ def test_deleting_swarmpools_removes_what_they_created_and_keeps_the_secret_the_
 
     for pool in (creator, joiner):
         created = [
-            ("statefulset", pool.node),
+            ("statefulset", pool.statefulset),
             ("service", pool.node),
             ("service", f"{pool.node}-lb"),
             ("configmap", f"{pool.node}-config"),

@@ -48,8 +48,8 @@ CEL_RULES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "!has(self.swarmPort) || !has(self.apiPort) || self.swarmPort != self.apiPort": lambda net: (
         "swarmPort" not in net or "apiPort" not in net or net["swarmPort"] != net["apiPort"]
     ),
-    "self.spec.swarms.all(s, size(self.metadata.name) + size(s.name) <= 51)": lambda pool: all(
-        len(pool["metadata"]["name"]) + len(swarm.get("name", "")) <= 51 for swarm in pool["spec"].get("swarms", [])
+    "self.spec.swarms.all(s, size(self.metadata.name) + size(s.name) <= 48)": lambda pool: all(
+        len(pool["metadata"]["name"]) + len(swarm.get("name", "")) <= 48 for swarm in pool["spec"].get("swarms", [])
     ),
 }
 
@@ -293,7 +293,7 @@ INVALID_VARIANTS = [
         "names-too-long-for-a-statefulset",
         "SwarmPool",
         _set([*_SWARM, "name"], "a-swarm-name-of-thirty-six-characters"),
-        "must not exceed 51 characters",
+        "must not exceed 48 characters",
     ),
     Variant("swarm-name-not-a-dns-label", "SwarmPool", _set([*_SWARM, "name"], "Cluster_1"), "name"),
     Variant("duplicate-swarm-names", "SwarmPool", _duplicate_swarm, "Duplicate value"),

@@ -1,0 +1,85 @@
+"""The swarmpool role's filters (plugins/filter/swarmpool.py) and the kubo release rule behind one of them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.filter.swarmpool import FilterModule
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo_release import (
+    RELEASE_PATTERN,
+    TESTED_RELEASE,
+    MalformedRelease,
+    choose,
+)
+
+from testbed import binaries
+
+FILTER_DIR = Path(__file__).resolve().parents[4] / "plugins" / "filter"
+CRD = Path(__file__).resolve().parents[4] / "config" / "crd" / "bases"
+FILTERS = FilterModule().filters()
+
+
+@pytest.mark.parametrize("name", sorted(FILTERS))
+def test_every_filter_is_documented_under_its_own_name(name: str) -> None:
+    doc = yaml.safe_load((FILTER_DIR / f"{name}.yml").read_text())
+    assert doc["DOCUMENTATION"]["name"] == name
+    assert f"peerdiscovery.cluster_discovery.{name}" in doc["EXAMPLES"]
+    assert "_value" in doc["RETURN"]
+
+
+@pytest.mark.parametrize("requested", ["v0.43.0", "v0.43.1", "v0.43.7", "v0.43.0-rc1"])
+def test_a_release_of_the_tested_series_runs_as_asked(requested: str) -> None:
+    assert FILTERS["kubo_release"](requested, "s") == {
+        "requested": requested,
+        "run": requested,
+        "substituted": False,
+        "message": "",
+        "error": "",
+    }
+
+
+@pytest.mark.parametrize("requested", ["v0.8.0", "v0.4.23", "v0.36.0", "v0.42.9", "v0.44.0", "v1.0.0", "v0.44.0-rc1"])
+def test_any_other_release_runs_the_tested_one_and_says_so(requested: str) -> None:
+    decision = FILTERS["kubo_release"](requested, "cluster1-private")
+    assert decision == {
+        "requested": requested,
+        "run": TESTED_RELEASE,
+        "substituted": True,
+        "message": (
+            f"swarm cluster1-private: IPFSVersion {requested} is not a release this operator runs (kubo v0.43.x);"
+            f" the node runs kubo {TESTED_RELEASE} instead"
+        ),
+        "error": "",
+    }
+
+
+@pytest.mark.parametrize("requested", ["latest", "0.8.0", "v0.8", "v0.8.0 ", "", None, 8, "v0.43.1; rm -rf /"])
+def test_only_a_value_that_is_no_release_tag_is_refused(requested: object) -> None:
+    decision = FILTERS["kubo_release"](requested)
+    assert decision["error"].startswith(f"IPFSVersion {requested!r} is not a release tag such as {TESTED_RELEASE}")
+    assert (decision["run"], decision["substituted"]) == ("", False)
+    with pytest.raises(MalformedRelease):
+        choose(requested)
+
+
+def test_the_tested_release_is_the_one_the_test_bed_builds_and_the_crd_defaults_to() -> None:
+    assert binaries.kubo_version() == TESTED_RELEASE
+    crd = yaml.safe_load((CRD / "peerdiscovery.irt-saintexupery.com_swarmpools.yaml").read_text())
+    swarm = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["swarms"]
+    version = swarm["items"]["properties"]["IPFSVersion"]
+    assert (version["default"], version["pattern"]) == (TESTED_RELEASE, RELEASE_PATTERN)
+
+
+def test_the_spec_hash_is_the_md5_of_the_canonical_json_in_base64_as_the_original_wrote_it() -> None:
+    swarms = [{"name": "cluster1", "network": {"swarm_port": 4001, "api_port": 5001}}]
+    digest = FILTERS["swarmpool_spec_hash"](swarms)
+    canonical = b'[{"name":"cluster1","network":{"api_port":5001,"swarm_port":4001}}]'
+    assert digest == base64.b64encode(hashlib.md5(canonical).digest()).decode()
+    assert len(digest) == 24 and digest.endswith("==")
+    reordered = [{"network": {"api_port": 5001, "swarm_port": 4001}, "name": "cluster1"}]
+    assert FILTERS["swarmpool_spec_hash"](reordered) == digest
+    assert FILTERS["swarmpool_spec_hash"]([{"name": "cluster2"}]) != digest
