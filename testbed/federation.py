@@ -260,11 +260,12 @@ class Federation:
         self.base_dir = base_dir
         self.clusters: dict[str, Cluster] = {}
 
-    def add_cluster(self, name: str) -> Cluster:
+    def add_cluster(self, name: str, *, operator_args: Sequence[str] = ()) -> Cluster:
+        """Start a cluster; ``operator_args`` come after the test bed's own flags, so they override them."""
         cluster = Cluster(name, self.base_dir / name)
         self.clusters[name] = cluster
         try:
-            cluster.start()
+            cluster.start(operator_args=operator_args)
         except BaseException:
             cluster.stop()
             raise
