@@ -122,6 +122,17 @@ def main(argv: list[str] | None = None) -> int:
                     timeout=300,
                 )
                 say(f"{name} sees its two peers")
+            for cluster in federation.clusters.values():
+                # The agent refreshes the SwarmPool counters within 15 s of a change on the node.
+                cluster.wait_for(
+                    lambda cluster=cluster: all(
+                        node.get("Number of connected peers") == len(CLUSTERS) - 1
+                        for pool in cluster.get("swarmpools", namespace=NAMESPACE)
+                        for node in ((pool.get("status") or {}).get("status") or {}).values()
+                    ),
+                    "its SwarmPool status counts the two others as connected",
+                    timeout=60,
+                )
             show(federation)
             if args.keep:
                 say(
