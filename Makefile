@@ -37,11 +37,13 @@ unit: setup ## Run the unit tests only (no network, no test bed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup ## Lint Python, YAML, roles and playbooks
+lint: setup testbed ## Lint Python, YAML, roles and playbooks, and the Helm chart
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy runner/src
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint roles playbooks
+	$(HELM) lint --strict $(CHART)
 
 ##@ Deployment
 
