@@ -53,11 +53,15 @@ class Publisher:
         self._version = str(((k8s.client.version or {}).get("kubernetes") or {}).get("gitVersion") or "")
         self._lock = threading.Lock()
         self._done: dict[IdentityRef, tuple[Any, bool]] = {}
+        # Why each Identity was last left to the operator: every status write of the role or the runner is a
+        # watch event, and the same refusal must not be logged at each (once per change of reason).
+        self._left: dict[IdentityRef, str] = {}
 
     def __call__(self, ref: IdentityRef, identity: dict[str, Any] | None) -> None:
         """React to one watch event of a local Identity (None: it is gone)."""
         if identity is None:
             self._done.pop(ref, None)
+            self._left.pop(ref, None)
             return
         metadata = identity.get("metadata") or {}
         state = (metadata.get("generation"), bool(metadata.get("deletionTimestamp")))
@@ -70,9 +74,13 @@ class Publisher:
                     self._publish_on(ref, identity, entry, deleting=state[1])
             except (KuboCollectionError, DocumentError, SwarmNotReady, ValueError) as err:
                 # The role publishes on its reconcile and reports why in the Identity's status.
-                log.info("left %s/%s to the operator: %s", ref.namespace, ref.name, err)
+                reason = str(err)
+                level = logging.DEBUG if self._left.get(ref) == reason else logging.INFO
+                self._left[ref] = reason
+                log.log(level, "left %s/%s to the operator: %s", ref.namespace, ref.name, reason)
                 return
             self._done[ref] = state
+            self._left.pop(ref, None)
             log.info(
                 "%s Identity %s/%s in %.0f ms",
                 "retracted" if state[1] else "published",
