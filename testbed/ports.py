@@ -34,11 +34,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError(f"no free TCP port on {host} after 100 attempts")
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct free ports on ``host``."""
-    return [free_port(host) for _ in range(count)]
-
-
 def is_port_clash(log_text: str) -> bool:
     """Whether a server's log says it could not bind because the port was taken."""
     lowered = log_text.lower()

@@ -4,8 +4,8 @@ Raw API objects are JSON maps whose shape depends on the kind, so they stay
 ``dict[str, Any]`` (``KubeObject``) and are read through the small accessors
 below, which never raise on a malformed object: a CR without metadata or with a
 spec that is not a map is still something we can report on. The bodies we build
-ourselves (conditions, events, leases, reviews, owner references) are
-TypedDicts, so mypy checks every field name we write.
+ourselves (conditions and their ansibleResult, events) are TypedDicts, so
+mypy checks every field name we write.
 
 Object keys are ``namespace/name`` (``name`` for cluster-scoped objects), as in
 controller-runtime's NamespacedName; a NewType keeps them from being confused
@@ -130,15 +130,6 @@ class Condition(TypedDict, total=False):
     observedGeneration: int
 
 
-class OwnerReference(TypedDict, total=False):
-    apiVersion: str
-    kind: str
-    name: str
-    uid: str
-    controller: bool
-    blockOwnerDeletion: bool
-
-
 class ObjectReference(TypedDict, total=False):
     apiVersion: str
     kind: str
@@ -174,14 +165,6 @@ class Event(TypedDict, total=False):
     source: EventSource
     reportingComponent: str
     reportingInstance: str
-
-
-class LeaseSpec(TypedDict, total=False):
-    holderIdentity: str
-    leaseDurationSeconds: int
-    acquireTime: str
-    renewTime: str
-    leaseTransitions: int
 
 
 class WatchEvent(TypedDict):

@@ -221,10 +221,6 @@ class WorkQueue(Generic[K]):
                 self._cond.wait(remaining)
         return True
 
-    def is_processing(self, key: K) -> bool:
-        with self._cond:
-            return key in self._processing
-
     @property
     def depth(self) -> int:
         """Keys ready and waiting for a worker."""

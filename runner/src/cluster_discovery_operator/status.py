@@ -19,7 +19,6 @@ so a role's own condition types survive) and ``status.observedGeneration``.
 
 from __future__ import annotations
 
-import copy
 import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -177,27 +176,6 @@ def status_patch(
     if observed_generation and current_status.get("observedGeneration") != observed_generation:
         patch["observedGeneration"] = observed_generation
     return patch or None
-
-
-def merge_role_conditions(
-    current: list[Condition], requested: Sequence[Mapping[str, Any]], *, now: str
-) -> list[Condition]:
-    """k8s_status's merge: replace conditions by type, append new types, stamp lastTransitionTime when status flips."""
-    merged = copy.deepcopy(current)
-    for raw in requested:
-        condition = cast(Condition, dict(raw))
-        existing = get_condition(merged, condition["type"])
-        if "lastTransitionTime" not in condition:
-            if (
-                existing is not None
-                and existing.get("status") == condition.get("status")
-                and "lastTransitionTime" in existing
-            ):
-                condition["lastTransitionTime"] = existing["lastTransitionTime"]
-            else:
-                condition["lastTransitionTime"] = now
-        merged = [c for c in merged if c.get("type") != condition["type"]] + [condition]
-    return merged
 
 
 def failure_event(

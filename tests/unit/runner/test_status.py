@@ -18,7 +18,6 @@ from cluster_discovery_operator.status import (
     error_conditions,
     failure_event,
     get_condition,
-    merge_role_conditions,
     new_condition,
     running_conditions,
     set_condition,
@@ -137,20 +136,6 @@ def test_status_patch_touches_only_conditions_and_observed_generation() -> None:
     }
     settled = {"conditions": conditions, "peers": 3, "observedGeneration": 2}
     assert status_patch(settled, conditions_of(settled), observed_generation=2) is None
-
-
-def test_merge_role_conditions_by_type() -> None:
-    current: list[Condition] = [
-        {"type": "A", "status": "True", "reason": "X", "lastTransitionTime": T0},
-        {"type": "Running", "status": "True", "reason": "Running", "lastTransitionTime": T0},
-    ]
-    merged = merge_role_conditions(
-        current, [{"type": "A", "status": "True", "reason": "Z"}, {"type": "B", "status": "False"}], now=T1
-    )
-    by_type = _by_type(merged)
-    assert by_type["A"] == {"type": "A", "status": "True", "reason": "Z", "lastTransitionTime": T0}
-    assert by_type["B"]["lastTransitionTime"] == T1
-    assert by_type["Running"] == current[1]
 
 
 def test_failure_event_is_a_warning_about_the_object() -> None:
