@@ -21,11 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import bounded_json
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
-    CID_RE,
-    MAX_SEQUENCE,
-    PEER_ID_RE,
-)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import CID_RE, MAX_SEQUENCE
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.multiaddr import PEER_ID_RE
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import derive_key
 
 PROTOCOL = "cluster-discovery/v1"

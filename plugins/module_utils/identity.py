@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import bounded_json
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.multiaddr import BASE58, PEER_ID_RE
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import SealedBox, SealError
 
 SCHEMA = "peerdiscovery.irt-saintexupery.com/identity/v1"
@@ -46,12 +47,8 @@ MAX_ADDRESSES = 32
 MAX_ADDRESS = 512
 MAX_VERSION = 64
 
-# libp2p peer ids as kubo prints them: base58btc multihashes (Qm... for RSA,
-# 12D3KooW... for ed25519, 16Uiu2... for secp256k1).
-_BASE58 = "[1-9A-HJ-NP-Za-km-z]"
-PEER_ID_RE = re.compile(rf"^(?:Qm{_BASE58}{{44}}|12D3KooW{_BASE58}{{44}}|16Uiu2{_BASE58}{{40,60}})$")
 # What `ipfs add` returns: CIDv0 (Qm...) or base32 CIDv1 (b...).
-CID_RE = re.compile(rf"^(?:Qm{_BASE58}{{44}}|b[a-z2-7]{{50,120}})$")
+CID_RE = re.compile(rf"^(?:Qm{BASE58}{{44}}|b[a-z2-7]{{50,120}})$")
 _RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$")
 
 _FIELDS = {

@@ -25,13 +25,14 @@ from dataclasses import dataclass
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
 
-_BASE58 = "[1-9A-HJ-NP-Za-km-z]"
-# Peer ids as kubo prints them: base58btc multihashes (Qm... RSA, 12D3KooW...
-# ed25519, 16Uiu2... secp256k1), or CIDv1 of the libp2p-key codec in base32
-# (bafz...) or base36 (k51...).
-PEER_ID_RE = re.compile(
-    rf"^(?:Qm{_BASE58}{{44}}|12D3KooW{_BASE58}{{44}}|16Uiu2{_BASE58}{{40,60}}|bafz[a-z2-7]{{50,70}}|k51[0-9a-z]{{50,70}})$"
-)
+BASE58 = "[1-9A-HJ-NP-Za-km-z]"
+_BASE58_PEER_ID = rf"Qm{BASE58}{{44}}|12D3KooW{BASE58}{{44}}|16Uiu2{BASE58}{{40,60}}"
+PEER_ID_RE = re.compile(rf"^(?:{_BASE58_PEER_ID})$")
+"""A peer id as kubo prints it (``ipfs id``, pubsub senders): a base58btc multihash (Qm... RSA, 12D3KooW...
+ed25519, 16Uiu2... secp256k1). What the protocol's documents and announcements carry."""
+_MULTIADDR_PEER_ID_RE = re.compile(rf"^(?:{_BASE58_PEER_ID}|bafz[a-z2-7]{{50,70}}|k51[0-9a-z]{{50,70}})$")
+"""What a multiaddr's /p2p/ component may also hold: a CIDv1 of the libp2p-key codec, base32 (bafz...) or
+base36 (k51...)."""
 _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$"
 )
@@ -89,7 +90,7 @@ class PeerAddress:
 
 
 def is_peer_id(text: str) -> bool:
-    return bool(PEER_ID_RE.fullmatch(text))
+    return bool(_MULTIADDR_PEER_ID_RE.fullmatch(text))
 
 
 def parse_peer_address(text: str) -> PeerAddress:

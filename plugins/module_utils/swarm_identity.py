@@ -49,7 +49,6 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.er
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     CID_RE,
     MAX_DOCUMENT_BYTES,
-    PEER_ID_RE,
     DocumentError,
     IdentityDocument,
     next_sequence,
@@ -67,6 +66,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     parse as parse_kubeconfig,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.multiaddr import PEER_ID_RE
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.public_keys import is_public
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import (
     SealError,
