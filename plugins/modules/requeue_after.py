@@ -35,7 +35,8 @@ options:
   time:
     description:
       - How long to wait before the next reconcile, as a Go duration such as V(30s), V(5m), V(1h30m) or V(1.5h)
-        (units C(ns), C(us), C(ms), C(s), C(m), C(h)).
+        (units C(ns), C(us), C(ms), C(s), C(m), C(h)), read as Go's C(time.ParseDuration) reads it, as the operator
+        does. A negative duration is refused.
     type: str
     required: true
 """
@@ -74,12 +75,19 @@ _COMPONENT = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 
 
 def duration_seconds(text):
-    """Seconds of a non-negative Go duration; ValueError naming the problem otherwise."""
-    if text == "0":
-        return 0.0
-    if not text or not _DURATION.fullmatch(text):
+    """Seconds of a non-negative Go duration; ValueError naming the problem otherwise.
+
+    Go's time.ParseDuration grammar, as the operator reads the period this module returns (its
+    durations.py): an optional sign, then "0" or number-unit pairs. A negative duration means nothing
+    for a requeue and is refused.
+    """
+    unsigned = text[1:] if text[:1] in ("+", "-") else text
+    if unsigned != "0" and (not unsigned or not _DURATION.fullmatch(unsigned)):
         raise ValueError(f"time must be a duration such as 30s, 5m or 1h30m (units ns, us, ms, s, m, h), not {text!r}")
-    return sum(float(number) * _UNITS[unit] for number, unit in _COMPONENT.findall(text))
+    seconds = sum(float(number) * _UNITS[unit] for number, unit in _COMPONENT.findall(unsigned))
+    if text.startswith("-") and seconds > 0:
+        raise ValueError(f"time must not be negative, not {text!r}")
+    return seconds
 
 
 def argspec():
