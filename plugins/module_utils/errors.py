@@ -1,6 +1,7 @@
 # Copyright: cluster-discovery contributors
 # Apache License 2.0 (see LICENSE)
-"""The collection's base error.
+"""The collection's base error, CollectionError: what module_utils raise, whatever the cause (kubo, Kubernetes,
+multiaddrs, documents).
 
 Private to the collection: may change without notice.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 
-class KuboCollectionError(Exception):
+class CollectionError(Exception):
     """Base of every error raised by this collection's module_utils."""
 
     def __init__(self, msg: str, **fields: Any) -> None:

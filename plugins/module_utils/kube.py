@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 
 
-class KubernetesError(KuboCollectionError):
+class KubernetesError(CollectionError):
     """The API server refused or could not be reached; the message quotes its reason."""
 
 

@@ -71,7 +71,7 @@ from typing import Any, Self, TypedDict, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import ReadTimeoutError
@@ -98,7 +98,7 @@ Timeout = float | tuple[float, float]
 # -- errors -------------------------------------------------------------------
 
 
-class KuboError(KuboCollectionError):
+class KuboError(CollectionError):
     """A kubo RPC call failed: unreachable node, timeout, refusal or unexpected answer."""
 
     def __init__(

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 
 BASE58 = "[1-9A-HJ-NP-Za-km-z]"
 _BASE58_PEER_ID = rf"Qm{BASE58}{{44}}|12D3KooW{BASE58}{{44}}|16Uiu2{BASE58}{{40,60}}"
@@ -68,7 +68,7 @@ _PROTOCOLS: dict[str, str | None] = {
 }
 
 
-class MultiaddrError(KuboCollectionError):
+class MultiaddrError(CollectionError):
     """A peer address is malformed; the message names the address and what is wrong."""
 
     def __init__(self, address: str, problem: str) -> None:

@@ -120,7 +120,7 @@ class Action:
 
 
 @dataclass
-class Plan:
+class SyncPlan:
     actions: list[Action] = field(default_factory=list)
     online: int = 0
     offline: int = 0
@@ -240,14 +240,14 @@ def plan(
     offline_after: int,
     forget_after: int,
     count_misses: bool = True,
-) -> Plan:
+) -> SyncPlan:
     """Actions that bring the Peers of ``scope`` in line with one discovery round.
 
     ``count_misses`` false applies news only (what was heard and retracted)
     and leaves every other Peer as it is: the agent's fast path, which did
     not ask the swarm, has no round in which a member could be missed.
     """
-    result = Plan()
+    result = SyncPlan()
     by_name: dict[str, Mapping[str, Any]] = {str((p.get("metadata") or {}).get("name") or ""): p for p in existing}
     seen: set[str] = set()
     untouched = {peer_name(p) for p in refused}
@@ -366,7 +366,9 @@ class Applied:
     """``<peer>: <why>`` for each member whose Peer could not be written; the others were."""
 
 
-def apply(plan_: Plan, scope: Scope, *, peers: ResourceService, secrets: ResourceService, check_mode: bool) -> Applied:
+def apply(
+    plan_: SyncPlan, scope: Scope, *, peers: ResourceService, secrets: ResourceService, check_mode: bool
+) -> Applied:
     """Carry out ``plan_``: write only what differs, so a second identical round changes nothing.
 
     What one member published can still be refused by the API server (a field

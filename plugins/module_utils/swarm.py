@@ -147,7 +147,7 @@ def _addr_infos(raw: Any, client: KuboClient) -> list[AddrInfo]:
 
 
 @dataclass
-class Plan:
+class SwarmPlan:
     """What :func:`apply` will write; every field is derived by :func:`plan` alone."""
 
     bootstrap_before: list[str]
@@ -178,9 +178,9 @@ def _same_addrs(left: Sequence[str], right: Sequence[str]) -> bool:
     return {canonical(addr) for addr in left} == {canonical(addr) for addr in right}
 
 
-def plan(state: NodeState, spec: SwarmSpec) -> Plan:
+def plan(state: NodeState, spec: SwarmSpec) -> SwarmPlan:
     """Compare the node with the spec. Pure: no I/O."""
-    result = Plan(
+    result = SwarmPlan(
         bootstrap_before=list(state.bootstrap),
         bootstrap_after=list(state.bootstrap),
         peering_before=[_copy(entry) for entry in state.peering_config],
@@ -196,7 +196,7 @@ def _copy(entry: AddrInfo) -> AddrInfo:
     return {"ID": entry["ID"], "Addrs": list(entry["Addrs"])}
 
 
-def _plan_bootstrap(state: NodeState, spec: SwarmSpec, result: Plan) -> None:
+def _plan_bootstrap(state: NodeState, spec: SwarmSpec, result: SwarmPlan) -> None:
     if spec.bootstrap is None:
         return
     own = [address for address in spec.bootstrap if address.peer_id == state.peer_id]
@@ -245,7 +245,7 @@ def _peering_bootstrap(entries: Sequence[AddrInfo], *, own: str, warnings: list[
     return addresses
 
 
-def _plan_peering(state: NodeState, spec: SwarmSpec, result: Plan) -> None:
+def _plan_peering(state: NodeState, spec: SwarmSpec, result: SwarmPlan) -> None:
     if spec.peers is None:
         return
     wanted = group_by_peer(spec.peers)
@@ -295,7 +295,7 @@ def _full_addresses(entry: AddrInfo) -> list[str]:
     return [f"{addr}/p2p/{entry['ID']}" for addr in entry["Addrs"]]
 
 
-def apply(client: KuboClient, plan: Plan) -> None:
+def apply(client: KuboClient, plan: SwarmPlan) -> None:
     """Write what the plan says, in an order that never loses what was stored.
 
     Raises KuboError, its message prefixed with what failed and its ``changed``
@@ -359,7 +359,7 @@ def connected_view(connected: Sequence[ConnInfo]) -> list[dict[str, Any]]:
     )
 
 
-def predicted_connections(state: NodeState, plan: Plan) -> list[ConnInfo]:
+def predicted_connections(state: NodeState, plan: SwarmPlan) -> list[ConnInfo]:
     """Connections after the plan, as check mode predicts them."""
     predicted = list(state.connected)
     predicted.extend(
@@ -385,14 +385,14 @@ def counters(bootstrap: Sequence[str], connections: Sequence[ConnInfo]) -> dict[
     return {BOOTSTRAPS_COUNTER: len(bootstrap_peers), CONNECTED_COUNTER: len(connected)}
 
 
-def diff(plan: Plan) -> dict[str, dict[str, Any]]:
+def diff(plan: SwarmPlan) -> dict[str, dict[str, Any]]:
     return {
         "before": {"bootstrap": list(plan.bootstrap_before), "peering": peering_view(plan.peering_before)},
         "after": {"bootstrap": list(plan.bootstrap_after), "peering": peering_view(plan.peering_after)},
     }
 
 
-def ensure(client: KuboClient, spec: SwarmSpec, *, check_mode: bool) -> tuple[Plan, dict[str, Any]]:
+def ensure(client: KuboClient, spec: SwarmSpec, *, check_mode: bool) -> tuple[SwarmPlan, dict[str, Any]]:
     """Observe, plan, apply (unless check mode); return the plan and the module's result fields."""
     state = observe(client)
     the_plan = plan(state, spec)

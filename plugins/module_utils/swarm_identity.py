@@ -45,7 +45,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.di
     Received,
     discover,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     CID_RE,
     MAX_DOCUMENT_BYTES,
@@ -111,7 +111,7 @@ class RateLimit:
         return True
 
 
-class IdentityConflictError(KuboCollectionError):
+class IdentityConflictError(CollectionError):
     """The node already publishes the identity of another owner."""
 
 

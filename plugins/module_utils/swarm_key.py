@@ -28,7 +28,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 
 HEADER = "/key/swarm/psk/1.0.0/"
 ENCODING_BASE16 = "/base16/"
@@ -51,7 +51,7 @@ RULE_NON_HEX = "non-hex"
 RULE_TRAILING = "trailing"
 
 
-class SwarmKeyError(KuboCollectionError):
+class SwarmKeyError(CollectionError):
     """A swarm key breaks the PSK v1 format; ``line`` and ``rule`` say where and how (never what)."""
 
     def __init__(self, msg: str, *, line: int, rule: str) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import (
     ENCODING_BASE16,
@@ -48,7 +48,7 @@ REGENERATE_CHOICES = ("never", "fail", "always")
 _OWNER_REFERENCE_FIELDS = ("apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion")
 
 
-class SecretError(KuboCollectionError):
+class SecretError(CollectionError):
     """The Secret cannot be brought to the wanted state; nothing was written."""
 
 

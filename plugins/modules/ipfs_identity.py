@@ -253,7 +253,7 @@ except ImportError:
 else:
     IMPORT_ERROR = None
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 
 IPFS_IDENTITY_ARG_SPEC = {
     "state": {"type": "str", "choices": ["present", "absent", "discovered"], "default": "present"},
@@ -341,7 +341,7 @@ def main():
     )
     try:
         execute_module(module)
-    except KuboCollectionError as err:
+    except CollectionError as err:
         module.fail_json(exception=traceback.format_exc(), **err.fail_kwargs())
     except DocumentError as err:
         module.fail_json(msg=f"Invalid identity for {module.params['owner']}: {err}")

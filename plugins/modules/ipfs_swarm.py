@@ -246,7 +246,7 @@ except ImportError:
 else:
     REQUESTS_IMPORT_ERROR = None
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 
 IPFS_SWARM_ARG_SPEC = {
     "bootstrap": {"type": "list", "elements": "str"},
@@ -290,7 +290,7 @@ def main():
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
     try:
         execute_module(module)
-    except KuboCollectionError as err:
+    except CollectionError as err:
         module.fail_json(exception=traceback.format_exc(), **err.fail_kwargs())
     except ValueError as err:
         module.fail_json(msg=f"Invalid kubo connection options: {err}", exception=traceback.format_exc())

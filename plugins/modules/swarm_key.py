@@ -224,7 +224,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.args_common import
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key_secret import (
     REGENERATE_CHOICES,
@@ -317,7 +317,7 @@ def main():
     try:
         client = get_api_client(module)
         execute_module(module, client)
-    except KuboCollectionError as err:
+    except CollectionError as err:
         module.fail_json(exception=traceback.format_exc(), **err.fail_kwargs())
     except CoreException as err:
         module.fail_from_exception(err)

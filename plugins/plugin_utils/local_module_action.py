@@ -27,7 +27,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 
 
 class ModuleFailed(Exception):
@@ -79,7 +79,7 @@ class LocalModuleAction(ActionBase):
             result.update(cls.execute(facade, lambda: get_api_client(**auth)))
         except ModuleFailed as exc:
             result.update(failed=True, **exc.fields)
-        except KuboCollectionError as exc:
+        except CollectionError as exc:
             result.update(failed=True, exception=traceback.format_exc(), **exc.fail_kwargs())
         except CoreException as exc:
             result.update(failed=True, msg=str(exc))

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The collection's code, importable only now.
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
     from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
     from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
     from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             authorization = node_authorization(
                 secrets, namespace=channel.namespace, pool=channel.swarm_pool, swarm=channel.swarm
             )
-        except KuboCollectionError as err:  # the node then refuses us, and the listener retries
+        except CollectionError as err:  # the node then refuses us, and the listener retries
             log.warning("no RPC API token for %s: %s", channel.api_url, err)
             authorization = None
         client = KuboClient(channel.api_url, timeout=30, retries=1, authorization=authorization)

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import K8SClient
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
@@ -62,7 +62,7 @@ class FastPath:
                     if entry.get("apiUrl") == channel.api_url and entry.get("topic") == channel.topic:
                         try:
                             self._apply(identity, entry, channel)
-                        except (KuboCollectionError, SwarmNotReady, ValueError) as err:
+                        except (CollectionError, SwarmNotReady, ValueError) as err:
                             log.warning("could not apply news for %s/%s: %s", ref.namespace, ref.name, err)
 
     def _apply(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:

@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import K8SClient
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     DocumentError,
     IdentityDocument,
@@ -72,7 +72,7 @@ class Publisher:
             try:
                 for entry in (identity.get("spec") or {}).get("swarms") or []:
                     self._publish_on(ref, identity, entry, deleting=state[1])
-            except (KuboCollectionError, DocumentError, SwarmNotReady, ValueError) as err:
+            except (CollectionError, DocumentError, SwarmNotReady, ValueError) as err:
                 # The role publishes on its reconcile and reports why in the Identity's status.
                 reason = str(err)
                 level = logging.DEBUG if self._left.get(ref) == reason else logging.INFO

@@ -126,7 +126,7 @@ def _new_id() -> str:
 
 
 @dataclass
-class Plan:
+class ReconcilePlan:
     """A reconcile that will start ansible."""
 
     key: ObjectKey
@@ -344,7 +344,7 @@ class Controller:
                 self.queue.done(done)
         return True
 
-    def _prepare_all(self, keys: list[ObjectKey]) -> list[Plan]:
+    def _prepare_all(self, keys: list[ObjectKey]) -> list[ReconcilePlan]:
         plans = []
         for key in keys:
             plan = self._prepare(key)
@@ -358,7 +358,7 @@ class Controller:
             return self.watch.reconcile_period
         return parse_duration(text)
 
-    def _prepare(self, key: ObjectKey) -> Plan | None:
+    def _prepare(self, key: ObjectKey) -> ReconcilePlan | None:
         began = time.monotonic()
         reconcile_id = _new_id()
         context = {
@@ -411,7 +411,7 @@ class Controller:
         with self._lock:
             self._forced.pop(key, None)
             self._running.add(key)
-        return Plan(
+        return ReconcilePlan(
             key=key,
             obj=obj,
             finalizer_run=finalizer_run,
@@ -427,7 +427,7 @@ class Controller:
 
     # -- before the run ------------------------------------------------------------------
 
-    def _start_plan(self, plan: Plan) -> RunItem | None:
+    def _start_plan(self, plan: ReconcilePlan) -> RunItem | None:
         """Finalizer, Running condition, parameters; None when the object went away or could not be prepared."""
         context = self._context(plan)
         obj = plan.obj
@@ -469,14 +469,14 @@ class Controller:
             reconcile_id=plan.reconcile_id,
         )
 
-    def _finish_quietly(self, plan: Plan, why: str | None) -> None:
+    def _finish_quietly(self, plan: ReconcilePlan, why: str | None) -> None:
         with self._lock:
             self._running.discard(plan.key)
             self._pending.pop(plan.key, None)
         if why:
             log.info(why, extra=fields(**self._context(plan)))
 
-    def _context(self, plan: Plan) -> dict[str, Any]:
+    def _context(self, plan: ReconcilePlan) -> dict[str, Any]:
         namespace, name = split_key(plan.key)
         return {
             "kind": self.watch.gvk.kind,
@@ -494,7 +494,7 @@ class Controller:
         with ThreadPoolExecutor(max_workers=min(len(values), _API_CONCURRENCY)) as pool:
             return list(pool.map(function, values))
 
-    def _run_plans(self, plans: list[Plan], worker: int) -> None:
+    def _run_plans(self, plans: list[ReconcilePlan], worker: int) -> None:
         for plan in plans:
             log.info("reconciling", extra=fields(**self._context(plan), why=plan.why, finalizer_run=plan.finalizer_run))
         prepared = self._each(self._start_plan, plans)
@@ -566,7 +566,7 @@ class Controller:
             return produced.owner_annotation == expected_name and produced.owner_type_annotation == expected_type
         return False
 
-    def _finish(self, plan: Plan, item: RunItem, host: HostOutcome, outcome: RunOutcome) -> None:
+    def _finish(self, plan: ReconcilePlan, item: RunItem, host: HostOutcome, outcome: RunOutcome) -> None:
         context = {**self._context(plan), "run": outcome.ident}
         if self.cancel.is_set():
             self._finish_quietly(plan, "run cancelled by shutdown; left for the next process")
@@ -692,7 +692,7 @@ class Controller:
         except KubeError as exc:
             log.warning("could not write the error status", extra=fields(kind=self.watch.gvk.kind, error=str(exc)))
 
-    def _remove_finalizer(self, plan: Plan) -> None:
+    def _remove_finalizer(self, plan: ReconcilePlan) -> None:
         assert self.finalizer_name
         namespace, name = split_key(plan.key)
         for attempt in range(1, _STATUS_ATTEMPTS + 1):
@@ -712,7 +712,7 @@ class Controller:
                 if attempt == _STATUS_ATTEMPTS:
                     raise
 
-    def _emit_failure_event(self, plan: Plan, message: str) -> None:
+    def _emit_failure_event(self, plan: ReconcilePlan, message: str) -> None:
         reason = EVENT_REASON_FINALIZER_FAILED if plan.finalizer_run else EVENT_REASON_FAILED
         now = now_rfc3339()
         namespace = namespace_of(plan.obj) or "default"

@@ -19,7 +19,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 
 import pytest
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import KuboCollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
     KuboClient,
     KuboError,
@@ -180,7 +180,7 @@ def test_a_kubo_error_document_becomes_a_kubo_error_naming_endpoint_node_and_mes
     ):
         client.swarm_connect("/ip4/10.0.0.1/tcp/4001/p2p/" + PEER)
     error = caught.value
-    assert isinstance(error, KuboCollectionError)
+    assert isinstance(error, CollectionError)
     assert error.endpoint == "/api/v0/swarm/connect"
     assert error.node == stub.url
     assert error.status == 500

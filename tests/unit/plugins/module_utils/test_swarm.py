@@ -20,7 +20,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.multiaddr import MultiaddrError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import (
     NodeState,
-    Plan,
+    SwarmPlan,
     SwarmSpec,
     apply,
     counters,
@@ -333,7 +333,7 @@ def test_ensure_in_check_mode_writes_nothing_and_returns_the_prediction() -> Non
 
 
 def test_a_plan_without_writes_reports_unchanged() -> None:
-    assert not Plan(bootstrap_before=[], bootstrap_after=[]).changed
+    assert not SwarmPlan(bootstrap_before=[], bootstrap_after=[]).changed
 
 
 def test_without_connect_a_new_peer_is_protected_but_not_dialled() -> None:
