@@ -37,10 +37,12 @@ unit: setup ## Run the unit tests only (no network, no test bed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup testbed ## Lint Python, YAML, roles and playbooks, and the Helm chart
+lint: setup testbed ## Lint Python (ruff, mypy --strict), YAML, roles and playbooks, and the Helm chart
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy runner/src
+	MYPYPATH=$$($(BIN)/python -m testbed.collection) $(BIN)/mypy --strict --explicit-package-bases \
+	  runner/src agent/src testbed bench \
+	  $$($(BIN)/python -m testbed.collection)/ansible_collections/peerdiscovery/cluster_discovery/plugins/module_utils
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint roles playbooks
 	$(HELM) lint --strict $(CHART)

@@ -15,6 +15,7 @@ Prints p50, p95 and max per operation. Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -133,12 +134,14 @@ def main() -> None:
             )
             began = time.monotonic()
             a.apply([manifest])
-            figures["creation"].append(time.monotonic() - began + measure(lambda t=trial: shows(f"trial {t}")))
+            figures["creation"].append(time.monotonic() - began + measure(functools.partial(shows, f"trial {trial}")))
             a.wait_for(lambda: reconciled(a, "a"), "A's first reconcile is over", timeout=300)
             manifest["spec"]["description"] = f"trial {trial}, updated"
             began = time.monotonic()
             a.apply([manifest])
-            figures["update"].append(time.monotonic() - began + measure(lambda t=trial: shows(f"trial {t}, updated")))
+            figures["update"].append(
+                time.monotonic() - began + measure(functools.partial(shows, f"trial {trial}, updated"))
+            )
             began = time.monotonic()
             a.delete("identity", "a", namespace=NS)
             figures["deletion"].append(time.monotonic() - began + measure(lambda: peer_on_b() is None))

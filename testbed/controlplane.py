@@ -139,7 +139,7 @@ class ControlPlane:
 
     def api_client(self) -> kubernetes.client.ApiClient:
         """A fresh client authenticated as the admin (group system:masters)."""
-        client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(
             config_file=os.fspath(self.kubeconfig), context=self.name
         )
         return client

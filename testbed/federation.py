@@ -243,7 +243,6 @@ class Cluster:
     def wait_for(self, condition: Callable[[], T], what: str, *, timeout: float = 120, interval: float = 0.25) -> T:
         """Poll ``condition`` until it returns something truthy; raise WaitTimeout with the logs otherwise."""
         deadline = time.monotonic() + timeout
-        last: Any = None
         while True:
             last = condition()
             if last:

@@ -37,7 +37,7 @@ WATCH_TIMEOUT_SECONDS = 5
 def new_api_client(kubeconfig: os.PathLike[str] | str, context: str | None = None) -> kubernetes.client.ApiClient:
     """A client for concurrent use by several threads (a larger connection pool than the default 4)."""
     configuration = kubernetes.client.Configuration()
-    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+    kubernetes.config.load_kube_config(
         config_file=os.fspath(kubeconfig), context=context, client_configuration=configuration
     )
     configuration.connection_pool_maxsize = 32
@@ -135,7 +135,7 @@ class Watcher(threading.Thread):
         return str(listing["metadata"]["resourceVersion"])
 
     def _watch(self, resource_version: str) -> str:
-        stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
+        stream = kubernetes.watch.Watch().stream(
             self._list_call,
             resource_version=resource_version,
             timeout_seconds=WATCH_TIMEOUT_SECONDS,

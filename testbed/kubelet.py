@@ -191,7 +191,7 @@ class KuboKubelet:
         with contextlib.suppress(Exception):
             self._set_node_ready(False, "KubeletStopped", "the testbed kubelet stand-in stopped")
         if self._client is not None:
-            self._client.close()  # type: ignore[no-untyped-call]
+            self._client.close()
         self.log("kubelet stand-in stopped")
 
     def __enter__(self) -> KuboKubelet:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
@@ -66,7 +67,7 @@ def resolve(
     node = ((obj.get("status") or {}).get("status") or {}).get(swarm) or {}
     if not node.get("API"):
         raise SwarmNotReady(f"swarm {namespace}/{pool}/{swarm} has no running node yet")
-    spec = next((s for s in (obj.get("spec") or {}).get("swarms") or [] if s.get("name") == swarm), {})
+    spec: dict[str, Any] = next((s for s in (obj.get("spec") or {}).get("swarms") or [] if s.get("name") == swarm), {})
     secret_name = (spec.get("swarmDefinition") or {}).get("swarmKeySecretRef") or f"{pool}-{swarm}-swarm-key"
     value = ((secrets.get(secret_name, namespace) or {}).get("data") or {}).get("swarm-key")
     if not value:

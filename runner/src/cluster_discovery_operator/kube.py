@@ -153,17 +153,17 @@ def load_configuration(settings: KubeSettings) -> Configuration:
     configuration = Configuration()
     try:
         if settings.kubeconfig:
-            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            kube_config.load_kube_config(
                 config_file=settings.kubeconfig, context=settings.context, client_configuration=configuration
             )
             return configuration
         try:
-            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            kube_config.load_kube_config(
                 context=settings.context, client_configuration=configuration
             )
             return configuration
         except (ConfigException, OSError):
-            kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            kube_config.load_incluster_config(client_configuration=configuration)
             return configuration
     except (ConfigException, OSError, ValueError) as exc:
         where = settings.kubeconfig or "$KUBECONFIG, ~/.kube/config or the in-cluster service account"
@@ -505,7 +505,7 @@ class KubeClient:
 
     def close(self) -> None:
         try:
-            self._api_client.close()  # type: ignore[no-untyped-call]
+            self._api_client.close()
         except Exception:  # closing is best effort at shutdown
             log.debug("closing the API client failed", exc_info=True)
 
