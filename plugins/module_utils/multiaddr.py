@@ -121,7 +121,8 @@ def parse_peer_address(text: str) -> PeerAddress:
     if not components or components[-1][0] != "p2p":
         raise MultiaddrError(text, "it must end with /p2p/<peer id> (the peer to reach)")
     peer_id = components[-1][1]
-    assert peer_id is not None
+    if peer_id is None:  # the parser always gives /p2p a value; unlike assert, this check survives python -O
+        raise MultiaddrError(text, "it must end with /p2p/<peer id> (the peer to reach)")
     transport_components = components[:-1]
     if not transport_components:
         raise MultiaddrError(text, "it has no transport before /p2p/<peer id> (e.g. /ip4/10.0.0.1/tcp/4001)")

@@ -340,7 +340,8 @@ def ensure(
             raise
         hide(plan.sensitive)
         if plan.action == "create":
-            assert plan.write_key is not None
+            if plan.write_key is None:
+                raise AssertionError("a create plan always carries the key it writes")
             service.create(manifest(wanted, plan.write_key))
         elif plan.action == "patch":
             service.patch(wanted.name, wanted.namespace, plan.patch)
