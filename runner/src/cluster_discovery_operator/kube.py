@@ -158,9 +158,7 @@ def load_configuration(settings: KubeSettings) -> Configuration:
             )
             return configuration
         try:
-            kube_config.load_kube_config(
-                context=settings.context, client_configuration=configuration
-            )
+            kube_config.load_kube_config(context=settings.context, client_configuration=configuration)
             return configuration
         except (ConfigException, OSError):
             kube_config.load_incluster_config(client_configuration=configuration)
