@@ -1,8 +1,9 @@
 # Copyright: cluster-discovery contributors
 # Apache License 2.0 (see LICENSE)
-"""Filters of the swarmpool role: which kubo release a node runs, and the status hash of a SwarmPool's spec.
+"""Filters of the swarmpool role: which kubo release a node runs, the status hash of a SwarmPool's spec, and the
+name of a node's start-up ConfigMap (which the identity role reads too).
 
-The rules live in module_utils (kubo_release.py); each filter is documented in
+The rules live in module_utils (kubo_release.py, swarm_access.py); each filter is documented in
 the YAML file of its name beside this one (ansible-doc -t filter).
 """
 
@@ -16,6 +17,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
     MalformedRelease,
     choose,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import node_config_map
 
 
 def kubo_release(requested, swarm=""):
@@ -41,4 +43,8 @@ def swarmpool_spec_hash(swarms):
 
 class FilterModule:
     def filters(self):
-        return {"kubo_release": kubo_release, "swarmpool_spec_hash": swarmpool_spec_hash}
+        return {
+            "kubo_release": kubo_release,
+            "swarmpool_spec_hash": swarmpool_spec_hash,
+            "node_config_map": node_config_map,
+        }

@@ -35,6 +35,14 @@ def api_token_secret(pool: str, swarm: str) -> str:
     return f"{pool}-{swarm}-api"
 
 
+def node_config_map(pool: str, swarm: str) -> str:
+    """The name of the start-up ConfigMap of ``pool``'s node for ``swarm``.
+
+    The swarmpool role writes it; the identity role reads the node's bootstrap nodes from it.
+    """
+    return f"{pool}-{swarm}-config"
+
+
 def authorization(secret: Mapping[str, Any] | None) -> str | None:
     """The ``Authorization`` header value from that Secret, None when it has no token."""
     token = ((secret or {}).get("data") or {}).get(API_TOKEN_KEY)

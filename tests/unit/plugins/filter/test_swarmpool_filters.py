@@ -83,3 +83,9 @@ def test_the_spec_hash_is_the_md5_of_the_canonical_json_in_base64_as_the_origina
     reordered = [{"network": {"api_port": 5001, "swarm_port": 4001}, "name": "cluster1"}]
     assert FILTERS["swarmpool_spec_hash"](reordered) == digest
     assert FILTERS["swarmpool_spec_hash"]([{"name": "cluster2"}]) != digest
+
+
+def test_the_node_config_map_is_named_once_for_both_roles() -> None:
+    # The swarmpool role writes it, the identity role reads the node's bootstrap nodes from it.
+    name = FILTERS["node_config_map"]("cluster1-private", "cluster1-private")
+    assert name == "cluster1-private-cluster1-private-config"
