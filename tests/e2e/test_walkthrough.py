@@ -33,6 +33,7 @@ the others still sync.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import re
@@ -165,7 +166,7 @@ def described_as(lines: list[str], spec: list[str], status: list[str]) -> bool:
     """Whether ``kubectl describe`` shows these lines under Spec and Status, as the manual does.
 
     The manual elides what lies between; the order of keys within a block is kubectl's (it has changed
-    between releases), the order of list items (categories) is the Peer's.
+    between releases), the order of the categories is the Peer's.
     """
 
     def block(name: str) -> list[str]:
@@ -173,14 +174,18 @@ def described_as(lines: list[str], spec: list[str], status: list[str]) -> bool:
         ends = [i for i, line in enumerate(lines) if i >= start and line in ("Status:", "Events: <none>")]
         return lines[start : ends[0] if ends else len(lines)]
 
+    def categories(spec_lines: list[str]) -> list[str]:
+        if "Categories:" not in spec_lines:
+            return []
+        after = spec_lines[spec_lines.index("Categories:") + 1 :]
+        return list(itertools.takewhile(lambda line: line.startswith("Name: "), after))
+
     if "Spec:" not in lines or "Status:" not in lines:
         return False
     shown_spec, shown_status = block("Spec"), block("Status")
-    categories = [line for line in shown_spec if line.startswith("Name: ")]
-    wanted_categories = [line for line in spec if line.startswith("Name: ")]
     return (
         set(spec) <= set(shown_spec)
-        and categories[: len(wanted_categories) - 1] == wanted_categories[:-1]
+        and categories(shown_spec) == categories(spec)
         and set(status) <= set(shown_status)
         and lines[-1] == "Events: <none>"
     )
