@@ -98,6 +98,10 @@ def write_client(path: Path, *, python: str) -> Path:
     return path
 
 
+# sun_path holds 108 bytes on Linux, the terminating NUL included.
+MAX_SOCKET_PATH = 107
+
+
 class Zygote:
     """The server process and its client script, in ``folder``; a context manager."""
 
@@ -112,7 +116,6 @@ class Zygote:
     def socket_path(self) -> Path:
         if self.folder is None:
             raise RuntimeError("the module zygote is not started")
-        # Short: a socket path has at most 107 bytes, and the folder may be deep.
         return self.folder / "sock"
 
     @property
@@ -126,7 +129,7 @@ class Zygote:
         # else can write to ``parent`` cannot have made it first, or swap the
         # socket or the client script in it (mkdtemp creates it 0700).
         self.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.folder = Path(tempfile.mkdtemp(prefix="zygote-", dir=self.parent))
+        self.folder = Path(tempfile.mkdtemp(prefix="zygote-", dir=self._folder_parent()))
         self.process = subprocess.Popen(
             [self.python, "-m", __name__, "serve", "--socket", os.fspath(self.socket_path)],
             stdin=subprocess.DEVNULL,
@@ -141,6 +144,14 @@ class Zygote:
             time.sleep(0.05)
         write_client(self.client_path, python=self.python)
         return self
+
+    def _folder_parent(self) -> Path:
+        """``parent``, unless a socket there would not fit AF_UNIX's path limit: then the system's temporary folder.
+
+        ``parent`` is the artifacts folder, as deep as the operator's working directory makes it.
+        """
+        longest = len(os.fsencode(self.parent.resolve())) + len("/zygote-XXXXXXXX/sock")
+        return self.parent if longest <= MAX_SOCKET_PATH else Path(tempfile.gettempdir())
 
     def _answers(self) -> bool:
         if not self.socket_path.exists():

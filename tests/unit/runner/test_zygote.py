@@ -242,3 +242,14 @@ def _request_as_nobody(zygote: Zygote, *, become_nobody: bool = True) -> str:
     os.waitpid(child, 0)
     with os.fdopen(out_read) as out:
         return "served" if out.read().strip() == "served" else "refused"
+
+
+def test_an_artifacts_folder_too_deep_for_a_socket_puts_the_socket_in_the_temporary_folder(tmp_path: Path) -> None:
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 5)
+    with Zygote(deep) as started:
+        assert len(os.fsencode(started.socket_path)) <= 107
+        assert started.socket_path.parent.parent == Path(tempfile.gettempdir())
+        folder = started.socket_path.parent
+        result = _client(started, code="print('hello from the zygote')")
+        assert (result.returncode, result.stdout) == (0, "hello from the zygote\n"), result.stderr
+    assert not folder.exists()
