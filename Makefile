@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 IMG ?= ghcr.io/irt-saintexupery/cluster-discovery-operator:0.1.0
 PYTEST_ARGS ?=
+# Test processes of `make test`: most tests wait on servers rather than compute, so four share two cores well.
+TEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
 
@@ -14,8 +16,8 @@ demo: setup testbed ## Run the three-cluster federation of the walkthrough on th
 	$(BIN)/python -m demo
 
 .PHONY: test
-test: setup testbed ## Run every test: unit, integration and end to end, against the real test bed
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: setup testbed ## Run every test: unit, integration and end to end, against the real test bed (TEST_WORKERS in parallel)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 ##@ Development
 

@@ -46,6 +46,20 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist each worker measures its own test bed; the figures go to the
+    # controlling process, which prints them (the first worker's of each kind).
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["testbed_figures"] = dict(_figures)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    for key, line in getattr(node, "workeroutput", {}).get("testbed_figures", {}).items():
+        _figures.setdefault(key, line)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _figures:
         terminalreporter.section("test bed")
