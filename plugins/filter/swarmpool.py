@@ -1,9 +1,10 @@
 # Copyright: cluster-discovery contributors
 # Apache License 2.0 (see LICENSE)
-"""Filters of the swarmpool role: which kubo release a node runs, the status hash of a SwarmPool's spec, and the
-name of a node's start-up ConfigMap (which the identity role reads too).
+"""Filters of the swarmpool role: what is wrong with a swarm entry, which kubo release a node runs, the status hash
+of a SwarmPool's spec, the names of a node's StatefulSet and start-up ConfigMap (which the identity role reads
+too), and why a node's Pod waits.
 
-The rules live in module_utils (kubo_release.py, swarm_access.py); each filter is documented in
+The rules live in module_utils (swarmpool_spec.py, kubo_release.py, swarm_access.py); each filter is documented in
 the YAML file of its name beside this one (ansible-doc -t filter).
 """
 
@@ -18,6 +19,10 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
     choose,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import node_config_map
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarmpool_spec import (
+    statefulset_name,
+    swarm_problem,
+)
 
 
 def kubo_release(requested, swarm=""):
@@ -41,10 +46,22 @@ def swarmpool_spec_hash(swarms):
     return base64.b64encode(hashlib.md5(canonical.encode(), usedforsecurity=False).digest()).decode()
 
 
+def pod_waiting_reason(pod):
+    """Why the first waiting container of ``pod`` waits (``<reason> <message>``), ``''`` when none waits."""
+    for container in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting is not None:
+            return " ".join(part for part in (waiting.get("reason"), waiting.get("message")) if part)
+    return ""
+
+
 class FilterModule:
     def filters(self):
         return {
             "kubo_release": kubo_release,
             "swarmpool_spec_hash": swarmpool_spec_hash,
             "node_config_map": node_config_map,
+            "node_statefulset": statefulset_name,
+            "pod_waiting_reason": pod_waiting_reason,
+            "swarmpool_swarm_problem": swarm_problem,
         }

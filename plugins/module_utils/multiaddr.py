@@ -74,6 +74,7 @@ class MultiaddrError(CollectionError):
     def __init__(self, address: str, problem: str) -> None:
         super().__init__(f"Invalid peer address {address!r}: {problem}", address=address)
         self.address = address
+        self.problem = problem
 
 
 @dataclass(frozen=True, order=True)

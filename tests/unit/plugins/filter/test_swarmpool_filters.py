@@ -89,3 +89,112 @@ def test_the_node_config_map_is_named_once_for_both_roles() -> None:
     # The swarmpool role writes it, the identity role reads the node's bootstrap nodes from it.
     name = FILTERS["node_config_map"]("cluster1-private", "cluster1-private")
     assert name == "cluster1-private-cluster1-private-config"
+
+
+PEER = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+
+
+def _swarm(**overrides: object) -> dict[str, object]:
+    """One spec.swarms entry as the role sees it: snake_case keys, its defaults merged in."""
+    swarm: dict[str, object] = {
+        "name": "cluster1-private",
+        "ip_fs_version": "v0.8.0",
+        "network": {"swarm_port": 4001, "api_port": 5001, "load_balancer": {"load_balancer_ip": "auto"}},
+        "swarm_definition": {
+            "swarm_key_secret_ref": "",
+            "bootstrap_node_addresses": [f"/ip4/10.0.0.1/tcp/4001/p2p/{PEER}"],
+        },
+        "storage": {"capacity": "1Gi"},
+    }
+    swarm.update(overrides)
+    return swarm
+
+
+def test_a_swarm_of_the_originals_manifests_has_no_problem() -> None:
+    assert FILTERS["swarmpool_swarm_problem"](_swarm(), "cluster1") == ""
+    assert FILTERS["node_statefulset"]("cluster1", "cluster1-private") == "cluster1-cluster1-private-ss"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pool", "problem"),
+    [
+        pytest.param({"name": "Private"}, "p", "the swarm name must be a DNS label", id="uppercase-name"),
+        pytest.param({"name": "private\n"}, "p", "the swarm name must be a DNS label", id="trailing-newline"),
+        pytest.param({"name": None}, "p", "the swarm name must be a DNS label", id="no-name"),
+        pytest.param({"name": "s" * 25}, "p" * 24, "must not exceed 48 characters", id="names-too-long"),
+        pytest.param({"ip_fs_version": "latest"}, "p", "latest", id="not-a-release"),
+        pytest.param(
+            {"network": {"swarm_port": 4001, "api_port": 5001}},
+            "p",
+            "exactly one of loadBalancer and traefik",
+            id="none",
+        ),
+        pytest.param(
+            {"network": {"swarm_port": 4001, "api_port": 5001, "load_balancer": {}, "traefik": {}}},
+            "p",
+            "exactly one of loadBalancer and traefik",
+            id="both",
+        ),
+        pytest.param(
+            {"network": {"swarm_port": 4001, "api_port": 4001, "traefik": {}}}, "p", "two different ports", id="same"
+        ),
+        pytest.param(
+            {"network": {"swarm_port": 0, "api_port": 5001, "traefik": {}}}, "p", "two different ports", id="zero"
+        ),
+        pytest.param(
+            {"network": {"swarm_port": True, "api_port": 5001, "traefik": {}}}, "p", "two different ports", id="bool"
+        ),
+        pytest.param(
+            {"network": {"swarm_port": "4001x", "api_port": 5001, "traefik": {}}}, "p", "two different ports", id="text"
+        ),
+    ],
+)
+def test_each_fault_of_a_swarm_entry_is_named(overrides: dict[str, object], pool: str, problem: str) -> None:
+    assert problem in FILTERS["swarmpool_swarm_problem"](_swarm(**overrides), pool)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        f"/ip4/10.0.0.1/udp/4001/quic-v1/p2p/{PEER}",
+        "/ip4/10.0.0.1/tcp/4001",
+        f"/ip4/10.0.0.1/tcp/4001/p2p/{PEER}\n",
+        f"/ip4/10.0.0.300/tcp/4001/p2p/{PEER}",
+        "/ip4/10.0.0.1/tcp/4001/p2p/not-a-peer-id",
+        f"/p2p/{PEER}",
+        42,
+    ],
+)
+def test_a_bootstrap_address_that_is_not_a_tcp_peer_address_is_refused_by_name(address: object) -> None:
+    swarm = _swarm(swarm_definition={"swarm_key_secret_ref": "", "bootstrap_node_addresses": [address]})
+    problem = FILTERS["swarmpool_swarm_problem"](swarm, "p")
+    assert problem.startswith(f"bootstrap address {address} must be a TCP multiaddr ending in /p2p/<peer id>")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        f"/ip4/10.0.0.1/tcp/4001/p2p/{PEER}",
+        f"/dns4/node.example.org/tcp/4001/ipfs/{PEER}",
+        f"/ip6/::1/tcp/1/p2p/{PEER}",
+    ],
+)
+def test_tcp_peer_addresses_by_ip_or_dns_are_accepted(address: str) -> None:
+    swarm = _swarm(swarm_definition={"swarm_key_secret_ref": "", "bootstrap_node_addresses": [address]})
+    assert FILTERS["swarmpool_swarm_problem"](swarm, "p") == ""
+
+
+def test_the_first_waiting_container_says_why_the_pod_waits() -> None:
+    pod = {
+        "status": {
+            "containerStatuses": [
+                {"name": "init", "state": {"running": {}}},
+                {"name": "ipfs", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling"}}},
+                {"name": "other", "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+            ]
+        }
+    }
+    assert FILTERS["pod_waiting_reason"](pod) == "ImagePullBackOff Back-off pulling"
+    assert FILTERS["pod_waiting_reason"]({"status": {"containerStatuses": [{"state": {"waiting": {}}}]}}) == ""
+    assert FILTERS["pod_waiting_reason"]({}) == ""
+    assert FILTERS["pod_waiting_reason"]({"status": {}}) == ""
