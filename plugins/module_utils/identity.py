@@ -49,6 +49,8 @@ MAX_VERSION = 64
 
 # What `ipfs add` returns: CIDv0 (Qm...) or base32 CIDv1 (b...).
 CID_RE = re.compile(rf"^(?:Qm{BASE58}{{44}}|b[a-z2-7]{{50,120}})$")
+# The pattern of spec.URL in the Identity and Peer CRDs.
+_URL_RE = re.compile(r"https?://[^\s/?#]+\S*")
 _RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$")
 
 _FIELDS = {
@@ -205,11 +207,8 @@ def validate(document: IdentityDocument) -> None:
         return
     _check_text("name", document.name, MAX_NAME, required=True)
     _check_text("description", document.description, MAX_DESCRIPTION)
-    _check_text("url", document.url, MAX_URL)
     if document.url:
-        parsed = urlparse(document.url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise DocumentError("url must be an http or https URL")
+        check_url(document.url)
     if len(document.categories) > MAX_CATEGORIES:
         raise DocumentError(f"at most {MAX_CATEGORIES} categories")
     for category in document.categories:
@@ -222,6 +221,17 @@ def validate(document: IdentityDocument) -> None:
         if not address.startswith("/") or len(address) > MAX_ADDRESS or any(ch.isspace() for ch in address):
             raise DocumentError("addresses must be multiaddrs")
     _check_text("kubernetesVersion", document.kubernetes_version, MAX_VERSION)
+
+
+def check_url(url: str) -> None:
+    """An http or https URL naming a host, as the Identity and Peer CRDs' pattern says; else DocumentError."""
+    _check_text("url", url, MAX_URL)
+    try:
+        host = urlparse(url).hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        host = None
+    if not _URL_RE.fullmatch(url) or not host:
+        raise DocumentError("url must be an http or https URL")
 
 
 def _check_text(name: str, text: str, limit: int, *, required: bool = False) -> None:

@@ -14,6 +14,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.id
     DocumentError,
     IdentityDocument,
     canonical_json,
+    check_url,
     next_sequence,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import (
@@ -144,3 +145,16 @@ def test_derived_keys_differ_per_purpose_and_per_swarm() -> None:
     assert derive_key(KEY, "kubeconfig") != derive_key(bytes(32), "kubeconfig")
     with pytest.raises(ValueError):
         derive_key(b"short", "kubeconfig")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[", "http://[::1", "http://a b", "ftp://host", "http://", "http:///path", "https://\n"]
+)
+def test_a_url_that_is_not_http_or_https_naming_a_host_is_a_document_error(url: str) -> None:
+    with pytest.raises(DocumentError, match="url must be an http or https URL"):
+        check_url(url)
+
+
+@pytest.mark.parametrize("url", ["http://cluster1", "https://203.0.113.7:6443", "https://[2001:db8::1]:6443/base"])
+def test_http_and_https_urls_naming_a_host_pass(url: str) -> None:
+    check_url(url)
