@@ -39,7 +39,7 @@ unit: setup ## Run the unit tests only (no network, no test bed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup testbed ## Lint Python (ruff, mypy --strict), YAML, roles and playbooks, and the Helm chart
+lint: setup testbed ## Lint Python (ruff, mypy --strict), YAML, roles and playbooks, the Helm chart, and ansible-test sanity
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	MYPYPATH=$$($(BIN)/python -m testbed.collection) $(BIN)/mypy --strict --explicit-package-bases \
@@ -48,6 +48,7 @@ lint: setup testbed ## Lint Python (ruff, mypy --strict), YAML, roles and playbo
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint roles playbooks
 	$(HELM) lint --strict $(CHART)
+	$(BIN)/python tests/sanity/run.py
 
 ##@ Deployment
 
@@ -114,7 +115,7 @@ chart-sync: ## Copy the CRDs and watches.yaml into the Helm chart (a unit test c
 	cp watches.yaml $(CHART)/files/watches.yaml
 
 .PHONY: sanity
-sanity: setup ## Run ansible-test sanity on a copy of the collection (not yet clean, so not in lint: issue 15)
+sanity: setup ## Run ansible-test sanity on a copy of the collection (part of make lint)
 	$(BIN)/python tests/sanity/run.py $(SANITY_ARGS)
 
 .PHONY: helm-lint

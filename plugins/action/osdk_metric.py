@@ -24,7 +24,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
-        _, params = self.validate_argument_spec(argument_spec=argspec())
+        _validation, params = self.validate_argument_spec(argument_spec=argspec())
         if params.get("address"):
             result.update(self._execute_module(module_args=self._task.args, task_vars=task_vars))
             return result

@@ -24,7 +24,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
-        _, params = self.validate_argument_spec(argument_spec=argspec())
+        _validation, params = self.validate_argument_spec(argument_spec=argspec())
         period = params["time"].strip()
         try:
             seconds = duration_seconds(period)

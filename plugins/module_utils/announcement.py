@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import bounded_json
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import CID_RE, MAX_SEQUENCE
@@ -54,7 +54,7 @@ class Ask:
         return _encode({"type": "ask"})
 
 
-Message = Announce | Ask
+Message: TypeAlias = "Announce | Ask"
 
 
 def _encode(body: dict[str, Any]) -> bytes:

@@ -61,22 +61,32 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import socket
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypedDict, cast
+from typing import Any, Self, TypeAlias, TypedDict, cast
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import ReadTimeoutError
-from urllib3.response import BaseHTTPResponse
-from urllib3.util.retry import Retry
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.exceptions import ReadTimeoutError
+    from urllib3.response import BaseHTTPResponse
+    from urllib3.util.retry import Retry
+except ImportError:  # the modules report it with missing_required_lib('requests')
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
 
 DEFAULT_API_URL = "http://127.0.0.1:5001"
 DEFAULT_TIMEOUT = 30.0
@@ -92,7 +102,7 @@ API_PREFIX = "/api/v0/"
 # binary URL arguments (pubsub topics) since 0.11 and the one it answers in.
 MULTIBASE_BASE64URL = "u"
 
-Timeout = float | tuple[float, float]
+Timeout: TypeAlias = "float | tuple[float, float]"
 
 
 # -- errors -------------------------------------------------------------------
@@ -231,25 +241,31 @@ def _redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-class _Retry(Retry):
-    """urllib3's Retry, except that a read timeout is never repeated.
+@functools.cache
+def _retry_class() -> type[Retry]:
+    # Defined on first use: the class derives from urllib3's, which a host without requests lacks,
+    # and importing this file must still work there so that modules can say what is missing.
+    class _Retry(Retry):
+        """urllib3's Retry, except that a read timeout is never repeated.
 
-    A node that did not answer in time is alive but busy (a dial, a DHT walk);
-    repeating would multiply the caller's wait without a better chance.
-    """
+        A node that did not answer in time is alive but busy (a dial, a DHT walk);
+        repeating would multiply the caller's wait without a better chance.
+        """
 
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Self:
-        if isinstance(error, ReadTimeoutError):
-            raise error.with_traceback(_stacktrace)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        def increment(
+            self,
+            method: str | None = None,
+            url: str | None = None,
+            response: BaseHTTPResponse | None = None,
+            error: Exception | None = None,
+            _pool: ConnectionPool | None = None,
+            _stacktrace: TracebackType | None = None,
+        ) -> Self:
+            if isinstance(error, ReadTimeoutError):
+                raise error.with_traceback(_stacktrace)
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    return _Retry
 
 
 def _retry(retries: int, *, backoff: float, backoff_max: float, idempotent: bool) -> Retry:
@@ -257,7 +273,7 @@ def _retry(retries: int, *, backoff: float, backoff_max: float, idempotent: bool
     # (refused, connect timeout) and retries those for any call; read errors
     # (the connection dropped after sending) are re-raised at once when read
     # is False.
-    return _Retry(
+    return _retry_class()(
         total=retries,
         connect=retries,
         read=retries if idempotent else False,
@@ -298,6 +314,8 @@ class KuboClient:
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         authorization: str | None = None,
     ) -> None:
+        if not HAS_REQUESTS:
+            raise CollectionError("The kubo client needs the Python library requests on the host that runs it")
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise KuboError(

@@ -28,14 +28,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
+import traceback
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-from cryptography import x509
+try:
+    import yaml
+    from cryptography import x509
+except ImportError:  # the modules report it with missing_required_lib('PyYAML and cryptography')
+    HAS_DEPENDENCIES = False
+    IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_DEPENDENCIES = True
+    IMPORT_ERROR = None
 
 # A sealed kubeconfig must fit a 64 KiB document; a CA bundle of a few
 # certificates and a ServiceAccount token stay far below this.
@@ -93,23 +102,29 @@ class MemberKubeconfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """YAML without aliases (no billion laughs) and with a bounded depth (no RecursionError)."""
+@functools.cache
+def _strict_loader() -> type[yaml.SafeLoader]:
+    # Defined on first use: the class derives from PyYAML's, and importing this file must work on a
+    # host without PyYAML so that modules can say what is missing.
+    class _StrictLoader(yaml.SafeLoader):
+        """YAML without aliases (no billion laughs) and with a bounded depth (no RecursionError)."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._depth = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise KubeconfigError("anchors and aliases are not allowed")
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise KubeconfigError(f"it is nested deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise KubeconfigError("anchors and aliases are not allowed")
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise KubeconfigError(f"it is nested deeper than {MAX_DEPTH} levels")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return _StrictLoader
 
 
 def parse(text: str) -> MemberKubeconfig:
@@ -119,7 +134,7 @@ def parse(text: str) -> MemberKubeconfig:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_KUBECONFIG_BYTES:
         raise KubeconfigError(f"it is larger than {MAX_KUBECONFIG_BYTES} bytes")
     try:
-        value = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader without aliases
+        value = yaml.load(text, Loader=_strict_loader())  # a SafeLoader without aliases
     except KubeconfigError:
         raise
     except (yaml.YAMLError, ValueError, RecursionError) as err:

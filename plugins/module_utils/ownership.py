@@ -77,7 +77,7 @@ def owned(existing: Mapping[str, Any], *, identity_name: str, identity_uid: str 
     for key in DELETION_ORDER:
         obj = existing.get(key)
         if obj and is_identitys(obj, identity_name=identity_name, identity_uid=identity_uid, key=key):
-            api_version, kind, _ = ACCOUNT_OBJECTS[key]
+            api_version, kind, _plural = ACCOUNT_OBJECTS[key]
             metadata = obj.get("metadata") or {}
             result.append(
                 {

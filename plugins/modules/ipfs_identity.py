@@ -9,7 +9,7 @@ module: ipfs_identity
 short_description: Publish, retract and discover cluster identities on a private IPFS swarm
 version_added: 0.1.0
 author:
-  - cluster-discovery contributors
+  - cluster-discovery contributors (@irt-saintexupery)
 description:
   - Speaks the cluster-discovery identity protocol through a kubo node's RPC API at O(api_url). Identity documents
     travel by CID (C(add)/C(cat)); their CIDs are announced on a pubsub topic derived from the swarm key, so only
@@ -116,6 +116,7 @@ attributes:
 requirements:
   - python >= 3.11
   - requests
+  - PyYAML
   - cryptography
 notes:
   - The kubeconfigs of discovered members are returned in RV(identities); register the result with C(no_log).
@@ -232,28 +233,31 @@ import copy
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.args_common import (
-        kubo_arg_spec,
-        kubo_client,
-    )
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
-        DocumentError,
-        IdentityDocument,
-    )
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
-        SwarmIdentity,
-        results,
-    )
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
-except ImportError:
-    IMPORT_ERROR = traceback.format_exc()
-    kubo_arg_spec = None
-else:
-    IMPORT_ERROR = None
-
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.args_common import (
+    kubo_arg_spec,
+    kubo_client,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
+    DocumentError,
+    IdentityDocument,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    HAS_DEPENDENCIES,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    IMPORT_ERROR as KUBECONFIG_IMPORT_ERROR,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import HAS_CRYPTOGRAPHY
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    SwarmIdentity,
+    results,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 IPFS_IDENTITY_ARG_SPEC = {
     "state": {"type": "str", "choices": ["present", "absent", "discovered"], "default": "present"},
@@ -274,7 +278,7 @@ IPFS_IDENTITY_ARG_SPEC = {
 
 
 def argspec():
-    args = kubo_arg_spec() if kubo_arg_spec is not None else {}
+    args = kubo_arg_spec()
     args.update(copy.deepcopy(IPFS_IDENTITY_ARG_SPEC))
     return args
 
@@ -331,14 +335,15 @@ def execute_module(module):
 
 
 def main():
-    if IMPORT_ERROR is not None:
-        module = AnsibleModule(argument_spec={}, bypass_checks=True, supports_check_mode=True)
-        module.fail_json(msg=missing_required_lib("requests and cryptography"), exception=IMPORT_ERROR)
     module = AnsibleModule(
         argument_spec=argspec(),
         supports_check_mode=True,
         required_if=[("state", "present", ("owner", "name")), ("state", "absent", ("owner",))],
     )
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+    if not (HAS_DEPENDENCIES and HAS_CRYPTOGRAPHY):
+        module.fail_json(msg=missing_required_lib("PyYAML and cryptography"), exception=KUBECONFIG_IMPORT_ERROR)
     try:
         execute_module(module)
     except CollectionError as err:

@@ -9,7 +9,7 @@ module: ipfs_swarm
 short_description: Manage a kubo node's bootstrap list, protected peering and connections
 version_added: 0.1.0
 author:
-  - cluster-discovery contributors
+  - cluster-discovery contributors (@irt-saintexupery)
 description:
   - Reports a kubo node's peer id, addresses, bootstrap list, connected peers and protected peering, through its RPC
     API at O(api_url).
@@ -228,25 +228,20 @@ import copy
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.args_common import (
-        kubo_arg_spec,
-        kubo_client,
-    )
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import (
-        diff,
-        ensure,
-        spec_from_params,
-    )
-except ImportError:
-    # module_utils/kubo.py needs requests; main() reports it the Ansible way.
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
-    kubo_arg_spec = None
-else:
-    REQUESTS_IMPORT_ERROR = None
-
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.args_common import (
+    kubo_arg_spec,
+    kubo_client,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import (
+    diff,
+    ensure,
+    spec_from_params,
+)
 
 IPFS_SWARM_ARG_SPEC = {
     "bootstrap": {"type": "list", "elements": "str"},
@@ -259,7 +254,7 @@ IPFS_SWARM_ARG_SPEC = {
 
 
 def argspec():
-    args = kubo_arg_spec() if kubo_arg_spec is not None else {}
+    args = kubo_arg_spec()
     args.update(copy.deepcopy(IPFS_SWARM_ARG_SPEC))
     return args
 
@@ -284,10 +279,9 @@ def execute_module(module):
 
 
 def main():
-    if REQUESTS_IMPORT_ERROR is not None:
-        module = AnsibleModule(argument_spec={}, bypass_checks=True, supports_check_mode=True)
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     try:
         execute_module(module)
     except CollectionError as err:

@@ -9,7 +9,7 @@ module: k8s_event
 short_description: Create, count or delete a Kubernetes Event about an object
 version_added: 0.1.0
 author:
-  - cluster-discovery contributors
+  - cluster-discovery contributors (@irt-saintexupery)
 description:
   - The equivalent of C(operator_sdk.util.k8s_event), with the same options, so a role ports by changing the module's
     name.

@@ -9,7 +9,7 @@ module: k8s_status
 short_description: Set status fields and conditions of a Kubernetes object through its status subresource
 version_added: 0.1.0
 author:
-  - cluster-discovery contributors
+  - cluster-discovery contributors (@irt-saintexupery)
 description:
   - The equivalent of C(operator_sdk.util.k8s_status), with the same options, so a role ports by changing the
     module's name. Meant for the controller of the object, for example a role run by the cluster-discovery operator.

@@ -9,7 +9,7 @@ module: osdk_metric
 short_description: Create or update a Prometheus metric served by the operator
 version_added: 0.1.0
 author:
-  - cluster-discovery contributors
+  - cluster-discovery contributors (@irt-saintexupery)
 description:
   - The equivalent of C(operator_sdk.util.osdk_metric), with the same options (O(name), O(description), O(address),
     O(counter), O(gauge), O(histogram), O(summary)), so a role ports by changing the module's name; plus O(labels).

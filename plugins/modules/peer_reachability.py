@@ -9,7 +9,7 @@ module: peer_reachability
 short_description: Check that a Peer's published kubeconfig reaches its member's API server
 version_added: 0.1.0
 author:
-  - cluster-discovery contributors
+  - cluster-discovery contributors (@irt-saintexupery)
 description:
   - Reads the C(Peer) O(namespace)/O(name) and the kubeconfig Secret that
     M(peerdiscovery.cluster_discovery.peer_sync) wrote for it, and asks the member's API server for its version with
@@ -48,6 +48,8 @@ attributes:
 requirements:
   - python >= 3.11
   - kubernetes
+  - PyYAML
+  - cryptography
 """
 
 EXAMPLES = r"""
@@ -86,13 +88,17 @@ version:
 import copy
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    HAS_DEPENDENCIES,
+    IMPORT_ERROR,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_reachability import check
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import API_VERSION
 
@@ -131,6 +137,8 @@ def execute(module, make_client):
 
 def main():
     module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True)
+    if not HAS_DEPENDENCIES:
+        module.fail_json(msg=missing_required_lib("PyYAML and cryptography"), exception=IMPORT_ERROR)
     try:
         module.exit_json(**execute(module, lambda: get_api_client(module)))
     except CollectionError as err:

@@ -9,7 +9,7 @@ module: peer_sync
 short_description: Keep Peer objects in step with the identities discovered on a swarm
 version_added: 0.1.0
 author:
-  - cluster-discovery contributors
+  - cluster-discovery contributors (@irt-saintexupery)
 description:
   - Writes one discovery round of M(peerdiscovery.cluster_discovery.ipfs_identity) into Kubernetes, for one local
     Identity on one swarm, in the namespace O(namespace).
@@ -96,6 +96,8 @@ attributes:
 requirements:
   - python >= 3.11
   - kubernetes
+  - PyYAML
+  - cryptography
 notes:
   - O(identities) holds kubeconfigs; it is never logged.
 """
@@ -167,7 +169,7 @@ synchronized:
 import copy
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
@@ -175,6 +177,10 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions imp
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
+    HAS_DEPENDENCIES,
+    IMPORT_ERROR,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     API_VERSION,
     Scope,
@@ -264,6 +270,8 @@ def execute(module, make_client):
 
 def main():
     module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True)
+    if not HAS_DEPENDENCIES:
+        module.fail_json(msg=missing_required_lib("PyYAML and cryptography"), exception=IMPORT_ERROR)
     try:
         module.exit_json(**execute(module, lambda: get_api_client(module)))
     except CollectionError as err:

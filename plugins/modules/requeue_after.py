@@ -9,7 +9,7 @@ module: requeue_after
 short_description: Ask the operator to reconcile the current object again after a while
 version_added: 0.1.0
 author:
-  - cluster-discovery contributors
+  - cluster-discovery contributors (@irt-saintexupery)
 description:
   - The equivalent of C(operator_sdk.util.requeue_after), with the same option, so a role ports by changing the
     module's name.

@@ -9,7 +9,7 @@ module: swarm_key
 short_description: Ensure a Kubernetes Secret holds an IPFS swarm key
 version_added: 0.1.0
 author:
-  - cluster-discovery contributors
+  - cluster-discovery contributors (@irt-saintexupery)
 description:
   - Ensures that the Secret O(name) in O(namespace) holds a private-swarm pre-shared key (PSK v1, the C(swarm.key) kubo
     reads) under the data key C(swarm-key), or that the Secret is absent.

@@ -72,7 +72,7 @@ class LocalModuleAction(ActionBase):
             result.update(self._execute_module(module_args=self._task.args, task_vars=task_vars))
             return result
         cls = type(self)
-        _, params = self.validate_argument_spec(argument_spec=cls.argspec())
+        _validation, params = self.validate_argument_spec(argument_spec=cls.argspec())
         facade = ModuleFacade(params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
         auth = {key: params.get(key) for key in AUTH_ARG_SPEC}
         try:

@@ -2,10 +2,13 @@
 
 ansible-test must run from inside ``ansible_collections/<namespace>/<name>/``
 (a real directory, not a link) and wants the collections this one depends on
-beside it. So the files git tracks are copied into a folder of the test bed's
-cache, kubernetes.core (from the ``ansible`` package, as the operator image
-installs it) is linked beside them, and ansible-test runs there in its own
-virtual environments, installing their requirements from the package index.
+beside it. So the collection as ``ansible-galaxy collection build`` ships it
+(the files git tracks, less galaxy.yml's ``build_ignore``: not the operator,
+the agent, the test bed or the tests), and the ignore files of this folder,
+are copied into a folder of the test bed's cache; kubernetes.core (from the
+``ansible`` package, as the operator image installs it) is linked beside
+them, and ansible-test runs there in its own virtual environments, installing
+their requirements from the package index.
 
 ansible-test bootstraps pip in those environments with a ``get-pip.py`` it
 downloads from a host this project cannot reach; tests/sanity/get_pip.py does
@@ -15,11 +18,14 @@ for its cached copy. Arguments are passed to ``ansible-test sanity``.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
@@ -40,6 +46,13 @@ def pip_version() -> str:
     return get_venv_packages(Python())["pip"]  # type: ignore[arg-type]
 
 
+def shipped(relative: str, build_ignore: list[str]) -> bool:
+    """Whether ansible-galaxy's build takes ``relative`` (its patterns match a path or any folder above it)."""
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+    return not any(fnmatch.fnmatch(prefix, pattern) for pattern in build_ignore for prefix in prefixes)
+
+
 def copy_collection() -> Path:
     target = SANITY_ROOT / "ansible_collections" / NAMESPACE / NAME
     shutil.rmtree(target, ignore_errors=True)
@@ -48,7 +61,9 @@ def copy_collection() -> Path:
         .stdout.decode()
         .split("\0")
     )
-    for relative in filter(None, tracked):
+    build_ignore = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text()).get("build_ignore") or []
+    sanity_files = [relative for relative in tracked if relative.startswith("tests/sanity/ignore-")]
+    for relative in [*(path for path in tracked if path and shipped(path, build_ignore)), *sanity_files]:
         source = REPO_ROOT / relative
         if source.is_file():
             destination = target / relative
