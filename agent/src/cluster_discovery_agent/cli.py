@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--namespace",
         default=os.environ.get("WATCH_NAMESPACE") or None,
-        help="watch Identities and SwarmPools of this namespace only (default: all, or $WATCH_NAMESPACE)",
+        help="watch Identities and SwarmPools of these namespaces only, comma separated"
+        " (default: all, or $WATCH_NAMESPACE)",
     )
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     parser.add_argument(
@@ -60,6 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.node_status_period <= 0:
         parser.error("--node-status-period must be positive")
     return args
+
+
+def watch_namespaces(value: str | None) -> list[str]:
+    """The namespaces of ``--namespace``/``WATCH_NAMESPACE``, comma separated as operator-sdk reads it; [] is all."""
+    return [name.strip() for name in (value or "").split(",") if name.strip()]
 
 
 def serve_health(address: str, healthy: Callable[[], bool]) -> ThreadingHTTPServer | None:
@@ -108,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     from .swarms import NodeReader, node_authorization
 
     k8s = get_api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else get_api_client()
-    identities = Watched(k8s.client.client, args.namespace, plural="identities")
-    pools = Watched(k8s.client.client, args.namespace, plural="swarmpools")
+    namespaces = watch_namespaces(args.namespace)
+    identities = Watched(k8s.client.client, namespaces, plural="identities")
+    pools = Watched(k8s.client.client, namespaces, plural="swarmpools")
     fast_path = FastPath(k8s, identities)
     publisher = Publisher(k8s)
 
@@ -153,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info(
-        "starting: namespace=%s announce_period=%s node_status_period=%s",
-        args.namespace or "(all)",
+        "starting: namespaces=%s announce_period=%s node_status_period=%s",
+        ",".join(namespaces) or "(all)",
         args.announce_period,
         args.node_status_period,
     )

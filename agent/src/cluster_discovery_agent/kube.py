@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -40,11 +40,15 @@ def ref_of(obj: dict[str, Any]) -> ObjectRef:
 
 
 class Watched:
-    """List and watch one kind of the group in one namespace or all, keeping the latest of each object."""
+    """List and watch one kind of the group in some namespaces or all, keeping the latest of each object.
 
-    def __init__(self, api: client.ApiClient, namespace: str | None, *, plural: str) -> None:
+    ``namespaces`` as operator-sdk reads ``WATCH_NAMESPACE``: empty means every namespace; each named
+    namespace gets its own list and watch (a user allowed in those namespaces may not list cluster-wide).
+    """
+
+    def __init__(self, api: client.ApiClient, namespaces: Sequence[str] = (), *, plural: str) -> None:
         self._custom = client.CustomObjectsApi(api)
-        self.namespace = namespace
+        self.namespaces = tuple(dict.fromkeys(namespaces))
         self.plural = plural
         self._lock = threading.Lock()
         self._objects: dict[ObjectRef, dict[str, Any]] = {}
@@ -58,10 +62,13 @@ class Watched:
         with self._lock:
             return [self._objects[ref] for ref in sorted(self._objects)]
 
-    def _list(self, **kwargs: Any) -> Any:
-        if self.namespace:
-            return self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, self.plural, **kwargs)
-        return self._custom.list_cluster_custom_object(GROUP, VERSION, self.plural, **kwargs)
+    def _lister(self, namespace: str | None) -> Callable[..., Any]:
+        def list_objects(**kwargs: Any) -> Any:
+            if namespace is not None:
+                return self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, self.plural, **kwargs)
+            return self._custom.list_cluster_custom_object(GROUP, VERSION, self.plural, **kwargs)
+
+        return list_objects
 
     def run(
         self,
@@ -70,20 +77,48 @@ class Watched:
     ) -> None:
         """Keep the cache and call ``on_change(ref, object or None when gone)`` for every change, until ``stop``."""
         notify = on_change or (lambda ref, obj: None)
+        if len(self.namespaces) <= 1:
+            self._watch(self.namespaces[0] if self.namespaces else None, notify, stop)
+            return
+        threads = [
+            threading.Thread(
+                target=self._watch,
+                args=(namespace, notify, stop),
+                name=f"watch {self.plural} in {namespace}",
+                daemon=True,
+            )
+            for namespace in self.namespaces
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _watch(
+        self,
+        namespace: str | None,
+        notify: Callable[[ObjectRef, dict[str, Any] | None], None],
+        stop: threading.Event,
+    ) -> None:
+        list_objects = self._lister(namespace)
+        where = f" in {namespace}" if namespace is not None else ""
         while not stop.is_set():
             try:
-                listing = self._list(_request_timeout=REQUEST_TIMEOUT)
+                listing = list_objects(_request_timeout=REQUEST_TIMEOUT)
                 current = {ref_of(item): item for item in listing.get("items", [])}
                 with self._lock:
-                    gone = set(self._objects) - set(current)
-                    self._objects = dict(current)
+                    mine = {ref for ref in self._objects if namespace is None or ref.namespace == namespace}
+                    gone = mine - set(current)
+                    for ref in gone:
+                        del self._objects[ref]
+                    self._objects.update(current)
                 for ref in gone:
                     notify(ref, None)
                 for ref, item in current.items():
                     notify(ref, item)
                 stream = watch.Watch()
                 for event in stream.stream(
-                    self._list,
+                    list_objects,
                     resource_version=listing["metadata"]["resourceVersion"],
                     timeout_seconds=WATCH_TIMEOUT,
                     allow_watch_bookmarks=True,
@@ -105,10 +140,10 @@ class Watched:
                             self._objects[ref] = obj
                     notify(ref, None if kind == "DELETED" else obj)
             except ApiException as err:
-                log.warning("watching %s failed: %s %s; listing again", self.plural, err.status, err.reason)
+                log.warning("watching %s%s failed: %s %s; listing again", self.plural, where, err.status, err.reason)
                 stop.wait(2)
             except Exception as err:  # connection resets, timeouts: keep watching
-                log.warning("watching %s failed: %s; listing again", self.plural, err)
+                log.warning("watching %s%s failed: %s; listing again", self.plural, where, err)
                 stop.wait(2)
 
     def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,0 +1,85 @@
+"""The agent's cache of Identities and SwarmPools (cluster_discovery_agent.kube.Watched) on a real API server.
+
+WATCH_NAMESPACE may name several namespaces, comma separated, as operator-sdk reads it; the agent then
+lists and watches each of them, and nothing of the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_discovery_agent.cli import watch_namespaces
+from cluster_discovery_agent.kube import ObjectRef, Watched
+from kubernetes import client
+
+from testbed.controlplane import ControlPlane
+
+pytestmark = pytest.mark.integration
+
+CRD = Path(__file__).resolve().parents[3] / "config" / "crd" / "bases"
+GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
+
+
+def identity(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Identity",
+        "metadata": {"name": name},
+        "spec": {"name": name, "swarms": [{"namespace": "x", "swarmPool": "p", "swarm": "s"}]},
+    }
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_watch_namespace_is_read_as_operator_sdk_reads_it() -> None:
+    assert watch_namespaces("team-a, team-b,,team-a") == ["team-a", "team-b", "team-a"]
+    assert watch_namespaces("") == watch_namespaces(None) == []
+
+
+def test_several_watched_namespaces_are_each_listed_and_watched_and_no_other(control_plane: ControlPlane) -> None:
+    control_plane.kubectl("apply", "-f", str(CRD / f"{GROUP}_identities.yaml"))
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/identities.{GROUP}", "--timeout=60s")
+    first, second, other = (control_plane.create_namespace(prefix) for prefix in ("wa", "wb", "wc"))
+    api = control_plane.api_client()
+    custom = client.CustomObjectsApi(api)
+    for namespace in (first, second, other):
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "identities", identity("before"))
+
+    watched = Watched(api, watch_namespaces(f"{first},{second},{first}"), plural="identities")
+    changes: list[tuple[ObjectRef, bool]] = []
+    lock = threading.Lock()
+
+    def on_change(ref: ObjectRef, obj: dict[str, Any] | None) -> None:
+        with lock:
+            changes.append((ref, obj is not None))
+
+    stop = threading.Event()
+    runner = threading.Thread(target=watched.run, args=(on_change, stop), daemon=True)
+    runner.start()
+    try:
+        refs = lambda: {ObjectRef(o["metadata"]["namespace"], o["metadata"]["name"]) for o in watched.snapshot()}  # noqa: E731
+        wait_until(lambda: refs() == {ObjectRef(first, "before"), ObjectRef(second, "before")}, "both listings")
+
+        for namespace in (second, other):
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "identities", identity("after"))
+        custom.delete_namespaced_custom_object(GROUP, VERSION, first, "identities", "before")
+        wait_until(lambda: refs() == {ObjectRef(second, "before"), ObjectRef(second, "after")}, "the watched changes")
+        with lock:
+            assert (ObjectRef(first, "before"), False) in changes
+            assert (ObjectRef(second, "after"), True) in changes
+            assert not [ref for ref, _present in changes if ref.namespace == other]
+    finally:
+        # A watch ends at its next event or timeout and then sees ``stop``; its thread is a daemon, as in the agent.
+        stop.set()
+        runner.join(timeout=1)
