@@ -30,6 +30,7 @@ Module-level use (demo, benchmarks)::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -269,6 +270,22 @@ class KuboNode:
             f" log {self.log_path}:\n{self._process.log_tail()}"
         )
 
+    def rpc(self, command: str, *args: str, timeout: float = 30, **params: Any) -> Any:
+        """POST /api/v0/<command> with ``arg`` parameters and return kubo's JSON answer (tests look with it)."""
+        query: list[tuple[str, Any]] = [("arg", arg) for arg in args] + list(params.items())
+        reply = requests.post(f"{self.api_url}/api/v0/{command}", params=query, timeout=timeout)
+        reply.raise_for_status()
+        return reply.json()
+
+    def pubsub_topics(self) -> list[str]:
+        """The topics the node subscribes to (kubo answers them multibase base64url, ``u...``)."""
+        return [_multibase_text(topic) for topic in self.rpc("pubsub/ls").get("Strings") or []]
+
+    def pubsub_peers(self, topic: str) -> list[str]:
+        """The peers the node sees on ``topic``."""
+        encoded = "u" + base64.urlsafe_b64encode(topic.encode()).decode().rstrip("=")
+        return list(self.rpc("pubsub/peers", encoded).get("Strings") or [])
+
     def stop(self) -> None:
         """Stop the daemon by PID: SIGTERM, then SIGKILL after a grace period."""
         if self._process is not None:
@@ -280,6 +297,13 @@ class KuboNode:
 
     def __repr__(self) -> str:
         return f"KuboNode({self.name!r}, api={self.api_url}, pid={self.pid})"
+
+
+def _multibase_text(value: str) -> str:
+    if not value.startswith("u"):
+        raise ValueError(f"kubo answered a topic {value!r} not in multibase base64url")
+    data = value[1:]
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8", "replace")
 
 
 def _daemon_env(repo: Path) -> dict[str, str]:

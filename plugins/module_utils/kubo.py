@@ -3,7 +3,7 @@
 """A client for kubo's RPC API (``/api/v0``), on ``requests``.
 
 Private to the collection: may change without notice. No Ansible imports: the
-runner, the tests and the benchmarks use it as plain Python.
+agent, the tests and the benchmarks use it as plain Python.
 
 Written to kubo's documented RPC API (docs.ipfs.tech/reference/kubo/rpc and
 kubo's ``core/commands``): every call is ``POST /api/v0/<command>`` with
@@ -28,19 +28,14 @@ Timeouts and retries
     ==========================================  =================================
     call                                        repeated after a dropped connection?
     ==========================================  =================================
-    id, version, swarm/peers, swarm/addrs,      yes: reads
-    swarm/addrs/local, bootstrap/list, config
-    (get), config/show, swarm/peering/ls,
-    pubsub/ls, pubsub/peers, cat, key/list,
-    name/resolve
-    swarm/connect, swarm/disconnect,            yes: the second run finds the
-    bootstrap/add, bootstrap/rm(/all), config   state the first one made
-    (set), config/replace, swarm/peering/add,
-    swarm/peering/rm, add (content-addressed:
-    the same bytes give the same CID)
+    id, swarm/peers, bootstrap/list, config     yes: reads
+    (get), swarm/peering/ls, cat, files/read
+    swarm/connect, bootstrap/add, config        yes: the second run finds the
+    (set), swarm/peering/add,                   state the first one made
+    swarm/peering/rm, files/write, add
+    (content-addressed: the same bytes give
+    the same CID)
     pubsub/pub                                  no: a repeat is a second message
-    key/gen                                     no: a repeat fails, key exists
-    name/publish                                no: a repeat signs a new record
     pubsub/sub                                  opening only; a broken stream is
                                                 not resumed (messages are lost)
     ==========================================  =================================
@@ -157,14 +152,6 @@ class IdInfo(TypedDict, total=False):
     Protocols: list[str] | None
 
 
-class VersionInfo(TypedDict, total=False):
-    Version: str
-    Commit: str
-    Repo: str
-    System: str
-    Golang: str
-
-
 class ConnInfo(TypedDict, total=False):
     Addr: str
     Peer: str
@@ -181,16 +168,6 @@ class AddrInfo(TypedDict):
 class PeeringResult(TypedDict):
     ID: str
     Status: str
-
-
-class KeyInfo(TypedDict):
-    Name: str
-    Id: str
-
-
-class IpnsEntry(TypedDict):
-    Name: str
-    Value: str
 
 
 @dataclass(frozen=True)
@@ -526,9 +503,6 @@ class KuboClient:
     def id(self) -> IdInfo:
         return cast(IdInfo, self._object("id", idempotent=True))
 
-    def version(self) -> VersionInfo:
-        return cast(VersionInfo, self._object("version", idempotent=True))
-
     # -- swarm -------------------------------------------------------------------
 
     def swarm_peers(self) -> list[ConnInfo]:
@@ -538,33 +512,14 @@ class KuboClient:
         """Connect to peers (multiaddrs ending in ``/p2p/<id>``); kubo answers one line per peer."""
         return self._strings("swarm/connect", args=addresses, idempotent=True, timeout=timeout)
 
-    def swarm_disconnect(self, *addresses: str) -> list[str]:
-        return self._strings("swarm/disconnect", args=addresses, idempotent=True)
-
-    def swarm_addrs(self) -> dict[str, list[str]]:
-        """Every address the node knows, per peer id."""
-        return dict(self._object("swarm/addrs", idempotent=True).get("Addrs") or {})
-
-    def swarm_addrs_local(self, *, with_id: bool = False) -> list[str]:
-        """The node's own announced addresses (with ``/p2p/<id>`` when ``with_id``)."""
-        return self._strings("swarm/addrs/local", options={"id": with_id}, idempotent=True)
-
     # -- bootstrap -----------------------------------------------------------------
 
     def bootstrap_list(self) -> list[str]:
         return list(self._object("bootstrap/list", idempotent=True).get("Peers") or [])
 
     def bootstrap_add(self, *peers: str) -> list[str]:
-        """Add peers to the bootstrap list; returns those kubo added."""
+        """Add peers to the bootstrap list (each once); kubo echoes every peer given, listed before or not."""
         return list(self._object("bootstrap/add", args=peers, idempotent=True).get("Peers") or [])
-
-    def bootstrap_rm(self, *peers: str) -> list[str]:
-        """Remove peers; kubo rewrites the list grouped by peer. Returns those removed."""
-        return list(self._object("bootstrap/rm", args=peers, idempotent=True).get("Peers") or [])
-
-    def bootstrap_rm_all(self) -> list[str]:
-        """Empty the list (``bootstrap/rm/all``, kubo's successor of ``rm --all``)."""
-        return list(self._object("bootstrap/rm/all", idempotent=True).get("Peers") or [])
 
     # -- config ------------------------------------------------------------------
 
@@ -577,15 +532,6 @@ class KuboClient:
         return self._object("config", args=[key, json.dumps(value)], options={"json": True}, idempotent=True).get(
             "Value"
         )
-
-    def config_show(self) -> dict[str, Any]:
-        """The whole config (kubo leaves out the private key)."""
-        return self._object("config/show", idempotent=True)
-
-    def config_replace(self, config: Mapping[str, Any]) -> None:
-        """Replace the whole config file (kubo keeps the identity's private key)."""
-        body = json.dumps(config).encode("utf-8")
-        self.request("config/replace", files={"file": ("config", body, "application/json")}, idempotent=True).close()
 
     # -- peering ---------------------------------------------------------------------
 
@@ -610,17 +556,6 @@ class KuboClient:
             files={"file": ("data", data, "application/octet-stream")},
             idempotent=False,
         ).close()
-
-    def pubsub_ls(self) -> list[str]:
-        """Topics this node subscribes to, decoded."""
-        return [
-            multibase_decode(topic).decode("utf-8", "replace") for topic in self._strings("pubsub/ls", idempotent=True)
-        ]
-
-    def pubsub_peers(self, topic: str | bytes | None = None) -> list[str]:
-        """Peers we pubsub with (on ``topic`` when given)."""
-        args = [multibase_encode(_topic_bytes(topic))] if topic is not None else []
-        return self._strings("pubsub/peers", args=args, idempotent=True)
 
     def subscribe(
         self,
@@ -741,56 +676,6 @@ class KuboClient:
                 return None
             raise
         return self._bounded_body(response, API_PREFIX + "files/read", path, max_bytes)
-
-    def files_rm(self, path: str) -> None:
-        """Remove the MFS file ``path`` (recursively for a folder); no error when it is already gone."""
-        try:
-            self.request("files/rm", args=[path], options={"recursive": True, "force": True}, idempotent=True).close()
-        except KuboError as err:
-            if not _is_missing_file(err):
-                raise
-
-    # -- names and keys -------------------------------------------------------------------
-
-    def name_publish(
-        self,
-        path: str,
-        *,
-        key: str = "self",
-        lifetime: str | None = None,
-        ttl: str | None = None,
-        allow_offline: bool = False,
-        timeout: Timeout | None = None,
-    ) -> IpnsEntry:
-        return cast(
-            IpnsEntry,
-            self._object(
-                "name/publish",
-                args=[path],
-                options={"key": key, "lifetime": lifetime, "ttl": ttl, "allow-offline": allow_offline or None},
-                idempotent=False,
-                timeout=timeout,
-            ),
-        )
-
-    def name_resolve(
-        self, name: str | None = None, *, recursive: bool = True, nocache: bool = False, timeout: Timeout | None = None
-    ) -> str:
-        """Resolve an IPNS name (default: the node's own) to a path."""
-        value = self._object(
-            "name/resolve",
-            args=[name] if name else [],
-            options={"recursive": recursive, "nocache": nocache or None},
-            idempotent=True,
-            timeout=timeout,
-        )
-        return str(value.get("Path", ""))
-
-    def key_gen(self, name: str, *, key_type: str = "ed25519") -> KeyInfo:
-        return cast(KeyInfo, self._object("key/gen", args=[name], options={"type": key_type}, idempotent=False))
-
-    def key_list(self) -> list[KeyInfo]:
-        return cast(list[KeyInfo], self._object("key/list", idempotent=True).get("Keys") or [])
 
 
 def _is_missing_file(err: KuboError) -> bool:

@@ -1,10 +1,10 @@
 """The kubo RPC client against real kubo nodes (the test bed's kubo v0.43.1 in private swarms).
 
 Covers what plugins/module_utils/kubo.py claims about kubo itself: the
-response shapes of id, version, swarm, bootstrap, config (get, set with JSON,
-show, replace), peering, add/cat (across two nodes, with the size limit),
-key gen/list, name publish/resolve, the MFS files the identity module keeps
-its state in (write, read, replace, remove, missing, size limit); kubo's own error documents mapped to
+response shapes of id, swarm connect and peers, bootstrap add and list, config
+(get, set with JSON), peering, add/cat (across two nodes, with the size limit),
+the MFS files the identity module keeps its state in (write, read, replace,
+missing, size limit); kubo's own error documents mapped to
 KuboError; and the pubsub round trip (multibase topics, multipart data,
 decoded messages) with the subscription's stop conditions, including kubo
 ending the stream at the deadline.
@@ -43,60 +43,45 @@ def pair(kubo_node: Any) -> tuple[Any, Any]:
     return first, second
 
 
-def test_id_version_and_addresses_describe_the_node(kubo_node: Any) -> None:
+def test_id_describes_the_node(kubo_node: Any) -> None:
     node = kubo_node(name="rpc-id")
     with client(node) as kubo:
         info = kubo.id()
         assert info["ID"] == node.peer_id
         assert node.swarm_addr in (info["Addresses"] or [])
         assert info["AgentVersion"].startswith("kubo/0.43.1")
-        assert kubo.version()["Version"] == "0.43.1"
-        assert kubo.swarm_addrs_local(with_id=True) == [node.swarm_addr]
-        assert kubo.swarm_addrs_local() == [f"/ip4/127.0.0.1/tcp/{node.swarm_port}"]
 
 
-def test_swarm_connect_peers_addrs_and_disconnect(pair: tuple[Any, Any]) -> None:
+def test_swarm_connect_and_peers(pair: tuple[Any, Any]) -> None:
     first, second = pair
     with client(second) as kubo:
         peers = kubo.swarm_peers()
         assert [(conn["Peer"], conn["Addr"]) for conn in peers] == [
             (first.peer_id, f"/ip4/127.0.0.1/tcp/{first.swarm_port}")
         ]
-        assert f"/ip4/127.0.0.1/tcp/{first.swarm_port}" in kubo.swarm_addrs()[first.peer_id]
-        assert kubo.swarm_disconnect(first.swarm_addr) == [f"disconnect {first.peer_id} success"]
-        # What holds after the answer cannot be asserted from here: libp2p dials with
-        # SO_REUSEPORT, so a connection the first node opens back (after identify, or to
-        # keep pubsub going) arrives from the very address that was just disconnected.
 
 
-def test_bootstrap_add_list_rm_and_rm_all(kubo_node: Any) -> None:
+def test_bootstrap_add_and_list(kubo_node: Any) -> None:
     node = kubo_node(name="rpc-bootstrap")
     far_a = "/ip4/10.255.0.1/tcp/4001/p2p/QmcnhBjk38swiaohSjBrLrFk7geRGnfFx1dxCY6B7DYAiq"
     far_b = "/ip4/10.255.0.2/tcp/4001/p2p/QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"
     with client(node) as kubo:
         assert kubo.bootstrap_add(far_a, far_b) == [far_a, far_b]
         assert sorted(kubo.bootstrap_list()) == sorted([far_a, far_b])
-        assert kubo.bootstrap_rm(far_a) == [far_a]
-        assert kubo.bootstrap_list() == [far_b]
-        assert kubo.bootstrap_rm_all() == [far_b]
-        assert kubo.bootstrap_list() == []
+        # kubo echoes every peer given, already listed or not, and lists each once.
+        assert kubo.bootstrap_add(far_a) == [far_a]
+        assert sorted(kubo.bootstrap_list()) == sorted([far_a, far_b])
 
 
-def test_config_get_set_json_show_and_replace(kubo_node: Any) -> None:
+def test_config_get_and_set_json(kubo_node: Any) -> None:
     node = kubo_node(name="rpc-config")
     entry = {"ID": "QmcnhBjk38swiaohSjBrLrFk7geRGnfFx1dxCY6B7DYAiq", "Addrs": ["/ip4/10.255.0.1/tcp/4001"]}
     with client(node) as kubo:
         assert kubo.config_get("Peering.Peers") is None
         assert kubo.config_set("Peering.Peers", [entry]) == [entry]
         assert kubo.config_get("Peering.Peers") == [entry]
-        shown = kubo.config_show()
-        assert shown["Peering"]["Peers"] == [entry]
-        assert "PrivKey" not in shown["Identity"]
-        shown["Peering"]["Peers"] = None
-        shown["Bootstrap"] = [entry["Addrs"][0] + "/p2p/" + entry["ID"]]
-        kubo.config_replace(shown)
+        assert kubo.config_set("Peering.Peers", None) is None
         assert kubo.config_get("Peering.Peers") is None
-        assert kubo.bootstrap_list() == shown["Bootstrap"]
         with pytest.raises(KuboError) as caught:
             kubo.config_get("No.Such.Key")
         assert caught.value.status == 500
@@ -126,21 +111,7 @@ def test_content_added_on_one_node_is_read_on_the_other_within_a_size_limit(pair
         assert writer.add(payload, pin=False) == cid
 
 
-def test_keys_and_names_publish_and_resolve(kubo_node: Any) -> None:
-    node = kubo_node(name="rpc-names")
-    with client(node) as kubo:
-        made = kubo.key_gen("identity-key")
-        assert made["Name"] == "identity-key"
-        assert {key["Name"] for key in kubo.key_list()} == {"self", "identity-key"}
-        with pytest.raises(KuboError, match="already exists"):
-            kubo.key_gen("identity-key")
-        cid = kubo.add(b"published")
-        entry = kubo.name_publish(f"/ipfs/{cid}", key="identity-key", allow_offline=True)
-        assert entry["Value"] == f"/ipfs/{cid}"
-        assert kubo.name_resolve(entry["Name"]) == f"/ipfs/{cid}"
-
-
-def test_mfs_files_are_written_replaced_read_and_removed_and_missing_ones_read_as_none(kubo_node: Any) -> None:
+def test_mfs_files_are_written_replaced_read_and_kept_and_missing_ones_read_as_none(kubo_node: Any) -> None:
     node = kubo_node(name="rpc-files")
     path = "/cluster-discovery/v1/test/state.json"
     with client(node) as kubo:
@@ -150,12 +121,7 @@ def test_mfs_files_are_written_replaced_read_and_removed_and_missing_ones_read_a
         assert kubo.files_read(path) == b'{"sequence": 2}'
         with pytest.raises(KuboError, match="larger than the limit of 4 bytes"):
             kubo.files_read(path, max_bytes=4)
-        kubo.files_rm(path)
-        kubo.files_rm(path)
-        assert kubo.files_read(path) is None
-    node.restart()
-    with client(node) as kubo:
-        assert kubo.files_read(path) is None
+        assert kubo.files_read(path + ".missing") is None
         kubo.files_write(path, b"kept")
     node.restart()
     with client(node) as kubo:
@@ -182,9 +148,9 @@ def test_pubsub_round_trip_between_two_members_of_a_private_swarm(pair: tuple[An
     payload = b"\x00announce\xffQmSomething\n"
     with client(first) as publisher, client(second) as subscriber:
         with subscriber.subscribe(topic, duration=60, max_messages=1) as subscription:
-            assert topic in subscriber.pubsub_ls()
+            assert topic in second.pubsub_topics()
             wait_for(
-                lambda: second.peer_id in publisher.pubsub_peers(topic),
+                lambda: second.peer_id in first.pubsub_peers(topic),
                 seconds=30,
                 what="the publisher saw the subscriber on the topic",
             )
@@ -197,7 +163,7 @@ def test_pubsub_round_trip_between_two_members_of_a_private_swarm(pair: tuple[An
         assert message.sender == first.peer_id
         assert message.topics == (topic,)
         assert len(message.seqno) == 8
-        wait_for(lambda: topic not in subscriber.pubsub_ls(), seconds=10, what="closing unsubscribed")
+        wait_for(lambda: topic not in second.pubsub_topics(), seconds=10, what="closing unsubscribed")
 
 
 def test_a_subscription_stops_at_the_first_message_its_predicate_accepts(pair: tuple[Any, Any]) -> None:
@@ -205,7 +171,7 @@ def test_a_subscription_stops_at_the_first_message_its_predicate_accepts(pair: t
     topic = "predicate"
     with client(first) as publisher, client(second) as subscriber:
         subscription = subscriber.subscribe(topic, duration=60, until=lambda m: m.data == b"stop")
-        wait_for(lambda: second.peer_id in publisher.pubsub_peers(topic), seconds=30, what="the subscription spread")
+        wait_for(lambda: second.peer_id in first.pubsub_peers(topic), seconds=30, what="the subscription spread")
 
         def publish() -> None:
             for data in (b"one", b"stop", b"after"):
@@ -241,4 +207,4 @@ def test_closing_a_subscription_from_another_thread_ends_a_blocked_read_at_once(
         assert not reader.is_alive()
         assert received == []
         assert time.monotonic() - began < 3
-        assert "nobody-talks-here-either" not in kubo.pubsub_ls()
+        assert "nobody-talks-here-either" not in node.pubsub_topics()

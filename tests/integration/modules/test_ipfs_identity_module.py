@@ -149,8 +149,7 @@ def answering(kubo_node: Any) -> Iterator[Callable[..., Callable[[], None]]]:
             listeners.append((event, thread))
 
             def subscribed(node: Any = node) -> bool:
-                with client(node) as kubo:
-                    return topic in kubo.pubsub_ls()
+                return topic in node.pubsub_topics()
 
             wait_for(subscribed, timeout=15, what=f"{node.name} answers on the swarm's topic")
         started.extend(listeners)
