@@ -191,8 +191,9 @@ def _status(
     previous: Mapping[str, Any],
     last_seen_resolution: float = LAST_SEEN_RESOLUTION_SECONDS,
 ) -> dict[str, Any]:
-    status = dict(previous)
-    status.update({"status": state, "missingCounter": missing})
+    # Only the fields this round owns: the status is merge-patched, and the Peer check writes its
+    # conditions beside them; a copy of what was read would put back conditions it replaced meanwhile.
+    status: dict[str, Any] = {"status": state, "missingCounter": missing}
     if last_seen is not None and isinstance(previous.get("lastSeen"), str):
         # lastSeen moves in steps, so a round that learns nothing new writes nothing.
         elapsed = _seconds_between(previous["lastSeen"], last_seen)

@@ -296,3 +296,42 @@ def test_a_swarm_flooded_with_members_gets_no_more_than_the_cap_of_peers() -> No
     # A member that already has its Peer keeps it updated whatever the count.
     full = round_(existing=[*already, existing(B), existing(C)], discovered=[identity(B)])
     assert [a.name for a in full.actions if a.verb == "apply"] == [B.lower()]
+
+
+class RecordingPeers(MemoryPeers):
+    """MemoryPeers that keeps each status patch as sent, and lets another writer change an object between."""
+
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        super().__init__(*objects)
+        self.status_patches: list[dict[str, Any]] = []
+
+    def patch_status(self, name: str, namespace: str, status: dict[str, Any]) -> dict[str, Any]:
+        self.status_patches.append(copy.deepcopy(status))
+        return super().patch_status(name, namespace, status)
+
+
+@pytest.mark.parametrize(
+    "round_args",
+    [
+        pytest.param({"discovered": [identity()]}, id="heard"),
+        pytest.param({}, id="missed"),
+    ],
+)
+def test_a_status_write_carries_only_what_peer_sync_owns_so_the_peer_checks_condition_survives(
+    round_args: dict[str, Any],
+) -> None:
+    """Issue 20's lost update: the round read the Peer, the Peer check wrote its Reachable condition, then the
+    round's merge patch wrote the whole status it had read, and the condition was gone until the next check."""
+    before = [{"type": "Reachable", "status": "False", "reason": "Unreachable", "message": "the check before"}]
+    read = existing(B, lastSeen="2026-11-29T11:00:00Z", missingCounter=0, conditions=before)
+    decided = round_(existing=[read], **round_args)
+    peers = RecordingPeers(read)
+    peers.objects[B.lower()]["status"]["conditions"] = [
+        {"type": "Reachable", "status": "True", "reason": "Answered", "message": "written after the round read"}
+    ]
+    apply(decided, SCOPE, peers=peers, secrets=MemoryPeers(), check_mode=False)  # type: ignore[arg-type]
+    assert peers.status_patches, "the round wrote no status"
+    assert all("conditions" not in patch for patch in peers.status_patches), peers.status_patches
+    assert peers.objects[B.lower()]["status"]["conditions"][0]["message"] == "written after the round read"
+    owned = {"status", "missingCounter", "swarm", "identity", "lastSeen", "peerId", "sequence", "kubernetesVersion"}
+    assert all(set(patch) <= owned for patch in peers.status_patches), peers.status_patches
