@@ -1,8 +1,10 @@
 """``cluster-discovery-agent``: the long-lived listener beside the operator.
 
 Flags mirror the operator's where they mean the same thing (``--namespace``,
-``--kubeconfig``); ``WATCH_NAMESPACE`` is honoured as operator-sdk's is. Logs
-are one key=value line per event. SIGTERM and SIGINT stop every listener and
+``--kubeconfig``, ``--log-format``, ``--log-level``); ``WATCH_NAMESPACE`` is
+honoured as operator-sdk's is. Kubernetes is watched with the operator's own
+client and informers, and logs are the operator's: one JSON (or key=value)
+event per line. SIGTERM and SIGINT stop every listener and
 exit 0. Several agents may run at once (one per operator replica): they
 announce the same identity and converge on the same Peers, so they need no
 leader election.
@@ -19,6 +21,10 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from cluster_discovery_operator import logs
+from cluster_discovery_operator.kube import ConfigurationError, KubeClient
+from cluster_discovery_operator.settings import KubeSettings
 
 from . import collection
 from .channels import Channel, Channels, IdentityRef, channels_of
@@ -54,7 +60,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=":8082",
         help="address of /healthz and /readyz, or 0 to disable (default: :8082)",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "keyvalue"),
+        default="json",
+        help="one log event per line, as the operator writes them (default: json)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="(default: info)",
+    )
     args = parser.parse_args(argv)
     if args.announce_period <= 0:
         parser.error("--announce-period must be positive")
@@ -91,11 +109,7 @@ def serve_health(address: str, healthy: Callable[[], bool]) -> ThreadingHTTPServ
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r",
-    )
+    logs.configure(level=args.log_level, fmt=args.log_format)
     try:
         collection.make_importable()
     except collection.CollectionNotFoundError as err:
@@ -114,9 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     from .swarms import NodeReader, node_authorization
 
     k8s = get_api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else get_api_client()
+    try:
+        kube = KubeClient(KubeSettings(kubeconfig=args.kubeconfig))
+    except ConfigurationError as err:
+        log.error("%s", err)
+        return 2
     namespaces = watch_namespaces(args.namespace)
-    identities = Watched(k8s.client.client, namespaces, plural="identities")
-    pools = Watched(k8s.client.client, namespaces, plural="swarmpools")
+    identities = Watched(kube, namespaces, plural="identities")
+    pools = Watched(kube, namespaces, plural="swarmpools")
     fast_path = FastPath(k8s, identities)
     publisher = Publisher(k8s)
 

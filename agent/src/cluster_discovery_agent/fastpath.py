@@ -31,6 +31,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     SwarmIdentity,
     results,
 )
+from cluster_discovery_operator.logs import fields
 
 from .channels import Channel, IdentityRef
 from .kube import Watched
@@ -63,7 +64,13 @@ class FastPath:
                         try:
                             self._apply(identity, entry, channel)
                         except (CollectionError, SwarmNotReady, ValueError) as err:
-                            log.warning("could not apply news for %s/%s: %s", ref.namespace, ref.name, err)
+                            log.warning(
+                                "could not apply news for %s/%s: %s",
+                                ref.namespace,
+                                ref.name,
+                                err,
+                                extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
+                            )
 
     def _apply(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
         started = time.monotonic()
@@ -102,7 +109,12 @@ class FastPath:
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
         for failure in done.failed:
-            log.warning("could not write Peer %s/%s; left as it was", scope.namespace, failure)
+            log.warning(
+                "could not write Peer %s/%s; left as it was",
+                scope.namespace,
+                failure,
+                extra=fields(kind="Peer", namespace=scope.namespace, name=failure),
+            )
         if done.changed:
             log.info(
                 "applied news on %s/%s/%s for Identity %s/%s in %.0f ms: created %s, updated %s, deleted %s",
@@ -115,4 +127,5 @@ class FastPath:
                 done.created,
                 done.updated,
                 done.deleted,
+                extra=fields(kind="Identity", namespace=scope.identity_namespace, name=scope.identity_name),
             )

@@ -48,6 +48,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cluster_discovery_operator.logs import fields
+
 from .kube import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -229,6 +231,7 @@ class NodeStatus:
                     "SwarmPool %s/%s changed or went away meanwhile; comparing again next period",
                     ref.namespace,
                     ref.name,
+                    extra=fields(kind="SwarmPool", namespace=ref.namespace, name=ref.name),
                 )
                 continue
             written.append(ref)
@@ -239,6 +242,7 @@ class NodeStatus:
                     ref.name,
                     swarm,
                     ", ".join(f"{name} {value}" for name, value in sorted(counted.items())),
+                    extra=fields(kind="SwarmPool", namespace=ref.namespace, name=ref.name, swarm=swarm),
                 )
         return written
 

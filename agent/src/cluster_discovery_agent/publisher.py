@@ -39,6 +39,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import is_identitys
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import API_VERSION
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
+from cluster_discovery_operator.logs import fields
 
 from .channels import IdentityRef
 from .swarms import SwarmNotReady, resolve
@@ -77,7 +78,14 @@ class Publisher:
                 reason = str(err)
                 level = logging.DEBUG if self._left.get(ref) == reason else logging.INFO
                 self._left[ref] = reason
-                log.log(level, "left %s/%s to the operator: %s", ref.namespace, ref.name, reason)
+                log.log(
+                    level,
+                    "left %s/%s to the operator: %s",
+                    ref.namespace,
+                    ref.name,
+                    reason,
+                    extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
+                )
                 return
             self._done[ref] = state
             self._left.pop(ref, None)
@@ -87,6 +95,7 @@ class Publisher:
                 ref.namespace,
                 ref.name,
                 (time.monotonic() - started) * 1000,
+                extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
             )
 
     def _publish_on(self, ref: IdentityRef, identity: dict[str, Any], entry: dict[str, Any], *, deleting: bool) -> None:

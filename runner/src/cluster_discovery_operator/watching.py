@@ -99,6 +99,10 @@ class Informer:
         with self._lock:
             return list(self._store)
 
+    def objects(self) -> list[KubeObject]:
+        with self._lock:
+            return list(self._store.values())
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._store)

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from cluster_discovery_agent.cli import watch_namespaces
 from cluster_discovery_agent.kube import ObjectRef, Watched
+from cluster_discovery_operator.kube import KubeClient
+from cluster_discovery_operator.settings import KubeSettings
 from kubernetes import client
 
 from testbed.controlplane import ControlPlane
@@ -56,7 +58,8 @@ def test_several_watched_namespaces_are_each_listed_and_watched_and_no_other(con
     for namespace in (first, second, other):
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "identities", identity("before"))
 
-    watched = Watched(api, watch_namespaces(f"{first},{second},{first}"), plural="identities")
+    kube = KubeClient(KubeSettings(kubeconfig=str(control_plane.kubeconfig), context=control_plane.name))
+    watched = Watched(kube, watch_namespaces(f"{first},{second},{first}"), plural="identities")
     changes: list[tuple[ObjectRef, bool]] = []
     lock = threading.Lock()
 
@@ -80,6 +83,7 @@ def test_several_watched_namespaces_are_each_listed_and_watched_and_no_other(con
             assert (ObjectRef(second, "after"), True) in changes
             assert not [ref for ref, _present in changes if ref.namespace == other]
     finally:
-        # A watch ends at its next event or timeout and then sees ``stop``; its thread is a daemon, as in the agent.
         stop.set()
-        runner.join(timeout=1)
+        runner.join(timeout=10)
+        api.close()
+    assert not runner.is_alive(), "the watches did not end when told to stop"
