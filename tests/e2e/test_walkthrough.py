@@ -596,3 +596,22 @@ def test_cluster2_and_cluster3_still_sync_after_the_bootstrap_member_leaves(walk
             lambda node: node.get("Number of connected peers") == 1,
             "its status counts the one member left",
         )
+
+
+def test_no_condition_message_or_event_the_walkthrough_produced_is_masked(walk: Walkthrough) -> None:
+    """Ansible's no_log replaces a secret argument's value wherever it occurs in a module's output: a message built
+    by a task holding a kubeconfig or a key could come out as ``Kubernetes ********.37.2``. Users read these."""
+    messages: list[tuple[str, str]] = []
+    for name, cluster in walk.clusters.items():
+        for kind in ("swarmpools", "identities", "peers"):
+            for obj in cluster.get(kind) or []:
+                where = f"{name} {kind} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+                for condition in (obj.get("status") or {}).get("conditions") or []:
+                    messages.append((f"{where} {condition['type']}", condition.get("message") or ""))
+        events = json.loads(walk.shell(name, "kubectl get events -A -o json").stdout)["items"]
+        messages.extend((f"{name} event {event['reason']}", event.get("message") or "") for event in events)
+    read = [where for where, message in messages if message]
+    assert any(" Reachable" in where for where in read), "no Peer's Reachable condition was read"
+    assert any(" event " in where for where in read), "no Event was read"
+    masked = [(where, message) for where, message in messages if "********" in message]
+    assert masked == [], masked
