@@ -56,9 +56,52 @@ options:
     description:
       - The RV(peerdiscovery.cluster_discovery.ipfs_identity#module:identities) of a discovery round. Only those
         with C(live) true count as heard.
+      - Only their kubeconfigs are hidden from the output; the rest is what the Peers show.
     type: list
     elements: dict
     default: []
+    suboptions:
+      peer_id:
+        description: The member's peer id.
+        type: str
+        required: true
+      cid:
+        description: The CID of its document.
+        type: str
+      sequence:
+        description: The document's sequence number.
+        type: int
+        required: true
+      issued_at:
+        description: When the document was issued.
+        type: str
+      name:
+        description: The member's name.
+        type: str
+      description:
+        description: Its description.
+        type: str
+      url:
+        description: Its API server URL.
+        type: str
+      categories:
+        description: Its categories.
+        type: list
+        elements: str
+      addresses:
+        description: Its swarm addresses.
+        type: list
+        elements: str
+      kubernetes_version:
+        description: Its Kubernetes version.
+        type: str
+      kubeconfig:
+        description: The kubeconfig it published, checked and in canonical form.
+        type: str
+      live:
+        description: Whether the member answered now or was heard recently.
+        type: bool
+        default: true
   removed:
     description:
       - Members whose latest document is a tombstone, as
@@ -99,7 +142,7 @@ requirements:
   - PyYAML
   - cryptography
 notes:
-  - O(identities) holds kubeconfigs; it is never logged.
+  - The kubeconfigs in O(identities) are never logged; the rest of each identity is what its Peer shows.
 """
 
 EXAMPLES = r"""
@@ -198,7 +241,27 @@ PEER_SYNC_ARG_SPEC = {
     "identity_uid": {"type": "str"},
     "swarm_pool": {"type": "str", "required": True},
     "swarm": {"type": "str", "required": True},
-    "identities": {"type": "list", "elements": "dict", "default": [], "no_log": True},
+    # Only the kubeconfigs are secret: Ansible masks a no_log value wherever it occurs in the output, so a whole
+    # secret list would mask the members' names, URLs and versions in every message that quotes them.
+    "identities": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "peer_id": {"type": "str", "required": True},
+            "cid": {"type": "str"},
+            "sequence": {"type": "int", "required": True},
+            "issued_at": {"type": "str"},
+            "name": {"type": "str"},
+            "description": {"type": "str"},
+            "url": {"type": "str"},
+            "categories": {"type": "list", "elements": "str"},
+            "addresses": {"type": "list", "elements": "str"},
+            "kubernetes_version": {"type": "str"},
+            "kubeconfig": {"type": "str", "no_log": True},
+            "live": {"type": "bool", "default": True},
+        },
+    },
     "removed": {"type": "list", "elements": "raw", "default": []},
     "rejected": {"type": "list", "elements": "raw", "default": []},
     "offline_after": {"type": "int", "default": 3},
@@ -240,7 +303,12 @@ def execute(module, make_client):
     if params["state"] == "absent":
         discovered, removed = [], {peer["metadata"]["name"]: None for peer in existing}
     else:
-        discovered = [identity for identity in params["identities"] if identity.get("live", True)]
+        # Ansible fills the suboptions a caller left out with None; the plan reads absent ones as empty.
+        discovered = [
+            {key: value for key, value in identity.items() if value is not None}
+            for identity in params["identities"]
+            if identity.get("live", True)
+        ]
     rejected = [item["peer_id"] if isinstance(item, dict) else str(item) for item in params["rejected"]]
     decided = plan(
         scope,
