@@ -33,6 +33,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -791,7 +792,13 @@ class PodWorker(threading.Thread):
         grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
         for container in self.containers + self.init_containers:
             if container.process is not None:
-                container.process.stop(grace=min(grace, MAX_GRACE_SECONDS))
+                running, began = container.process.alive(), time.monotonic()
+                code = container.process.stop(grace=min(grace, MAX_GRACE_SECONDS))
+                if running:  # how long a stop takes, and whether the grace period ran out
+                    how = "killed after the grace period" if code == -signal.SIGKILL else f"exited with {code}"
+                    self.kubelet.log(
+                        f"{self.name}: stopped {container.name} in {time.monotonic() - began:.1f} s ({how})"
+                    )
                 if container.ready:
                     container.ready = False
         if self.ip is not None:
