@@ -8,13 +8,13 @@ this runs in the controller instead of a module process.
 
 from __future__ import annotations
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules import k8s_status
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import status_writer
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.plugin_utils.local_module_action import (
     LocalModuleAction,
 )
 
 
 class ActionModule(LocalModuleAction):
-    argspec = staticmethod(k8s_status.argspec)
-    execute = staticmethod(k8s_status.execute)
+    argspec = staticmethod(status_writer.argspec)
+    execute = staticmethod(status_writer.execute)
     failure = "Failed to set status"

@@ -15,7 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules.osdk_metric import argspec, build_metric
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.operator_requests import (
+    build_metric,
+    metric_argspec,
+)
 
 
 class ActionModule(ActionBase):
@@ -24,7 +27,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
-        _validation, params = self.validate_argument_spec(argument_spec=argspec())
+        _validation, params = self.validate_argument_spec(argument_spec=metric_argspec())
         if params.get("address"):
             result.update(self._execute_module(module_args=self._task.args, task_vars=task_vars))
             return result

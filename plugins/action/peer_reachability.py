@@ -7,7 +7,7 @@ See plugins/plugin_utils/local_module_action.py for why and when.
 
 from __future__ import annotations
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules import peer_reachability
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import peer_reachability
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.plugin_utils.local_module_action import (
     LocalModuleAction,
 )

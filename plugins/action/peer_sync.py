@@ -7,13 +7,13 @@ See plugins/plugin_utils/local_module_action.py for why and when.
 
 from __future__ import annotations
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules import peer_sync
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import peer_sync_task
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.plugin_utils.local_module_action import (
     LocalModuleAction,
 )
 
 
 class ActionModule(LocalModuleAction):
-    argspec = staticmethod(peer_sync.argspec)
-    execute = staticmethod(peer_sync.execute)
+    argspec = staticmethod(peer_sync_task.argspec)
+    execute = staticmethod(peer_sync_task.execute)
     failure = "Failed to synchronize Peers"

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules.requeue_after import (
-    argspec,
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.operator_requests import (
     duration_seconds,
+    requeue_argspec,
 )
 
 
@@ -24,7 +24,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
-        _validation, params = self.validate_argument_spec(argument_spec=argspec())
+        _validation, params = self.validate_argument_spec(argument_spec=requeue_argspec())
         period = params["time"].strip()
         try:
             seconds = duration_seconds(period)

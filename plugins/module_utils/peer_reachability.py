@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     KubeconfigError,
@@ -30,12 +32,14 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
     parse as parse_kubeconfig,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+    API_VERSION,
     KUBECONFIG_ANNOTATION,
     LABEL_IDENTITY,
     LABEL_IDENTITY_NAMESPACE,
     LABEL_SWARM,
     SECRET_KEY,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import MakeClient, TaskModule
 
 MAX_MESSAGE = 300
 
@@ -129,3 +133,38 @@ def _reason(err: Exception) -> str:
     if status:
         return f"the API server answered {status} {getattr(err, 'reason', '') or ''}".strip()
     return f"the API server did not answer: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
+# -- the peer_reachability task (its module and its action plugin) ------------------------------
+
+ARG_SPEC: dict[str, Any] = {
+    "name": {"type": "str", "required": True},
+    "namespace": {"type": "str", "required": True},
+    "timeout": {"type": "float", "default": 10.0},
+}
+
+
+def argspec() -> dict[str, Any]:
+    args: dict[str, Any] = copy.deepcopy(AUTH_ARG_SPEC)
+    args.update(copy.deepcopy(ARG_SPEC))
+    return args
+
+
+def execute(module: TaskModule, make_client: MakeClient) -> dict[str, Any]:
+    """The whole task: check the Peer ``name`` and report, changing nothing."""
+    params = module.params
+    client = make_client()
+    outcome = check(
+        ResourceService(client, "Peer", API_VERSION),
+        ResourceService(client, "Secret", "v1"),
+        params["name"],
+        params["namespace"],
+        timeout=params["timeout"],
+    )
+    return {
+        "changed": False,
+        "reachable": outcome.reachable,
+        "reason": outcome.reason,
+        "message": outcome.message,
+        "version": outcome.version,
+    }

@@ -52,6 +52,10 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
 
 GROUP = "peerdiscovery.irt-saintexupery.com"
 API_VERSION = f"{GROUP}/v1alpha1"
+DEFAULT_OFFLINE_AFTER = 3
+"""Rounds a member may stay unheard before its Peer is Offline (the identity role's identity_offline_after)."""
+DEFAULT_FORGET_AFTER = 1440
+"""Rounds after which an unheard member's Peer is deleted (the identity role's identity_forget_after)."""
 KUBECONFIG_ANNOTATION = "clusterdiscovery/kubeconfig-secret"
 LABEL_IDENTITY = f"{GROUP}/identity"
 LABEL_IDENTITY_NAMESPACE = f"{GROUP}/identity-namespace"

@@ -95,6 +95,11 @@ ROUND_DEADLINE_SECONDS = 20.0
 ASK_ANSWER_INTERVAL_SECONDS = 1.0
 
 
+DEFAULT_FRESH_WITHIN = 90.0
+"""Seconds for which a member heard announcing counts as live without answering again (ipfs_identity's
+fresh_within)."""
+
+
 class RateLimit:
     """True at most once per ``interval`` seconds."""
 

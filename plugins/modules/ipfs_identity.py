@@ -254,6 +254,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import HAS_CRYPTOGRAPHY
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    DEFAULT_FRESH_WITHIN,
     SwarmIdentity,
     results,
 )
@@ -273,7 +274,7 @@ IPFS_IDENTITY_ARG_SPEC = {
     "announce": {"type": "bool", "default": True},
     "listen": {"type": "float", "default": 3.0},
     "quiet": {"type": "float", "default": 0.5},
-    "fresh_within": {"type": "float", "default": 90.0},
+    "fresh_within": {"type": "float", "default": DEFAULT_FRESH_WITHIN},
 }
 
 

@@ -144,72 +144,16 @@ status_code:
 """
 
 import json
-import re
 
 from ansible.module_utils.basic import AnsibleModule
-
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_RESERVED = ("ansible_operator_", "cluster_discovery_operator_")
-_TYPES = ("counter", "gauge", "histogram", "summary")
-
-
-def build_metric(params):
-    """The request from module parameters (unset suboptions dropped); ValueError when it is not one metric."""
-    name = params["name"]
-    if not _METRIC_NAME.fullmatch(name):
-        raise ValueError(f"name {name!r} is not a valid Prometheus metric name")
-    if name.startswith(_RESERVED):
-        raise ValueError(f"name {name!r} uses a prefix reserved for the operator's own metrics")
-    given = [kind for kind in _TYPES if params.get(kind) is not None]
-    if len(given) != 1:
-        raise ValueError(
-            "exactly one of counter, gauge, histogram or summary is required"
-            + (", not {}".format(", ".join(given)) if given else "")
-        )
-    kind = given[0]
-    action = {key: value for key, value in params[kind].items() if value is not None and value is not False}
-    if kind == "counter" and action.get("add", 0) < 0:
-        raise ValueError("counter metrics cannot decrease in value")
-    labels = {}
-    for key, value in (params.get("labels") or {}).items():
-        if not _LABEL_NAME.fullmatch(str(key)) or str(key).startswith("__"):
-            raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
-        labels[str(key)] = str(value)
-    metric = {"name": name, "description": params["description"], kind: action}
-    if labels:
-        metric["labels"] = labels
-    return metric
-
-
-def argspec():
-    return {
-        "name": {"type": "str", "required": True},
-        "description": {"type": "str", "required": True},
-        "address": {"type": "str"},
-        "labels": {"type": "dict", "default": {}},
-        "counter": {
-            "type": "dict",
-            "options": {"increment": {"type": "bool"}, "add": {"type": "float"}},
-        },
-        "gauge": {
-            "type": "dict",
-            "options": {
-                "set": {"type": "float"},
-                "increment": {"type": "bool"},
-                "decrement": {"type": "bool"},
-                "add": {"type": "float"},
-                "subtract": {"type": "float"},
-                "set_to_current_time": {"type": "bool"},
-            },
-        },
-        "histogram": {"type": "dict", "options": {"observe": {"type": "float"}}},
-        "summary": {"type": "dict", "options": {"observe": {"type": "float"}}},
-    }
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.operator_requests import (
+    build_metric,
+    metric_argspec,
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=metric_argspec(), supports_check_mode=True)
     try:
         metric = build_metric(module.params)
     except ValueError as exc:

@@ -85,54 +85,18 @@ version:
   sample: v1.37.2
 """
 
-import copy
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     HAS_DEPENDENCIES,
     IMPORT_ERROR,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_reachability import check
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import API_VERSION
-
-PEER_REACHABILITY_ARG_SPEC = {
-    "name": {"type": "str", "required": True},
-    "namespace": {"type": "str", "required": True},
-    "timeout": {"type": "float", "default": 10.0},
-}
-
-
-def argspec():
-    args = copy.deepcopy(AUTH_ARG_SPEC)
-    args.update(copy.deepcopy(PEER_REACHABILITY_ARG_SPEC))
-    return args
-
-
-def execute(module, make_client):
-    """The whole task (see peer_sync.execute for why it takes a module-like object)."""
-    params = module.params
-    client = make_client()
-    outcome = check(
-        ResourceService(client, "Peer", API_VERSION),
-        ResourceService(client, "Secret", "v1"),
-        params["name"],
-        params["namespace"],
-        timeout=params["timeout"],
-    )
-    return {
-        "changed": False,
-        "reachable": outcome.reachable,
-        "reason": outcome.reason,
-        "message": outcome.message,
-        "version": outcome.version,
-    }
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_reachability import argspec, execute
 
 
 def main():

@@ -209,131 +209,18 @@ synchronized:
   sample: 2
 """
 
-import copy
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     HAS_DEPENDENCIES,
     IMPORT_ERROR,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
-    API_VERSION,
-    Scope,
-    apply,
-    plan,
-    selector,
-    tombstones,
-)
-
-PEER_SYNC_ARG_SPEC = {
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-    "namespace": {"type": "str", "required": True},
-    "identity_name": {"type": "str", "required": True},
-    "identity_namespace": {"type": "str", "required": True},
-    "identity_uid": {"type": "str"},
-    "swarm_pool": {"type": "str", "required": True},
-    "swarm": {"type": "str", "required": True},
-    # Only the kubeconfigs are secret: Ansible masks a no_log value wherever it occurs in the output, so a whole
-    # secret list would mask the members' names, URLs and versions in every message that quotes them.
-    "identities": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "peer_id": {"type": "str", "required": True},
-            "cid": {"type": "str"},
-            "sequence": {"type": "int", "required": True},
-            "issued_at": {"type": "str"},
-            "name": {"type": "str"},
-            "description": {"type": "str"},
-            "url": {"type": "str"},
-            "categories": {"type": "list", "elements": "str"},
-            "addresses": {"type": "list", "elements": "str"},
-            "kubernetes_version": {"type": "str"},
-            "kubeconfig": {"type": "str", "no_log": True},
-            "live": {"type": "bool", "default": True},
-        },
-    },
-    "removed": {"type": "list", "elements": "raw", "default": []},
-    "rejected": {"type": "list", "elements": "raw", "default": []},
-    "offline_after": {"type": "int", "default": 3},
-    "forget_after": {"type": "int", "default": 1440},
-}
-
-
-def argspec():
-    args = copy.deepcopy(AUTH_ARG_SPEC)
-    args.update(copy.deepcopy(PEER_SYNC_ARG_SPEC))
-    return args
-
-
-def execute(module, make_client):
-    """The whole task; ``module`` offers params, check_mode, warn and fail_json (which must not return).
-
-    Shared by main() and the collection's action plugin, which runs it on the
-    controller when the connection is local.
-    """
-    params = module.params
-    if params["offline_after"] < 1 or params["forget_after"] <= params["offline_after"]:
-        module.fail_json(msg="offline_after must be at least 1 and forget_after larger than offline_after")
-    scope = Scope(
-        identity_name=params["identity_name"],
-        identity_namespace=params["identity_namespace"],
-        identity_uid=params["identity_uid"],
-        namespace=params["namespace"],
-        swarm_pool=params["swarm_pool"],
-        swarm=params["swarm"],
-    )
-    client = make_client()
-    peers = ResourceService(client, "Peer", API_VERSION)
-    secrets = ResourceService(client, "Secret", "v1")
-    existing = peers.list(scope.namespace, label_selector=selector(scope))
-    try:
-        removed = tombstones(params["removed"])
-    except ValueError as err:
-        module.fail_json(msg=str(err))
-    if params["state"] == "absent":
-        discovered, removed = [], {peer["metadata"]["name"]: None for peer in existing}
-    else:
-        # Ansible fills the suboptions a caller left out with None; the plan reads absent ones as empty.
-        discovered = [
-            {key: value for key, value in identity.items() if value is not None}
-            for identity in params["identities"]
-            if identity.get("live", True)
-        ]
-    rejected = [item["peer_id"] if isinstance(item, dict) else str(item) for item in params["rejected"]]
-    decided = plan(
-        scope,
-        existing=existing,
-        discovered=discovered,
-        removed=removed,
-        refused=rejected,
-        now=utc_now(),
-        offline_after=params["offline_after"],
-        forget_after=params["forget_after"],
-    )
-    for warning in decided.warnings:
-        module.warn(warning)
-    done = apply(decided, scope, peers=peers, secrets=secrets, check_mode=module.check_mode)
-    for failure in done.failed:
-        module.warn(f"Peer {scope.namespace}/{failure}; left as it was")
-    return {
-        "changed": done.changed,
-        "created": done.created,
-        "updated": done.updated,
-        "deleted": done.deleted,
-        "online": decided.online,
-        "offline": decided.offline,
-        "synchronized": decided.synchronized,
-    }
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync_task import argspec, execute
 
 
 def main():

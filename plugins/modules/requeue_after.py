@@ -65,37 +65,15 @@ seconds:
   sample: 300.0
 """
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"^(?:(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+$")
-_COMPONENT = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-
-
-def duration_seconds(text):
-    """Seconds of a non-negative Go duration; ValueError naming the problem otherwise.
-
-    Go's time.ParseDuration grammar, as the operator reads the period this module returns (its
-    durations.py): an optional sign, then "0" or number-unit pairs. A negative duration means nothing
-    for a requeue and is refused.
-    """
-    unsigned = text[1:] if text[:1] in ("+", "-") else text
-    if unsigned != "0" and (not unsigned or not _DURATION.fullmatch(unsigned)):
-        raise ValueError(f"time must be a duration such as 30s, 5m or 1h30m (units ns, us, ms, s, m, h), not {text!r}")
-    seconds = sum(float(number) * _UNITS[unit] for number, unit in _COMPONENT.findall(unsigned))
-    if text.startswith("-") and seconds > 0:
-        raise ValueError(f"time must not be negative, not {text!r}")
-    return seconds
-
-
-def argspec():
-    return {"time": {"type": "str", "required": True}}
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.operator_requests import (
+    duration_seconds,
+    requeue_argspec,
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=requeue_argspec(), supports_check_mode=True)
     try:
         seconds = duration_seconds(module.params["time"].strip())
     except ValueError as exc:

@@ -21,6 +21,8 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     API_VERSION,
+    DEFAULT_FORGET_AFTER,
+    DEFAULT_OFFLINE_AFTER,
     Scope,
     apply,
     plan,
@@ -28,6 +30,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     tombstones,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    DEFAULT_FRESH_WITHIN,
     SwarmIdentity,
     results,
 )
@@ -38,11 +41,6 @@ from .kube import Watched
 from .swarms import SwarmNotReady, resolve
 
 log = logging.getLogger(__name__)
-
-# The identity role's defaults; the fast path never counts misses, so only
-# the thresholds' validity matters here.
-OFFLINE_AFTER, FORGET_AFTER = 3, 1440
-FRESH_WITHIN = 90.0
 
 
 class FastPath:
@@ -85,7 +83,7 @@ class FastPath:
         )
         with KuboClient(channel.api_url, timeout=30, retries=1, authorization=swarm_node.authorization) as client:
             node = SwarmIdentity(client, swarm_node.key)
-            found, live = node.discover(window=0, quiet=0, fresh_within=FRESH_WITHIN, listen=False)
+            found, live = node.discover(window=0, quiet=0, fresh_within=DEFAULT_FRESH_WITHIN, listen=False)
         round_ = results(found, live)
         scope = Scope(
             identity_name=str(metadata.get("name")),
@@ -103,8 +101,8 @@ class FastPath:
             removed=tombstones(round_["removed"]),
             refused=[item["peer_id"] for item in round_["rejected"]],
             now=utc_now(),
-            offline_after=OFFLINE_AFTER,
-            forget_after=FORGET_AFTER,
+            offline_after=DEFAULT_OFFLINE_AFTER,  # the fast path counts no misses
+            forget_after=DEFAULT_FORGET_AFTER,
             count_misses=False,
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules.k8s_event import build_event
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.event_recorder import build_event
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 PARAMS: dict[str, Any] = {

@@ -11,7 +11,7 @@ tests/integration/runner.
 from __future__ import annotations
 
 import pytest
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules.k8s_status import (
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.status_writer import (
     desired_patch,
     merge_conditions,
     replacement,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules.osdk_metric import build_metric
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.operator_requests import build_metric
 
 BASE: dict[str, Any] = {
     "name": "peers",

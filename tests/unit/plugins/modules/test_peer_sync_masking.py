@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync_task import argspec
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import results
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules.peer_sync import argspec
 
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n# the member's token would be here\n"
 

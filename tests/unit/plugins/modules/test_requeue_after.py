@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules.requeue_after import duration_seconds
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.operator_requests import duration_seconds
 from cluster_discovery_operator.durations import DurationError, parse_duration
 
 

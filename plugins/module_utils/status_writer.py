@@ -1,0 +1,232 @@
+# Copyright: cluster-discovery contributors
+# Apache License 2.0 (see LICENSE)
+"""Write an object's status as operator-sdk's k8s_status does: the task of the k8s_status module and action.
+
+Private to the collection: may change without notice.
+
+Conditions are checked as operator-sdk checks them, merged by type into what
+the object shows, and stamped with ``lastTransitionTime`` only when their
+status changes; the write is a merge patch carrying the resourceVersion it was
+computed from, retried on conflicts, or with ``force`` a replacement of the
+whole status. Nothing is written when the object already shows what is asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import MakeClient, TaskModule
+
+# kubernetes.core's requires() reports a missing kubernetes library in its own words.
+with contextlib.suppress(ImportError):
+    from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError, ResourceNotFoundError
+
+CONDITION_KEYS = ("type", "status", "reason", "message", "lastHeartbeatTime", "lastTransitionTime")
+_CAMEL_CASE = re.compile(r"[A-Z][A-Za-z0-9]*")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?(\.\d+)?(([+-]\d\d:\d\d)|Z)")
+_ATTEMPTS = 5
+
+Status = dict[str, Any]
+Condition = dict[str, Any]
+
+
+def argspec() -> dict[str, Any]:
+    args: dict[str, Any] = copy.deepcopy(AUTH_ARG_SPEC)
+    args.update(
+        {
+            "api_version": {"type": "str", "default": "v1", "aliases": ["api", "version"]},
+            "kind": {"type": "str", "required": True},
+            "name": {"type": "str", "required": True},
+            "namespace": {"type": "str"},
+            "status": {"type": "dict"},
+            "conditions": {"type": "list", "elements": "dict"},
+            "force": {"type": "bool", "default": False},
+        }
+    )
+    return args
+
+
+def validate_conditions(conditions: Sequence[Any] | None) -> list[Condition]:
+    """Check and normalise conditions as operator-sdk's k8s_status does; ValueError names the problem."""
+    result = []
+    for position, raw in enumerate(conditions or []):
+        where = f"conditions[{position}]"
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: each condition must be a mapping")
+        condition = dict(raw)
+        if isinstance(condition.get("status"), bool):
+            condition["status"] = "True" if condition["status"] else "False"
+        for key in condition:
+            if key not in CONDITION_KEYS:
+                raise ValueError(
+                    f"{where}: {key} is not a valid field for a condition, accepted fields are"
+                    f" {', '.join(CONDITION_KEYS)}"
+                )
+        for key in ("type", "status"):
+            if not condition.get(key):
+                raise ValueError(f"{where}: condition `{key}` must be set")
+        if condition["status"] not in ("True", "False", "Unknown"):
+            raise ValueError(
+                f'{where}: condition `status` must be one of "True", "False", "Unknown", not {condition["status"]!r}'
+            )
+        if condition.get("reason") and not _CAMEL_CASE.fullmatch(str(condition["reason"])):
+            raise ValueError(f"{where}: condition `reason` must be a single CamelCase word")
+        for key in ("lastHeartbeatTime", "lastTransitionTime"):
+            if condition.get(key) and not _RFC3339.fullmatch(str(condition[key])):
+                raise ValueError(f"{where}: `{key}` must be an RFC 3339 date-time")
+        result.append(condition)
+    return result
+
+
+def _value_contains(current: Any, wanted: Any) -> bool:
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(_value_contains(current.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(current, list) and all(any(_value_contains(c, w) for c in current) for w in wanted)
+    return bool(current == wanted)
+
+
+def status_contains(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """True when ``wanted`` (status keys and conditions) is already part of ``current``."""
+    for key, value in wanted.items():
+        if key == "conditions":
+            existing = {c.get("type"): c for c in current.get("conditions") or [] if isinstance(c, dict)}
+            for condition in value:
+                present = existing.get(condition["type"])
+                if present is None or not all(present.get(k) == v for k, v in condition.items()):
+                    return False
+        elif not _value_contains(current.get(key), value):
+            return False
+    return True
+
+
+def merge_conditions(current: Sequence[Any] | None, wanted: Sequence[Condition], now: str) -> list[Condition]:
+    """Replace conditions by type, append new types; stamp lastTransitionTime when the status changes."""
+    merged = [copy.deepcopy(c) for c in current or [] if isinstance(c, dict)]
+    for asked in wanted:
+        condition = dict(asked)
+        existing = next((c for c in merged if c.get("type") == condition["type"]), None)
+        if "lastTransitionTime" not in condition:
+            if (
+                existing is not None
+                and existing.get("status") == condition["status"]
+                and existing.get("lastTransitionTime")
+            ):
+                condition["lastTransitionTime"] = existing["lastTransitionTime"]
+            else:
+                condition["lastTransitionTime"] = now
+        merged = [c for c in merged if c.get("type") != condition["type"]] + [condition]
+    return merged
+
+
+def desired_patch(current: Mapping[str, Any], wanted: Mapping[str, Any], now: str) -> Status:
+    """The status keys to write (a merge patch): the given keys, and the merged conditions."""
+    patch = {key: copy.deepcopy(value) for key, value in wanted.items() if key != "conditions"}
+    if "conditions" in wanted:
+        patch["conditions"] = merge_conditions(current.get("conditions"), wanted["conditions"], now)
+    return patch
+
+
+def replacement(current: Mapping[str, Any], wanted: Mapping[str, Any], now: str) -> Status:
+    """The whole new status under force; conditions keep their lastTransitionTime when their status is unchanged."""
+    status = copy.deepcopy(dict(wanted))
+    if "conditions" in status:
+        types = {c["type"] for c in status["conditions"]}
+        kept = [c for c in current.get("conditions") or [] if isinstance(c, dict) and c.get("type") in types]
+        status["conditions"] = merge_conditions(kept, status["conditions"], now)
+    return status
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wanted_status(params: Mapping[str, Any]) -> Status:
+    """What the task asks for (status keys plus validated conditions); ValueError when it is malformed."""
+    conditions = validate_conditions(params.get("conditions"))
+    status = dict(params.get("status") or {})
+    if conditions and "conditions" in status:
+        raise ValueError("You cannot specify conditions in both the `status` and `conditions` parameters")
+    if "conditions" in status:
+        conditions = validate_conditions(status.pop("conditions"))
+    if not status and not conditions and params.get("conditions") is None and params.get("status") is None:
+        raise ValueError("one of status or conditions is required")
+    wanted = dict(status)
+    if conditions or params.get("conditions") is not None:
+        wanted["conditions"] = conditions
+    return wanted
+
+
+def _write(module: TaskModule, client: Any, resource: Any, wanted: Status) -> dict[str, Any]:
+    """Read, compare, write (retrying on conflicts); return the module result."""
+    params = module.params
+    target = "{} {}".format(params["kind"], "/".join(filter(None, [params.get("namespace"), params["name"]])))
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            instance = client.get(resource, name=params["name"], namespace=params.get("namespace")).to_dict()
+        except DynamicApiError as exc:
+            module.fail_json(msg=f"Failed to get {target}: {exc.body}", status=exc.status, reason=exc.reason)
+        before = instance.get("status") or {}
+        now = now_rfc3339()
+        if params["force"]:
+            after = replacement(before, wanted, now)
+            changed = before != after
+            body = dict(instance, status=after)
+        else:
+            changed = not status_contains(before, wanted)
+            patch = desired_patch(before, wanted, now)
+            after = dict(copy.deepcopy(before), **patch)
+            body = {"metadata": {"resourceVersion": instance["metadata"]["resourceVersion"]}, "status": patch}
+        result: dict[str, Any] = {"changed": changed, "result": instance}
+        if module._diff:
+            result["diff"] = {"before": before, "after": after if changed else before}
+        if not changed or module.check_mode:
+            if changed:
+                result["result"] = dict(instance, status=after)
+            return result
+        try:
+            if params["force"]:
+                written = resource.status.replace(body=body, name=params["name"], namespace=params.get("namespace"))
+            else:
+                written = resource.status.patch(
+                    body=body,
+                    name=params["name"],
+                    namespace=params.get("namespace"),
+                    content_type="application/merge-patch+json",
+                )
+        except ConflictError:
+            if attempt == _ATTEMPTS:
+                module.fail_json(msg=f"Failed to update status of {target}: it kept changing during the update")
+            continue
+        except DynamicApiError as exc:
+            module.fail_json(
+                msg=f"Failed to update status of {target}: {exc.body}", status=exc.status, reason=exc.reason
+            )
+        result["result"] = written.to_dict()
+        return result
+    return {"changed": False}
+
+
+def execute(module: TaskModule, make_client: MakeClient) -> dict[str, Any]:
+    """The whole task; ``module.fail_json`` must not return."""
+    params = module.params
+    try:
+        wanted = wanted_status(params)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    client = make_client()
+    try:
+        resource = client.resource(params["kind"], params["api_version"])
+    except ResourceNotFoundError:
+        module.fail_json(msg="Failed to find kind {} in {}".format(params["kind"], params["api_version"]))
+    if "status" not in resource.subresources:
+        module.fail_json(
+            msg="Resource {}.{} does not support the status subresource".format(params["kind"], params["api_version"])
+        )
+    return _write(module, client, resource, wanted)
