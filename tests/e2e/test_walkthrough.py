@@ -237,12 +237,19 @@ def test_cluster1_runs_the_manuals_first_swarmpool_on_the_tested_kubo_release(wa
     substituted = next(c for c in conditions if c["type"] == "IPFSVersionSubstituted")
     assert substituted["status"] == "True"
     assert "IPFSVersion v0.8.0 is not a release this operator runs" in substituted["message"]
-    events = walk.shell(
-        "cluster1",
-        "kubectl get events -n peer-configuration --field-selector reason=UnsupportedIPFSVersion -o json"
-        " | jq -r '.items[] | .type + \" \" + .involvedObject.name'",
-    ).stdout.split("\n")
-    assert events[0] == "Warning cluster1"
+
+    def events() -> list[str] | None:
+        # The role records the Event right after it writes the status: wait for it, not for the status.
+        listed = walk.shell(
+            "cluster1",
+            "kubectl get events -n peer-configuration --field-selector reason=UnsupportedIPFSVersion -o json"
+            " | jq -r '.items[] | .type + \" \" + .involvedObject.name'",
+        ).stdout.split("\n")
+        return listed if listed[0] else None
+
+    assert walk.clusters["cluster1"].wait_for(events, "the Warning Event", timeout=30, interval=0.5)[0] == (
+        "Warning cluster1"
+    )
 
 
 def test_cluster1_creates_a_private_swarm_whose_key_and_status_read_as_the_manuals(walk: Walkthrough) -> None:
