@@ -17,11 +17,16 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     parse as parse_kubeconfig,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import in_the_way, owned
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import (
+    identity_owner,
+    in_the_way,
+    owned,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
     admits,
     api_token_secret,
     authorization,
+    served_swarm,
 )
 
 
@@ -46,6 +51,16 @@ def node_api_authorization(secret):
     return authorization(secret or {}) or ""
 
 
+def swarm_served(pool, swarm):
+    served = served_swarm(pool or {}, swarm)
+    return {
+        "spec": dict(served.spec),
+        "status": dict(served.status),
+        "key_secret": served.key_secret,
+        "ready": served.ready,
+    }
+
+
 def member_kubeconfig(text):
     """``text`` in the canonical form of the one kubeconfig shape members accept; fails naming the fault."""
     try:
@@ -60,6 +75,8 @@ class FilterModule:
             "identity_objects_in_the_way": identity_objects_in_the_way,
             "identity_objects_owned": identity_objects_owned,
             "swarm_pool_admits": swarm_pool_admits,
+            "swarm_served": swarm_served,
+            "identity_owner": identity_owner,
             "member_kubeconfig": member_kubeconfig,
             "node_api_token_secret": node_api_token_secret,
             "node_api_authorization": node_api_authorization,

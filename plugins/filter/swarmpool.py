@@ -18,7 +18,10 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
     MalformedRelease,
     choose,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import node_config_map
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
+    node_config_map,
+    swarm_key_secret,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarmpool_spec import (
     statefulset_name,
     swarm_problem,
@@ -61,6 +64,7 @@ class FilterModule:
             "kubo_release": kubo_release,
             "swarmpool_spec_hash": swarmpool_spec_hash,
             "node_config_map": node_config_map,
+            "swarm_key_secret": swarm_key_secret,
             "node_statefulset": statefulset_name,
             "pod_waiting_reason": pod_waiting_reason,
             "swarmpool_swarm_problem": swarm_problem,

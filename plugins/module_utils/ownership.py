@@ -42,6 +42,11 @@ ACCOUNT_OBJECTS: dict[str, tuple[str, str, str]] = {
 DELETION_ORDER = ("kubeconfig", "token", "binding", "role", "account")
 
 
+def identity_owner(namespace: str, name: str) -> str:
+    """How an Identity signs what it publishes through a node (ipfs_identity's ``owner``)."""
+    return f"Identity {namespace}/{name}"
+
+
 def is_identitys(obj: Mapping[str, Any], *, identity_name: str, identity_uid: str = "", key: str = "") -> bool:
     """True when ``obj`` was made by the product for the Identity ``identity_name`` (uid ``identity_uid``)."""
     metadata = obj.get("metadata") or {}

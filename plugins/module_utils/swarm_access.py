@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 ADMIT_ANNOTATION = "peerdiscovery.irt-saintexupery.com/admit-identity-namespaces"
@@ -41,6 +42,41 @@ def node_config_map(pool: str, swarm: str) -> str:
     The swarmpool role writes it; the identity role reads the node's bootstrap nodes from it.
     """
     return f"{pool}-{swarm}-config"
+
+
+def swarm_key_secret(pool: str, swarm: str, reference: str | None = None) -> str:
+    """The Secret holding the swarm's key: the swarm's ``swarmKeySecretRef``, else ``<pool>-<swarm>-swarm-key``."""
+    return reference or f"{pool}-{swarm}-swarm-key"
+
+
+@dataclass(frozen=True)
+class ServedSwarm:
+    """One swarm of a SwarmPool as its spec and status describe it."""
+
+    spec: Mapping[str, Any]
+    """The swarm's entry of ``spec.swarms`` (camelCase, as stored); empty when the SwarmPool has no such swarm."""
+    status: Mapping[str, Any]
+    """The swarm's entry of ``status.status``, as the swarmpool role and the agent report the node."""
+    key_secret: str
+
+    @property
+    def ready(self) -> bool:
+        """The node runs and has answered the role: it reported its RPC API and its peer id, and no error."""
+        return bool(self.spec) and bool(self.status.get("API")) and bool(self.status.get("Peer Id"))
+
+
+def served_swarm(pool: Mapping[str, Any], swarm: str) -> ServedSwarm:
+    """Where ``swarm`` of SwarmPool ``pool`` (the object, or {} when there is none) is served."""
+    metadata = pool.get("metadata") or {}
+    specs = (pool.get("spec") or {}).get("swarms") or []
+    spec = next((entry for entry in specs if isinstance(entry, Mapping) and entry.get("name") == swarm), {})
+    status = ((pool.get("status") or {}).get("status") or {}).get(swarm) or {}
+    reference = (spec.get("swarmDefinition") or {}).get("swarmKeySecretRef")
+    return ServedSwarm(
+        spec=spec,
+        status=status if isinstance(status, Mapping) else {},
+        key_secret=swarm_key_secret(str(metadata.get("name", "")), swarm, reference),
+    )
 
 
 def authorization(secret: Mapping[str, Any] | None) -> str | None:

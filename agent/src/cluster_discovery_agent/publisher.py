@@ -36,7 +36,10 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.id
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import is_identitys
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import (
+    identity_owner,
+    is_identitys,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import API_VERSION
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 from cluster_discovery_operator.logs import fields
@@ -107,7 +110,7 @@ class Publisher:
             pool=str(entry.get("swarmPool")),
             swarm=str(entry.get("swarm")),
         )
-        owner = f"Identity {ref.namespace}/{ref.name}"
+        owner = identity_owner(ref.namespace, ref.name)
         with KuboClient(node.api_url, timeout=30, retries=1, authorization=node.authorization) as client:
             swarm_node = SwarmIdentity(client, node.key)
             if deleting:

@@ -1,7 +1,8 @@
 """Where a swarm of a SwarmPool runs, and its key: what both halves of the fast path need.
 
-The same resolution as the identity role's find_swarm.yml: the SwarmPool's
-status gives the node's RPC API and addresses, its spec the swarm key Secret
+The identity role's resolution (swarm_access.served_swarm, which its
+find_swarm.yml reads through a filter): the SwarmPool's status gives the
+node's RPC API, peer id and addresses, its spec the swarm key Secret
 (``swarmKeySecretRef``, else ``<pool>-<swarm>-swarm-key``), and a SwarmPool of
 another namespace than the Identity's serves it only if it admits that
 namespace (module_utils/swarm_access.py, the rule the role applies too).
@@ -15,7 +16,6 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
@@ -25,6 +25,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     api_token_secret,
     authorization,
     refusal,
+    served_swarm,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
@@ -64,11 +65,11 @@ def resolve(
     obj = pools.get(pool, namespace) or {}
     if obj and not admits(obj, identity_namespace):
         raise SwarmRefused(refusal(namespace, pool, identity_namespace))
-    node = ((obj.get("status") or {}).get("status") or {}).get(swarm) or {}
-    if not node.get("API"):
+    served = served_swarm(obj, swarm)
+    if not served.ready:
         raise SwarmNotReady(f"swarm {namespace}/{pool}/{swarm} has no running node yet")
-    spec: dict[str, Any] = next((s for s in (obj.get("spec") or {}).get("swarms") or [] if s.get("name") == swarm), {})
-    secret_name = (spec.get("swarmDefinition") or {}).get("swarmKeySecretRef") or f"{pool}-{swarm}-swarm-key"
+    node = served.status
+    secret_name = served.key_secret
     value = ((secrets.get(secret_name, namespace) or {}).get("data") or {}).get("swarm-key")
     if not value:
         raise SwarmNotReady(f"the swarm key Secret {namespace}/{secret_name} has no swarm-key")
