@@ -384,8 +384,9 @@ class SwarmIdentity:
         most one per ASK_ANSWER_INTERVAL_SECONDS,
         re-announces it every ``announce_every`` seconds, and records what other
         members announce in ``heard.json``: at once when it is news (a new
-        member or sequence; then ``on_news`` is called with the latest sequence
-        known of every member), and
+        member or sequence, or a member heard again after two periods of
+        silence; then ``on_news`` is called with the latest sequence known of
+        every member), and
         at most every ``refresh_every`` seconds to keep liveness times current.
         Connection losses (a restarting node) are retried every ``retry_after``
         seconds; after each (re)subscription it asks, so what was announced
@@ -393,6 +394,7 @@ class SwarmIdentity:
         """
         known: dict[str, int] = {publisher: entry.sequence for publisher, entry in self._heard_or_empty().items()}
         last_write: dict[str, float] = {}
+        last_heard: dict[str, float] = {}
         current: list[object] = [None]
         answers = RateLimit(ASK_ANSWER_INTERVAL_SECONDS)
 
@@ -427,12 +429,16 @@ class SwarmIdentity:
             if parsed.publisher != sender:
                 return  # a member announcing for another peer is ignored, as in discovery
             now = time.monotonic()
-            news = parsed.sequence > known.get(sender, -1)
+            # A member silent for two periods may have gone Offline meanwhile: hearing it again is news, so
+            # the fast path marks it Online now, not at the role's next round.
+            returning = sender in last_heard and now - last_heard[sender] > 2 * announce_every
+            last_heard[sender] = now
+            news = parsed.sequence > known.get(sender, -1) or returning
             if news or now - last_write.get(sender, 0.0) >= refresh_every:
                 self.remember([parsed])
                 last_write[sender] = now
             if news:
-                known[sender] = parsed.sequence
+                known[sender] = max(parsed.sequence, known.get(sender, -1))
                 if on_news is not None:
                     on_news(dict(known))
 
