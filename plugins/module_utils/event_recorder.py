@@ -13,13 +13,11 @@ and resourceVersion are looked up, as kubectl describe needs them.
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import TaskModule
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import TaskModule, k8s_task_argspec
 
 # kubernetes.core's requires() reports a missing kubernetes library in its own words.
 with contextlib.suppress(ImportError):
@@ -29,8 +27,7 @@ DEFAULT_COMPONENT = "cluster-discovery-operator"
 
 
 def argspec() -> dict[str, Any]:
-    args: dict[str, Any] = copy.deepcopy(AUTH_ARG_SPEC)
-    args.update(
+    return k8s_task_argspec(
         {
             "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
             "name": {"type": "str", "required": True},
@@ -53,7 +50,6 @@ def argspec() -> dict[str, Any]:
             "appendTimestamp": {"type": "bool", "default": False},
         }
     )
-    return args
 
 
 def build_event(

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     KubeconfigError,
@@ -39,7 +37,11 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     LABEL_SWARM,
     SECRET_KEY,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import MakeClient, TaskModule
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import (
+    MakeClient,
+    TaskModule,
+    k8s_task_argspec,
+)
 
 MAX_MESSAGE = 300
 
@@ -145,9 +147,7 @@ ARG_SPEC: dict[str, Any] = {
 
 
 def argspec() -> dict[str, Any]:
-    args: dict[str, Any] = copy.deepcopy(AUTH_ARG_SPEC)
-    args.update(copy.deepcopy(ARG_SPEC))
-    return args
+    return k8s_task_argspec(ARG_SPEC)
 
 
 def execute(module: TaskModule, make_client: MakeClient) -> dict[str, Any]:

@@ -10,10 +10,8 @@ its writes are peer_sync.py's, which the discovery agent's fast path uses too.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
@@ -26,7 +24,11 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     selector,
     tombstones,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import MakeClient, TaskModule
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import (
+    MakeClient,
+    TaskModule,
+    k8s_task_argspec,
+)
 
 ARG_SPEC: dict[str, Any] = {
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
@@ -65,9 +67,7 @@ ARG_SPEC: dict[str, Any] = {
 
 
 def argspec() -> dict[str, Any]:
-    args: dict[str, Any] = copy.deepcopy(AUTH_ARG_SPEC)
-    args.update(copy.deepcopy(ARG_SPEC))
-    return args
+    return k8s_task_argspec(ARG_SPEC)
 
 
 def execute(module: TaskModule, make_client: MakeClient) -> dict[str, Any]:

@@ -20,8 +20,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import MakeClient, TaskModule
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import (
+    MakeClient,
+    TaskModule,
+    k8s_task_argspec,
+)
 
 # kubernetes.core's requires() reports a missing kubernetes library in its own words.
 with contextlib.suppress(ImportError):
@@ -37,8 +40,7 @@ Condition = dict[str, Any]
 
 
 def argspec() -> dict[str, Any]:
-    args: dict[str, Any] = copy.deepcopy(AUTH_ARG_SPEC)
-    args.update(
+    return k8s_task_argspec(
         {
             "api_version": {"type": "str", "default": "v1", "aliases": ["api", "version"]},
             "kind": {"type": "str", "required": True},
@@ -49,7 +51,6 @@ def argspec() -> dict[str, Any]:
             "force": {"type": "bool", "default": False},
         }
     )
-    return args
 
 
 def validate_conditions(conditions: Sequence[Any] | None) -> list[Condition]:

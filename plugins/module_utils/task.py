@@ -12,8 +12,11 @@ from here, and neither imports the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, Protocol
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 
 class TaskModule(Protocol):
@@ -30,3 +33,10 @@ class TaskModule(Protocol):
 
 MakeClient = Callable[[], Any]
 """Builds kubernetes.core's client from the task's authentication options."""
+
+
+def k8s_task_argspec(options: Mapping[str, Any]) -> dict[str, Any]:
+    """kubernetes.core's authentication options and the task's own, deep-copied so no caller changes another's."""
+    args: dict[str, Any] = copy.deepcopy(AUTH_ARG_SPEC)
+    args.update(copy.deepcopy(dict(options)))
+    return args
