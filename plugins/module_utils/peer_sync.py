@@ -17,9 +17,13 @@ holds into actions, so every rule is unit-tested without an API server:
   tombstone) than the one the Peer already shows leaves it alone. The role's
   discovery round and the agent's fast path write the same Peers, and the
   round that started first may finish last;
-- a Peer of this identity and swarm that was not heard counts one more miss;
-  from ``offline_after`` misses it is Offline, from ``forget_after`` it is
-  deleted (a cluster that vanished without retracting);
+- a Peer of this identity and swarm whose member was not heard within the
+  Offline time (discovery's ``fresh_within``) counts one more miss; from
+  ``offline_after`` misses (one by default: the time already holds the
+  patience) it is Offline, from ``forget_after`` it is deleted (a cluster
+  that vanished without retracting);
+- the agent's fast path counts no misses, but a member it knows to be silent
+  for longer than the Offline time turns Offline at once;
 - a Peer whose member only sent documents we refused is left exactly as it is:
   a misbehaving member changes nothing;
 - a Peer that carries another identity's labels is never touched;
@@ -52,8 +56,12 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
 
 GROUP = "peerdiscovery.irt-saintexupery.com"
 API_VERSION = f"{GROUP}/v1alpha1"
-DEFAULT_OFFLINE_AFTER = 3
-"""Rounds a member may stay unheard before its Peer is Offline (the identity role's identity_offline_after)."""
+DEFAULT_OFFLINE_AFTER = 1
+"""Rounds in which a member was silent for longer than the Offline time before its Peer is Offline.
+
+One: the Offline time (swarm_identity.DEFAULT_FRESH_WITHIN, the identity role's identity_offline_after_seconds)
+already waits out three missed announcements; counting rounds on top made Offline depend on the reconcile period.
+"""
 DEFAULT_FORGET_AFTER = 1440
 """Rounds after which an unheard member's Peer is deleted (the identity role's identity_forget_after)."""
 KUBECONFIG_ANNOTATION = "clusterdiscovery/kubeconfig-secret"
@@ -245,17 +253,21 @@ def plan(
     offline_after: int,
     forget_after: int,
     count_misses: bool = True,
+    silent: Iterable[str] = (),
 ) -> SyncPlan:
     """Actions that bring the Peers of ``scope`` in line with one discovery round.
 
     ``count_misses`` false applies news only (what was heard and retracted)
     and leaves every other Peer as it is: the agent's fast path, which did
-    not ask the swarm, has no round in which a member could be missed.
+    not ask the swarm, has no round in which a member could be missed. The
+    exception is ``silent``: members the agent has heard, but not within the
+    Offline time; their Peers turn Offline (one miss) when they are not yet.
     """
     result = SyncPlan()
     by_name: dict[str, Mapping[str, Any]] = {str((p.get("metadata") or {}).get("name") or ""): p for p in existing}
     seen: set[str] = set()
     untouched = {peer_name(p) for p in refused}
+    gone_quiet = {peer_name(p) for p in silent}
     room = MAX_PEERS_PER_SWARM - sum(1 for p in existing if scope.owns(p))
     for identity in discovered:
         name = peer_name(identity["peer_id"])
@@ -301,6 +313,19 @@ def plan(
         if name in seen or not name or not scope.owns(current):
             continue
         previous = current.get("status") or {}
+        if not count_misses and name in gone_quiet and name not in untouched and previous.get("status") != OFFLINE:
+            result.offline += 1
+            missing = int(previous.get("missingCounter") or 0) + 1
+            result.actions.append(
+                Action(
+                    verb="status",
+                    name=name,
+                    status=_status(
+                        scope, state=OFFLINE, missing=missing, last_seen=None, identity=None, previous=previous
+                    ),
+                )
+            )
+            continue
         if name in untouched or not count_misses:
             if previous.get("status") == OFFLINE:
                 result.offline += 1

@@ -24,7 +24,6 @@ agent, only more slowly.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -96,8 +95,11 @@ ASK_ANSWER_INTERVAL_SECONDS = 1.0
 
 
 DEFAULT_FRESH_WITHIN = 90.0
-"""Seconds for which a member heard announcing counts as live without answering again (ipfs_identity's
-fresh_within)."""
+"""The Offline time: seconds for which a member heard announcing counts as live without answering again
+(ipfs_identity's fresh_within, the identity role's identity_offline_after_seconds, the agent's --offline-after).
+Three announcement periods of 30 s: one lost message does not make a member Offline."""
+# How often the agent's listener looks for members that fell silent: the Offline time is kept to this.
+SILENCE_CHECK_SECONDS = 5.0
 
 
 class RateLimit:
@@ -374,6 +376,7 @@ class SwarmIdentity:
         stop: threading.Event,
         announce_every: float,
         on_news: Callable[[dict[str, int]], None] | None = None,
+        offline_after: float = DEFAULT_FRESH_WITHIN,
         session: float = 600.0,
         refresh_every: float = 10.0,
         retry_after: float = 2.0,
@@ -383,18 +386,30 @@ class SwarmIdentity:
         Answers ``ask``s with the node's published identity (or tombstone), at
         most one per ASK_ANSWER_INTERVAL_SECONDS,
         re-announces it every ``announce_every`` seconds, and records what other
-        members announce in ``heard.json``: at once when it is news (a new
-        member or sequence, or a member heard again after two periods of
-        silence; then ``on_news`` is called with the latest sequence known of
-        every member), and
-        at most every ``refresh_every`` seconds to keep liveness times current.
+        members announce in ``heard.json``: at once when it is news, and at
+        most every ``refresh_every`` seconds to keep liveness times current.
+        News is a new member or sequence, a member that has just been silent
+        for ``offline_after`` seconds (its Peer turns Offline), and a member
+        heard again after such a silence (its Peer turns Online); then
+        ``on_news`` is called with the latest sequence known of every member.
         Connection losses (a restarting node) are retried every ``retry_after``
         seconds; after each (re)subscription it asks, so what was announced
         meanwhile is learned again.
         """
-        known: dict[str, int] = {publisher: entry.sequence for publisher, entry in self._heard_or_empty().items()}
+        remembered = self._heard_or_empty()
+        known: dict[str, int] = {publisher: entry.sequence for publisher, entry in remembered.items()}
         last_write: dict[str, float] = {}
-        last_heard: dict[str, float] = {}
+        # When each member was last heard, on the monotonic clock; heard.json's times seed it, so a member that
+        # fell silent while this listener was away is found silent too.
+        started, wall = time.monotonic(), self._clock()
+        last_heard: dict[str, float] = {
+            publisher: started - max(0.0, wall - entry.heard_at) for publisher, entry in remembered.items()
+        }
+        silent: set[str] = set()
+        lock = threading.Lock()  # handle() and the silence watcher share the three above
+        # heard.json's times may lag what this listener heard by refresh_every, so a discovery round can find a
+        # member silent that much earlier: hearing it again after that shorter silence is news already.
+        returns_after = max(0.0, offline_after - refresh_every)
         current: list[object] = [None]
         answers = RateLimit(ASK_ANSWER_INTERVAL_SECONDS)
 
@@ -404,10 +419,25 @@ class SwarmIdentity:
                 self.announce(record)
 
         def announcer() -> None:
-            while not stop.wait(announce_every):
-                # A node that is away is reconnected by the subscription loop.
-                with contextlib.suppress(KuboError):
+            wait = announce_every
+            while not stop.wait(wait):
+                try:
                     announce_own()
+                    wait = announce_every
+                except KuboError:
+                    # The node is away (the subscription loop reconnects): try again soon, so that members hear
+                    # this one as soon as its node answers, not a whole period later.
+                    wait = retry_after
+
+        def watch_silence() -> None:
+            while not stop.wait(min(SILENCE_CHECK_SECONDS, offline_after / 10)):
+                now = time.monotonic()
+                with lock:
+                    quiet = [m for m, at in last_heard.items() if m not in silent and now - at > offline_after]
+                    silent.update(quiet)
+                    snapshot = dict(known)
+                if quiet and on_news is not None:
+                    on_news(snapshot)
 
         def closer() -> None:
             stop.wait()
@@ -429,20 +459,28 @@ class SwarmIdentity:
             if parsed.publisher != sender:
                 return  # a member announcing for another peer is ignored, as in discovery
             now = time.monotonic()
-            # A member silent for two periods may have gone Offline meanwhile: hearing it again is news, so
-            # the fast path marks it Online now, not at the role's next round.
-            returning = sender in last_heard and now - last_heard[sender] > 2 * announce_every
-            last_heard[sender] = now
-            news = parsed.sequence > known.get(sender, -1) or returning
+            with lock:
+                # A member silent this long may be Offline: hearing it again is news, so the fast path marks it
+                # Online now, not at the role's next round.
+                returning = sender in silent or (sender in last_heard and now - last_heard[sender] > returns_after)
+                news = parsed.sequence > known.get(sender, -1) or returning
             if news or now - last_write.get(sender, 0.0) >= refresh_every:
-                self.remember([parsed])
+                self.remember([parsed])  # a node that is away raises here: the news is found again next time
                 last_write[sender] = now
-            if news:
-                known[sender] = max(parsed.sequence, known.get(sender, -1))
-                if on_news is not None:
-                    on_news(dict(known))
+            with lock:
+                silent.discard(sender)
+                last_heard[sender] = now
+                if news:
+                    known[sender] = max(parsed.sequence, known.get(sender, -1))
+                snapshot = dict(known)
+            if news and on_news is not None:
+                on_news(snapshot)
 
-        threads = [threading.Thread(target=announcer, daemon=True), threading.Thread(target=closer, daemon=True)]
+        threads = [
+            threading.Thread(target=announcer, daemon=True),
+            threading.Thread(target=watch_silence, daemon=True),
+            threading.Thread(target=closer, daemon=True),
+        ]
         for thread in threads:
             thread.start()
         while not stop.is_set():

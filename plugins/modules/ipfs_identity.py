@@ -98,8 +98,10 @@ options:
     default: 0.5
   fresh_within:
     description:
-      - A member whose announcement the node's discovery agent heard within this many seconds counts as live even if
-        it did not answer during this run.
+      - The Offline time. A member whose announcement the node's discovery agent heard within this many seconds counts
+        as live even if it did not answer during this run; one heard longer ago, and silent during this run, is not
+        live, and M(peerdiscovery.cluster_discovery.peer_sync) turns its Peer C(Offline).
+      - Members announce every 30 seconds by default, so the default lets three announcements go missing.
     type: float
     default: 90
 extends_documentation_fragment:

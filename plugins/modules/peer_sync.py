@@ -118,9 +118,13 @@ options:
     elements: raw
     default: []
   offline_after:
-    description: Misses after which a Peer is C(Offline).
+    description:
+      - Misses after which a Peer is C(Offline). A miss is a round in which the member was not live, that is not heard
+        within the Offline time of the round
+        (O(peerdiscovery.cluster_discovery.ipfs_identity#module:fresh_within)), so the default of one miss turns a
+        member Offline as soon as it has been silent for that long.
     type: int
-    default: 3
+    default: 1
   forget_after:
     description: Misses after which a Peer is deleted.
     type: int

@@ -30,6 +30,9 @@ from . import collection
 from .channels import Channel, Channels, IdentityRef, channels_of
 from .nodestatus import DEFAULT_PERIOD, NodeStatus
 
+# swarm_identity.DEFAULT_FRESH_WITHIN, which only imports once the collection is found; a test keeps them equal.
+DEFAULT_OFFLINE_AFTER = 90.0
+
 log = logging.getLogger("cluster_discovery_agent")
 
 
@@ -47,6 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=30.0,
         help="seconds between two announcements of each identity (default: 30)",
+    )
+    parser.add_argument(
+        "--offline-after",
+        type=float,
+        default=DEFAULT_OFFLINE_AFTER,
+        help="seconds a member may stay silent before its Peer is Offline; keep it equal to the identity role's"
+        f" identity_offline_after_seconds (default: {DEFAULT_OFFLINE_AFTER:g})",
     )
     parser.add_argument(
         "--node-status-period",
@@ -76,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.announce_period <= 0:
         parser.error("--announce-period must be positive")
+    if args.offline_after <= args.announce_period:
+        parser.error("--offline-after must be longer than --announce-period, or every member flaps Offline")
     if args.node_status_period <= 0:
         parser.error("--node-status-period must be positive")
     return args
@@ -136,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     namespaces = watch_namespaces(args.namespace)
     identities = Watched(kube, namespaces, plural="identities")
     pools = Watched(kube, namespaces, plural="swarmpools")
-    fast_path = FastPath(k8s, identities)
+    fast_path = FastPath(k8s, identities, offline_after=args.offline_after)
     publisher = Publisher(k8s)
 
     secrets = ResourceService(k8s, "Secret", "v1")
@@ -154,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         node = SwarmIdentity(client, None, topic=channel.topic)
 
         def serve(*, stop: threading.Event, on_news: Callable[[dict[str, int]], None]) -> None:
-            node.serve(stop=stop, announce_every=args.announce_period, on_news=on_news)
+            node.serve(
+                stop=stop, announce_every=args.announce_period, on_news=on_news, offline_after=args.offline_after
+            )
 
         return serve
 
@@ -179,9 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info(
-        "starting: namespaces=%s announce_period=%s node_status_period=%s",
+        "starting: namespaces=%s announce_period=%s offline_after=%s node_status_period=%s",
         ",".join(namespaces) or "(all)",
         args.announce_period,
+        args.offline_after,
         args.node_status_period,
     )
     for thread in threads:

@@ -4,7 +4,9 @@ Imported only once the collection is importable (see collection.py): this is
 the identity role's own code (swarm_identity, peer_sync, kube), run in the
 agent's process, where the Kubernetes client is already loaded, instead of in
 an Ansible run that would spend seconds importing it. Misses are not counted
-here: the agent did not ask the swarm, so nobody can have been missed.
+here: the agent did not ask the swarm, so nobody can have been missed. A member
+the agent heard, but not within the Offline time, is silent: its Peer turns
+Offline at once, without waiting for the role's next round.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     tombstones,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
-    DEFAULT_FRESH_WITHIN,
     SwarmIdentity,
     results,
 )
@@ -44,8 +45,9 @@ log = logging.getLogger(__name__)
 
 
 class FastPath:
-    def __init__(self, k8s: K8SClient, identities: Watched) -> None:
+    def __init__(self, k8s: K8SClient, identities: Watched, *, offline_after: float) -> None:
         self._identities = identities
+        self._offline_after = offline_after
         self._peers = ResourceService(k8s, "Peer", API_VERSION)
         self._secrets = ResourceService(k8s, "Secret", "v1")
         self._pools = ResourceService(k8s, "SwarmPool", API_VERSION)
@@ -83,7 +85,7 @@ class FastPath:
         )
         with KuboClient(channel.api_url, timeout=30, retries=1, authorization=swarm_node.authorization) as client:
             node = SwarmIdentity(client, swarm_node.key)
-            found, live = node.discover(window=0, quiet=0, fresh_within=DEFAULT_FRESH_WITHIN, listen=False)
+            found, live = node.discover(window=0, quiet=0, fresh_within=self._offline_after, listen=False)
         round_ = results(found, live)
         scope = Scope(
             identity_name=str(metadata.get("name")),
@@ -104,6 +106,7 @@ class FastPath:
             offline_after=DEFAULT_OFFLINE_AFTER,  # the fast path counts no misses
             forget_after=DEFAULT_FORGET_AFTER,
             count_misses=False,
+            silent=[item["peer_id"] for item in round_["identities"] if not item["live"]],
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
         for failure in done.failed:

@@ -84,6 +84,7 @@ The variables every watches.yaml entry passes to its role (operator-sdk's
 {{- define "cluster-discovery.watchVars" -}}
 {{- $vars := dict
   "identity_rbac_rules" .Values.rbac.rules
+  "identity_offline_after_seconds" .Values.offlineAfter
   "swarmpool_default_bootstrap_node_addresses" .Values.defaultNetwork.bootstrapNodeAddresses
 }}
 {{- $secret := include "cluster-discovery.defaultSwarmKeySecret" . }}

@@ -451,6 +451,7 @@ def helm_release(cp: ControlPlane, chart_package: Path, tmp_path_factory: pytest
             {
                 "rbac": {"rules": CUSTOM_RULES},
                 "defaultNetwork": {"bootstrapNodeAddresses": [BOOTSTRAP], "swarmKey": {"generate": True}},
+                "offlineAfter": 45,
             }
         )
     )
@@ -481,6 +482,7 @@ def test_the_watches_file_carries_the_values_as_vars(helm_release: dict[str, Any
     for entry in watches:
         assert entry["vars"]["identity_rbac_rules"] == CUSTOM_RULES
         assert entry["vars"]["swarmpool_default_bootstrap_node_addresses"] == [BOOTSTRAP]
+        assert entry["vars"]["identity_offline_after_seconds"] == 45
         assert entry["vars"]["swarmpool_default_swarm_key_secret"] == {
             "name": "cd-cluster-discovery-default-swarm-key",
             "namespace": helm_release["namespace"],
@@ -492,6 +494,9 @@ def test_the_watches_file_carries_the_values_as_vars(helm_release: dict[str, Any
     loaded = parse(configmap["data"]["watches.yaml"], path=Path("/opt/ansible/watches.yaml"), check_paths=False)
     assert [w.gvk.kind for w in loaded] == ["SwarmPool", "Identity", "Peer"]
     assert all(w.vars["identity_rbac_rules"] == CUSTOM_RULES for w in loaded)
+    # One value, two readers: the identity role's rounds (above) and the agent between them.
+    agent = _containers(helm_release["docs"], "cd-cluster-discovery-controller-manager")["agent"]
+    assert "--offline-after=45" in agent["args"]
     deployment = _index(helm_release["docs"])[("Deployment", "cd-cluster-discovery-controller-manager")]
     assert re.fullmatch(r"[0-9a-f]{64}", deployment["spec"]["template"]["metadata"]["annotations"]["checksum/watches"])
 

@@ -1,8 +1,8 @@
 """What the agent's listener (SwarmIdentity.serve) reports as news, on two real kubo nodes of one private swarm.
 
-A new member or a higher sequence is news. A member heard again after a silence is news too (issue 19): its
-Peer may have gone Offline meanwhile, and the fast path marks it Online as soon as the agent is told, instead
-of at the identity role's next round.
+A new member or a higher sequence is news. So are, since issue 19, a member that has just been silent for the
+Offline time (the fast path turns its Peer Offline without waiting for the identity role's next round) and a
+member heard again after such a silence (the fast path marks it Online as soon as the agent is told).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
 
 pytestmark = pytest.mark.integration
 
-ANNOUNCE_EVERY = 1.0  # the listener's own period; a member silent for two of them is "heard again"
+ANNOUNCE_EVERY = 1.0  # the listener's own period
+OFFLINE_AFTER = 3.0  # the Offline time, shortened for the test
+REFRESH_EVERY = 0.5  # heard.json's times may lag this much, so a silence of OFFLINE_AFTER - REFRESH_EVERY returns
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -30,7 +32,7 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) ->
         time.sleep(0.1)
 
 
-def test_a_member_heard_again_after_a_silence_is_news_and_a_repeat_within_it_is_not(
+def test_falling_silent_and_being_heard_again_are_news_and_a_repeat_on_time_is_not(
     kubo_node: Callable[..., Any],
 ) -> None:
     key = generate()
@@ -44,7 +46,13 @@ def test_a_member_heard_again_after_a_silence_is_news_and_a_repeat_within_it_is_
         listener = SwarmIdentity(listening, key.key)
         thread = threading.Thread(
             target=listener.serve,
-            kwargs={"stop": stop, "announce_every": ANNOUNCE_EVERY, "on_news": news.append, "refresh_every": 0.5},
+            kwargs={
+                "stop": stop,
+                "announce_every": ANNOUNCE_EVERY,
+                "on_news": news.append,
+                "offline_after": OFFLINE_AFTER,
+                "refresh_every": REFRESH_EVERY,
+            },
             daemon=True,
         )
         thread.start()
@@ -60,10 +68,21 @@ def test_a_member_heard_again_after_a_silence_is_news_and_a_repeat_within_it_is_
             time.sleep(1.0)
             assert len(news) == 1, "a repeat within the member's period was reported as news"
 
-            time.sleep(2 * ANNOUNCE_EVERY + 0.5)  # the member falls silent, as when its node stops
-            member.pubsub_pub(topic, announce)
-            wait_until(lambda: len(news) == 2, "the member heard again after its silence to be news")
+            # The member falls silent, as when its node stops: news once the Offline time has passed, not before.
+            silent_from = time.monotonic()
+            wait_until(lambda: len(news) == 2, "the member's silence to be news", timeout=OFFLINE_AFTER + 5)
+            waited = time.monotonic() - silent_from
+            assert OFFLINE_AFTER - 1.5 <= waited <= OFFLINE_AFTER + 1.0, f"silence reported after {waited:.1f} s"
             assert news[-1] == {member_node.peer_id: 5}
+            time.sleep(1.0)
+            assert len(news) == 2, "a silence is news once, not at every check"
+
+            member.pubsub_pub(topic, announce)
+            wait_until(lambda: len(news) == 3, "the member heard again after its silence to be news")
+            assert news[-1] == {member_node.peer_id: 5}
+            member.pubsub_pub(topic, announce)
+            time.sleep(1.0)
+            assert len(news) == 3, "the member's next announcement, on time, is not news"
         finally:
             stop.set()
             thread.join(timeout=10)

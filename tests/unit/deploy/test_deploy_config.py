@@ -252,7 +252,7 @@ def test_the_agent_runs_beside_the_manager_from_the_same_image() -> None:
     assert AGENT["name"] == "agent"
     assert AGENT["image"] == MANAGER["image"], "kustomize's images transformer must reach both containers"
     assert AGENT["command"] == ["cluster-discovery-agent"]
-    assert AGENT["args"] == ["--health-probe-bind-address=:8082", "--announce-period=30"]
+    assert AGENT["args"] == ["--health-probe-bind-address=:8082", "--announce-period=30", "--offline-after=90"]
     assert {p["name"]: p["containerPort"] for p in AGENT["ports"]} == {"agent-health": 8082}
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         assert AGENT[probe]["httpGet"] == {"path": path, "port": "agent-health"}
@@ -269,5 +269,5 @@ def test_the_agent_accepts_its_flags() -> None:
     finally:
         sys.path.pop(0)
     args = agent_cli.parse_args(AGENT["args"])
-    assert (args.health_probe_bind_address, args.announce_period) == (":8082", 30.0)
+    assert (args.health_probe_bind_address, args.announce_period, args.offline_after) == (":8082", 30.0, 90.0)
     assert args.namespace is None, "the agent watches every namespace"

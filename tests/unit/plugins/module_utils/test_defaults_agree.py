@@ -26,12 +26,24 @@ ROOT = Path(__file__).resolve().parents[4]
 def test_offline_and_forget_thresholds_agree_everywhere() -> None:
     role = yaml.safe_load((ROOT / "roles" / "identity" / "defaults" / "main.yml").read_text())
     documented = yaml.safe_load(peer_sync.DOCUMENTATION)["options"]
-    assert role["identity_offline_after"] == documented["offline_after"]["default"] == DEFAULT_OFFLINE_AFTER
+    assert documented["offline_after"]["default"] == DEFAULT_OFFLINE_AFTER
     assert role["identity_forget_after"] == documented["forget_after"]["default"] == DEFAULT_FORGET_AFTER
     assert argspec()["offline_after"]["default"] == DEFAULT_OFFLINE_AFTER
     assert argspec()["forget_after"]["default"] == DEFAULT_FORGET_AFTER
 
 
-def test_fresh_within_agrees_with_its_documentation() -> None:
+def test_the_offline_time_agrees_everywhere() -> None:
+    """Role, module, agent, chart and kustomize config: one Offline time, no more than two minutes (issue 19)."""
     documented = yaml.safe_load(ipfs_identity.DOCUMENTATION)["options"]["fresh_within"]["default"]
     assert documented == DEFAULT_FRESH_WITHIN == ipfs_identity.argspec()["fresh_within"]["default"]
+    role = yaml.safe_load((ROOT / "roles" / "identity" / "defaults" / "main.yml").read_text())
+    assert role["identity_offline_after_seconds"] == DEFAULT_FRESH_WITHIN
+    chart = yaml.safe_load((ROOT / "charts" / "cluster-discovery" / "values.yaml").read_text())
+    assert chart["offlineAfter"] == DEFAULT_FRESH_WITHIN
+    manager = (ROOT / "config" / "manager" / "manager.yaml").read_text()
+    assert f"--offline-after={DEFAULT_FRESH_WITHIN:g}" in manager
+    from cluster_discovery_agent import cli as agent_cli
+
+    assert agent_cli.DEFAULT_OFFLINE_AFTER == DEFAULT_FRESH_WITHIN
+    assert agent_cli.parse_args([]).offline_after == DEFAULT_FRESH_WITHIN
+    assert DEFAULT_FRESH_WITHIN <= 120

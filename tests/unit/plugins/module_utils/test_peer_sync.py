@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+    DEFAULT_FORGET_AFTER,
+    DEFAULT_OFFLINE_AFTER,
     KUBECONFIG_ANNOTATION,
     MAX_PEERS_PER_SWARM,
     OFFLINE,
@@ -173,6 +175,31 @@ def test_the_selector_finds_exactly_the_scopes_peers() -> None:
 def test_applying_news_alone_counts_no_misses_for_members_not_in_the_news() -> None:
     result = round_(existing=[existing(B, missingCounter=1), existing(C)], discovered=[identity(C)], count_misses=False)
     assert [(a.verb, a.name) for a in result.actions] == [("apply", C.lower())]
+
+
+def test_the_fast_path_turns_a_silent_member_offline_at_once_and_leaves_the_others() -> None:
+    """Issue 19: the agent knows a member fell silent before the role's next round does."""
+    peers = [existing(B, missingCounter=0), existing(C), existing(C.lower() + "x", status=OFFLINE, missingCounter=4)]
+    result = round_(existing=peers, discovered=[], count_misses=False, silent=[B, C.lower() + "x"])
+    assert [(a.verb, a.name, a.status["status"], a.status["missingCounter"]) for a in result.actions] == [
+        ("status", B.lower(), OFFLINE, 1)
+    ], "only the member that fell silent changes; one already Offline is not written again"
+    assert (result.online, result.offline) == (1, 2)
+
+
+def test_a_silent_member_whose_documents_were_refused_is_left_alone() -> None:
+    result = round_(existing=[existing(B)], discovered=[], refused=[B], count_misses=False, silent=[B])
+    assert result.actions == []
+
+
+def test_by_default_a_round_in_which_a_member_was_not_live_makes_it_offline() -> None:
+    """The Offline time is discovery's fresh_within; no extra rounds are waited on top of it."""
+    result = plan(
+        SCOPE, existing=[existing(B)], discovered=[], removed={}, refused=[], now=NOW,
+        offline_after=DEFAULT_OFFLINE_AFTER, forget_after=DEFAULT_FORGET_AFTER,
+    )  # fmt: skip
+    [action] = result.actions
+    assert (action.status["status"], action.status["missingCounter"]) == (OFFLINE, 1)
 
 
 class MemoryPeers:
