@@ -76,6 +76,9 @@ class SwarmSpec:
     connect: bool = True
     """Dial the peers not connected now; without it kubo's peering subsystem dials them on its own, in the
     background, so a peer that cannot be reached fails nothing."""
+    connect_required: str = "all"
+    """``all``: a dialled peer that cannot be reached fails the run. ``any``: it is a warning while the node is
+    connected to some peer after the run (it is in the swarm through others); only a node left alone fails."""
     bootstrap_include_peering: bool = False
     """The wanted bootstrap list also holds every peer of ``Peering.Peers`` after this run (see the module
     docstring); ignored without ``bootstrap``."""
@@ -88,6 +91,7 @@ def spec_from_params(
     peers: Sequence[str] | None,
     peers_exclusive: bool,
     connect: bool = True,
+    connect_required: str = "all",
     bootstrap_include_peering: bool = False,
 ) -> SwarmSpec:
     """Validate the module's options; raises MultiaddrError naming the bad address."""
@@ -97,6 +101,7 @@ def spec_from_params(
         peers=tuple(parse_peer_addresses(peers)) if peers is not None else None,
         peers_exclusive=peers_exclusive,
         connect=connect,
+        connect_required=connect_required,
         bootstrap_include_peering=bootstrap_include_peering,
     )
 
@@ -160,6 +165,7 @@ class SwarmPlan:
     live_add: list[AddrInfo] = field(default_factory=list)
     live_remove: list[str] = field(default_factory=list)
     connect: list[AddrInfo] = field(default_factory=list)
+    connect_required: str = "all"
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -185,6 +191,7 @@ def plan(state: NodeState, spec: SwarmSpec) -> SwarmPlan:
         bootstrap_after=list(state.bootstrap),
         peering_before=[_copy(entry) for entry in state.peering_config],
         peering_after=[_copy(entry) for entry in state.peering_config],
+        connect_required=spec.connect_required,
     )
     # Peering first: with bootstrap_include_peering the bootstrap list follows the peering after this run.
     _plan_peering(state, spec, result)
@@ -333,11 +340,22 @@ def apply(client: KuboClient, plan: SwarmPlan) -> None:
             wrote = True
         except KuboError as err:
             failures.append(err.with_context(f"Failed to connect to {', '.join(addresses)}"))
+    if failures and plan.connect_required == "any" and _has_connections(client):
+        # In the swarm through other peers: the swarm works, and kubo keeps dialling the protected peers.
+        plan.warnings.extend(f"{failure} (the node is connected to other peers)" for failure in failures)
+        return
     if failures:
         first = failures[0]
         if len(failures) > 1:
             first = first.with_context(f"{len(failures)} of {len(plan.connect)} peers could not be connected")
         raise _partial(first, changed=wrote)
+
+
+def _has_connections(client: KuboClient) -> bool:
+    try:
+        return bool(client.swarm_peers())
+    except KuboError:
+        return False
 
 
 def _partial(err: KuboError, *, changed: bool) -> KuboError:

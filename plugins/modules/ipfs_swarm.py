@@ -80,6 +80,16 @@ options:
       - Ignored without O(peers).
     type: bool
     default: true
+  connect_required:
+    description:
+      - With O(connect=true), which failures to dial fail the task.
+      - V(all) fails it when any peer of O(peers) cannot be reached.
+      - V(any) fails it only when the node is connected to no peer at all after the run; a peer that cannot be
+        reached while the node is in the swarm through others is a warning (kubo keeps dialling it). For bootstrap
+        nodes, which may leave a swarm that goes on without them.
+    type: str
+    choices: [all, any]
+    default: all
 extends_documentation_fragment:
   - peerdiscovery.cluster_discovery.kubo
   - peerdiscovery.cluster_discovery.attributes
@@ -98,8 +108,9 @@ seealso:
     description: The calls this module makes.
     link: https://docs.ipfs.tech/reference/kubo/rpc/
 notes:
-  - A peer that refuses the connection (for example because it holds another swarm key) fails the module, after the
-    bootstrap list and peering were written (the failed result then reports C(changed=true)); kubo keeps trying to
+  - A peer that refuses the connection (for example because it holds another swarm key) fails the module (with
+    O(connect_required=any), only when the node is connected to nobody), after the bootstrap list and peering were
+    written (the failed result then reports C(changed=true)); kubo keeps trying to
     reach protected peers in the background.
 """
 
@@ -249,6 +260,7 @@ IPFS_SWARM_ARG_SPEC = {
     "peers": {"type": "list", "elements": "str"},
     "peers_exclusive": {"type": "bool", "default": False},
     "connect": {"type": "bool", "default": True},
+    "connect_required": {"type": "str", "choices": ["all", "any"], "default": "all"},
     "bootstrap_include_peering": {"type": "bool", "default": False},
 }
 
@@ -267,6 +279,7 @@ def execute_module(module):
         peers=params["peers"],
         peers_exclusive=params["peers_exclusive"],
         connect=params["connect"],
+        connect_required=params["connect_required"],
         bootstrap_include_peering=params["bootstrap_include_peering"],
     )
     with kubo_client(params) as client:

@@ -110,6 +110,34 @@ def test_nodes_sharing_a_key_from_a_swarm_key_secret_connect_and_a_node_with_ano
         run.assert_never_shows(*key.sensitive_values())
 
 
+def test_a_bootstrap_node_that_left_fails_nothing_while_the_node_is_in_the_swarm_through_others(
+    kubo_node: Any, play: Any
+) -> None:
+    """connect_required=any (the swarmpool role's): seed 000's bootstrap member may leave the swarm for good."""
+    first = kubo_node(name="member-a")
+    second = kubo_node(first.swarm_key, name="member-b")
+    left = kubo_node(first.swarm_key, name="member-gone")
+    # Its address, at a port where nobody answers any more: the member has left.
+    gone = f"/ip4/127.0.0.1/tcp/1/p2p/{left.peer_id}"
+    joined = play(task("Join", api_url=second.api_url, peers=[first.swarm_addr]))["Join"]
+    assert joined["failed"] is False, joined.get("msg")
+
+    tolerant = play(task("Keep", api_url=second.api_url, peers=[first.swarm_addr, gone], connect_required="any"))
+    kept = tolerant["Keep"]
+    assert kept["failed"] is False, kept.get("msg")
+    assert [w for w in kept["warnings"] if w.startswith(f"Failed to connect to {gone}: ")], kept["warnings"]
+    assert first.peer_id in {peer["peer_id"] for peer in kept["connected_peers"]}
+    assert {peer["peer_id"] for peer in kept["peering"]} == {first.peer_id, left.peer_id}, "still protected"
+
+    strict = play(task("Keep", api_url=second.api_url, peers=[first.swarm_addr, gone]))["Keep"]
+    assert strict["failed"] is True and strict["msg"].startswith(f"Failed to connect to {gone}: ")
+
+    alone = kubo_node(first.swarm_key, name="member-alone")
+    lonely = play(task("Join", api_url=alone.api_url, peers=[gone], connect_required="any"))["Join"]
+    assert lonely["failed"] is True, "a node connected to nobody has not joined: that fails, whatever is required"
+    assert lonely["msg"].startswith(f"Failed to connect to {gone}: ")
+
+
 def test_bootstrap_list_create_modify_delete_in_check_mode_for_real_and_again(kubo_node: Any, play: Any) -> None:
     node = kubo_node(name="bootstrap")
 

@@ -310,6 +310,28 @@ def test_a_refused_connection_fails_naming_the_peer_and_kubos_reason_after_tryin
     assert [args for name, args in client.calls if name == "swarm_connect"] == [(addr(A),), (addr(B, "10.0.0.2"),)]
 
 
+def test_with_any_required_an_unreachable_peer_is_a_warning_while_the_node_is_connected_to_others() -> None:
+    """A SwarmPool's bootstrap node may leave once the cluster has joined (seed 000): its run must not fail."""
+    node = state(connected=[C])
+    wanted = spec_from_params(
+        bootstrap=None, exclusive=False, peers=[addr(A)], peers_exclusive=False, connect_required="any"
+    )
+    the_plan = plan(node, wanted)
+    apply(Recorder(node, refuse=frozenset({A})), the_plan)  # type: ignore[arg-type]
+    [warning] = the_plan.warnings
+    assert warning.startswith(f"Failed to connect to {addr(A)}: ") and "connected to other peers" in warning
+
+
+def test_with_any_required_a_node_left_alone_still_fails() -> None:
+    node = state()
+    wanted = spec_from_params(
+        bootstrap=None, exclusive=False, peers=[addr(A)], peers_exclusive=False, connect_required="any"
+    )
+    with pytest.raises(KuboError) as caught:
+        apply(Recorder(node, refuse=frozenset({A})), plan(node, wanted))  # type: ignore[arg-type]
+    assert caught.value.msg.startswith(f"Failed to connect to {addr(A)}: ")
+
+
 def test_a_failure_before_any_write_reports_unchanged() -> None:
     node = state()
     client = Recorder(node, refuse=frozenset({"Bootstrap"}))
