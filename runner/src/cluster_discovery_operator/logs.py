@@ -84,3 +84,6 @@ def configure(*, level: str = "info", fmt: str = "json") -> None:
     # The client libraries are chatty at INFO and say nothing a reader of our logs needs.
     for noisy in ("urllib3", "kubernetes", "ansible-runner"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 warns at each retry of a request; the caller reports the outcome (once per change of state), and a
+    # node that is away for a minute would otherwise fill the log with one warning every two seconds.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

@@ -294,11 +294,13 @@ class Controller:
             if (trigger.uid, trigger.resource_version) in self._written.get(owner, set()):
                 return
             self._forced[owner] = f"dependent {trigger.kind} {trigger.name} changed ({trigger.event_type.lower()})"
+        namespace, name = split_key(owner)
         log.info(
             "dependent changed; requeueing its owner",
             extra=fields(
                 kind=self.watch.gvk.kind,
-                object=owner,
+                namespace=namespace or None,
+                name=name,
                 dependent_kind=trigger.kind,
                 dependent=trigger.name,
                 event=trigger.event_type,
@@ -528,10 +530,14 @@ class Controller:
                 )
             self.metrics.ansible_runs.labels(**self.labels).inc()
             self.metrics.ansible_run_objects.labels(**self.labels).observe(len(group))
+            alone = group[0].obj if len(group) == 1 else None
             log.info(
                 "ansible run finished",
                 extra=fields(
                     kind=self.watch.gvk.kind,
+                    # A run of one object names it, as every other line about that object does.
+                    namespace=(namespace_of(alone) or None) if alone is not None else None,
+                    name=name_of(alone) if alone is not None else None,
                     run=outcome.ident,
                     objects=len(group),
                     status=outcome.status,
@@ -635,10 +641,28 @@ class Controller:
             )
         else:
             delay = self.queue.add_rate_limited(plan.key)
-            record = RunRecord(fingerprint=current, succeeded=False, finished_at=now, period=0.0, retry_at=now + delay)
+            with self._lock:
+                previous = self._records.get(plan.key)
+            # The same failure again is no news: logged once at error, its retries at debug with their count
+            # (the object's conditions and Events still show each one).
+            repeated = previous is not None and not previous.succeeded and previous.failure == host.message
+            failures = previous.failures + 1 if repeated and previous is not None else 1
+            record = RunRecord(
+                fingerprint=current,
+                succeeded=False,
+                finished_at=now,
+                period=0.0,
+                retry_at=now + delay,
+                failure=host.message,
+                failures=failures,
+            )
             self.metrics.reconcile_result.labels(GVK=self.gvk_label, result="failed").inc()
             self._count("failed", plan.began)
-            log.error("reconcile failed", extra=fields(**context, error=host.message, retry_in=delay))
+            log.log(
+                logging.DEBUG if repeated else logging.ERROR,
+                "reconcile failed",
+                extra=fields(**context, error=host.message, retry_in=delay, failures=failures),
+            )
             self._emit_failure_event(plan, host.message)
         with self._lock:
             self._records[plan.key] = record

@@ -78,6 +78,10 @@ class RunRecord:
     """Seconds after which the object must run again (0: never by time alone)."""
     retry_at: float = 0.0
     """Monotonic time before which a failed object is not retried unless its inputs change."""
+    failure: str = ""
+    """Why a failed run failed."""
+    failures: int = 0
+    """Failed runs in a row with that same message (this one included)."""
 
 
 class Decision(Enum):

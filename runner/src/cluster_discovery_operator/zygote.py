@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import logging
 import os
 import select
 import shutil
@@ -46,6 +47,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from .logs import fields
+
 # What a kubernetes.core or cluster-discovery module imports before its first request.
 # Nothing under ``ansible_collections``: a module finds its collection's code in
 # its own payload, through a package that must not be imported before it runs.
@@ -61,6 +64,8 @@ PRELOAD = (
     "yaml",
     "jsonpatch",
 )
+log = logging.getLogger(__name__)
+
 SOCKET_VARIABLE = "CLUSTER_DISCOVERY_ZYGOTE_SOCKET"
 _EXIT = struct.Struct("!i")
 _MAX_REQUEST = 4 * 1024 * 1024
@@ -143,6 +148,8 @@ class Zygote:
                 raise RuntimeError(f"the module zygote did not listen within {self.start_timeout:.0f} s")
             time.sleep(0.05)
         write_client(self.client_path, python=self.python)
+        # Logged here, not by the zygote: the operator's log has one format, which the zygote does not know.
+        log.info("module zygote ready", extra=fields(socket=os.fspath(self.socket_path), pid=self.process.pid))
         return self
 
     def _folder_parent(self) -> Path:
@@ -266,14 +273,13 @@ def _same_user(conn: socket.socket) -> bool:
 
 def serve(socket_path: str) -> None:
     parent = os.getppid()
-    loaded = _preload(PRELOAD)
+    _preload(PRELOAD)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     old_umask = os.umask(0o077)  # the socket is the operator's alone
     server.bind(socket_path)
     os.umask(old_umask)
     server.listen(128)
-    print(json.dumps({"msg": "module zygote ready", "socket": socket_path, "preloaded": loaded}), file=sys.stderr)
     while True:
         # An operator that died without stopping us (SIGKILL, OOM) must not leave us behind.
         if not select.select([server], [], [], 1.0)[0]:

@@ -172,7 +172,7 @@ def test_spec_update_runs_again_and_an_unchanged_object_starts_no_ansible(
 def test_a_failure_reports_the_task_message_backs_off_and_emits_an_event(
     cluster: Cluster, namespace: str, operator: Any
 ) -> None:
-    op = operator(namespace, "--metrics-secure=false", "--reconcile-backoff-base=2s")
+    op = operator(namespace, "--metrics-secure=false", "--reconcile-backoff-base=2s", "--log-level=debug")
     widget(cluster, namespace, "w", failMessage="no room for widgets")
     wait_for(
         lambda: condition_is(cluster, namespace, "w", "Failure", "True"),
@@ -199,8 +199,10 @@ def test_a_failure_reports_the_task_message_backs_off_and_emits_an_event(
         what="three failed attempts",
         process=op,
     )
-    retries = [e["retry_in"] for e in op.logs() if e.get("msg") == "reconcile failed"][:3]
-    assert retries == [2.0, 4.0, 8.0], "exponential backoff from --reconcile-backoff-base"
+    failed_lines = [e for e in op.logs() if e.get("msg") == "reconcile failed"][:3]
+    assert [e["retry_in"] for e in failed_lines] == [2.0, 4.0, 8.0], "exponential backoff from --reconcile-backoff-base"
+    # Issue 19: the same failure is logged once at error; its retries at debug, counted.
+    assert [(e["level"], e["failures"]) for e in failed_lines] == [("error", 1), ("debug", 2), ("debug", 3)]
     widget(cluster, namespace, "w", failMessage="")
     wait_for(
         lambda: condition_is(cluster, namespace, "w", "Successful", "True"),
