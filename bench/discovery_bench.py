@@ -7,15 +7,23 @@ A's Identity is created, updated and deleted, and the time is taken from the
 `kubectl apply`/`delete` on A to the moment B's API server shows the result
 (the Peer Online with the new spec, the new description, the Peer gone).
 
+Then, for Online and Offline (issue 19), A's Identity stays and A's kubo node is
+frozen (SIGSTOP: the process stays, it neither sends nor answers, as behind a
+network cut) until B shows A's Peer Offline, then let go on (SIGCONT) until B
+shows it Online again: time-to-Offline is taken from the freeze, time-back-Online
+from the moment the node goes on.
+
 Prints p50, p95 and max per operation. Asserts nothing.
 
-    python -m bench.discovery_bench [--trials 20]
+    python -m bench.discovery_bench [--trials 20] [--offline-trials 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
+import signal
 import statistics
 import tempfile
 import time
@@ -24,10 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+import yaml
 
 from testbed.federation import Cluster, Federation, identity, namespace, secret, swarm_pool
 
 NS = "bench-discovery"
+# The Offline time the test bed's operator and agent apply: the identity role's default (the agent's agrees).
+OFFLINE_AFTER = yaml.safe_load((Path(__file__).parent.parent / "roles/identity/defaults/main.yml").read_text())[
+    "identity_offline_after_seconds"
+]
 GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
 
 
@@ -66,6 +79,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--offline-trials", type=int, default=3)
     args = parser.parse_args()
     with Federation(Path(tempfile.mkdtemp(prefix="bench-discovery-"))) as federation:
         a, b = federation.add_cluster("bench-a"), federation.add_cluster("bench-b")
@@ -151,13 +165,54 @@ def main() -> None:
                 f" update {figures['update'][-1]:.2f} s, deletion {figures['deletion'][-1]:.2f} s",
                 flush=True,
             )
+        liveness = measure_liveness(a, a_peer, peer_on_b, manifest, trials=args.offline_trials)
         print(f"\nIdentity on cluster A -> Peer on cluster B, {args.trials} trials (seconds):")
-        print(f"{'operation':<10} {'p50':>6} {'p95':>6} {'max':>6} {'mean':>6}")
-        for operation, values in figures.items():
+        print(f"{'operation':<16} {'p50':>6} {'p95':>6} {'max':>6} {'mean':>6}")
+        for operation, values in [*figures.items(), *liveness.items()]:
+            if not values:
+                continue
             print(
-                f"{operation:<10} {percentile(values, 0.5):6.2f} {percentile(values, 0.95):6.2f}"
+                f"{operation:<16} {percentile(values, 0.5):6.2f} {percentile(values, 0.95):6.2f}"
                 f" {max(values):6.2f} {statistics.mean(values):6.2f}"
             )
+        print(f"({len(liveness['to Offline'])} freeze trials; the Offline time is {OFFLINE_AFTER:g} s)")
+
+
+def measure_liveness(
+    a: Cluster,
+    a_peer: str,
+    peer_on_b: Callable[[], dict[str, Any] | None],
+    manifest: dict[str, Any],
+    *,
+    trials: int,
+) -> dict[str, list[float]]:
+    """Freeze A's node until B shows A Offline, let it go on until B shows A Online: the two times per trial."""
+
+    def state() -> str:
+        return str(((peer_on_b() or {}).get("status") or {}).get("status") or "")
+
+    a.apply([manifest])
+    measure(lambda: state() == "Online", timeout=300)
+    figures: dict[str, list[float]] = {"to Offline": [], "back Online": []}
+    for trial in range(trials):
+        assert a.kubelet is not None
+        pod = a.kubelet.pod(NS, "pool-a-pool-a-ss-0")
+        assert pod is not None and pod.pid is not None, "A's node runs"
+        began = time.monotonic()
+        os.kill(pod.pid, signal.SIGSTOP)
+        try:
+            figures["to Offline"].append(measure(lambda: state() == "Offline", timeout=600, interval=0.5))
+        finally:
+            os.kill(pod.pid, signal.SIGCONT)
+        figures["back Online"].append(measure(lambda: state() == "Online", timeout=600, interval=0.1))
+        print(
+            f"freeze {trial + 1}/{trials}: Offline {figures['to Offline'][-1]:.1f} s after A's node froze,"
+            f" Online {figures['back Online'][-1]:.1f} s after it went on"
+            f" ({time.monotonic() - began:.0f} s in all)",
+            flush=True,
+        )
+        time.sleep(5)  # a few announcements before the next freeze
+    return figures
 
 
 if __name__ == "__main__":

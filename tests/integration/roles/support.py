@@ -180,9 +180,18 @@ def wait_for_run(
 
 
 def force_reconcile(cluster: Cluster, kind: str, name: str, namespace: str) -> str:
-    """Change an annotation (an input of the skip rule) so the role runs again; returns the previous marker."""
-    marker = run_marker(cluster.get(kind, name, namespace=namespace))
-    assert marker is not None, f"{kind} {namespace}/{name} has no finished run to compare with"
+    """Change an annotation (an input of the skip rule) so the role runs again; returns the previous marker.
+
+    A run may be under way (a dependent's change started it): its end is the run to compare with.
+    """
+    marker = str(
+        cluster.wait_for(
+            lambda: run_marker(cluster.get(kind, name, namespace=namespace)),
+            f"{kind} {namespace}/{name} has a finished run to compare with",
+            timeout=TIMEOUT,
+            interval=POLL,
+        )
+    )
     cluster.kubectl(
         "annotate", kind, name, "-n", namespace, f"test.{API_GROUP}/reconcile={secrets.token_hex(4)}", "--overwrite"
     )
