@@ -19,12 +19,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cluster_discovery_operator import logs
 from cluster_discovery_operator.kube import ConfigurationError, KubeClient
-from cluster_discovery_operator.settings import KubeSettings
+from cluster_discovery_operator.probes import ProbeServer
+from cluster_discovery_operator.settings import KubeSettings, ProbeSettings, parse_bind_address
 
 from . import collection
 from .channels import Channel, Channels, IdentityRef, channels_of
@@ -84,6 +84,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="(default: info)",
     )
     args = parser.parse_args(argv)
+    try:
+        parse_bind_address(args.health_probe_bind_address)
+    except ValueError as err:
+        parser.error(f"--health-probe-bind-address: {err}")
     if args.announce_period <= 0:
         parser.error("--announce-period must be positive")
     if args.offline_after <= args.announce_period:
@@ -98,25 +102,10 @@ def watch_namespaces(value: str | None) -> list[str]:
     return [name.strip() for name in (value or "").split(",") if name.strip()]
 
 
-def serve_health(address: str, healthy: Callable[[], bool]) -> ThreadingHTTPServer | None:
-    if address in ("0", ""):
-        return None
-    host, _, port = address.rpartition(":")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            probe = self.path in ("/healthz", "/readyz")
-            ok = probe and healthy()
-            self.send_response(200 if ok else (503 if probe else 404))
-            self.end_headers()
-            self.wfile.write(b"ok\n" if ok else b"not ok\n")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
-    return server
+def thread_health(threads: list[threading.Thread]) -> tuple[bool, str]:
+    """Healthy while every long-lived thread runs: a dead watch would leave the agent deaf for good."""
+    dead = [thread.name for thread in threads if not thread.is_alive()]
+    return (not dead, "ok" if not dead else f"stopped: {', '.join(dead)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=pools.run, args=(None, stop), name="watch swarmpools", daemon=True),
         threading.Thread(target=node_status.run, args=(stop,), name="node status", daemon=True),
     ]
-    health = serve_health(args.health_probe_bind_address, lambda: all(thread.is_alive() for thread in threads))
+    health = ProbeServer(
+        ProbeSettings(bind_address=args.health_probe_bind_address),
+        readiness=lambda: thread_health(threads),
+        liveness=lambda: thread_health(threads),
+    )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info(
@@ -201,12 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     for thread in threads:
         thread.start()
+    health.start()
     while not stop.wait(10):
         channels.sync()  # restarts a listener whose thread died
     log.info("stopping")
     channels.close()
-    if health is not None:
-        health.shutdown()
+    health.stop()
     return 0
 
 

@@ -10,7 +10,9 @@ doing, because a Deployment with leader election runs a leader and standbys:
 - 503 while the leader's watches are still listing, and during shutdown.
 
 The answer comes from a callable supplied by ``cli``, so this module knows
-nothing of controllers or leases.
+nothing of controllers or leases. The discovery agent serves its probes with
+this server too, giving a liveness callable: its ``/healthz`` fails when one of
+its threads died, so the kubelet restarts it.
 """
 
 from __future__ import annotations
@@ -31,15 +33,20 @@ Readiness = Callable[[], tuple[bool, str]]
 """Returns (ready, one-line explanation)."""
 
 
+def _alive() -> tuple[bool, str]:
+    return True, "ok"
+
+
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
 
 class ProbeServer:
-    def __init__(self, settings: ProbeSettings, readiness: Readiness) -> None:
+    def __init__(self, settings: ProbeSettings, readiness: Readiness, liveness: Readiness = _alive) -> None:
         self.settings = settings
         self.readiness = readiness
+        self.liveness = liveness
         self._server: _Server | None = None
         self.address: tuple[str, int] | None = None
 
@@ -47,7 +54,7 @@ class ProbeServer:
         bind = parse_bind_address(self.settings.bind_address)
         if bind is None:
             return None
-        readiness = self.readiness
+        readiness, liveness = self.readiness, self.liveness
 
         class Handler(http.server.BaseHTTPRequestHandler):
             timeout = 10
@@ -55,7 +62,8 @@ class ProbeServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path in ("/healthz", "/livez"):
-                    self._reply(200, "ok")
+                    alive, detail = liveness()
+                    self._reply(200 if alive else 503, detail)
                 elif path == "/readyz":
                     ready, detail = readiness()
                     self._reply(200 if ready else 503, detail)
