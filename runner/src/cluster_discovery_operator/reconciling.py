@@ -136,6 +136,8 @@ class ReconcilePlan:
     period: float
     reconcile_id: str
     began: float
+    resync: bool = False
+    """Run for its period alone (skipping.Verdict.resync)."""
 
 
 @dataclass(frozen=True)
@@ -421,6 +423,7 @@ class Controller:
             period=period,
             reconcile_id=reconcile_id,
             began=began,
+            resync=verdict.resync,
         )
 
     def _count(self, result: str, began: float) -> None:
@@ -444,7 +447,11 @@ class Controller:
                     what="add finalizer to",
                 )
                 log.info("added finalizer", extra=fields(**context, finalizer=self.finalizer_name))
-            if self.watch.manage_status and self.resource.has_status:
+            # A resync's Running mark would be undone by its own end a few seconds later: two writes that tell
+            # nobody anything. Without it, a resync that succeeds again leaves the conditions as they are (operator-
+            # sdk's SetCondition keeps a condition whose status and reason stay), so nothing is written; one that
+            # fails is written.
+            if self.watch.manage_status and self.resource.has_status and not plan.resync:
                 obj = self._write_status(obj, lambda conditions: running_conditions(conditions, now=now_rfc3339()))
         except NotFoundError:
             self._finish_quietly(plan, "object deleted before its run started")

@@ -95,6 +95,9 @@ class Decision(Enum):
 class Verdict:
     decision: Decision
     why: str
+    resync: bool = False
+    """A run for its period alone: its inputs are those of a run that succeeded. It is not marked Running, so its
+    status is written only when its outcome differs (a failure), not to restamp the same conditions (issue 20)."""
 
 
 def decide(record: RunRecord | None, *, current_fingerprint: str, forced: str | None, now: float) -> Verdict:
@@ -110,5 +113,5 @@ def decide(record: RunRecord | None, *, current_fingerprint: str, forced: str | 
             return Verdict(Decision.RUN, "retrying a failed run")
         return Verdict(Decision.WAIT, "last run failed; retry is scheduled")
     if record.period > 0 and now - record.finished_at >= record.period:
-        return Verdict(Decision.RUN, "reconcile period elapsed")
+        return Verdict(Decision.RUN, "reconcile period elapsed", resync=True)
     return Verdict(Decision.SKIP, "inputs unchanged since the last successful run")

@@ -304,6 +304,29 @@ def test_requeue_after_and_the_period_annotation_schedule_the_next_run(h: Harnes
     assert len(h.runner.runs) == 2, "the period elapsed: the object runs although nothing changed"
 
 
+def test_a_periodic_run_that_succeeds_again_writes_no_status_and_one_that_fails_does(h: Harness) -> None:
+    """Issue 20: a resync that succeeds again would only restamp the same conditions (two writes per object per
+    period); a resync that fails is news and is written."""
+    h.runner.behaviour = lambda item: HostOutcome(counts={"ok": 3}, requeue_after=0.05)
+    h.widget(sizeCount=1)
+    h.drain()
+    first = h.conditions()
+    assert first["Successful"]["status"] == "True"
+    status_writes = sum(1 for call, _ in h.kube.calls if call == "patch-status")
+    assert status_writes == 2, "the first run marks Running, then its outcome"
+
+    time.sleep(0.06)
+    h.drain()
+    assert len(h.runner.runs) == 2
+    assert sum(1 for call, _ in h.kube.calls if call == "patch-status") == status_writes, "the resync wrote status"
+    assert h.conditions() == first
+
+    h.runner.behaviour = lambda item: HostOutcome(failed=True, message="the node is gone")
+    time.sleep(0.06)
+    h.drain()
+    assert h.conditions()["Failure"]["message"] == "the node is gone"
+
+
 def test_the_period_still_comes_when_an_older_deadline_fires_first_and_is_skipped(h: Harness) -> None:
     """A change shortly after a run leaves that run's earlier deadline behind; it must not swallow the new period."""
     h.runner.behaviour = lambda item: HostOutcome(counts={}, requeue_after=0.3)
