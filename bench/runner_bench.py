@@ -31,9 +31,10 @@ import time
 from pathlib import Path
 
 from cluster_discovery_operator.bodies import ObjectKey
+from cluster_discovery_operator.dependents import DependentRouter
 from cluster_discovery_operator.kube import KubeClient
 from cluster_discovery_operator.metrics import OperatorMetrics
-from cluster_discovery_operator.reconciling import Controller, DependentRouter
+from cluster_discovery_operator.reconciling import Controller
 from cluster_discovery_operator.running import AnsibleRunner
 from cluster_discovery_operator.settings import KubeSettings, QueueingSettings, RunningSettings, Settings
 

@@ -1,4 +1,4 @@
-"""Reconciling: one controller per watched kind, and the dependents router.
+"""Reconciling: one controller per watched kind.
 
 A :class:`Controller` owns, for one entry of watches.yaml, the informers of its
 kind (one per watched namespace, or one for all), a keyed :class:`WorkQueue`
@@ -25,18 +25,16 @@ Status writes re-read the object first (operator-sdk's APIReader rule) or carry
 the resourceVersion they were computed from, and retry on 409, so a role's own
 status fields and conditions are never overwritten.
 
-**Dependents.** operator-sdk injects owner references through a proxy in front
-of the API server and watches every kind a role creates. We run no proxy: the
-runner reads the objects kubernetes.core modules return (``running``) and, for
-those that reference the reconciled object as owner (or carry operator-sdk's
-``operator-sdk/primary-resource`` annotations, for cluster-scoped or
-cross-namespace dependents), starts a metadata-light informer of their kind.
-A change to a dependent (not its creation, not a status-only change) requeues
-its owner and forces a run, unless the change is the run's own write: each
-run's results give the resourceVersions it wrote, and events carrying one of
-those are ignored (so one change costs one run, where operator-sdk runs twice).
-Roles must therefore set ``ownerReferences`` themselves (from
-``_<group>_<kind>.metadata.uid``), as the collection's roles do.
+**Dependents.** A change to an object a run created or updated requeues its
+owner and forces a run (``dependents`` watches those kinds and routes the
+change here), unless the change is the run's own write: each run's results
+give the resourceVersions it wrote, and events carrying one of those are
+ignored (so one change costs one run, where operator-sdk runs twice). Roles
+must therefore set ``ownerReferences`` themselves (from
+``_<group>_<kind>.metadata.uid``), as the collection's roles do. What the
+controller remembers of each object (last run, why a run is forced, the
+writes of the last run, the last failure Event) is one ``ObjectState``
+(``object_state``).
 
 **Shutdown.** ``stop`` makes the queue hand out nothing more and stops the
 informers; running reconciles get ``grace`` seconds to finish; after that their
@@ -46,8 +44,6 @@ reconciles every object once anyway).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import secrets
 import threading
@@ -62,27 +58,24 @@ from .bodies import (
     ObjectKey,
     annotations_of,
     generation_of,
-    group_of,
     key_of,
     metadata,
     name_of,
     namespace_of,
-    object_key,
-    owner_references_of,
     resource_version_of,
     split_key,
     status_of,
     uid_of,
 )
+from .dependents import DependentRouter
 from .durations import DurationError, parse_duration
 from .finalizers import adding_patch, is_finalizer_run, is_terminated_without_us, needs_adding, removing_patch
 from .kube import ConflictError, KubeClient, KubeError, NotFoundError, PermanentKubeError, Resource
 from .logs import fields
 from .metrics import MetricError, OperatorMetrics
+from .object_state import DependentTrigger, FailureEvent, ObjectStates
 from .queueing import WorkQueue
 from .running import (
-    OWNER_ANNOTATION,
-    OWNER_TYPE_ANNOTATION,
     AnsibleRunner,
     HostOutcome,
     ProducedObject,
@@ -106,7 +99,7 @@ from .status import (
     status_patch,
 )
 from .watches import GroupVersionKind, Watch
-from .watching import ADDED, DELETED, MODIFIED, Informer
+from .watching import DELETED, Informer
 
 log = logging.getLogger(__name__)
 
@@ -138,15 +131,6 @@ class ReconcilePlan:
     began: float
     resync: bool = False
     """Run for its period alone (skipping.Verdict.resync)."""
-
-
-@dataclass(frozen=True)
-class DependentTrigger:
-    kind: str
-    name: str
-    uid: str
-    resource_version: str
-    event_type: str
 
 
 class Controller:
@@ -191,13 +175,7 @@ class Controller:
             "snake": watch.snake_case_parameters,
             "unsafe": watch.mark_unsafe,
         }
-        self._lock = threading.Lock()
-        self._records: dict[ObjectKey, RunRecord] = {}
-        self._forced: dict[ObjectKey, str] = {}
-        self._running: set[ObjectKey] = set()
-        self._pending: dict[ObjectKey, list[DependentTrigger]] = {}
-        self._written: dict[ObjectKey, set[tuple[str, str]]] = {}
-        self._last_event: dict[ObjectKey, tuple[str, str, int]] = {}
+        self.objects = ObjectStates()
         self.cancel = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -260,7 +238,7 @@ class Controller:
         if not finished:
             log.warning(
                 "grace period over; cancelling running ansible, the next process will reconcile these objects",
-                extra=fields(kind=self.watch.gvk.kind, running=sorted(self._running)),
+                extra=fields(kind=self.watch.gvk.kind, running=self.objects.running()),
             )
             self.cancel.set()
             self.queue.wait_idle(10.0)
@@ -289,13 +267,8 @@ class Controller:
 
     def dependent_changed(self, owner: ObjectKey, trigger: DependentTrigger) -> None:
         """A dependent of ``owner`` changed; requeue the owner unless its own run made the change."""
-        with self._lock:
-            if owner in self._running:
-                self._pending.setdefault(owner, []).append(trigger)
-                return
-            if (trigger.uid, trigger.resource_version) in self._written.get(owner, set()):
-                return
-            self._forced[owner] = f"dependent {trigger.kind} {trigger.name} changed ({trigger.event_type.lower()})"
+        if not self.objects.dependent_changed(owner, trigger):
+            return
         namespace, name = split_key(owner)
         log.info(
             "dependent changed; requeueing its owner",
@@ -340,10 +313,8 @@ class Controller:
             for failed in taken:
                 self.queue.add_rate_limited(failed)
         finally:
-            with self._lock:
-                for done in taken:
-                    self._running.discard(done)
-                    self._pending.pop(done, None)
+            for done in taken:
+                self.objects.abandon(done)  # a no-op for those whose run finished
             for done in taken:
                 self.queue.done(done)
         return True
@@ -373,11 +344,7 @@ class Controller:
         }
         obj = self.cached(key)
         if obj is None:
-            with self._lock:
-                self._records.pop(key, None)
-                self._forced.pop(key, None)
-                self._written.pop(key, None)
-                self._last_event.pop(key, None)
+            self.objects.forget(key)
             self.queue.forget(key)
             self.queue.cancel_delayed(key)
             log.debug("object is gone; nothing to do", extra=fields(**context))
@@ -396,10 +363,9 @@ class Controller:
             return None
         finalizer_run = is_finalizer_run(obj, self.finalizer_name)
         current = fingerprint(obj, finalizer_run=finalizer_run, watch_inputs=self.watch_inputs)
-        with self._lock:
-            record = self._records.get(key)
-            forced = self._forced.get(key)
-        verdict = decide(record, current_fingerprint=current, forced=forced, now=time.monotonic())
+        start = self.objects.before_run(key)
+        record = start.record
+        verdict = decide(record, current_fingerprint=current, forced=start.forced, now=time.monotonic())
         if verdict.decision is Decision.SKIP:
             assert record is not None  # a first reconcile always runs
             if record.period > 0:
@@ -412,9 +378,7 @@ class Controller:
         if verdict.decision is Decision.WAIT:
             log.debug(verdict.why, extra=fields(**context))
             return None
-        with self._lock:
-            self._forced.pop(key, None)
-            self._running.add(key)
+        self.objects.start(key)
         return ReconcilePlan(
             key=key,
             obj=obj,
@@ -479,9 +443,7 @@ class Controller:
         )
 
     def _finish_quietly(self, plan: ReconcilePlan, why: str | None) -> None:
-        with self._lock:
-            self._running.discard(plan.key)
-            self._pending.pop(plan.key, None)
+        self.objects.abandon(plan.key)
         if why:
             log.info(why, extra=fields(**self._context(plan)))
 
@@ -648,8 +610,7 @@ class Controller:
             )
         else:
             delay = self.queue.add_rate_limited(plan.key)
-            with self._lock:
-                previous = self._records.get(plan.key)
+            previous = self.objects.last_record(plan.key)
             # The same failure again is no news: logged once at error, its retries at debug with their count
             # (the object's conditions and Events still show each one).
             repeated = previous is not None and not previous.succeeded and previous.failure == host.message
@@ -671,12 +632,7 @@ class Controller:
                 extra=fields(**context, error=host.message, retry_in=delay, failures=failures),
             )
             self._emit_failure_event(plan, host.message)
-        with self._lock:
-            self._records[plan.key] = record
-            self._written[plan.key] = written
-            self._running.discard(plan.key)
-            pending = self._pending.pop(plan.key, [])
-        foreign = [t for t in pending if (t.uid, t.resource_version) not in written]
+        foreign = self.objects.finish(plan.key, record, written)
         if foreign:
             self.dependent_changed(plan.key, foreign[-1])
 
@@ -747,14 +703,13 @@ class Controller:
         reason = EVENT_REASON_FINALIZER_FAILED if plan.finalizer_run else EVENT_REASON_FAILED
         now = now_rfc3339()
         namespace = namespace_of(plan.obj) or "default"
-        with self._lock:
-            last = self._last_event.get(plan.key)
+        last = self.objects.last_event(plan.key)
         try:
-            if last is not None and last[1] == message:
-                name, _, count = last
-                self.kube.patch_event(namespace=namespace, name=name, body={"count": count + 1, "lastTimestamp": now})
-                with self._lock:
-                    self._last_event[plan.key] = (name, message, count + 1)
+            if last is not None and last.message == message:
+                self.kube.patch_event(
+                    namespace=namespace, name=last.name, body={"count": last.count + 1, "lastTimestamp": now}
+                )
+                self.objects.set_last_event(plan.key, FailureEvent(last.name, message, last.count + 1))
                 return
         except NotFoundError:
             pass
@@ -775,8 +730,7 @@ class Controller:
         except KubeError as exc:
             log.warning("could not create the failure event", extra=fields(**self._context(plan), error=str(exc)))
             return
-        with self._lock:
-            self._last_event[plan.key] = (name_of(created) or event["metadata"]["name"], message, 1)
+        self.objects.set_last_event(plan.key, FailureEvent(name_of(created) or event["metadata"]["name"], message, 1))
 
 
 def _int_annotation(annotations: Mapping[str, str], name: str, default: int, context: Mapping[str, Any]) -> int:
@@ -792,158 +746,6 @@ def _int_annotation(annotations: Mapping[str, str], name: str, default: int, con
         log.warning("ignoring a negative annotation", extra=fields(**context, annotation=name, value=text))
         return default
     return value
-
-
-def _dependent_digest(obj: Mapping[str, Any]) -> str:
-    """What a dependent change means: anything but status and the API server's bookkeeping."""
-    meta = dict(metadata(obj))
-    for volatile in ("resourceVersion", "managedFields", "generation"):
-        meta.pop(volatile, None)
-    document = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
-    document["metadata"] = meta
-    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _slim(obj: KubeObject) -> KubeObject:
-    """What a dependent informer keeps: enough to route the change, not the whole object."""
-    meta = metadata(obj)
-    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), Mapping) else {}
-    assert isinstance(annotations, Mapping)
-    return {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "ownerReferences": meta.get("ownerReferences") or [],
-            "annotations": {k: v for k, v in annotations.items() if k in (OWNER_ANNOTATION, OWNER_TYPE_ANNOTATION)},
-        },
-        "digest": _dependent_digest(obj),
-    }
-
-
-class DependentRouter:
-    """Informers for dependent kinds, routing their changes to the owners' controllers."""
-
-    def __init__(self, kube: KubeClient, settings: Settings, metrics: OperatorMetrics, identity: str) -> None:
-        self.kube = kube
-        self.settings = settings
-        self.metrics = metrics
-        self.identity = identity
-        self.controllers: dict[tuple[str, str], Controller] = {}
-        self._lock = threading.Lock()
-        self._watched: dict[tuple[str, str], list[Informer]] = {}
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._stopped = False
-
-    def register(self, controller: Controller) -> None:
-        self.controllers[(controller.watch.gvk.group, controller.watch.gvk.kind)] = controller
-
-    def ensure_watch(self, produced: ProducedObject, *, owner_watch: Watch) -> None:
-        """Watch ``produced``'s kind if no informer does yet (and the watch allows it)."""
-        key = (produced.api_version, produced.kind)
-        group, _, version = produced.api_version.rpartition("/")
-        gvk = GroupVersionKind(group=group, version=version, kind=produced.kind)
-        if gvk in owner_watch.blacklist or (group, produced.kind) in self.controllers:
-            return
-        with self._lock:
-            if key in self._watched or self._stopped:
-                return
-            self._watched[key] = []
-        try:
-            resource = self.kube.discover(group, version, produced.kind)
-        except KubeError as exc:
-            log.warning("cannot watch a dependent kind", extra=fields(kind=produced.kind, error=str(exc)))
-            with self._lock:
-                self._watched.pop(key, None)
-            return
-        if not resource.namespaced and not owner_watch.watch_cluster_scoped_resources:
-            log.info(
-                "not watching a cluster-scoped dependent kind (watchClusterScopedResources is false)",
-                extra=fields(kind=produced.kind),
-            )
-            return
-        namespaces: Iterable[str | None] = (
-            self.settings.namespaces if (resource.namespaced and self.settings.namespaces) else (None,)
-        )
-        restarts = self.metrics.watch_restarts
-
-        def on_restart(reason: str) -> None:
-            restarts.labels(group=group, kind=produced.kind, reason=reason).inc()
-
-        informers = []
-        for namespace in namespaces:
-            informer = Informer(
-                self.kube,
-                resource,
-                settings=self.settings.kube,
-                namespace=namespace,
-                handler=self._on_event,
-                transform=_slim,
-                on_restart=on_restart,
-            )
-            informers.append(informer)
-            thread = threading.Thread(
-                target=informer.run,
-                args=(self._stop,),
-                daemon=True,
-                name=f"watch-dependent-{produced.kind}-{namespace or 'all'}",
-            )
-            thread.start()
-            self._threads.append(thread)
-        with self._lock:
-            self._watched[key] = informers
-        log.info("watching a dependent kind", extra=fields(kind=produced.kind, api_version=produced.api_version))
-
-    def _on_event(self, event_type: str, obj: KubeObject, old: KubeObject | None) -> None:
-        if event_type == ADDED:
-            return  # creations are the owner's own doing, or precede any ownership (DependentPredicate)
-        if event_type == MODIFIED and old is not None and old.get("digest") == obj.get("digest"):
-            return  # status-only or bookkeeping change
-        trigger = DependentTrigger(
-            kind=str(obj.get("kind") or ""),
-            name=name_of(obj),
-            uid=uid_of(obj),
-            resource_version=resource_version_of(obj),
-            event_type=event_type,
-        )
-        for owner, controller in self._owners(obj):
-            controller.dependent_changed(owner, trigger)
-
-    def _owners(self, obj: KubeObject) -> list[tuple[ObjectKey, Controller]]:
-        found: list[tuple[ObjectKey, Controller]] = []
-        namespace = namespace_of(obj)
-        for reference in owner_references_of(obj):
-            controller = self.controllers.get(
-                (group_of(str(reference.get("apiVersion") or "")), str(reference.get("kind") or ""))
-            )
-            if controller is None:
-                continue
-            owner_namespace = namespace if controller.resource.namespaced else ""
-            found.append((object_key(owner_namespace, str(reference.get("name") or "")), controller))
-        annotations = annotations_of(obj)
-        owner_type = annotations.get(OWNER_TYPE_ANNOTATION, "")
-        owner_name = annotations.get(OWNER_ANNOTATION, "")
-        if owner_type and owner_name:
-            kind, _, group = owner_type.partition(".")
-            controller = self.controllers.get((group, kind))
-            if controller is not None:
-                owner_ns, _, name = owner_name.rpartition("/")
-                found.append((object_key(owner_ns, name), controller))
-        return found
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            informers = [i for group in self._watched.values() for i in group]
-        self._stop.set()
-        for informer in informers:
-            informer.stop()
-        for thread in self._threads:
-            thread.join(timeout=2.0)
 
 
 class Manager:

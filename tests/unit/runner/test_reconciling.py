@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 from cluster_discovery_operator.bodies import ObjectKey
+from cluster_discovery_operator.dependents import DependentRouter
 from cluster_discovery_operator.metrics import OperatorMetrics
-from cluster_discovery_operator.reconciling import Controller, DependentRouter, DependentTrigger
+from cluster_discovery_operator.object_state import DependentTrigger
+from cluster_discovery_operator.reconciling import Controller
 from cluster_discovery_operator.running import HostOutcome, ProducedObject, RunItem, RunOutcome
 from cluster_discovery_operator.settings import QueueingSettings, RunningSettings, Settings
 from cluster_discovery_operator.watches import Finalizer, GroupVersionKind, Watch
