@@ -470,18 +470,13 @@ class Controller:
             log.info("reconciling", extra=fields(**self._context(plan), why=plan.why, finalizer_run=plan.finalizer_run))
         prepared = self._each(self._start_plan, plans)
         started = [(plan, item) for plan, item in zip(plans, prepared, strict=True) if item is not None]
-        by_item = {id(item): plan for plan, item in started}
+        by_id = {item.reconcile_id: plan for plan, item in started}
         groups = group_items(
             [item for _, item in started],
             lambda item: (item.finalizer_run, tuple(sorted(item.parameters)), item.verbosity),
         )
         for group in groups:
             batch_dir = self.kind_dir / "_batch" / f"worker-{worker}"
-            hosts = (
-                ["localhost"]
-                if len(group) == 1
-                else [f"{namespace_of(item.obj)}/{name_of(item.obj)}".lstrip("/") for item in group]
-            )
             try:
                 outcome = self.runner.run(self.watch, group, batch_dir=batch_dir, cancel=self.cancel)
             except Exception as exc:  # ansible-runner can raise on broken input; report it on the objects
@@ -495,7 +490,8 @@ class Controller:
                     completion="",
                     artifacts_dir=batch_dir,
                     duration=0.0,
-                    hosts={host: HostOutcome(failed=True, message=message) for host in hosts},
+                    hosts={},
+                    by_reconcile_id={item.reconcile_id: HostOutcome(failed=True, message=message) for item in group},
                 )
             self.metrics.ansible_runs.labels(**self.labels).inc()
             self.metrics.ansible_run_objects.labels(**self.labels).observe(len(group))
@@ -516,19 +512,17 @@ class Controller:
                 ),
             )
 
-            def finish(pair: tuple[str, RunItem], outcome: RunOutcome = outcome) -> None:
-                host, item = pair
-                plan = by_item[id(item)]
+            def finish(item: RunItem, outcome: RunOutcome = outcome) -> None:
+                plan = by_id[item.reconcile_id]
+                host = outcome.by_reconcile_id.get(item.reconcile_id) or HostOutcome(failed=True, message="no result")
                 try:
-                    self._finish(
-                        plan, item, outcome.hosts.get(host) or HostOutcome(failed=True, message="no result"), outcome
-                    )
+                    self._finish(plan, item, host, outcome)
                 except Exception:  # one object's bookkeeping must not lose the others'
                     log.exception("finishing a reconcile failed", extra=fields(**self._context(plan)))
                     self._finish_quietly(plan, None)
                     self.queue.add_rate_limited(plan.key)
 
-            self._each(finish, list(zip(hosts, group, strict=True)))
+            self._each(finish, list(group))
 
     # -- after the run ----------------------------------------------------------------------
 

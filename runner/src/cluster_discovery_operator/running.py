@@ -173,6 +173,9 @@ class RunOutcome:
     artifacts_dir: Path
     duration: float
     hosts: dict[str, HostOutcome]
+    """Each host's outcome, by inventory name (localhost, or the object's namespace/name in a shared run)."""
+    by_reconcile_id: dict[str, HostOutcome] = field(default_factory=dict)
+    """The same outcomes by the reconcile id of their object: how the controller finds its own."""
 
 
 @dataclass(frozen=True)
@@ -492,6 +495,7 @@ class AnsibleRunner:
             artifacts_dir=artifacts_dir,
             duration=duration,
             hosts={host: outcomes[host] for host in hosts},
+            by_reconcile_id={item.reconcile_id: outcomes[host] for host, item in hosts.items()},
         )
 
     @staticmethod

@@ -58,11 +58,6 @@ class FakeRunner:
 
     def run(self, watch: Watch, items: list[RunItem], *, batch_dir: Path, cancel: threading.Event) -> RunOutcome:
         self.runs.append(list(items))
-        hosts = (
-            ["localhost"]
-            if len(items) == 1
-            else [f"{i.obj['metadata']['namespace']}/{i.obj['metadata']['name']}" for i in items]
-        )
         return RunOutcome(
             ident=f"run-{len(self.runs)}",
             status="successful",
@@ -71,7 +66,8 @@ class FakeRunner:
             completion="2026-01-01T00:00:00+00:00",
             artifacts_dir=batch_dir,
             duration=0.01,
-            hosts={h: self.behaviour(i) for h, i in zip(hosts, items, strict=True)},
+            hosts={},
+            by_reconcile_id={i.reconcile_id: self.behaviour(i) for i in items},
         )
 
     @property

@@ -107,6 +107,8 @@ def test_a_shared_process_gives_each_object_its_own_exact_result(runner: Ansible
     assert shared.hosts["ns/b"].failed
     assert shared.hosts["ns/b"].message == "b refused: no room"
     assert shared.hosts["ns/c"].requeue_after == 45.0
+    # The controller finds each object's outcome by its reconcile id, never by position or host name.
+    assert shared.by_reconcile_id == {f"run-{name}": shared.hosts[f"ns/{name}"] for name in "abc"}
     stdout = (shared.artifacts_dir / "stdout").read_text()
     for expected in ("a size=3 type=int", "b size=5 type=int", "c size=0 type=int"):
         assert expected in stdout
