@@ -23,7 +23,7 @@ operator-sdk's ``reconcile.go`` step by step, with the cost edge in front:
 
 Status writes re-read the object first (operator-sdk's APIReader rule) or carry
 the resourceVersion they were computed from, and retry on 409, so a role's own
-status fields and conditions are never overwritten.
+status fields and conditions are never overwritten (``object_writes``).
 
 **Dependents.** A change to an object a run created or updated requeues its
 owner and forces a run (``dependents`` watches those kinds and routes the
@@ -57,23 +57,20 @@ from .bodies import (
     KubeObject,
     ObjectKey,
     annotations_of,
-    generation_of,
     key_of,
-    metadata,
     name_of,
     namespace_of,
-    resource_version_of,
     split_key,
-    status_of,
     uid_of,
 )
 from .dependents import DependentRouter
 from .durations import DurationError, parse_duration
-from .finalizers import adding_patch, is_finalizer_run, is_terminated_without_us, needs_adding, removing_patch
-from .kube import ConflictError, KubeClient, KubeError, NotFoundError, PermanentKubeError, Resource
+from .finalizers import adding_patch, is_finalizer_run, is_terminated_without_us, needs_adding
+from .kube import KubeClient, KubeError, NotFoundError, PermanentKubeError, Resource
 from .logs import fields
 from .metrics import MetricError, OperatorMetrics
-from .object_state import DependentTrigger, FailureEvent, ObjectStates
+from .object_state import DependentTrigger, ObjectStates
+from .object_writes import ObjectWrites
 from .queueing import WorkQueue
 from .running import (
     AnsibleRunner,
@@ -87,16 +84,11 @@ from .running import (
 from .settings import Settings
 from .skipping import Decision, RunRecord, decide, fingerprint
 from .status import (
-    EVENT_REASON_FAILED,
-    EVENT_REASON_FINALIZER_FAILED,
     ansible_result,
-    conditions_of,
     done_conditions,
     error_conditions,
-    failure_event,
     now_rfc3339,
     running_conditions,
-    status_patch,
 )
 from .watches import GroupVersionKind, Watch
 from .watching import DELETED, Informer
@@ -106,8 +98,6 @@ log = logging.getLogger(__name__)
 RECONCILE_PERIOD_ANNOTATION = "ansible.sdk.operatorframework.io/reconcile-period"
 MAX_RUNNER_ARTIFACTS_ANNOTATION = "ansible.sdk.operatorframework.io/max-runner-artifacts"
 VERBOSITY_ANNOTATION = "ansible.sdk.operatorframework.io/verbosity"
-COMPONENT = "cluster-discovery-operator"
-_STATUS_ATTEMPTS = 5
 # Objects whose finalizer, Running and final status writes go out at once when several share a run.
 _API_CONCURRENCY = 8
 T = TypeVar("T")
@@ -176,6 +166,7 @@ class Controller:
             "unsafe": watch.mark_unsafe,
         }
         self.objects = ObjectStates()
+        self.writes = ObjectWrites(kube, resource, self.objects, instance=router.identity)
         self.cancel = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -416,7 +407,9 @@ class Controller:
             # sdk's SetCondition keeps a condition whose status and reason stay), so nothing is written; one that
             # fails is written.
             if self.watch.manage_status and self.resource.has_status and not plan.resync:
-                obj = self._write_status(obj, lambda conditions: running_conditions(conditions, now=now_rfc3339()))
+                obj = self.writes.conditions(
+                    plan.key, lambda conditions: running_conditions(conditions, now=now_rfc3339()), obj=obj
+                )
         except NotFoundError:
             self._finish_quietly(plan, "object deleted before its run started")
             return None
@@ -556,7 +549,7 @@ class Controller:
 
         if succeeded and plan.finalizer_run and self.finalizer_name:
             try:
-                self._remove_finalizer(plan)
+                self.writes.remove_finalizer(plan.key, self.finalizer_name)
                 log.info("finalizer ran; removed it", extra=fields(**context, finalizer=self.finalizer_name))
             except NotFoundError:
                 pass
@@ -568,8 +561,8 @@ class Controller:
                 ansible_result(host.counts, outcome.completion or now_rfc3339()) if outcome.stats_received else None
             )
             try:
-                self._write_status(
-                    None,
+                self.writes.conditions(
+                    plan.key,
                     lambda conditions: done_conditions(
                         conditions,
                         succeeded=succeeded,
@@ -577,7 +570,6 @@ class Controller:
                         failure_message=host.message,
                         now=now_rfc3339(),
                     ),
-                    key=plan.key,
                 )
             except NotFoundError:
                 pass
@@ -625,106 +617,20 @@ class Controller:
                 "reconcile failed",
                 extra=fields(**context, error=host.message, retry_in=delay, failures=failures),
             )
-            self._emit_failure_event(plan, host.message)
+            self.writes.failure_event(plan.key, plan.obj, host.message, finalizer_run=plan.finalizer_run)
         foreign = self.objects.finish(plan.key, record, written)
         if foreign:
             self.dependent_changed(plan.key, foreign[-1])
 
     # -- API writes ---------------------------------------------------------------------------
 
-    def _write_status(self, obj: KubeObject | None, compute: Any, *, key: ObjectKey | None = None) -> KubeObject:
-        """Patch status.conditions (and observedGeneration) computed from the object's current conditions.
-
-        The patch carries the resourceVersion it was computed from; a 409 means
-        someone (often the role, through k8s_status) wrote meanwhile, so re-read
-        and compute again. ``obj`` None means "read it from the API first".
-        """
-        target_key = key or key_of(obj or {})
-        namespace, name = split_key(target_key)
-        for attempt in range(1, _STATUS_ATTEMPTS + 1):
-            if obj is None:
-                obj = self.kube.get(self.resource, namespace=namespace or None, name=name)
-            current_status = status_of(obj)
-            conditions = compute(conditions_of(current_status))
-            patch = status_patch(current_status, conditions, observed_generation=generation_of(obj) or None)
-            if patch is None:
-                return obj
-            body = {"metadata": {"resourceVersion": resource_version_of(obj)}, "status": patch}
-            try:
-                return self.kube.patch(
-                    self.resource,
-                    namespace=namespace or None,
-                    name=name,
-                    body=body,
-                    subresource="status",
-                    what="update status of",
-                )
-            except ConflictError:
-                if attempt == _STATUS_ATTEMPTS:
-                    raise
-                obj = None
-        raise AssertionError("unreachable")
-
     def _mark_error(self, obj: KubeObject, message: str) -> None:
         if not (self.watch.manage_status and self.resource.has_status):
             return
         try:
-            self._write_status(None, lambda c: error_conditions(c, message=message, now=now_rfc3339()), key=key_of(obj))
+            self.writes.conditions(key_of(obj), lambda c: error_conditions(c, message=message, now=now_rfc3339()))
         except KubeError as exc:
             log.warning("could not write the error status", extra=fields(kind=self.watch.gvk.kind, error=str(exc)))
-
-    def _remove_finalizer(self, plan: ReconcilePlan) -> None:
-        assert self.finalizer_name
-        namespace, name = split_key(plan.key)
-        for attempt in range(1, _STATUS_ATTEMPTS + 1):
-            fresh = self.kube.get(self.resource, namespace=namespace or None, name=name)
-            if self.finalizer_name not in (metadata(fresh).get("finalizers") or []):
-                return
-            try:
-                self.kube.patch(
-                    self.resource,
-                    namespace=namespace or None,
-                    name=name,
-                    body=removing_patch(fresh, self.finalizer_name),
-                    what="remove finalizer from",
-                )
-                return
-            except ConflictError:
-                if attempt == _STATUS_ATTEMPTS:
-                    raise
-
-    def _emit_failure_event(self, plan: ReconcilePlan, message: str) -> None:
-        reason = EVENT_REASON_FINALIZER_FAILED if plan.finalizer_run else EVENT_REASON_FAILED
-        now = now_rfc3339()
-        namespace = namespace_of(plan.obj) or "default"
-        last = self.objects.last_event(plan.key)
-        try:
-            if last is not None and last.message == message:
-                self.kube.patch_event(
-                    namespace=namespace, name=last.name, body={"count": last.count + 1, "lastTimestamp": now}
-                )
-                self.objects.set_last_event(plan.key, FailureEvent(last.name, message, last.count + 1))
-                return
-        except NotFoundError:
-            pass
-        except KubeError as exc:
-            log.warning("could not update the failure event", extra=fields(**self._context(plan), error=str(exc)))
-            return
-        event = failure_event(
-            plan.obj,
-            reason=reason,
-            message=message,
-            now=now,
-            component=COMPONENT,
-            instance=self.router.identity,
-            name_suffix=f"{time.time_ns():x}",
-        )
-        try:
-            created = self.kube.create_event(event)
-        except KubeError as exc:
-            log.warning("could not create the failure event", extra=fields(**self._context(plan), error=str(exc)))
-            return
-        self.objects.set_last_event(plan.key, FailureEvent(name_of(created) or event["metadata"]["name"], message, 1))
 
 
 def _int_annotation(annotations: Mapping[str, str], name: str, default: int, context: Mapping[str, Any]) -> int:
