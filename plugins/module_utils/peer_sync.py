@@ -75,8 +75,11 @@ ONLINE, OFFLINE = "Online", "Offline"
 # Peers are objects in etcd, so a swarm flooded with members gets no more.
 MAX_PEERS_PER_SWARM = 256
 # lastSeen is accurate to this many seconds: refreshing it on every discovery
-# round would make every round a write (and report a change).
-LAST_SEEN_RESOLUTION_SECONDS = 60.0
+# round made every round a write of every Peer (and reported a change). Five
+# minutes is how often a kubelet reports an unchanged node status
+# (nodeStatusReportFrequency); liveness itself is Online/Offline, decided from
+# the announcements heard, not from lastSeen.
+LAST_SEEN_RESOLUTION_SECONDS = 300.0
 
 
 def label_value(text: str) -> str:

@@ -139,7 +139,7 @@ attributes:
     support: none
   idempotent:
     support: partial
-    details: A second identical round changes nothing, except that misses count up and C(lastSeen) moves each minute.
+    details: A second identical round changes nothing, except that misses count up and C(lastSeen) moves every five minutes.
 requirements:
   - python >= 3.11
   - kubernetes

@@ -156,10 +156,10 @@ def test_a_peer_of_another_identity_is_never_touched() -> None:
 
 
 def test_last_seen_moves_in_steps_so_a_quiet_round_writes_nothing_new() -> None:
-    recent = existing(B, lastSeen="2026-11-29T11:59:30Z", missingCounter=0)
+    recent = existing(B, lastSeen="2026-11-29T11:56:00Z", missingCounter=0)
     [action] = round_(existing=[recent], discovered=[identity()]).actions
-    assert action.status["lastSeen"] == "2026-11-29T11:59:30Z"
-    older = existing(B, lastSeen="2026-11-29T11:58:00Z", missingCounter=0)
+    assert action.status["lastSeen"] == "2026-11-29T11:56:00Z", "four minutes old: kept (issue 20)"
+    older = existing(B, lastSeen="2026-11-29T11:54:00Z", missingCounter=0)
     [action] = round_(existing=[older], discovered=[identity()]).actions
     assert action.status["lastSeen"] == NOW
 
