@@ -32,17 +32,49 @@ class Channel:
 IdentityRef = ObjectRef
 
 
+class NewsPasses:
+    """Runs ``apply`` once for every batch of news, on its own thread.
+
+    Applying news reads everything the listener remembered, so news that arrives
+    during a pass needs one more pass, not one each: forty members joining at
+    once cost two passes instead of forty, one after another (issue 20). The
+    listener, which only pokes, keeps reading its subscription meanwhile.
+    """
+
+    def __init__(self, apply: Callable[[], None], stop: threading.Event, *, name: str) -> None:
+        self._apply = apply
+        self._stop = stop
+        self._news = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def poke(self) -> None:
+        self._news.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._news.wait(timeout=1.0):
+                continue
+            self._news.clear()
+            try:
+                self._apply()
+            except Exception:  # the next news gets a new pass
+                log.exception("applying news failed")
+
+
 class _Listener:
-    def __init__(self, channel: Channel, serve: Callable[..., None], on_news: Callable[[dict[str, int]], None]) -> None:
+    def __init__(self, channel: Channel, serve: Callable[..., None], apply_news: Callable[[], None]) -> None:
         self.channel = channel
         self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, args=(serve, on_news), name=f"listen {channel.api_url}", daemon=True
-        )
+        self.news = NewsPasses(apply_news, self.stop, name=f"news {channel.api_url}")
+        self.thread = threading.Thread(target=self._run, args=(serve,), name=f"listen {channel.api_url}", daemon=True)
 
-    def _run(self, serve: Callable[..., None], on_news: Callable[[dict[str, int]], None]) -> None:
+    def start(self) -> None:
+        self.news.thread.start()
+        self.thread.start()
+
+    def _run(self, serve: Callable[..., None]) -> None:
         try:
-            serve(stop=self.stop, on_news=on_news)
+            serve(stop=self.stop, on_news=lambda known: self.news.poke())
         except Exception:  # a listener must never die silently: log, and the next sync restarts it
             log.exception("listener for %s on %s stopped", self.channel.topic, self.channel.api_url)
 
@@ -90,14 +122,14 @@ class Channels:
             for channel in sorted(wanted - set(self._listeners)):
                 listener = _Listener(channel, self._make_serve(channel), self._news_for(channel))
                 self._listeners[channel] = listener
-                listener.thread.start()
+                listener.start()
                 log.info("listening on %s at %s", channel.topic, channel.api_url)
 
-    def _news_for(self, channel: Channel) -> Callable[[dict[str, int]], None]:
-        def on_news(known: dict[str, int]) -> None:
+    def _news_for(self, channel: Channel) -> Callable[[], None]:
+        def apply_news() -> None:
             self._on_news(channel)
 
-        return on_news
+        return apply_news
 
     def listening(self) -> list[Channel]:
         with self._lock:
@@ -112,6 +144,7 @@ class Channels:
             listener.stop.set()
         for listener in listeners:
             listener.thread.join(timeout=5)
+            listener.news.thread.join(timeout=5)
 
 
 def channels_of(identity: dict[str, Any]) -> set[Channel]:

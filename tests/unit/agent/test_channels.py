@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cluster_discovery_agent.channels import Channel, Channels, IdentityRef, channels_of
+from cluster_discovery_agent.channels import Channel, Channels, IdentityRef, NewsPasses, channels_of
 
 A = Channel(api_url="http://127.0.0.2:5001", topic="cluster-discovery/v1/identities/aa")
 B = Channel(api_url="http://127.0.0.3:5001", topic="cluster-discovery/v1/identities/bb")
@@ -71,7 +71,7 @@ def test_one_listener_per_channel_shared_by_identities_and_stopped_when_unneeded
         assert channels.listening() == [A, B]
 
         recorder.hooks[A]({"12D3KooWpeer": 5})
-        assert news == [(A, [ONE, TWO])]
+        wait_until(lambda: news == [(A, [ONE, TWO])])
 
         channels.set_identity(TWO, set())
         wait_until(lambda: recorder.stopped == [B])
@@ -103,3 +103,30 @@ def test_a_listener_that_died_is_started_again_at_the_next_sync() -> None:
         assert channels.listening() == [A]
     finally:
         channels.close()
+
+
+def test_news_arriving_during_a_pass_costs_one_more_pass_not_one_each() -> None:
+    """Issue 20: forty members joining at once were forty passes, one after another."""
+    release = threading.Event()
+    passes: list[int] = []
+
+    def apply() -> None:
+        passes.append(len(passes))
+        if len(passes) == 1:
+            release.wait(timeout=10)
+
+    stop = threading.Event()
+    news = NewsPasses(apply, stop, name="test")
+    news.thread.start()
+    try:
+        news.poke()
+        wait_until(lambda: passes == [0])
+        for _ in range(40):
+            news.poke()  # forty members' news while the first pass runs
+        release.set()
+        wait_until(lambda: passes == [0, 1])
+        time.sleep(0.3)
+        assert passes == [0, 1]
+    finally:
+        stop.set()
+        news.thread.join(timeout=5)
