@@ -24,6 +24,7 @@ agent, only more slowly.
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -537,12 +538,19 @@ class SwarmIdentity:
         return list(received)
 
     def discover(
-        self, *, window: float, quiet: float, fresh_within: float, listen: bool = True
+        self,
+        *,
+        window: float,
+        quiet: float,
+        fresh_within: float,
+        listen: bool = True,
+        documents: DocumentCache | None = None,
     ) -> tuple[Discovery, set[str]]:
         """Validated identities of the other members, and the set of members heard recently (alive).
 
         With ``listen`` false only what the agent remembered is used: the agent's
         own fast path, right after it heard news, needs no new round of asks.
+        ``documents`` keeps what was fetched for the next round.
         """
         messages = self.listen(window=window, quiet=quiet) if listen else []
         candidates, live = round_input(messages, self.heard(), now=self._clock(), fresh_within=fresh_within)
@@ -554,9 +562,48 @@ class SwarmIdentity:
                 raise TimeoutError(f"the discovery round's {ROUND_DEADLINE_SECONDS:.0f} s were spent")
             return self.client.cat(cid, max_bytes=MAX_DOCUMENT_BYTES, timeout=min(FETCH_TIMEOUT_SECONDS, left))
 
-        result = discover(candidates, own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch)
+        def fetch_once(cid: str) -> bytes:
+            return documents.fetch(cid, fetch) if documents is not None else fetch(cid)
+
+        result = discover(candidates, own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch_once)
         live.discard(self.peer_id)
         return result, live
+
+
+class DocumentCache:
+    """Documents fetched from the swarm, by CID, the most recently used first, within a byte budget.
+
+    A CID names its content (kubo checks every block it receives against it), so
+    a document fetched once is the document for good: the agent's fast path,
+    which runs a discovery pass per batch of news, fetches only what is new
+    instead of every member's document each time (issue 20). What comes out is
+    checked again by discovery like anything fetched.
+    """
+
+    def __init__(self, max_bytes: int = 8 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._documents: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def fetch(self, cid: str, fetch: Callable[[str], bytes]) -> bytes:
+        with self._lock:
+            if cid in self._documents:
+                self._documents.move_to_end(cid)
+                return self._documents[cid]
+        data = fetch(cid)
+        with self._lock:
+            if cid not in self._documents and len(data) <= self.max_bytes:
+                self._documents[cid] = data
+                self._size += len(data)
+                while self._size > self.max_bytes:
+                    _, dropped = self._documents.popitem(last=False)
+                    self._size -= len(dropped)
+        return data
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._documents)
 
 
 def round_input(

@@ -139,7 +139,9 @@ attributes:
     support: none
   idempotent:
     support: partial
-    details: A second identical round changes nothing, except that misses count up and C(lastSeen) moves every five minutes.
+    details: >-
+      A second identical round changes nothing, except that misses count up and C(lastSeen) moves every five
+      minutes.
 requirements:
   - python >= 3.11
   - kubernetes

@@ -32,6 +32,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     tombstones,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    DocumentCache,
     SwarmIdentity,
     results,
 )
@@ -52,6 +53,7 @@ class FastPath:
         self._secrets = ResourceService(k8s, "Secret", "v1")
         self._pools = ResourceService(k8s, "SwarmPool", API_VERSION)
         self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
+        self._documents = DocumentCache()  # content-addressed: fetched once, whatever the channel
 
     def __call__(self, channel: Channel, refs: list[IdentityRef]) -> None:
         with self._lock:
@@ -85,7 +87,9 @@ class FastPath:
         )
         with KuboClient(channel.api_url, timeout=30, retries=1, authorization=swarm_node.authorization) as client:
             node = SwarmIdentity(client, swarm_node.key)
-            found, live = node.discover(window=0, quiet=0, fresh_within=self._offline_after, listen=False)
+            found, live = node.discover(
+                window=0, quiet=0, fresh_within=self._offline_after, listen=False, documents=self._documents
+            )
         round_ = results(found, live)
         scope = Scope(
             identity_name=str(metadata.get("name")),

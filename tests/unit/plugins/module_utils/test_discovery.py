@@ -22,6 +22,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.di
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import seal
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    DocumentCache,
     Heard,
     RateLimit,
     round_input,
@@ -204,3 +205,38 @@ def test_an_old_announcement_replayed_after_its_member_retired_is_dropped() -> N
 
 CID_OLD = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 CID_TOMBSTONE = "bafkreiaaaacefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+def test_the_document_cache_fetches_a_cid_once_and_keeps_within_its_byte_budget() -> None:
+    """Issue 20: the agent's fast path fetched every member's document at each pass; a CID's content never changes."""
+    fetched: list[str] = []
+
+    def fetch(cid: str) -> bytes:
+        fetched.append(cid)
+        return cid.encode() * 10  # 10 bytes a letter
+
+    cache = DocumentCache(max_bytes=25)
+    assert cache.fetch("a", fetch) == b"a" * 10
+    assert cache.fetch("a", fetch) == b"a" * 10
+    assert fetched == ["a"], "fetched again"
+    cache.fetch("b", fetch)
+    cache.fetch("a", fetch)  # a is now the most recently used
+    cache.fetch("c", fetch)  # 30 bytes: the least recently used (b) goes
+    assert len(cache) == 2
+    cache.fetch("a", fetch)
+    cache.fetch("b", fetch)
+    assert fetched == ["a", "b", "c", "b"]
+
+
+def test_a_failed_fetch_is_not_cached() -> None:
+    cache = DocumentCache()
+    calls = []
+
+    def failing(cid: str) -> bytes:
+        calls.append(cid)
+        raise TimeoutError("nobody serves it")
+
+    for _ in range(2):
+        with pytest.raises(TimeoutError):
+            cache.fetch("a", failing)
+    assert calls == ["a", "a"] and len(cache) == 0

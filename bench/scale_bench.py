@@ -1,0 +1,319 @@
+"""Many members in one swarm: one whole test-bed cluster W and light members (issue 20).
+
+W is a whole cluster of the test bed (control plane, kubelet stand-in running
+kubo, operator and discovery agent) with a SwarmPool and an Identity. The other
+members are light members (``cluster-discovery-member``: a real kubo node
+bootstrapped from W's node, publishing an identity with the product's own
+code), added in steps up to each size N. For each N it prints:
+
+- join: seconds from starting the step's new members until W shows N Peers Online;
+- newcomer: W's Identity deleted and created again, seconds until it shows N Peers Online
+  (what a cluster joining last waits for);
+- update p50/p95: a member republishes a new description (its process restarted with it),
+  seconds until W's Peer shows it; this includes the member process's own start (about a second);
+- steady state, nothing changing for ``--steady`` seconds: CPU seconds per minute and RSS of
+  W's operator (with the ansible processes it waited for), its module zygote (with its
+  children), its agent and its kubo node; Kubernetes writes per minute seen on Peers,
+  Identities and SwarmPools of W (watch events that changed an object);
+- the wall time of W's last Identity reconcile (the operator's "ansible run finished").
+
+Asserts nothing.
+
+    python -m bench.scale_bench [--members 10,25,50] [--steady 120] [--updates 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+from testbed.collection import activate
+from testbed.federation import Cluster, Federation, identity, namespace, swarm_pool
+from testbed.kubo import KuboNode, KuboNodes
+
+NS = "bench-scale"
+GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
+MEMBER = Path(sys.executable).parent / "cluster-discovery-member"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None, *, children: bool) -> float:
+    """utime + stime of ``pid`` (and of the children it waited for), from /proc."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # fields[0] is the state (field 3): utime, stime, cutime, cstime are fields 14-17.
+    used = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return used / TICKS
+
+
+def rss_mib(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def read_cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, interval: float = 0.2) -> float:
+    began = time.monotonic()
+    while not condition():
+        if time.monotonic() - began > timeout:
+            raise TimeoutError(f"not reached within {timeout:.0f} s")
+        time.sleep(interval)
+    return time.monotonic() - began
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+class Members:
+    """Light members: a kubo node and a cluster-discovery-member process each."""
+
+    def __init__(self, base_dir: Path, swarm_key: str, bootstrap: str) -> None:
+        self.nodes = KuboNodes(base_dir / "kubo")
+        self.base_dir = base_dir
+        self.swarm_key = swarm_key
+        self.bootstrap = bootstrap
+        self.key_file = base_dir / "swarm.key"
+        self.key_file.write_text(swarm_key)
+        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(activate()))
+        self.members: list[tuple[KuboNode, subprocess.Popen[bytes]]] = []
+
+    def _process(self, node: KuboNode, index: int, description: str) -> subprocess.Popen[bytes]:
+        log = (self.base_dir / f"member-{index}.log").open("ab")
+        try:
+            return subprocess.Popen(
+                [
+                    str(MEMBER), "--api-url", node.api_url, "--swarm-key-file", str(self.key_file),
+                    "--name", f"Light {index}", "--description", description, "--category", "bench",
+                ],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            )  # fmt: skip
+        finally:
+            log.close()
+
+    def add(self, count: int) -> None:
+        for _ in range(count):
+            index = len(self.members)
+            node = self.nodes(self.swarm_key, name=f"light-{index}", bootstrap=[self.bootstrap])
+            self.members.append((node, self._process(node, index, "first")))
+
+    def republish(self, index: int, description: str) -> None:
+        node, process = self.members[index]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        self.members[index] = (node, self._process(node, index, description))
+
+    def close(self) -> None:
+        for _, process in self.members:
+            process.send_signal(signal.SIGTERM)
+        for _, process in self.members:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.nodes.close()
+
+
+class WriteCounter:
+    """Watch events that changed a Peer, Identity or SwarmPool of W's namespace."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.api = kubernetes.client.CustomObjectsApi(cluster.control_plane.api_client())
+        self.counts = {"peers": 0, "identities": 0, "swarmpools": 0}
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._watch, args=(plural,), daemon=True) for plural in self.counts]
+        for thread in self.threads:
+            thread.start()
+
+    def _watch(self, plural: str) -> None:
+        while not self.stop.is_set():
+            listing = self.api.list_namespaced_custom_object(GROUP, VERSION, NS, plural)
+            watch = kubernetes.watch.Watch()
+            try:
+                for event in watch.stream(
+                    self.api.list_namespaced_custom_object, GROUP, VERSION, NS, plural,
+                    resource_version=listing["metadata"]["resourceVersion"], timeout_seconds=30,
+                ):  # fmt: skip
+                    if self.stop.is_set():
+                        break
+                    if event["type"] in ("MODIFIED", "ADDED", "DELETED"):
+                        self.counts[plural] += 1
+            except Exception:  # a dropped watch: list again
+                time.sleep(0.5)
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+def online_peers(w: Cluster) -> list[dict[str, Any]]:
+    return [p for p in w.get("peers", namespace=NS) or [] if (p.get("status") or {}).get("status") == "Online"]
+
+
+def last_identity_run_seconds(w: Cluster) -> float | None:
+    seconds = None
+    for line in (w.base_dir / "operator.log").read_text().splitlines():
+        if '"ansible run finished"' in line and '"Identity"' in line:
+            seconds = json.loads(line).get("seconds")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", default="10,25,50", help="sizes, comma separated (light members at each)")
+    parser.add_argument("--steady", type=float, default=120.0, help="seconds of steady state measured per size")
+    parser.add_argument("--updates", type=int, default=5, help="update trials per size")
+    args = parser.parse_args()
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (or SIGINT where a shell ignores it) stops every member and cluster
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+    sizes = sorted(int(n) for n in args.members.split(","))
+    base = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    rows: list[dict[str, Any]] = []
+    with Federation(base) as federation:
+        w = federation.add_cluster("scale-w")
+        w.apply([namespace(NS), swarm_pool("pool", NS, swarm="pool", key_secret="swarm")])
+
+        def node_entry() -> dict[str, Any]:
+            obj = w.get("swarmpool", "pool", namespace=NS) or {}
+            return ((obj.get("status") or {}).get("status") or {}).get("pool") or {}
+
+        address = w.wait_for(lambda: (node_entry().get("Addresses") or [None])[0], "W's node is up", timeout=300)
+        key = base64.b64decode(w.get("secret", "swarm", namespace=NS)["data"]["swarm-key"]).decode()
+        w_identity = identity(
+            "w", NS, swarm_pool="pool", swarm="pool", display_name="W", description="W",
+            url=w.control_plane.server, categories=[],
+        )  # fmt: skip
+        w.apply([w_identity])
+        members = Members(base, key, address)
+        try:
+            for size in sizes:
+
+                def all_online(n: int = size) -> bool:
+                    return len(online_peers(w)) >= n
+
+                began = time.monotonic()
+                members.add(size - len(members.members))
+                join = time.monotonic() - began + wait_for(all_online, timeout=900)
+                print(f"N={size}: W shows {size} Peers Online {join:.1f} s after the step began", flush=True)
+
+                w.delete("identity", "w", namespace=NS, wait=True)
+                w.wait_for(lambda: not w.get("peers", namespace=NS), "W's Peers are gone", timeout=300)
+                began = time.monotonic()
+                w.apply([w_identity])
+                newcomer = wait_for(all_online, timeout=900)
+                print(f"N={size}: a new Identity on W shows {size} Peers Online after {newcomer:.1f} s", flush=True)
+
+                updates = []
+                for trial in range(args.updates):
+                    index = trial % size
+                    node = members.members[index][0]
+                    text = f"update {size}-{trial}"
+                    began = time.monotonic()
+                    members.republish(index, text)
+
+                    def shows(peer_id: str = node.peer_id.lower(), text: str = text) -> bool:
+                        peer = w.get("peer", peer_id, namespace=NS) or {}
+                        return (peer.get("spec") or {}).get("description") == text
+
+                    wait_for(shows, timeout=300, interval=0.05)
+                    updates.append(time.monotonic() - began)
+                print(f"N={size}: updates {', '.join(f'{u:.2f}' for u in updates)} s", flush=True)
+
+                time.sleep(10)  # the updates' own writes settle
+                operator_pid = w.operator.process.pid if w.operator and w.operator.process else None
+                agent_pid = w.agent.process.pid if w.agent and w.agent.process else None
+                zygote_pid = next(
+                    (pid for pid in child_pids(operator_pid or 0) if b"zygote" in read_cmdline(pid)), None
+                )
+                assert w.kubelet is not None
+                pod = w.kubelet.pod(NS, "pool-pool-ss-0")
+                kubo_pid = pod.pid if pod else None
+                parts = {
+                    "operator": (operator_pid, True),
+                    "zygote": (zygote_pid, True),
+                    "agent": (agent_pid, False),
+                    "kubo": (kubo_pid, False),
+                }
+                counter = WriteCounter(w)
+                time.sleep(2)
+                before = {name: cpu_seconds(pid, children=c) for name, (pid, c) in parts.items()}
+                writes_before = counter.snapshot()
+                time.sleep(args.steady)
+                after = {name: cpu_seconds(pid, children=c) for name, (pid, c) in parts.items()}
+                writes = {k: v - writes_before[k] for k, v in counter.snapshot().items()}
+                counter.stop.set()
+                minutes = args.steady / 60
+                rows.append(
+                    {
+                        "N": size,
+                        "join": join,
+                        "newcomer": newcomer,
+                        "update p50": percentile(updates, 0.5),
+                        "update p95": percentile(updates, 0.95),
+                        **{f"cpu {k}": (after[k] - before[k]) / minutes for k in parts},
+                        **{f"rss {k}": rss_mib(pid) for k, (pid, _) in parts.items()},
+                        **{f"writes {k}": v / minutes for k, v in writes.items()},
+                        "identity run": last_identity_run_seconds(w),
+                    }
+                )
+                print(json.dumps(rows[-1], default=str), flush=True)
+        finally:
+            members.close()
+    print(f"\nW plus N light members; steady state over {args.steady:.0f} s (per minute):")
+    columns = list(rows[0]) if rows else []
+    print(" | ".join(columns))
+    for row in rows:
+        print(" | ".join(f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+    for row in rows:
+        operator_agent = row["cpu operator"] + row["cpu zygote"] + row["cpu agent"]
+        rss = row["rss operator"] + row["rss zygote"] + row["rss agent"]
+        writes = row["writes peers"] + row["writes identities"] + row["writes swarmpools"]
+        print(
+            f"N={row['N']}: operator+zygote+agent {operator_agent:.2f} CPU-s/min and {rss:.0f} MiB RSS;"
+            f" {writes:.1f} writes/min while nothing changed"
+        )
+
+
+if __name__ == "__main__":
+    main()
