@@ -597,7 +597,7 @@ class DocumentCache:
                 self._documents[cid] = data
                 self._size += len(data)
                 while self._size > self.max_bytes:
-                    _, dropped = self._documents.popitem(last=False)
+                    dropped = self._documents.popitem(last=False)[1]
                     self._size -= len(dropped)
         return data
 
