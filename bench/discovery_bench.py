@@ -34,6 +34,7 @@ from typing import Any
 import kubernetes
 import yaml
 
+from bench.figures import measure, percentile
 from testbed.federation import Cluster, Federation, identity, namespace, secret, swarm_pool
 
 NS = "bench-discovery"
@@ -49,15 +50,6 @@ def pool_entry(cluster: Cluster, pool: str) -> dict[str, Any]:
     return ((obj.get("status") or {}).get("status") or {}).get(pool) or {}
 
 
-def measure(condition: Callable[[], bool], *, timeout: float = 120, interval: float = 0.05) -> float:
-    began = time.monotonic()
-    while not condition():
-        if time.monotonic() - began > timeout:
-            raise TimeoutError(f"not reached within {timeout:.0f} s")
-        time.sleep(interval)
-    return time.monotonic() - began
-
-
 def reconciled(cluster: Cluster, name: str) -> bool:
     """The operator is done with the Identity's current generation (its run ended, successfully)."""
     obj = cluster.get("identity", name, namespace=NS) or {}
@@ -68,12 +60,6 @@ def reconciled(cluster: Cluster, name: str) -> bool:
         status.get("fullSyncGeneration") == (obj.get("metadata") or {}).get("generation")
         and running.get("reason") == "Successful"
     )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def main() -> None:

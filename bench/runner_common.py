@@ -32,6 +32,7 @@ from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.status import done_conditions, now_rfc3339, running_conditions, status_patch
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
 
+from bench.figures import measure
 from testbed import binaries
 from testbed.collection import activate
 from testbed.controlplane import ControlPlane, control_plane_running
@@ -120,12 +121,7 @@ def verify(cp: ControlPlane, namespace_: str, count: int) -> str:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 1.0) -> float:
-    began = time.monotonic()
-    while not condition():
-        if time.monotonic() - began > timeout:
-            raise TimeoutError(f"not done after {timeout:.0f}s")
-        time.sleep(interval)
-    return time.monotonic() - began
+    return measure(condition, timeout=timeout, interval=interval)
 
 
 def start_operator(cp: ControlPlane, namespace_: str, work: Path, *args: str) -> OperatorProcess:

@@ -34,12 +34,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 
+from bench.figures import measure, percentile
 from testbed.collection import activate
 from testbed.federation import Cluster, Federation, identity, namespace, swarm_pool
 from testbed.kubo import KuboNode, KuboNodes
@@ -87,20 +87,6 @@ def read_cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, interval: float = 0.2) -> float:
-    began = time.monotonic()
-    while not condition():
-        if time.monotonic() - began > timeout:
-            raise TimeoutError(f"not reached within {timeout:.0f} s")
-        time.sleep(interval)
-    return time.monotonic() - began
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
 
 
 class Members:
@@ -234,14 +220,14 @@ def main() -> None:
 
                 began = time.monotonic()
                 members.add(size - len(members.members))
-                join = time.monotonic() - began + wait_for(all_online, timeout=900)
+                join = time.monotonic() - began + measure(all_online, timeout=900, interval=0.5)
                 print(f"N={size}: W shows {size} Peers Online {join:.1f} s after the step began", flush=True)
 
                 w.delete("identity", "w", namespace=NS, wait=True)
                 w.wait_for(lambda: not w.get("peers", namespace=NS), "W's Peers are gone", timeout=300)
                 began = time.monotonic()
                 w.apply([w_identity])
-                newcomer = wait_for(all_online, timeout=900)
+                newcomer = measure(all_online, timeout=900, interval=0.5)
                 print(f"N={size}: a new Identity on W shows {size} Peers Online after {newcomer:.1f} s", flush=True)
 
                 updates = []
@@ -256,7 +242,7 @@ def main() -> None:
                         peer = w.get("peer", peer_id, namespace=NS) or {}
                         return (peer.get("spec") or {}).get("description") == text
 
-                    wait_for(shows, timeout=300, interval=0.05)
+                    measure(shows, timeout=300, interval=0.05)
                     updates.append(time.monotonic() - began)
                 print(f"N={size}: updates {', '.join(f'{u:.2f}' for u in updates)} s", flush=True)
 

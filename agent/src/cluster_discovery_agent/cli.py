@@ -111,10 +111,7 @@ def thread_health(threads: list[threading.Thread]) -> tuple[bool, str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(level=args.log_level, fmt=args.log_format)
-    try:
-        collection.make_importable()
-    except collection.CollectionNotFoundError as err:
-        log.error("%s", err)
+    if not collection.importable(log):
         return 2
     # The collection's code, importable only now.
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client

@@ -9,6 +9,7 @@ once that root is on ``sys.path`` (a namespace package, like the one the
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -38,3 +39,13 @@ def make_importable() -> Path:
         f"the peerdiscovery.cluster_discovery collection was not found in {searched}; install it"
         " (ansible-galaxy collection install) or set ANSIBLE_COLLECTIONS_PATH"
     )
+
+
+def importable(log: logging.Logger) -> bool:
+    """``make_importable``, a missing collection said in ``log``: what each entry point does first."""
+    try:
+        make_importable()
+    except CollectionNotFoundError as err:
+        log.error("%s", err)
+        return False
+    return True

@@ -61,10 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(level=args.log_level, fmt=args.log_format)
-    try:
-        collection.make_importable()
-    except collection.CollectionNotFoundError as err:
-        log.error("%s", err)
+    if not collection.importable(log):
         return 2
     from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
     from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
