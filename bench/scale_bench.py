@@ -223,8 +223,15 @@ def main() -> None:
                 join = time.monotonic() - began + measure(all_online, timeout=900, interval=0.5)
                 print(f"N={size}: W shows {size} Peers Online {join:.1f} s after the step began", flush=True)
 
-                w.delete("identity", "w", namespace=NS, wait=True)
-                w.wait_for(lambda: not w.get("peers", namespace=NS), "W's Peers are gone", timeout=300)
+                # Its finalizer retracts the identity and removes every Peer: minutes on a saturated machine,
+                # longer than one kubectl call may wait.
+                w.delete("identity", "w", namespace=NS)
+                w.wait_for(
+                    lambda: w.get("identity", "w", namespace=NS) is None and not w.get("peers", namespace=NS),
+                    "W's Identity and Peers are gone",
+                    timeout=900,
+                    interval=2,
+                )
                 began = time.monotonic()
                 w.apply([w_identity])
                 newcomer = measure(all_online, timeout=900, interval=0.5)
