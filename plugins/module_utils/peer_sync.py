@@ -316,20 +316,9 @@ def plan(
         if name in seen or not name or not scope.owns(current):
             continue
         previous = current.get("status") or {}
-        if not count_misses and name in gone_quiet and name not in untouched and previous.get("status") != OFFLINE:
-            result.offline += 1
-            missing = int(previous.get("missingCounter") or 0) + 1
-            result.actions.append(
-                Action(
-                    verb="status",
-                    name=name,
-                    status=_status(
-                        scope, state=OFFLINE, missing=missing, last_seen=None, identity=None, previous=previous
-                    ),
-                )
-            )
-            continue
-        if name in untouched or not count_misses:
+        # Without a round of its own, the fast path counts a miss only for a member it knows fell silent.
+        fell_silent = not count_misses and name in gone_quiet and previous.get("status") != OFFLINE
+        if name in untouched or not (count_misses or fell_silent):
             if previous.get("status") == OFFLINE:
                 result.offline += 1
             else:
@@ -339,7 +328,7 @@ def plan(
         if missing >= forget_after:
             result.actions.append(Action(verb="delete", name=name))
             continue
-        state = OFFLINE if missing >= offline_after else previous.get("status") or ONLINE
+        state = OFFLINE if missing >= offline_after or fell_silent else previous.get("status") or ONLINE
         if state == OFFLINE:
             result.offline += 1
         else:
