@@ -61,6 +61,7 @@ from tests.integration.roles.support import (
     node_authorization,
     rpc,
     rpc_call,
+    run_marker,
     running_swarm,
     wait_for_run,
 )
@@ -353,7 +354,15 @@ def test_a_kubeconfig_a_user_writes_into_the_identitys_secret_is_never_published
             "patch", "identity", IDENTITY, "-n", swarm.namespace, "--type=merge",
             "-p", json.dumps({"spec": {"description": "changed while the Secret was tampered with"}}),
         )  # fmt: skip
-        obj = wait_for_run(cluster, "identity", IDENTITY, swarm.namespace, after=before)
+        generation = cluster.get("identity", IDENTITY, namespace=swarm.namespace)["metadata"]["generation"]
+        # The Secret's change and the annotation wake runs of their own, which only discover; the spec's change is
+        # a full sync, the one that renews the account and its Secret.
+        obj = cluster.wait_for(
+            lambda: full_sync_of(cluster, swarm.namespace, generation, after=before),
+            f"a full sync of generation {generation} finished",
+            timeout=TIMEOUT,
+            interval=POLL,
+        )
         listening.join(timeout=60)
         announced = {
             (parsed.cid, parsed.sequence)
@@ -372,6 +381,14 @@ def test_a_kubeconfig_a_user_writes_into_the_identitys_secret_is_never_published
         cluster.get("secret", f"{IDENTITY}-kubeconfig", namespace=swarm.namespace)["data"]["config"]
     )
     assert b"exec" not in restored, "the role put its own kubeconfig back"
+
+
+def full_sync_of(cluster: Cluster, namespace: str, generation: int, *, after: str) -> dict[str, Any] | None:
+    """The Identity once a run other than ``after`` finished and renewed it at ``generation``."""
+    obj = cluster.get("identity", IDENTITY, namespace=namespace)
+    marker = run_marker(obj)
+    done = marker is not None and marker != after
+    return obj if done and (obj.get("status") or {}).get("fullSyncGeneration") == generation else None
 
 
 def test_a_peer_written_by_a_user_never_has_its_kubeconfig_loaded(
