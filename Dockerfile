@@ -1,14 +1,15 @@
 # syntax=docker/dockerfile:1
 # The operator image: the runner (cluster-discovery-operator, the entrypoint),
 # the discovery agent (cluster-discovery-agent, the Deployment's second
-# container), the collection peerdiscovery.cluster_discovery with its
-# dependency kubernetes.core, and the pinned Python dependencies of all.
+# container), the collection peerdiscovery.cluster_discovery (installed by pip,
+# as the agent imports it) with its dependency kubernetes.core, and the pinned
+# Python dependencies of all.
 #
 #   make docker-build IMG=ghcr.io/irt-saintexupery/cluster-discovery-operator:0.1.0
 #
-# Two stages: the first installs into a virtualenv and builds the collection,
-# the second copies only the results onto a clean base, so neither pip's
-# caches nor the sources end up in the image.
+# Two stages: the first installs into a virtualenv, the second copies only
+# the results onto a clean base, so neither pip's caches nor the sources end
+# up in the image.
 
 FROM python:3.11-slim-bookworm AS build
 
@@ -18,23 +19,20 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# Dependencies first: this layer is rebuilt only when a pin changes. One pip
-# run resolves the pins and the runner's and agent's declared ranges
-# together, so a pin outside a range fails the build instead of being
-# silently replaced.
+# The pinned dependencies first: this layer is rebuilt only when a pin changes.
 COPY requirements.txt /src/requirements.txt
-COPY runner /src/runner
-COPY agent /src/agent
-RUN pip install --requirement /src/requirements.txt /src/runner /src/agent
+RUN pip install --requirement /src/requirements.txt
 
-# The collection, built as Galaxy would ship it (galaxy.yml's build_ignore
-# applies) and installed with the collections it depends on.
+# Then the collection (the repository root's pyproject.toml: its files go to
+# site-packages/ansible_collections, where ansible-core finds it and the agent
+# imports it), the runner and the agent. One pip run resolves the pins and
+# their declared ranges together, so a pin outside a range fails the build
+# instead of being silently replaced. kubernetes.core, a collection the roles
+# need, comes from Galaxy with requirements.yml.
 COPY . /src
-RUN ansible-galaxy collection build --output-path /tmp/collection /src \
+RUN pip install --requirement /src/requirements.txt /src /src/runner /src/agent \
  && ansible-galaxy collection install --collections-path /usr/share/ansible/collections \
-      --requirements-file /src/requirements.yml \
- && ansible-galaxy collection install --collections-path /usr/share/ansible/collections \
-      /tmp/collection/peerdiscovery-cluster_discovery-*.tar.gz
+      --requirements-file /src/requirements.yml
 
 
 FROM python:3.11-slim-bookworm

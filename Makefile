@@ -24,10 +24,10 @@ test: setup testbed ## Run every test: unit, integration and end to end, against
 .PHONY: setup
 setup: $(VENV)/.installed ## Create the virtualenv with the pinned dependencies
 
-$(VENV)/.installed: requirements.txt requirements-test.txt runner/pyproject.toml agent/pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml runner/pyproject.toml agent/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-test.txt -e runner -e agent
+	$(BIN)/pip install --quiet -r requirements-test.txt -e . -e runner -e agent
 	touch $@
 
 .PHONY: testbed

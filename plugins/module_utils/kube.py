@@ -1,11 +1,16 @@
 # Copyright: cluster-discovery contributors
 # Apache License 2.0 (see LICENSE)
-"""Kubernetes objects of one kind, through kubernetes.core's client.
+"""Kubernetes objects of one kind: what the protocol asks of Kubernetes, and its implementation for modules.
 
 Private to the collection: may change without notice.
 
-The only code in module_utils that calls the API server. It goes through
-kubernetes.core's ``K8SClient`` (built by its ``get_api_client`` from the
+:class:`Resources` is all the protocol code (peer_sync, swarm_access, the
+swarm key Secret) asks of Kubernetes, so the same rules run in modules and in
+the agent: modules pass a :class:`ResourceService`, the agent an adapter over
+the operator's own client (cluster_discovery_agent.kube.KindObjects).
+
+:class:`ResourceService` is the only code in module_utils that calls the API
+server. It goes through kubernetes.core's ``K8SClient`` (built by its ``get_api_client`` from the
 module's auth options), which adds ``dryRun=All`` to writes in check mode, so
 check mode is the server's own dry run. Every failure becomes a
 KubernetesError worded as kubernetes.core words its own ("Failed to <verb>
@@ -16,7 +21,7 @@ request body (it may hold a Secret).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 
@@ -44,6 +49,30 @@ def api_reason(err: Exception) -> str:
     if status is not None:
         return f"{status} {reason or ''}".strip()
     return f"{type(err).__name__}: {err}"
+
+
+class Resources(Protocol):
+    """Objects of one kind. Failures raise KubernetesError worded "Failed to <verb> <Kind> <namespace>/<name>: …"."""
+
+    kind: str
+
+    def get(self, name: str, namespace: str) -> dict[str, Any] | None:
+        """The object, or None when there is none."""
+
+    def list(self, namespace: str, *, label_selector: str | None = None) -> list[dict[str, Any]]: ...
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        """AlreadyExistsError when another writer was faster."""
+
+    def patch(
+        self, name: str, namespace: str, patch: dict[str, Any], *, content_type: str = "application/merge-patch+json"
+    ) -> dict[str, Any]: ...
+
+    def patch_status(self, name: str, namespace: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``status`` through the status subresource."""
+
+    def delete(self, name: str, namespace: str) -> bool:
+        """False when it was already gone."""
 
 
 class ResourceService:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import Resources, ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     KubeconfigError,
     MemberKubeconfig,
@@ -88,8 +88,8 @@ def probe(kubeconfig: MemberKubeconfig, *, timeout: float) -> str:
 
 
 def check(
-    peers: ResourceService,
-    secrets: ResourceService,
+    peers: Resources,
+    secrets: Resources,
     name: str,
     namespace: str,
     *,

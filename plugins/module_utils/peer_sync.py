@@ -45,7 +45,7 @@ from typing import Any
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import (
     AlreadyExistsError,
     KubernetesError,
-    ResourceService,
+    Resources,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     KubeconfigError,
@@ -388,9 +388,7 @@ class Applied:
     """``<peer>: <why>`` for each member whose Peer could not be written; the others were."""
 
 
-def apply(
-    plan_: SyncPlan, scope: Scope, *, peers: ResourceService, secrets: ResourceService, check_mode: bool
-) -> Applied:
+def apply(plan_: SyncPlan, scope: Scope, *, peers: Resources, secrets: Resources, check_mode: bool) -> Applied:
     """Carry out ``plan_``: write only what differs, so a second identical round changes nothing.
 
     What one member published can still be refused by the API server (a field
@@ -407,7 +405,7 @@ def apply(
 
 
 def _apply_action(
-    action: Action, scope: Scope, result: Applied, *, peers: ResourceService, secrets: ResourceService, check_mode: bool
+    action: Action, scope: Scope, result: Applied, *, peers: Resources, secrets: Resources, check_mode: bool
 ) -> None:
     current = peers.get(action.name, scope.namespace)
     if _newer_than(current, action.sequence):

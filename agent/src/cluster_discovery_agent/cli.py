@@ -21,17 +21,26 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    DEFAULT_FRESH_WITHIN,
+    SwarmIdentity,
+)
 from cluster_discovery_operator import logs
-from cluster_discovery_operator.kube import ConfigurationError, KubeClient
+from cluster_discovery_operator.kube import ConfigurationError, KubeClient, KubeError
 from cluster_discovery_operator.probes import ProbeServer
 from cluster_discovery_operator.settings import KubeSettings, ProbeSettings, parse_bind_address
 
-from . import collection
 from .channels import Channel, Channels, IdentityRef, channels_of
+from .fastpath import FastPath
+from .kube import Watched
 from .nodestatus import DEFAULT_PERIOD, NodeStatus
+from .objects import SECRETS, KindObjects
+from .publisher import Publisher
+from .swarms import NodeReader, node_authorization
 
-# swarm_identity.DEFAULT_FRESH_WITHIN, which only imports once the collection is found; a test keeps them equal.
-DEFAULT_OFFLINE_AFTER = 90.0
+DEFAULT_OFFLINE_AFTER = DEFAULT_FRESH_WITHIN
 
 log = logging.getLogger("cluster_discovery_agent")
 
@@ -111,33 +120,20 @@ def thread_health(threads: list[threading.Thread]) -> tuple[bool, str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(level=args.log_level, fmt=args.log_format)
-    if not collection.importable(log):
-        return 2
-    # The collection's code, importable only now.
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 
-    from .fastpath import FastPath
-    from .kube import Watched
-    from .publisher import Publisher
-    from .swarms import NodeReader, node_authorization
-
-    k8s = get_api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else get_api_client()
     try:
         kube = KubeClient(KubeSettings(kubeconfig=args.kubeconfig))
-    except ConfigurationError as err:
+        kubernetes_version = kube.server_version()
+    except (ConfigurationError, KubeError) as err:
         log.error("%s", err)
         return 2
     namespaces = watch_namespaces(args.namespace)
     identities = Watched(kube, namespaces, plural="identities")
     pools = Watched(kube, namespaces, plural="swarmpools")
-    fast_path = FastPath(k8s, identities, offline_after=args.offline_after)
-    publisher = Publisher(k8s)
+    fast_path = FastPath(kube, identities, offline_after=args.offline_after)
+    publisher = Publisher(kube, kubernetes_version=kubernetes_version)
 
-    secrets = ResourceService(k8s, "Secret", "v1")
+    secrets = KindObjects(kube, SECRETS)
     node_status = NodeStatus(pools, read=NodeReader(secrets), period=args.node_status_period)
 
     def make_serve(channel: Channel) -> Callable[..., None]:

@@ -1,7 +1,6 @@
 """Apply a member's news at once: discovery from what was heard, then peer_sync's writes.
 
-Imported only once the collection is importable (see collection.py): this is
-the identity role's own code (swarm_identity, peer_sync, kube), run in the
+This is the identity role's own code (swarm_identity, peer_sync, kube), run in the
 agent's process, where the Kubernetes client is already loaded, instead of in
 an Ansible run that would spend seconds importing it. Misses are not counted
 here: the agent did not ask the swarm, so nobody can have been missed. A member
@@ -16,13 +15,10 @@ import threading
 import time
 from typing import Any
 
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import K8SClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
-    API_VERSION,
     DEFAULT_FORGET_AFTER,
     DEFAULT_OFFLINE_AFTER,
     Scope,
@@ -36,22 +32,24 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     SwarmIdentity,
     results,
 )
+from cluster_discovery_operator.kube import KubeClient
 from cluster_discovery_operator.logs import fields
 
 from .channels import Channel, IdentityRef
 from .kube import Watched
+from .objects import PEERS, SECRETS, SWARM_POOLS, KindObjects
 from .swarms import SwarmNotReady, resolve
 
 log = logging.getLogger(__name__)
 
 
 class FastPath:
-    def __init__(self, k8s: K8SClient, identities: Watched, *, offline_after: float) -> None:
+    def __init__(self, kube: KubeClient, identities: Watched, *, offline_after: float) -> None:
         self._identities = identities
         self._offline_after = offline_after
-        self._peers = ResourceService(k8s, "Peer", API_VERSION)
-        self._secrets = ResourceService(k8s, "Secret", "v1")
-        self._pools = ResourceService(k8s, "SwarmPool", API_VERSION)
+        self._peers = KindObjects(kube, PEERS)
+        self._secrets = KindObjects(kube, SECRETS)
+        self._pools = KindObjects(kube, SWARM_POOLS)
         self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
         self._documents = DocumentCache()  # content-addressed: fetched once, whatever the channel
 

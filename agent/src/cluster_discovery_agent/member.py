@@ -22,9 +22,12 @@ import sys
 import threading
 from pathlib import Path
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 from cluster_discovery_operator import logs
-
-from . import collection
 
 log = logging.getLogger("cluster_discovery_agent.member")
 
@@ -61,14 +64,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(level=args.log_level, fmt=args.log_format)
-    if not collection.importable(log):
-        return 2
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
-    from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
-
     try:
         key = parse(args.swarm_key_file.read_text())
         token = args.api_token_file.read_text().strip() if args.api_token_file else None

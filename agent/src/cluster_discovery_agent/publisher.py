@@ -1,6 +1,6 @@
 """Publish a local Identity's change at once: the sending half of the agent's fast path.
 
-Imported only once the collection is importable (see collection.py). The
+The
 identity role publishes on its reconcile, after an ansible-playbook start and
 the account's checks: seconds. The agent sees the same watch event and
 publishes the same document within milliseconds, with the role's own code
@@ -28,33 +28,32 @@ import threading
 import time
 from typing import Any
 
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import K8SClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     DocumentError,
     IdentityDocument,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import (
     identity_owner,
     is_identitys,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import API_VERSION
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
+from cluster_discovery_operator.kube import KubeClient
 from cluster_discovery_operator.logs import fields
 
 from .channels import IdentityRef
+from .objects import SECRETS, SWARM_POOLS, KindObjects
 from .swarms import SwarmNotReady, resolve
 
 log = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, k8s: K8SClient) -> None:
-        self._pools = ResourceService(k8s, "SwarmPool", API_VERSION)
-        self._secrets = ResourceService(k8s, "Secret", "v1")
-        self._version = str(((k8s.client.version or {}).get("kubernetes") or {}).get("gitVersion") or "")
+    def __init__(self, kube: KubeClient, *, kubernetes_version: str) -> None:
+        self._pools = KindObjects(kube, SWARM_POOLS)
+        self._secrets = KindObjects(kube, SECRETS)
+        self._version = kubernetes_version
         self._lock = threading.Lock()
         self._done: dict[IdentityRef, tuple[Any, bool]] = {}
         # Why each Identity was last left to the operator: every status write of the role or the runner is a

@@ -17,7 +17,7 @@ import base64
 import threading
 from dataclasses import dataclass
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import Resources
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import counters
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
@@ -49,13 +49,13 @@ class SwarmNode:
     """What the node's RPC API asks for in the Authorization header."""
 
 
-def node_authorization(secrets: ResourceService, *, namespace: str, pool: str, swarm: str) -> str | None:
+def node_authorization(secrets: Resources, *, namespace: str, pool: str, swarm: str) -> str | None:
     return authorization(secrets.get(api_token_secret(pool, swarm), namespace))
 
 
 def resolve(
-    pools: ResourceService,
-    secrets: ResourceService,
+    pools: Resources,
+    secrets: Resources,
     *,
     identity_namespace: str,
     namespace: str,
@@ -87,7 +87,7 @@ class NodeReader:
     The token is read once per swarm, and again when the node refuses it (a SwarmPool made anew has a new one).
     """
 
-    def __init__(self, secrets: ResourceService) -> None:
+    def __init__(self, secrets: Resources) -> None:
         self._secrets = secrets
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, str], str | None] = {}

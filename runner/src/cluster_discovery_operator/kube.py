@@ -437,6 +437,21 @@ class KubeClient:
         )
         return cast(KubeObject, result)
 
+    def server_version(self) -> str:
+        """The API server's gitVersion (``/version``), e.g. ``v1.37.2``."""
+        body = self.request("GET", "/version", what="read the API server's version")
+        return str((body or {}).get("gitVersion") or "")
+
+    def delete(self, resource: Resource, *, namespace: str | None, name: str) -> None:
+        """Delete in the background (dependents go through garbage collection); NotFoundError when gone."""
+        target = f"{resource.kind} {namespace}/{name}" if namespace else f"{resource.kind} {name}"
+        self.request(
+            "DELETE",
+            resource.path(namespace, name),
+            body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+            what=f"delete {target}",
+        )
+
     def create_event(self, event: Event) -> KubeObject:
         namespace = event.get("metadata", {}).get("namespace") or "default"
         return self.create(EVENTS, namespace=namespace, body=cast(Mapping[str, Any], event), what="create an Event")

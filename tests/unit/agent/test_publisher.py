@@ -9,24 +9,15 @@ as long as it lasted (issue 19).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cluster_discovery_agent import publisher as publisher_module
 from cluster_discovery_agent.channels import IdentityRef
 from cluster_discovery_agent.swarms import SwarmNotReady
+from cluster_discovery_operator.kube import KubeClient
 
 REF = IdentityRef("ns", "cluster1-identity")
-
-
-class FakeK8s:
-    """Just what Publisher's constructor reads: resource lookups and the server version."""
-
-    class client:  # the attribute name kubernetes.core's client has
-        version = {"kubernetes": {"gitVersion": "v1.37.2"}}
-
-    def resource(self, kind: str, api_version: str) -> str:
-        return f"{api_version}/{kind}"
 
 
 def identity(resource_version: str, generation: int = 1) -> dict[str, Any]:
@@ -45,7 +36,8 @@ def test_one_reason_is_logged_once_however_many_events_repeat_it(
     def not_ready(*args: Any, **kwargs: Any) -> None:
         raise SwarmNotReady(next(reasons))
 
-    publisher = publisher_module.Publisher(FakeK8s())  # type: ignore[arg-type]
+    # No request is sent: _publish_on, which would use the client, is replaced.
+    publisher = publisher_module.Publisher(cast(KubeClient, object()), kubernetes_version="v1.37.2")
     monkeypatch.setattr(publisher, "_publish_on", not_ready)
     caplog.set_level(logging.DEBUG, logger=publisher_module.__name__)
     for version in range(13):

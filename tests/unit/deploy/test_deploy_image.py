@@ -2,7 +2,7 @@
 
 Covered: pinned base images matching the runner's Python, the dependencies
 installed from requirements.txt and consistent with runner/pyproject.toml, the
-collection built and installed with its Galaxy requirements, the runner's
+collection installed by pip with its Galaxy requirements, the runner's
 console script as ENTRYPOINT, a numeric non-root USER, watches.yaml where the
 manager's flag points, and a .dockerignore that keeps what the build copies.
 """
@@ -30,6 +30,7 @@ from tests.unit.deploy.deploy_support import CONFIG_DIR, REPO_ROOT
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 PYPROJECT: dict[str, Any] = tomllib.loads((REPO_ROOT / "runner" / "pyproject.toml").read_text())
 AGENT_PYPROJECT: dict[str, Any] = tomllib.loads((REPO_ROOT / "agent" / "pyproject.toml").read_text())
+COLLECTION_PYPROJECT: dict[str, Any] = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,18 @@ def test_the_agent_depends_on_the_operator_package_the_image_builds_beside_it() 
     assert PYPROJECT["project"]["name"] in [Requirement(d).name for d in AGENT_PYPROJECT["project"]["dependencies"]]
 
 
-def test_dependencies_come_from_requirements_txt_together_with_the_runner_and_the_agent() -> None:
+def test_the_agent_depends_on_the_collections_distribution_the_image_installs_beside_it() -> None:
+    assert COLLECTION_PYPROJECT["project"]["name"] in [
+        Requirement(d).name for d in AGENT_PYPROJECT["project"]["dependencies"]
+    ]
+
+
+def test_dependencies_come_from_requirements_txt_together_with_the_collection_the_runner_and_the_agent() -> None:
     runs = " ".join(i.arguments for i in INSTRUCTIONS if i.keyword == "RUN")
-    assert re.search(r"pip install --requirement /src/requirements\.txt /src/runner /src/agent", runs)
+    assert re.search(r"pip install --requirement /src/requirements\.txt /src /src/runner /src/agent", runs)
     copies = [i.arguments for i in INSTRUCTIONS if i.keyword == "COPY"]
     assert "requirements.txt /src/requirements.txt" in copies
-    assert "runner /src/runner" in copies
-    assert "agent /src/agent" in copies
+    assert ". /src" in copies
 
 
 def test_any_version_the_dockerfile_names_equals_the_pin_in_requirements_txt() -> None:
@@ -116,37 +122,35 @@ def test_any_version_the_dockerfile_names_equals_the_pin_in_requirements_txt() -
         assert PINS.get(name.lower()) == version, f"{name}=={version} differs from requirements.txt"
 
 
-# The agent depends on the operator's package, which the image builds from runner/ in the same pip install.
-BUILT_HERE = {PYPROJECT["project"]["name"]}
+# The agent depends on the operator's package and the collection's, which the image builds in the same pip install.
+BUILT_HERE = {PYPROJECT["project"]["name"], COLLECTION_PYPROJECT["project"]["name"]}
 
 
 @pytest.mark.parametrize(
     "dependency",
     [
         dependency
-        for dependency in PYPROJECT["project"]["dependencies"] + AGENT_PYPROJECT["project"]["dependencies"]
+        for dependency in PYPROJECT["project"]["dependencies"]
+        + AGENT_PYPROJECT["project"]["dependencies"]
+        + COLLECTION_PYPROJECT["project"]["dependencies"]
         if Requirement(dependency).name not in BUILT_HERE
     ],
 )
-def test_every_runner_and_agent_dependency_is_pinned_within_its_declared_range(dependency: str) -> None:
+def test_every_declared_dependency_is_pinned_within_its_declared_range(dependency: str) -> None:
     requirement = Requirement(dependency)
     name = requirement.name.lower()
     assert name in PINS, f"{name} is not pinned in requirements.txt, so the image would float"
     assert Version(PINS[name]) in requirement.specifier, f"{name}=={PINS[name]} is outside {requirement.specifier}"
 
 
-def test_the_collection_is_built_and_installed_with_its_galaxy_requirements() -> None:
+def test_the_collections_it_depends_on_come_with_its_galaxy_requirements() -> None:
     runs = [shlex.split(i.arguments) for i in INSTRUCTIONS if i.keyword == "RUN"]
-    words = [w for run in runs for w in run]
-    assert "ansible-galaxy" in words
     joined = " ".join(" ".join(run) for run in runs)
-    assert "ansible-galaxy collection build --output-path /tmp/collection /src" in joined
+    assert "ansible-galaxy collection install --collections-path /usr/share/ansible/collections" in joined
     assert "--requirements-file /src/requirements.yml" in joined
-    galaxy = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
-    tarball = f"/tmp/collection/{galaxy['namespace']}-{galaxy['name']}-*.tar.gz"
-    assert tarball in joined
     copied = [i.arguments for i in FINAL if i.keyword == "COPY"]
     assert "--from=build /usr/share/ansible/collections /usr/share/ansible/collections" in copied
+    assert "--from=build /opt/venv /opt/venv" in copied  # the collection itself, in site-packages
 
 
 def test_the_entrypoint_is_the_runner_console_script() -> None:
@@ -188,6 +192,7 @@ def test_the_version_label_matches_the_runner_and_the_collection() -> None:
     assert version is not None
     galaxy = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
     assert version.group(1) == PYPROJECT["project"]["version"] == galaxy["version"]
+    assert COLLECTION_PYPROJECT["project"]["version"] == galaxy["version"]
 
 
 def _dockerignored(path: str) -> bool:
@@ -198,7 +203,9 @@ def _dockerignored(path: str) -> bool:
             continue
         negate = pattern.startswith("!")
         pattern = pattern.lstrip("!")
-        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path.split("/")[0], pattern):
+        # Docker's `**/` also matches no folder at all.
+        candidates = [pattern, pattern[3:]] if pattern.startswith("**/") else [pattern]
+        if any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path.split("/")[0], p) for p in candidates):
             ignored = not negate
     return ignored
 
@@ -206,6 +213,8 @@ def _dockerignored(path: str) -> bool:
 @pytest.mark.parametrize(
     "path",
     [
+        "pyproject.toml",
+        "LICENSE",
         "requirements.txt",
         "requirements.yml",
         "runner",
@@ -232,15 +241,12 @@ def test_the_dockerignore_drops_development_files(path: str) -> None:
     assert _dockerignored(path)
 
 
-def test_the_collection_builds_and_installs_from_the_docker_build_context(tmp_path: Path) -> None:
-    """The Dockerfile's `ansible-galaxy collection build` + `install`, run offline on what the context would hold."""
+def _docker_context(destination: Path) -> Path:
+    """What the build context holds: the checkout less the .dockerignore."""
     import shutil
-    import subprocess
-    import sys
 
-    context = tmp_path / "context"
     # Walk with pruning: descending into .venv (and the other ignored trees) would
-    # cost more than everything else this test does.
+    # cost more than everything else these tests do.
     for folder, dirs, files in os.walk(REPO_ROOT):
         base = Path(folder).relative_to(REPO_ROOT)
         dirs[:] = [d for d in dirs if d != "__pycache__" and not _dockerignored((base / d).as_posix())]
@@ -248,8 +254,77 @@ def test_the_collection_builds_and_installs_from_the_docker_build_context(tmp_pa
             relative = (base / name).as_posix()
             if relative.endswith(".pyc") or _dockerignored(relative):
                 continue
-            (context / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / relative, context / relative)
+            (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / relative, destination / relative)
+    return destination
+
+
+def test_the_collection_installs_by_pip_from_the_docker_build_context_where_ansible_and_python_find_it(
+    tmp_path: Path,
+) -> None:
+    """The Dockerfile's `pip install /src`, run offline on what the context would hold, into a fresh folder."""
+    import subprocess
+    import sys
+
+    context = _docker_context(tmp_path / "context")
+    site = tmp_path / "site-packages"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(site), str(context)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    root = site / "ansible_collections" / "peerdiscovery" / "cluster_discovery"
+    for needed in (
+        "galaxy.yml",
+        "meta/runtime.yml",
+        "plugins/modules/swarm_key.py",
+        "plugins/module_utils/swarm_identity.py",
+        "plugins/filter/identity_owner.yml",
+        "roles/swarmpool/tasks/main.yml",
+        "roles/identity/templates/kubeconfig.yaml.j2",
+        "playbooks/federation_join.yml",
+        "watches.yaml",
+    ):
+        assert (root / needed).is_file(), needed
+    for dropped in ("tests", "testbed", "runner", "agent", ".venv", "charts", "molecule", "bench"):
+        assert not (root / dropped).exists(), dropped
+        assert not (site / dropped).exists(), dropped
+
+    # ansible-core finds it on sys.path alone (as it finds what the `ansible` package installs), and Python
+    # imports its module_utils as the agent does: no collections path, no sys.path editing.
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "nowhere"),
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+    }
+    doc = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-doc")), "--json", "peerdiscovery.cluster_discovery.swarm_key"],
+        capture_output=True, text=True, timeout=120, env=environment, cwd=tmp_path,
+    )  # fmt: skip
+    assert doc.returncode == 0, doc.stderr
+    documented = json.loads(doc.stdout)["peerdiscovery.cluster_discovery.swarm_key"]
+    assert str(site) in documented["doc"]["filename"]
+    imported = subprocess.run(
+        [sys.executable, "-c",
+         "import ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity as m;"
+         " print(m.__file__)"],
+        capture_output=True, text=True, timeout=60, env=environment, cwd=tmp_path,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip().startswith(str(site))
+
+
+def test_the_collection_builds_for_galaxy_without_the_python_packaging(tmp_path: Path) -> None:
+    """What Ansible users get from Galaxy: galaxy.yml's build_ignore drops the distribution's build outputs."""
+    import subprocess
+    import sys
+
+    context = _docker_context(tmp_path / "context")
+    # What `pip install -e .` and a wheel build leave in a checkout.
+    (context / "peerdiscovery_cluster_discovery.egg-info").mkdir()
+    (context / "build" / "lib").mkdir(parents=True)
     galaxy = str(Path(sys.executable).with_name("ansible-galaxy"))
     built = subprocess.run(
         [galaxy, "collection", "build", "--output-path", str(tmp_path / "dist"), str(context)],
@@ -257,16 +332,10 @@ def test_the_collection_builds_and_installs_from_the_docker_build_context(tmp_pa
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     (tarball,) = (tmp_path / "dist").glob("peerdiscovery-cluster_discovery-*.tar.gz")
-    # --no-deps: kubernetes.core comes from requirements.yml in the image; here there is no Galaxy. --force:
-    # this machine may hold the collection elsewhere already, which the image's fresh Python does not.
-    installed = subprocess.run(
-        [galaxy, "collection", "install", "--no-deps", "--force", "--collections-path", str(tmp_path / "collections"),
-         str(tarball)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert installed.returncode == 0, installed.stderr
-    root = tmp_path / "collections" / "ansible_collections" / "peerdiscovery" / "cluster_discovery"
-    for needed in ("meta/runtime.yml", "plugins/modules/swarm_key.py", "roles/swarmpool/tasks/main.yml"):
-        assert (root / needed).is_file(), needed
-    for dropped in ("tests", "testbed", "runner", ".venv", "charts", "molecule"):
-        assert not (root / dropped).exists(), dropped
+    import tarfile
+
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+    assert "plugins/module_utils/swarm_identity.py" in names
+    assert "roles/swarmpool/tasks/main.yml" in names
+    assert not [name for name in names if name.startswith(("build", "peerdiscovery_cluster_discovery.egg-info"))]
