@@ -11,6 +11,10 @@ YAML file of its name beside this one (ansible-doc -t filter).
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    api_token_secret,
+    identity_owner,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     KubeconfigError,
 )
@@ -18,13 +22,11 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
     parse as parse_kubeconfig,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import (
-    identity_owner,
     in_the_way,
     owned,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
     admits,
-    api_token_secret,
     authorization,
     served_swarm,
 )

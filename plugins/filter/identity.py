@@ -9,6 +9,9 @@ this one (ansible-doc -t filter).
 
 from __future__ import annotations
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    published_fields,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity_spec import (
     needs_full_sync,
     spec_problem,
@@ -23,9 +26,14 @@ def identity_needs_full_sync(identity, full_sync_seconds, swarm_count):
     return needs_full_sync(identity, float(full_sync_seconds), int(swarm_count))
 
 
+def identity_published(spec):
+    return dict(published_fields(spec or {}))
+
+
 class FilterModule:
     def filters(self):
         return {
             "identity_spec_problem": identity_spec_problem,
             "identity_needs_full_sync": identity_needs_full_sync,
+            "identity_published": identity_published,
         }

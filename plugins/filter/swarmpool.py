@@ -14,16 +14,17 @@ import base64
 import hashlib
 import json
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    node_config_map,
+    statefulset_name,
+    swarm_key_secret,
+    swarm_status,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo_release import (
     MalformedRelease,
     choose,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
-    node_config_map,
-    swarm_key_secret,
-)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarmpool_spec import (
-    statefulset_name,
     swarm_problem,
 )
 
@@ -68,4 +69,5 @@ class FilterModule:
             "node_statefulset": statefulset_name,
             "pod_waiting_reason": pod_waiting_reason,
             "swarmpool_swarm_problem": swarm_problem,
+            "swarm_status": swarm_status,
         }

@@ -23,9 +23,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "cluster-discovery-operator"
-IDENTITY_LABEL = "peerdiscovery.irt-saintexupery.com/identity"
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    LABEL_IDENTITY,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+)
+
 SERVICE_ACCOUNT_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 
 # The account objects of an Identity, by the key the identity role reads them under.
@@ -42,16 +45,11 @@ ACCOUNT_OBJECTS: dict[str, tuple[str, str, str]] = {
 DELETION_ORDER = ("kubeconfig", "token", "binding", "role", "account")
 
 
-def identity_owner(namespace: str, name: str) -> str:
-    """How an Identity signs what it publishes through a node (ipfs_identity's ``owner``)."""
-    return f"Identity {namespace}/{name}"
-
-
 def is_identitys(obj: Mapping[str, Any], *, identity_name: str, identity_uid: str = "", key: str = "") -> bool:
     """True when ``obj`` was made by the product for the Identity ``identity_name`` (uid ``identity_uid``)."""
     metadata = obj.get("metadata") or {}
     labels = metadata.get("labels") or {}
-    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or labels.get(IDENTITY_LABEL) != identity_name[:63]:
+    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or labels.get(LABEL_IDENTITY) != identity_name[:63]:
         return False
     if key == "token":
         return (metadata.get("annotations") or {}).get(SERVICE_ACCOUNT_NAME_ANNOTATION) == identity_name

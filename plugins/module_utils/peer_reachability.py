@@ -21,6 +21,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    API_VERSION,
+    KUBECONFIG_ANNOTATION,
+    LABEL_IDENTITY,
+    LABEL_IDENTITY_NAMESPACE,
+    LABEL_SWARM,
+    peer_kubeconfig_secret,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import Resources, ResourceService
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     KubeconfigError,
@@ -30,11 +38,6 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
     parse as parse_kubeconfig,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
-    API_VERSION,
-    KUBECONFIG_ANNOTATION,
-    LABEL_IDENTITY,
-    LABEL_IDENTITY_NAMESPACE,
-    LABEL_SWARM,
     SECRET_KEY,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import (
@@ -104,7 +107,7 @@ def check(
         return Reachability(
             False, "NotManaged", "this Peer was not written by cluster-discovery; no kubeconfig of it is used"
         )
-    secret_name = f"{name}-kubeconfig"
+    secret_name = peer_kubeconfig_secret(name)
     annotations = (peer.get("metadata") or {}).get("annotations") or {}
     if annotations.get(KUBECONFIG_ANNOTATION) != secret_name:
         return Reachability(

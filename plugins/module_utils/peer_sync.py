@@ -42,6 +42,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    API_VERSION,
+    CATEGORY_LABEL_PREFIX,
+    KUBECONFIG_ANNOTATION,
+    LABEL_IDENTITY,
+    LABEL_IDENTITY_NAMESPACE,
+    LABEL_SWARM,
+    peer_kubeconfig_secret,
+    peer_name,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import (
     AlreadyExistsError,
     KubernetesError,
@@ -54,21 +64,6 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
     parse as parse_kubeconfig,
 )
 
-GROUP = "peerdiscovery.irt-saintexupery.com"
-API_VERSION = f"{GROUP}/v1alpha1"
-DEFAULT_OFFLINE_AFTER = 1
-"""Rounds in which a member was silent for longer than the Offline time before its Peer is Offline.
-
-One: the Offline time (swarm_identity.DEFAULT_FRESH_WITHIN, the identity role's identity_offline_after_seconds)
-already waits out three missed announcements; counting rounds on top made Offline depend on the reconcile period.
-"""
-DEFAULT_FORGET_AFTER = 1440
-"""Rounds after which an unheard member's Peer is deleted (the identity role's identity_forget_after)."""
-KUBECONFIG_ANNOTATION = "clusterdiscovery/kubeconfig-secret"
-LABEL_IDENTITY = f"{GROUP}/identity"
-LABEL_IDENTITY_NAMESPACE = f"{GROUP}/identity-namespace"
-LABEL_SWARM = f"{GROUP}/swarm"
-CATEGORY_LABEL_PREFIX = f"category.{GROUP}/"
 SECRET_KEY = "config"
 ONLINE, OFFLINE = "Online", "Offline"
 # Peers of one Identity on one swarm: members are cheap to make (a key pair),
@@ -143,12 +138,8 @@ class SyncPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def peer_name(peer_id: str) -> str:
-    return peer_id.lower()
-
-
 def secret_name(peer_id: str) -> str:
-    return f"{peer_name(peer_id)}-kubeconfig"
+    return peer_kubeconfig_secret(peer_name(peer_id))
 
 
 def desired_peer(scope: Scope, identity: Mapping[str, Any]) -> dict[str, Any]:
@@ -349,7 +340,7 @@ def kubeconfig_secret(scope: Scope, name: str, kubeconfig: str, owner_uid: str) 
         "kind": "Secret",
         "type": "Opaque",
         "metadata": {
-            "name": f"{name}-kubeconfig",
+            "name": peer_kubeconfig_secret(name),
             "namespace": scope.namespace,
             "labels": scope.labels,
             "ownerReferences": [
@@ -416,7 +407,7 @@ def _apply_action(
             result.deleted.append(action.name)
             if not check_mode:
                 peers.delete(action.name, scope.namespace)
-                secrets.delete(f"{action.name}-kubeconfig", scope.namespace)
+                secrets.delete(peer_kubeconfig_secret(action.name), scope.namespace)
         return
     touched = False
     if action.verb == "apply" and action.peer is not None:

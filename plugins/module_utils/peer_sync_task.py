@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     API_VERSION,
     DEFAULT_FORGET_AFTER,
     DEFAULT_OFFLINE_AFTER,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,
     apply,
     plan,

@@ -43,6 +43,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    STATUS_BOOTSTRAPS,
+    STATUS_CONNECTED,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
     AddrInfo,
     ConnInfo,
@@ -61,8 +65,8 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.mu
 PEERING_KEY = "Peering.Peers"
 BOOTSTRAP_KEY = "Bootstrap"
 # The SwarmPool status's names for them, as the original controller printed them (seed 000).
-BOOTSTRAPS_COUNTER = "Number of bootstraps"
-CONNECTED_COUNTER = "Number of connected peers"
+BOOTSTRAPS_COUNTER = STATUS_BOOTSTRAPS
+CONNECTED_COUNTER = STATUS_CONNECTED
 
 
 @dataclass(frozen=True)

@@ -25,28 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-ADMIT_ANNOTATION = "peerdiscovery.irt-saintexupery.com/admit-identity-namespaces"
-# The Secret beside each swarm's node holding the bearer token its RPC API
-# asks for (kubo's API.Authorizations), under this key.
-API_TOKEN_KEY = "token"
-
-
-def api_token_secret(pool: str, swarm: str) -> str:
-    """The name of the Secret holding the RPC API token of ``pool``'s node for ``swarm``."""
-    return f"{pool}-{swarm}-api"
-
-
-def node_config_map(pool: str, swarm: str) -> str:
-    """The name of the start-up ConfigMap of ``pool``'s node for ``swarm``.
-
-    The swarmpool role writes it; the identity role reads the node's bootstrap nodes from it.
-    """
-    return f"{pool}-{swarm}-config"
-
-
-def swarm_key_secret(pool: str, swarm: str, reference: str | None = None) -> str:
-    """The Secret holding the swarm's key: the swarm's ``swarmKeySecretRef``, else ``<pool>-<swarm>-swarm-key``."""
-    return reference or f"{pool}-{swarm}-swarm-key"
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    ADMIT_ANNOTATION,
+    API_TOKEN_KEY,
+    node_ready,
+    swarm_key_secret,
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +46,7 @@ class ServedSwarm:
     @property
     def ready(self) -> bool:
         """The node runs and has answered the role: it reported its RPC API and its peer id, and no error."""
-        return bool(self.spec) and bool(self.status.get("API")) and bool(self.status.get("Peer Id"))
+        return bool(self.spec) and node_ready(self.status)
 
 
 def served_swarm(pool: Mapping[str, Any], swarm: str) -> ServedSwarm:

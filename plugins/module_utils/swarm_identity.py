@@ -40,6 +40,9 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
     decode,
     topic_for,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    DEFAULT_FRESH_WITHIN,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import (
     Discovery,
     Received,
@@ -95,10 +98,6 @@ ROUND_DEADLINE_SECONDS = 20.0
 ASK_ANSWER_INTERVAL_SECONDS = 1.0
 
 
-DEFAULT_FRESH_WITHIN = 90.0
-"""The Offline time: seconds for which a member heard announcing counts as live without answering again
-(ipfs_identity's fresh_within, the identity role's identity_offline_after_seconds, the agent's --offline-after).
-Three announcement periods of 30 s: one lost message does not make a member Offline."""
 # How often the agent's listener looks for members that fell silent: the Offline time is kept to this.
 SILENCE_CHECK_SECONDS = 5.0
 

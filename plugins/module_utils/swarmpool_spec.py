@@ -21,6 +21,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    statefulset_name,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo_release import (
     MalformedRelease,
     choose,
@@ -37,11 +40,6 @@ _DNS_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
 MAX_STATEFULSET_NAME = 52
 # A bootstrap node is dialled over TCP, the one transport every node listens on.
 _TCP_TRANSPORT = re.compile(r"/(?:ip4|ip6|dns|dns4|dns6)/[^/]+/tcp/[0-9]+")
-
-
-def statefulset_name(pool: str, swarm: str) -> str:
-    """The name of the StatefulSet that runs ``pool``'s node for ``swarm``."""
-    return f"{pool}-{swarm}-ss"
 
 
 def swarm_problem(swarm: Mapping[str, Any], pool: str) -> str:

@@ -239,10 +239,14 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ar
     kubo_arg_spec,
     kubo_client,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    DEFAULT_FRESH_WITHIN,
+    PublishedFields,
+    draft_document,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     DocumentError,
-    IdentityDocument,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
     HAS_REQUESTS,
@@ -256,7 +260,6 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import HAS_CRYPTOGRAPHY
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
-    DEFAULT_FRESH_WITHIN,
     SwarmIdentity,
     results,
 )
@@ -288,16 +291,11 @@ def argspec():
 
 def publish(module, node):
     params = module.params
-    document = IdentityDocument(
-        publisher=node.peer_id,
-        sequence=0,
-        issued_at="",
-        name=params["name"],
-        description=params["description"],
-        url=params["url"],
-        categories=tuple(params["categories"]),
-        addresses=tuple(params["addresses"]),
-        kubernetes_version=params["kubernetes_version"],
+    fields = PublishedFields(
+        name=params["name"], description=params["description"], url=params["url"], categories=params["categories"]
+    )
+    document = draft_document(
+        fields, publisher=node.peer_id, addresses=params["addresses"], kubernetes_version=params["kubernetes_version"]
     )
     outcome = node.publish(
         owner=params["owner"], document=document, kubeconfig=params["kubeconfig"], check_mode=module.check_mode

@@ -49,10 +49,12 @@ from typing import Any
 import pytest
 import yaml
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    api_token_secret,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
-    api_token_secret,
     authorization,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity

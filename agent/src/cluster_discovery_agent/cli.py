@@ -21,10 +21,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    DEFAULT_FRESH_WITHIN,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
-    DEFAULT_FRESH_WITHIN,
     SwarmIdentity,
 )
 from cluster_discovery_operator import logs

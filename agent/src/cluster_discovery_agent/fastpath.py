@@ -15,12 +15,14 @@ import threading
 import time
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    DEFAULT_FORGET_AFTER,
+    DEFAULT_OFFLINE_AFTER,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
-    DEFAULT_FORGET_AFTER,
-    DEFAULT_OFFLINE_AFTER,
     Scope,
     apply,
     plan,

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    GROUP,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import (
     AlreadyExistsError,
     KubernetesError,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import GROUP
 from cluster_discovery_operator.kube import ConflictError, KubeClient, KubeError, NotFoundError, Resource
 
 SECRETS = Resource(group="", version="v1", kind="Secret", plural="secrets", namespaced=True)

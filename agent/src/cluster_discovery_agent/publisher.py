@@ -28,14 +28,18 @@ import threading
 import time
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    draft_document,
+    identity_kubeconfig_secret,
+    identity_owner,
+    published_fields,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     DocumentError,
-    IdentityDocument,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import (
-    identity_owner,
     is_identitys,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
@@ -115,19 +119,13 @@ class Publisher:
             if deleting:
                 outcome = swarm_node.retract(owner=owner)
             else:
-                spec = identity.get("spec") or {}
-                document = IdentityDocument(
+                document = draft_document(
+                    published_fields(identity.get("spec") or {}),
                     publisher=swarm_node.peer_id,
-                    sequence=0,
-                    issued_at="",
-                    name=str(spec.get("name") or ""),
-                    description=str(spec.get("description") or ""),
-                    url=str(spec.get("URL") or ""),
-                    categories=tuple(str(c.get("name")) for c in spec.get("categories") or []),
                     addresses=node.addresses,
                     kubernetes_version=self._version,
                 )
-                kubeconfig_secret = self._secrets.get(f"{ref.name}-kubeconfig", ref.namespace) or {}
+                kubeconfig_secret = self._secrets.get(identity_kubeconfig_secret(ref.name), ref.namespace) or {}
                 if kubeconfig_secret and not is_identitys(
                     kubeconfig_secret,
                     identity_name=ref.name,

@@ -17,12 +17,14 @@ import base64
 import threading
 from dataclasses import dataclass
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    api_token_secret,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import Resources
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import counters
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
     admits,
-    api_token_secret,
     authorization,
     refusal,
     served_swarm,

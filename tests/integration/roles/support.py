@@ -14,8 +14,10 @@ from typing import Any
 
 import requests
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import topic_for
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     api_token_secret,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
     authorization,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse

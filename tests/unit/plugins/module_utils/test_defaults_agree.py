@@ -1,7 +1,7 @@
 """The defaults that the agent, the modules, their documentation and the identity role each state, agree.
 
-The numbers live in module_utils (peer_sync.DEFAULT_OFFLINE_AFTER and DEFAULT_FORGET_AFTER,
-swarm_identity.DEFAULT_FRESH_WITHIN); the role's defaults file and the modules' DOCUMENTATION cannot import
+The numbers live in module_utils (conventions.DEFAULT_OFFLINE_AFTER, DEFAULT_FORGET_AFTER and
+DEFAULT_FRESH_WITHIN); the role's defaults file and the modules' DOCUMENTATION cannot import
 them, so this test holds them to the same values.
 """
 
@@ -10,14 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     DEFAULT_FORGET_AFTER,
+    DEFAULT_FRESH_WITHIN,
     DEFAULT_OFFLINE_AFTER,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync_task import argspec
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
-    DEFAULT_FRESH_WITHIN,
-)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.modules import ipfs_identity, peer_sync
 
 ROOT = Path(__file__).resolve().parents[4]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    ADMIT_ANNOTATION,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import (
     in_the_way,
     is_identitys,
     owned,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
-    ADMIT_ANNOTATION,
     admits,
 )
 

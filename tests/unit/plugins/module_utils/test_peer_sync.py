@@ -10,11 +10,13 @@ import copy
 from typing import Any
 
 import pytest
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     DEFAULT_FORGET_AFTER,
     DEFAULT_OFFLINE_AFTER,
     KUBECONFIG_ANNOTATION,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     MAX_PEERS_PER_SWARM,
     OFFLINE,
     ONLINE,

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.filter.boundaries import FilterModule
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import identity_owner
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    identity_owner,
+    swarm_key_secret,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
     served_swarm,
-    swarm_key_secret,
 )
 
 PEER = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
