@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
+import random
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,6 +36,15 @@ CONDITION_KEYS = ("type", "status", "reason", "message", "lastHeartbeatTime", "l
 _CAMEL_CASE = re.compile(r"[A-Z][A-Za-z0-9]*")
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?(\.\d+)?(([+-]\d\d:\d\d)|Z)")
 _ATTEMPTS = 5
+
+
+def conflict_backoff(attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1`` after a 409: client-go's retry.DefaultBackoff (10 ms, x5, 10 % jitter).
+
+    Retrying at once loses again to a writer that writes as often as the read-compute-write takes.
+    """
+    return 0.01 * 5 ** (attempt - 1) * (1 + random.random() * 0.1)
+
 
 Status = dict[str, Any]
 Condition = dict[str, Any]
@@ -204,6 +215,7 @@ def _write(module: TaskModule, client: Any, resource: Any, wanted: Status) -> di
         except ConflictError:
             if attempt == _ATTEMPTS:
                 module.fail_json(msg=f"Failed to update status of {target}: it kept changing during the update")
+            time.sleep(conflict_backoff(attempt))
             continue
         except DynamicApiError as exc:
             module.fail_json(

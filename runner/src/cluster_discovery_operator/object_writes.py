@@ -11,6 +11,7 @@ rule. A failure's Warning Event counts up while the same failure repeats.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -43,6 +44,16 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 5
 """Reads and writes per change before a run of 409s is reported."""
+
+
+def conflict_backoff(attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1`` after a 409: client-go's retry.DefaultBackoff (10 ms, x5, 10 % jitter).
+
+    Retrying at once loses again to a writer that writes as often as the read-compute-write takes.
+    """
+    return 0.01 * 5 ** (attempt - 1) * (1 + random.random() * 0.1)
+
+
 COMPONENT = "cluster-discovery-operator"
 
 ComputeConditions = Callable[[list[Condition]], list[Condition]]
@@ -84,6 +95,7 @@ class ObjectWrites:
             except ConflictError:
                 if attempt == ATTEMPTS:
                     raise
+                time.sleep(conflict_backoff(attempt))
                 obj = None
         raise AssertionError("unreachable")
 
@@ -105,6 +117,7 @@ class ObjectWrites:
             except ConflictError:
                 if attempt == ATTEMPTS:
                     raise
+                time.sleep(conflict_backoff(attempt))
 
     def failure_event(self, key: ObjectKey, obj: KubeObject, message: str, *, finalizer_run: bool) -> None:
         """A Warning Event for a failed run; the same failure again counts up the last one. Never raises."""

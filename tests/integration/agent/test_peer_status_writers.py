@@ -1,0 +1,195 @@
+"""Two writers of one Peer's status lose nothing of each other's, on a real API server (issue 20).
+
+The agent's fast path (peer_sync.apply, through the operator's client) writes
+a Peer's liveness fields; the peer role's check (k8s_status, through
+kubernetes.core's client) writes its Reachable condition. At 40 members a
+pass of the agent used to merge-patch the whole status from a copy read at
+the start of its pass, 36-113 ms after the check had written its condition,
+and the condition was gone until the next check. Each writer now writes only
+the fields it owns, and the check's write carries the resourceVersion it was
+computed from, retried on conflict.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import status_writer
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    API_VERSION,
+    GROUP,
+    peer_name,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+    ONLINE,
+    Scope,
+    apply,
+    plan,
+    selector,
+)
+from cluster_discovery_agent.objects import PEERS, SECRETS, KindObjects
+from cluster_discovery_operator.kube import KubeClient
+from cluster_discovery_operator.settings import KubeSettings
+
+from testbed.controlplane import ControlPlane
+from tests.kubeconfigs import kubeconfig_text
+
+pytestmark = pytest.mark.integration
+
+CRD = Path(__file__).resolve().parents[3] / "config" / "crd" / "bases" / f"{GROUP}_peers.yaml"
+MEMBER = "QmRwrdNfviriN1FVRCgYB33GExvE81kvt75bzbG7M2rLGz"
+ROUNDS = 60
+
+
+class CheckTask:
+    """What the k8s_status task needs of its module: the peer role's Reachable condition for one Peer."""
+
+    def __init__(self, namespace: str, reachable: bool, message: str) -> None:
+        self.params: dict[str, Any] = {
+            "api_version": API_VERSION,
+            "kind": "Peer",
+            "name": peer_name(MEMBER),
+            "namespace": namespace,
+            "status": None,
+            "force": False,
+            "conditions": [
+                {
+                    "type": "Reachable",
+                    "status": "True" if reachable else "False",
+                    "reason": "APIServerAnswered" if reachable else "APIServerUnreachable",
+                    "message": message,
+                }
+            ],
+        }
+        self.check_mode = False
+        self._diff = False
+
+    def fail_json(self, **fields: Any) -> NoReturn:
+        raise AssertionError(fields.get("msg"))
+
+    def warn(self, warning: str) -> None:
+        pass
+
+
+def heard(sequence: int) -> dict[str, Any]:
+    return {
+        "peer_id": MEMBER,
+        "sequence": sequence,
+        "name": "Cluster 2",
+        "description": f"version {sequence}",
+        "url": "https://192.0.2.2:6443",
+        "categories": ["computing"],
+        "kubernetes_version": "v1.37.2",
+        "kubeconfig": kubeconfig_text("cluster2", token="token-of-cluster2"),
+    }
+
+
+@pytest.fixture
+def writers(control_plane: ControlPlane) -> tuple[Scope, KindObjects, KindObjects, Any]:
+    control_plane.kubectl("apply", "--server-side", "-f", str(CRD))
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/peers.{GROUP}", "--timeout=60s")
+    namespace = control_plane.create_namespace("writers")
+    scope = Scope(
+        identity_name="cluster1-identity",
+        identity_namespace=namespace,
+        identity_uid=None,
+        namespace=namespace,
+        swarm_pool="cluster1",
+        swarm="private",
+    )
+    kube = KubeClient(KubeSettings(kubeconfig=str(control_plane.kubeconfig), context=control_plane.name))
+    peers, secrets = KindObjects(kube, PEERS), KindObjects(kube, SECRETS)
+    client = get_api_client(kubeconfig=str(control_plane.kubeconfig), context=control_plane.name)
+    return scope, peers, secrets, client
+
+
+def agent_pass(scope: Scope, peers: KindObjects, secrets: KindObjects, *, sequence: int, live: bool) -> None:
+    """One fast-path pass for news of the member: read the Peers, plan, apply."""
+    existing = peers.list(scope.namespace, label_selector=selector(scope))
+    agent_applies(scope, peers, secrets, existing, sequence=sequence, live=live)
+
+
+def agent_applies(
+    scope: Scope, peers: KindObjects, secrets: KindObjects, existing: list[dict[str, Any]], *, sequence: int, live: bool
+) -> None:
+    decided = plan(
+        scope,
+        existing=existing,
+        discovered=[heard(sequence)] if live else [],
+        removed={},
+        refused=[],
+        now="2026-12-01T03:00:00Z",
+        offline_after=1,
+        forget_after=1440,
+        count_misses=False,
+        silent=[] if live else [MEMBER],
+    )
+    done = apply(decided, scope, peers=peers, secrets=secrets, check_mode=False)
+    assert not done.failed, done.failed
+
+
+def peer_check(scope: Scope, client: Any, *, reachable: bool, message: str) -> None:
+    result = status_writer.execute(CheckTask(scope.namespace, reachable, message), lambda: client)
+    assert "result" in result
+
+
+def test_the_checks_condition_survives_an_agent_pass_that_read_the_peer_before_it(
+    writers: tuple[Scope, KindObjects, KindObjects, Any],
+) -> None:
+    scope, peers, secrets, client = writers
+    agent_pass(scope, peers, secrets, sequence=1, live=True)
+    # The order that lost the condition: the agent reads, the check writes, the agent writes what it planned.
+    existing = peers.list(scope.namespace, label_selector=selector(scope))
+    peer_check(scope, client, reachable=True, message="Kubernetes v1.37.2 answered at https://192.0.2.2:6443")
+    agent_applies(scope, peers, secrets, existing, sequence=2, live=True)
+
+    status = peers.get(peer_name(MEMBER), scope.namespace)["status"]  # type: ignore[index]
+    assert status["sequence"] == 2 and status["status"] == ONLINE
+    (reachable,) = status["conditions"]
+    assert (reachable["type"], reachable["status"], reachable["reason"]) == ("Reachable", "True", "APIServerAnswered")
+
+
+def test_the_agent_and_the_check_racing_on_one_peer_each_keep_their_last_word(
+    writers: tuple[Scope, KindObjects, KindObjects, Any],
+) -> None:
+    scope, peers, secrets, client = writers
+    agent_pass(scope, peers, secrets, sequence=1, live=True)
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def agent() -> None:
+        try:
+            start.wait()
+            for round_number in range(2, ROUNDS + 2):
+                # News flips the member between heard (a new document) and silent (Offline).
+                agent_pass(scope, peers, secrets, sequence=round_number, live=round_number % 3 != 0)
+        except BaseException as err:
+            errors.append(err)
+
+    def check() -> None:
+        try:
+            start.wait()
+            for round_number in range(ROUNDS):
+                peer_check(scope, client, reachable=round_number % 2 == 0, message=f"check {round_number}")
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=agent), threading.Thread(target=check)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+
+    status = peers.get(peer_name(MEMBER), scope.namespace)["status"]  # type: ignore[index]
+    # The agent's last pass: round ROUNDS + 1 heard the member (not a multiple of 3) with that sequence.
+    last = ROUNDS + 1
+    assert last % 3 != 0
+    assert (status["status"], status["sequence"]) == (ONLINE, last)
+    # The check's last write: round ROUNDS - 1, odd, so unreachable.
+    (reachable,) = status["conditions"]
+    assert (reachable["status"], reachable["message"]) == ("False", f"check {ROUNDS - 1}")
