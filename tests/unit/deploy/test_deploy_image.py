@@ -280,6 +280,7 @@ def test_the_collection_installs_by_pip_from_the_docker_build_context_where_ansi
         "meta/runtime.yml",
         "plugins/modules/swarm_key.py",
         "plugins/module_utils/swarm_identity.py",
+        "plugins/module_utils/py.typed",
         "plugins/filter/identity_owner.yml",
         "roles/swarmpool/tasks/main.yml",
         "roles/identity/templates/kubeconfig.yaml.j2",
