@@ -43,7 +43,7 @@ def conflict_backoff(attempt: int) -> float:
 
     Retrying at once loses again to a writer that writes as often as the read-compute-write takes.
     """
-    return 0.01 * 5 ** (attempt - 1) * (1 + random.random() * 0.1)
+    return 0.01 * 5.0 ** (attempt - 1) * (1 + random.random() * 0.1)
 
 
 Status = dict[str, Any]
