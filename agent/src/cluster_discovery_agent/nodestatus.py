@@ -1,11 +1,11 @@
 """Keep each SwarmPool's node counters true between the operator's reconciles.
 
 The swarmpool role writes ``status.status.<swarm>`` when it reconciles: on a
-spec change, or every ``reconcilePeriod`` (120 s). Its two counters,
-``Number of bootstraps`` and ``Number of connected peers``, change whenever a
-member connects or goes, or the identity role changes the bootstrap list
-(members join it and leave it), so between reconciles they could be two
-minutes stale: a swarm's creator would still say 0 connected peers after the
+spec change, when something it made changes, or every ``reconcilePeriod``
+(10 min). Its two counters, ``Number of bootstraps`` and ``Number of
+connected peers``, change whenever a member connects or goes, or the identity
+role changes the bootstrap list (members join it and leave it), so between
+reconciles they could be minutes stale: a swarm's creator would still say 0 connected peers after the
 others joined. The agent therefore reads every serving node each
 ``--node-status-period`` seconds (default 10), counts with the role's own code
 (module_utils/swarm.py ``counters``, which the ipfs_swarm module returns), and

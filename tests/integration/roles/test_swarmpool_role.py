@@ -445,7 +445,7 @@ def test_a_swarmpool_joining_with_the_key_and_a_bootstrap_address_is_peered_and_
         interval=POLL,
     )
     if node_status(cluster, joiner)["Number of connected peers"] < 1:
-        # The first run reported before the connection was up: the next one (not the 120 s period) must count it.
+        # The first run reported before the connection was up: the next one (not the 10 min period) must count it.
         wait_for_run(
             cluster,
             "swarmpool",
