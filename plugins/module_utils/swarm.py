@@ -64,9 +64,6 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.mu
 
 PEERING_KEY = "Peering.Peers"
 BOOTSTRAP_KEY = "Bootstrap"
-# The SwarmPool status's names for them, as the original controller printed them (seed 000).
-BOOTSTRAPS_COUNTER = STATUS_BOOTSTRAPS
-CONNECTED_COUNTER = STATUS_CONNECTED
 
 
 @dataclass(frozen=True)
@@ -404,7 +401,8 @@ def counters(bootstrap: Sequence[str], connections: Sequence[ConnInfo]) -> dict[
         except MultiaddrError:
             continue
     connected = {conn.get("Peer") for conn in connections if conn.get("Peer")}
-    return {BOOTSTRAPS_COUNTER: len(bootstrap_peers), CONNECTED_COUNTER: len(connected)}
+    # Under the SwarmPool status's names, as the original controller printed them (seed 000).
+    return {STATUS_BOOTSTRAPS: len(bootstrap_peers), STATUS_CONNECTED: len(connected)}
 
 
 def diff(plan: SwarmPlan) -> dict[str, dict[str, Any]]:
