@@ -114,6 +114,10 @@ class Resource:
     def describe(self) -> str:
         return f"{self.kind} ({self.api_version})"
 
+    def label(self, namespace: str | None, name: str) -> str:
+        """How a message names one object of this kind: ``Kind namespace/name``, or ``Kind name``."""
+        return f"{self.kind} {namespace}/{name}" if namespace else f"{self.kind} {name}"
+
 
 EVENTS = Resource(group="", version="v1", kind="Event", plural="events", namespaced=True)
 LEASES = Resource(group="coordination.k8s.io", version="v1", kind="Lease", plural="leases", namespaced=True)
@@ -397,7 +401,7 @@ class KubeClient:
         body = self.request(
             "GET",
             resource.path(namespace, name),
-            what=f"get {resource.kind} {namespace or ''}/{name}".replace(" /", " "),
+            what=f"get {resource.label(namespace, name)}",
         )
         return cast(KubeObject, body)
 
@@ -412,7 +416,7 @@ class KubeClient:
         patch_type: str = "application/merge-patch+json",
         what: str = "patch",
     ) -> KubeObject:
-        target = f"{resource.kind} {namespace}/{name}" if namespace else f"{resource.kind} {name}"
+        target = resource.label(namespace, name)
         result = self.request(
             "PATCH",
             resource.path(namespace, name, subresource),
@@ -444,7 +448,7 @@ class KubeClient:
 
     def delete(self, resource: Resource, *, namespace: str | None, name: str) -> None:
         """Delete in the background (dependents go through garbage collection); NotFoundError when gone."""
-        target = f"{resource.kind} {namespace}/{name}" if namespace else f"{resource.kind} {name}"
+        target = resource.label(namespace, name)
         self.request(
             "DELETE",
             resource.path(namespace, name),
