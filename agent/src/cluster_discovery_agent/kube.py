@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster_discovery_operator.bodies import KubeObject, object_key
-from cluster_discovery_operator.kube import ConflictError, KubeClient, NotFoundError, Resource
+from cluster_discovery_operator.kube import ConflictError, KubeClient, NotFoundError
 from cluster_discovery_operator.watching import DELETED, Informer
+
+from .objects import IDENTITIES, SWARM_POOLS
 
 log = logging.getLogger(__name__)
 
-GROUP = "peerdiscovery.irt-saintexupery.com"
-VERSION = "v1alpha1"
-KINDS = {"identities": "Identity", "swarmpools": "SwarmPool"}
+WATCHABLE = {resource.plural: resource for resource in (IDENTITIES, SWARM_POOLS)}
 
 
 @dataclass(frozen=True, order=True)
@@ -50,10 +50,7 @@ class Watched:
     def __init__(self, kube: KubeClient, namespaces: Sequence[str] = (), *, plural: str) -> None:
         self.kube = kube
         self.plural = plural
-        # The CRDs are the product's own: no discovery round trip, and no failure when they come later.
-        self.resource = Resource(
-            group=GROUP, version=VERSION, kind=KINDS[plural], plural=plural, namespaced=True, has_status=True
-        )
+        self.resource = WATCHABLE[plural]
         self.namespaces = tuple(dict.fromkeys(namespaces))
         self._on_change: Callable[[ObjectRef, dict[str, Any] | None], None] = lambda ref, obj: None
         self._informers = [

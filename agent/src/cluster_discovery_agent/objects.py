@@ -8,10 +8,13 @@ connection pool and one configuration for everything it does.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     GROUP,
+    VERSION,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import (
     AlreadyExistsError,
@@ -19,11 +22,24 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
 )
 from cluster_discovery_operator.kube import ConflictError, KubeClient, KubeError, NotFoundError, Resource
 
+# The product's CRDs are its own: no discovery round trip, and no failure when they come later.
 SECRETS = Resource(group="", version="v1", kind="Secret", plural="secrets", namespaced=True)
-PEERS = Resource(group=GROUP, version="v1alpha1", kind="Peer", plural="peers", namespaced=True, has_status=True)
+PEERS = Resource(group=GROUP, version=VERSION, kind="Peer", plural="peers", namespaced=True, has_status=True)
 SWARM_POOLS = Resource(
-    group=GROUP, version="v1alpha1", kind="SwarmPool", plural="swarmpools", namespaced=True, has_status=True
+    group=GROUP, version=VERSION, kind="SwarmPool", plural="swarmpools", namespaced=True, has_status=True
 )
+IDENTITIES = Resource(
+    group=GROUP, version=VERSION, kind="Identity", plural="identities", namespaced=True, has_status=True
+)
+
+
+@contextmanager
+def _as_protocol_errors() -> Iterator[None]:
+    """The operator's client errors as the protocol's: its messages already read "Failed to <verb> <Kind> …"."""
+    try:
+        yield
+    except KubeError as err:
+        raise KubernetesError(str(err)) from err
 
 
 class KindObjects:
@@ -35,41 +51,35 @@ class KindObjects:
         self.kind = resource.kind
 
     def get(self, name: str, namespace: str) -> dict[str, Any] | None:
-        try:
-            return dict(self.kube.get(self.resource, namespace=namespace, name=name))
-        except NotFoundError:
-            return None
-        except KubeError as err:
-            raise KubernetesError(str(err)) from err
+        with _as_protocol_errors():
+            try:
+                return dict(self.kube.get(self.resource, namespace=namespace, name=name))
+            except NotFoundError:
+                return None
 
     def list(self, namespace: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
-        try:
+        with _as_protocol_errors():
             items, _ = self.kube.list_objects(self.resource, namespace=namespace, label_selector=label_selector)
-        except KubeError as err:
-            raise KubernetesError(str(err)) from err
         return [dict(item) for item in items]
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         namespace = str((body.get("metadata") or {}).get("namespace") or "")
-        try:
-            return dict(self.kube.create(self.resource, namespace=namespace, body=body))
-        except ConflictError as err:
-            raise AlreadyExistsError(str(err)) from err
-        except KubeError as err:
-            raise KubernetesError(str(err)) from err
+        with _as_protocol_errors():
+            try:
+                return dict(self.kube.create(self.resource, namespace=namespace, body=body))
+            except ConflictError as err:  # another writer was faster
+                raise AlreadyExistsError(str(err)) from err
 
     def patch(
         self, name: str, namespace: str, patch: dict[str, Any], *, content_type: str = "application/merge-patch+json"
     ) -> dict[str, Any]:
-        try:
+        with _as_protocol_errors():
             return dict(
                 self.kube.patch(self.resource, namespace=namespace, name=name, body=patch, patch_type=content_type)
             )
-        except KubeError as err:
-            raise KubernetesError(str(err)) from err
 
     def patch_status(self, name: str, namespace: str, status: dict[str, Any]) -> dict[str, Any]:
-        try:
+        with _as_protocol_errors():
             return dict(
                 self.kube.patch(
                     self.resource,
@@ -80,14 +90,11 @@ class KindObjects:
                     what="update the status of",
                 )
             )
-        except KubeError as err:
-            raise KubernetesError(str(err)) from err
 
     def delete(self, name: str, namespace: str) -> bool:
-        try:
-            self.kube.delete(self.resource, namespace=namespace, name=name)
-        except NotFoundError:
-            return False
-        except KubeError as err:
-            raise KubernetesError(str(err)) from err
+        with _as_protocol_errors():
+            try:
+                self.kube.delete(self.resource, namespace=namespace, name=name)
+            except NotFoundError:
+                return False
         return True
