@@ -7,10 +7,11 @@ Private to the collection: may change without notice.
 :class:`Resources` is all the protocol code (peer_sync, swarm_access, the
 swarm key Secret) asks of Kubernetes, so the same rules run in modules and in
 the agent: modules pass a :class:`ResourceService`, the agent an adapter over
-the operator's own client (cluster_discovery_agent.kube.KindObjects).
+the operator's own client (cluster_discovery_agent.objects.KindObjects).
 
 :class:`ResourceService` is the only code in module_utils that calls the API
-server. It goes through kubernetes.core's ``K8SClient`` (built by its ``get_api_client`` from the
+server. It goes through kubernetes.core's ``K8SClient`` (built by its
+``get_api_client`` from the
 module's auth options), which adds ``dryRun=All`` to writes in check mode, so
 check mode is the server's own dry run. Every failure becomes a
 KubernetesError worded as kubernetes.core words its own ("Failed to <verb>

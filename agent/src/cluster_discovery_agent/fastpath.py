@@ -1,7 +1,7 @@
 """Apply a member's news at once: discovery from what was heard, then peer_sync's writes.
 
-This is the identity role's own code (swarm_identity, peer_sync, kube), run in the
-agent's process, where the Kubernetes client is already loaded, instead of in
+This is the identity role's own code (swarm_identity, peer_sync, kube), run in
+the agent's process, where the Kubernetes client is already loaded, instead of in
 an Ansible run that would spend seconds importing it. Misses are not counted
 here: the agent did not ask the swarm, so nobody can have been missed. A member
 the agent heard, but not within the Offline time, is silent: its Peer turns

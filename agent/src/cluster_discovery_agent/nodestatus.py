@@ -5,8 +5,8 @@ spec change, when something it made changes, or every ``reconcilePeriod``
 (10 min). Its two counters, ``Number of bootstraps`` and ``Number of
 connected peers``, change whenever a member connects or goes, or the identity
 role changes the bootstrap list (members join it and leave it), so between
-reconciles they could be minutes stale: a swarm's creator would still say 0 connected peers after the
-others joined. The agent therefore reads every serving node each
+reconciles they could be minutes stale: a swarm's creator would still say 0
+connected peers after the others joined. The agent therefore reads every serving node each
 ``--node-status-period`` seconds (default 10), counts with the role's own code
 (module_utils/swarm.py ``counters``, which the ipfs_swarm module returns), and
 writes only when the counts differ from the status.

@@ -1,7 +1,6 @@
 """Publish a local Identity's change at once: the sending half of the agent's fast path.
 
-The
-identity role publishes on its reconcile, after an ansible-playbook start and
+The identity role publishes on its reconcile, after an ansible-playbook start and
 the account's checks: seconds. The agent sees the same watch event and
 publishes the same document within milliseconds, with the role's own code
 (``SwarmIdentity.publish`` and ``retract``), so a member hears a new, changed
