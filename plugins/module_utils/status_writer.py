@@ -6,9 +6,12 @@ Private to the collection: may change without notice.
 
 Conditions are checked as operator-sdk checks them, merged by type into what
 the object shows, and stamped with ``lastTransitionTime`` only when their
-status changes; the write is a merge patch carrying the resourceVersion it was
-computed from, retried on conflicts, or with ``force`` a replacement of the
-whole status. Nothing is written when the object already shows what is asked.
+status changes. The write is a JSON patch whose tests require each key it
+writes to still hold what the new value was computed from, so other writers of
+other keys never hold it back and a writer of the same keys is never
+overwritten (the write is computed again); with ``force`` it is a replacement
+of the whole status carrying the resourceVersion it was computed from.
+Nothing is written when the object already shows what is asked.
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ta
 
 # kubernetes.core's requires() reports a missing kubernetes library in its own words.
 with contextlib.suppress(ImportError):
-    from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError, ResourceNotFoundError
+    from kubernetes.dynamic.exceptions import (
+        ConflictError,
+        DynamicApiError,
+        ResourceNotFoundError,
+        UnprocessibleEntityError,
+    )
 
 CONDITION_KEYS = ("type", "status", "reason", "message", "lastHeartbeatTime", "lastTransitionTime")
 _CAMEL_CASE = re.compile(r"[A-Z][A-Za-z0-9]*")
@@ -175,26 +183,84 @@ def wanted_status(params: Mapping[str, Any]) -> Status:
     return wanted
 
 
+def merged(current: Any, patch: Any) -> Any:
+    """``patch`` applied to ``current`` as a JSON merge patch (RFC 7386) applies it: what the server would store."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(current) if isinstance(current, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merged(result.get(key), value)
+    return result
+
+
+def _pointer(key: str) -> str:
+    return "/status/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def guarded_patch(before: Status | None, patch: Status) -> list[dict[str, Any]]:
+    """A JSON patch writing ``patch``'s keys, each guarded by a test that it still holds what was read.
+
+    ``before`` is the status as read (None when the object has none). The guard covers exactly what
+    the new values were computed from, so a writer of other status keys (the agent's liveness fields
+    beside the check's conditions) never makes this write fail, while a writer of the same keys does.
+    """
+    if before is None:
+        return [
+            {"op": "test", "path": "/status", "value": None},
+            {"op": "add", "path": "/status", "value": merged({}, patch)},
+        ]
+    operations: list[dict[str, Any]] = []
+    for key, value in patch.items():
+        new = merged(before.get(key), value)
+        if value is None and key not in before:
+            continue
+        operations.append({"op": "test", "path": _pointer(key), "value": before.get(key)})
+        if value is None:
+            operations.append({"op": "remove", "path": _pointer(key)})
+        else:
+            operations.append({"op": "add", "path": _pointer(key), "value": new})
+    return operations
+
+
+def _status_read(instance: Mapping[str, Any]) -> Status | None:
+    status = instance.get("status")
+    return status if isinstance(status, dict) else None
+
+
+def _changed_at(before: Status | None, now: Status | None, keys: Mapping[str, Any]) -> bool:
+    """True when ``keys`` of the status no longer hold what was read: a guarded patch's test failed."""
+    if (before is None) != (now is None):
+        return True
+    return any((before or {}).get(key) != (now or {}).get(key) for key in keys)
+
+
 def _write(module: TaskModule, client: Any, resource: Any, wanted: Status) -> dict[str, Any]:
-    """Read, compare, write (retrying on conflicts); return the module result."""
+    """Read, compare, write (again when what it was computed from changed meanwhile); return the module result."""
     params = module.params
     target = "{} {}".format(params["kind"], "/".join(filter(None, [params.get("namespace"), params["name"]])))
-    for attempt in range(1, _ATTEMPTS + 1):
+
+    def read() -> dict[str, Any]:
         try:
-            instance = client.get(resource, name=params["name"], namespace=params.get("namespace")).to_dict()
+            return dict(client.get(resource, name=params["name"], namespace=params.get("namespace")).to_dict())
         except DynamicApiError as exc:
             module.fail_json(msg=f"Failed to get {target}: {exc.body}", status=exc.status, reason=exc.reason)
-        before = instance.get("status") or {}
+
+    instance = read()
+    for attempt in range(1, _ATTEMPTS + 1):
+        read_status = _status_read(instance)
+        before = read_status or {}
         now = now_rfc3339()
+        patch: Status = {}
         if params["force"]:
             after = replacement(before, wanted, now)
             changed = before != after
-            body = dict(instance, status=after)
         else:
             changed = not status_contains(before, wanted)
             patch = desired_patch(before, wanted, now)
-            after = dict(copy.deepcopy(before), **patch)
-            body = {"metadata": {"resourceVersion": instance["metadata"]["resourceVersion"]}, "status": patch}
+            after = merged(before, patch)
         result: dict[str, Any] = {"changed": changed, "result": instance}
         if module._diff:
             result["diff"] = {"before": before, "after": after if changed else before}
@@ -204,18 +270,29 @@ def _write(module: TaskModule, client: Any, resource: Any, wanted: Status) -> di
             return result
         try:
             if params["force"]:
-                written = resource.status.replace(body=body, name=params["name"], namespace=params.get("namespace"))
+                written = resource.status.replace(
+                    body=dict(instance, status=after), name=params["name"], namespace=params.get("namespace")
+                )
             else:
                 written = resource.status.patch(
-                    body=body,
+                    body=guarded_patch(read_status, patch),
                     name=params["name"],
                     namespace=params.get("namespace"),
-                    content_type="application/merge-patch+json",
+                    content_type="application/json-patch+json",
                 )
-        except ConflictError:
+        except (ConflictError, UnprocessibleEntityError) as exc:
+            fresh = read()
+            # A failed test is a 422 that names no field: reading again tells it from a refused status.
+            if isinstance(exc, UnprocessibleEntityError) and (
+                params["force"] or not _changed_at(read_status, _status_read(fresh), patch)
+            ):
+                module.fail_json(
+                    msg=f"Failed to update status of {target}: {exc.body}", status=exc.status, reason=exc.reason
+                )
             if attempt == _ATTEMPTS:
                 module.fail_json(msg=f"Failed to update status of {target}: it kept changing during the update")
             time.sleep(conflict_backoff(attempt))
+            instance = fresh
             continue
         except DynamicApiError as exc:
             module.fail_json(

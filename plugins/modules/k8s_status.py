@@ -20,8 +20,10 @@ description:
   - A condition's C(lastTransitionTime) is kept when its C(status) does not change, and set to now when it does (or
     when the condition is new), unless the task gives one.
   - With O(force), the whole status is replaced by O(status) (and O(conditions)).
-  - The write carries the resourceVersion it was computed from and is retried on a conflict, so a concurrent writer
-    (such as the operator) is never overwritten.
+  - Without O(force), the write is a JSON patch that tests each status key it writes still holds what the new value
+    was computed from, and is computed again when one does not; so a concurrent writer of the same keys (such as the
+    operator, writing conditions) is never overwritten, and writers of other keys never make it fail. With O(force),
+    the replacement carries the resourceVersion it was computed from and is retried on a conflict.
   - Kubernetes access works exactly as in kubernetes.core (kubeconfig, context, C(K8S_AUTH_*) variables).
   - When the connection is local, an action plugin does the same work on the controller, with the Kubernetes client
     loaded once per ansible-playbook process instead of once per task (about a CPU-second less per call).

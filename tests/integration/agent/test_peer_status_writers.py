@@ -13,6 +13,7 @@ computed from, retried on conflict.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -137,6 +138,24 @@ def peer_check(scope: Scope, client: Any, *, reachable: bool, message: str) -> N
     assert "result" in result
 
 
+class WriterBetweenReadAndWrite:
+    """kubernetes.core's client, with another writer's write after each read the check makes."""
+
+    def __init__(self, client: Any, write: Callable[[], None]) -> None:
+        self._client = client
+        self._write = write
+        self.reads = 0
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        found = self._client.get(*args, **kwargs)
+        self.reads += 1
+        self._write()
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 def test_the_checks_condition_survives_an_agent_pass_that_read_the_peer_before_it(
     writers: tuple[Scope, KindObjects, KindObjects, Any],
 ) -> None:
@@ -151,6 +170,65 @@ def test_the_checks_condition_survives_an_agent_pass_that_read_the_peer_before_i
     assert status["sequence"] == 2 and status["status"] == ONLINE
     (reachable,) = status["conditions"]
     assert (reachable["type"], reachable["status"], reachable["reason"]) == ("Reachable", "True", "APIServerAnswered")
+
+
+def test_the_agent_writing_between_each_read_and_write_of_the_check_never_holds_the_check_back(
+    writers: tuple[Scope, KindObjects, KindObjects, Any],
+) -> None:
+    # An agent that writes the Peer as often as the check reads it: a precondition on the whole object
+    # (its resourceVersion) lost every attempt; the check's write depends only on the conditions it read.
+    scope, peers, secrets, client = writers
+    agent_pass(scope, peers, secrets, sequence=1, live=True)
+    sequences = iter(range(2, 100))
+
+    def agent_writes() -> None:
+        agent_pass(scope, peers, secrets, sequence=next(sequences), live=True)
+
+    racing = WriterBetweenReadAndWrite(client, agent_writes)
+    peer_check(scope, racing, reachable=True, message="Kubernetes v1.37.2 answered at https://192.0.2.2:6443")
+
+    assert racing.reads == 1
+    status = peers.get(peer_name(MEMBER), scope.namespace)["status"]  # type: ignore[index]
+    assert (status["status"], status["sequence"]) == (ONLINE, 2)
+    (reachable,) = status["conditions"]
+    assert (reachable["type"], reachable["status"]) == ("Reachable", "True")
+
+
+def test_a_condition_another_writer_adds_between_the_checks_read_and_write_is_kept(
+    writers: tuple[Scope, KindObjects, KindObjects, Any],
+) -> None:
+    scope, peers, secrets, client = writers
+    agent_pass(scope, peers, secrets, sequence=1, live=True)
+    other = CheckTask(scope.namespace, True, "another writer's condition")
+    other.params["conditions"] = [{"type": "Audited", "status": "True", "reason": "Audited", "message": "seen"}]
+    pending = [other]
+
+    def another_condition_writer() -> None:
+        while pending:
+            status_writer.execute(pending.pop(), lambda: client)
+
+    racing = WriterBetweenReadAndWrite(client, another_condition_writer)
+    peer_check(scope, racing, reachable=False, message="no answer at https://192.0.2.2:6443")
+
+    assert racing.reads == 2  # the first write was refused: the conditions it was computed from had changed
+    conditions = {c["type"]: c for c in peers.get(peer_name(MEMBER), scope.namespace)["status"]["conditions"]}  # type: ignore[index]
+    assert sorted(conditions) == ["Audited", "Reachable"]
+    assert (conditions["Reachable"]["status"], conditions["Audited"]["message"]) == ("False", "seen")
+
+
+def test_a_status_the_schema_refuses_is_reported_with_the_servers_words_not_retried(
+    writers: tuple[Scope, KindObjects, KindObjects, Any],
+) -> None:
+    scope, peers, secrets, client = writers
+    agent_pass(scope, peers, secrets, sequence=1, live=True)
+    task = CheckTask(scope.namespace, True, "unused")
+    task.params.update(conditions=None, status={"sequence": "not a number"})
+    reads = WriterBetweenReadAndWrite(client, lambda: None)
+
+    with pytest.raises(AssertionError, match=r"Failed to update status of Peer .*sequence.*integer"):
+        status_writer.execute(task, lambda: reads)
+    assert reads.reads == 2  # the write, then one read that found nothing changed: no retry
+    assert peers.get(peer_name(MEMBER), scope.namespace)["status"]["sequence"] == 1  # type: ignore[index]
 
 
 def test_the_agent_and_the_check_racing_on_one_peer_each_keep_their_last_word(

@@ -13,7 +13,9 @@ from __future__ import annotations
 import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.status_writer import (
     desired_patch,
+    guarded_patch,
     merge_conditions,
+    merged,
     replacement,
     status_contains,
     validate_conditions,
@@ -103,3 +105,32 @@ def test_force_replaces_the_status_and_keeps_unchanged_transition_times() -> Non
     status = replacement(CURRENT, {"message": "new", "conditions": [{"type": "NodeReady", "status": "True"}]}, T1)
     assert set(status) == {"message", "conditions"}
     assert status["conditions"] == [{"type": "NodeReady", "status": "True", "lastTransitionTime": T0}]
+
+
+def test_merged_applies_a_merge_patch_as_the_server_does() -> None:
+    current = {"swarms": {"a": {"peers": 1, "ready": True}}, "peers": 3}
+    assert merged(current, {"swarms": {"a": {"peers": 2}, "b": {"peers": 0}}, "peers": None}) == {
+        "swarms": {"a": {"peers": 2, "ready": True}, "b": {"peers": 0}}
+    }
+    assert merged([1], {"a": [2]}) == {"a": [2]}
+    assert current == {"swarms": {"a": {"peers": 1, "ready": True}}, "peers": 3}
+
+
+def test_the_guarded_patch_tests_exactly_the_keys_it_writes() -> None:
+    before = {"peers": 3, "gone": 1, "conditions": [{"type": "Running", "status": "True"}], "a/b~": {"x": 1}}
+    operations = guarded_patch(before, {"conditions": [], "gone": None, "absent": None, "a/b~": {"y": 2}})
+    assert operations == [
+        {"op": "test", "path": "/status/conditions", "value": [{"type": "Running", "status": "True"}]},
+        {"op": "add", "path": "/status/conditions", "value": []},
+        {"op": "test", "path": "/status/gone", "value": 1},
+        {"op": "remove", "path": "/status/gone"},
+        {"op": "test", "path": "/status/a~1b~0", "value": {"x": 1}},
+        {"op": "add", "path": "/status/a~1b~0", "value": {"x": 1, "y": 2}},
+    ]
+
+
+def test_an_object_without_a_status_gets_one_only_if_it_still_has_none() -> None:
+    assert guarded_patch(None, {"peers": 1, "gone": None}) == [
+        {"op": "test", "path": "/status", "value": None},
+        {"op": "add", "path": "/status", "value": {"peers": 1}},
+    ]
