@@ -10,32 +10,54 @@
 # Two stages: the first installs into a virtualenv, the second copies only
 # the results onto a clean base, so neither pip's caches nor the sources end
 # up in the image.
+#
+# Build arguments, whose defaults build the image users get:
+#   BASE_IMAGE               a Debian 12 image with Python 3.11 and its venv
+#                            module; the test bed builds one with debootstrap.
+#   KUBERNETES_CORE_SOURCE   "galaxy" (requirements.yml from Galaxy), or
+#                            "pypi:ansible==X.Y.Z": the kubernetes.core that
+#                            the `ansible` package on PyPI ships.
+# Where a proxy re-signs TLS, its CA bundle is given as the build secret
+# "ca-bundle": pip trusts it during the build, and no layer keeps it.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-FROM python:3.11-slim-bookworm AS build
+FROM ${BASE_IMAGE} AS build
+ARG KUBERNETES_CORE_SOURCE=galaxy
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 # The pinned dependencies first: this layer is rebuilt only when a pin changes.
 COPY requirements.txt /src/requirements.txt
-RUN pip install --requirement /src/requirements.txt
+RUN --mount=type=secret,id=ca-bundle,required=false \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && pip install --requirement /src/requirements.txt
 
 # Then the collection (the repository root's pyproject.toml: its files go to
 # site-packages/ansible_collections, where ansible-core finds it and the agent
 # imports it), the runner and the agent. One pip run resolves the pins and
 # their declared ranges together, so a pin outside a range fails the build
 # instead of being silently replaced. kubernetes.core, a collection the roles
-# need, comes from Galaxy with requirements.yml.
+# need, comes from KUBERNETES_CORE_SOURCE.
 COPY . /src
-RUN pip install --requirement /src/requirements.txt /src /src/runner /src/agent \
- && ansible-galaxy collection install --collections-path /usr/share/ansible/collections \
-      --requirements-file /src/requirements.yml
+RUN --mount=type=secret,id=ca-bundle,required=false \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle SSL_CERT_FILE=/run/secrets/ca-bundle; fi \
+ && pip install --requirement /src/requirements.txt /src /src/runner /src/agent \
+ && case "$KUBERNETES_CORE_SOURCE" in \
+      galaxy) ansible-galaxy collection install --collections-path /usr/share/ansible/collections \
+                --requirements-file /src/requirements.yml ;; \
+      pypi:*) pip download --no-deps --dest /tmp/ansible "${KUBERNETES_CORE_SOURCE#pypi:}" \
+              && python3 -c 'import sys, zipfile; wheel = zipfile.ZipFile(sys.argv[1]); wheel.extractall(sys.argv[2], [n for n in wheel.namelist() if n.startswith("ansible_collections/kubernetes/core/")])' \
+                   /tmp/ansible/*.whl /usr/share/ansible/collections \
+              && rm -r /tmp/ansible ;; \
+      *) echo "KUBERNETES_CORE_SOURCE must be galaxy or pypi:<requirement>, not $KUBERNETES_CORE_SOURCE" >&2; exit 2 ;; \
+    esac
 
 
-FROM python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 LABEL org.opencontainers.image.title="cluster-discovery-operator" \
       org.opencontainers.image.description="Decentralized discovery of Kubernetes clusters over private IPFS swarms" \
