@@ -1,18 +1,20 @@
-"""The kubelet stand-in: runs kubo pods of a test control plane as real local processes.
+"""The kubelet stand-in: runs the product's pods on a test control plane, as local processes or podman containers.
 
-The control plane is real, including kube-controller-manager's StatefulSet
-controller, which creates the Pods and the PersistentVolumeClaims of a
-SwarmPool's StatefulSet. What a cluster's nodes would add, this class plays,
-for Pods labelled ``app.kubernetes.io/part-of=cluster-discovery,
-app.kubernetes.io/name=kubo`` only:
+The control plane is real, including kube-controller-manager's StatefulSet and
+Deployment controllers, which create the Pods (and PersistentVolumeClaims) of a
+SwarmPool's StatefulSet and of the chart's manager Deployment. What a cluster's
+nodes would add, this class plays, for Pods labelled
+``app.kubernetes.io/part-of=cluster-discovery`` only:
 
 - **node**: registers Node ``testbed-kubelet`` (Ready) and renews its Lease in
   kube-node-lease every 10 s, so the node-lifecycle controller treats it as
-  healthy; binds pending kubo Pods to it through the Binding subresource (there
+  healthy; binds pending Pods to it through the Binding subresource (there
   is no scheduler).
 - **container runtime**: each Pod runs in a :class:`testbed.pods.PodWorker`
-  with the ipfs/kubo image emulated (testbed.kuboimage) and its own loopback
-  pod IP (testbed.podnet).
+  with its own loopback pod IP (testbed.podnet): kubo containers with the
+  ipfs/kubo image emulated (testbed.kuboimage) as host processes, containers of
+  an image the test bed built (testbed.images, such as the operator image) in
+  podman (testbed.containers).
 - **storage provisioner**: a default StorageClass ``testbed-local``; each of its
   PVCs gets a hostPath PersistentVolume of the requested size under this
   kubelet's folder, pre-bound to the claim (the real PV controller completes
@@ -53,7 +55,8 @@ from testbed.pods import PodView, PodWorker
 
 NODE_NAME = "testbed-kubelet"
 POD_LABELS = {"app.kubernetes.io/part-of": "cluster-discovery", "app.kubernetes.io/name": "kubo"}
-POD_SELECTOR = ",".join(f"{key}={value}" for key, value in POD_LABELS.items())
+POD_SELECTOR = "app.kubernetes.io/part-of=cluster-discovery"
+"""The pods run here: the product's own, kubo nodes (emulated image) and the chart's manager (podman)."""
 STORAGE_CLASS = "testbed-local"
 PROVISIONER = "testbed.cluster-discovery/local-path"
 LEASE_SECONDS = 40
@@ -61,7 +64,7 @@ LEASE_RENEW_SECONDS = 10.0
 
 
 class KuboKubelet:
-    """Plays node, container runtime, storage provisioner and cloud load balancer for kubo pods."""
+    """Plays node, container runtime, storage provisioner and cloud load balancer for the product's pods."""
 
     def __init__(self, cp: ControlPlane, base_dir: Path, *, node_name: str = NODE_NAME) -> None:
         self.cp = cp

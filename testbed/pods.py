@@ -1,9 +1,10 @@
-"""One kubo pod, run by the kubelet stand-in as local processes.
+"""One pod of the product, run by the kubelet stand-in as local processes or podman containers.
 
 A :class:`PodWorker` is a thread per Pod (keyed by uid) that does what a
 kubelet's pod worker does, in the same order:
 
-1. check every image is the kubo release the test bed built — otherwise the
+1. check every image is the kubo release the test bed built (emulated) or an
+   image the test bed built with podman (testbed.images) — otherwise the
    container waits with ``ErrImagePull`` and a Warning Event, and nothing runs;
 2. hold a pod IP (testbed.podnet) and make the sandbox folder;
 3. mount volumes as host folders: secret, configMap, downwardAPI, projected
@@ -13,10 +14,12 @@ kubelet's pod worker does, in the same order:
 4. resolve env (value, valueFrom secretKeyRef/configMapKeyRef/fieldRef/
    resourceFieldRef, envFrom) with ``$(VAR)`` expansion, mapping values that
    name a mounted or image path to the host folder behind it;
-5. run init containers to completion, then the containers, each as a process
-   with the image's entrypoint emulated (testbed.kuboimage);
+5. run init containers to completion, then the containers: kubo as a process
+   with the image's entrypoint emulated (testbed.kuboimage), a built image as a
+   podman container with the spec's security context (testbed.containers);
 6. report status: Running with the pod IP once processes run, Ready once kubo's
-   RPC API answers on the pod IP; exits are recorded and restarted per
+   RPC API answers on the pod IP, or a podman container's readinessProbe
+   passes; exits are recorded and restarted per
    restartPolicy with a doubling back-off (1 s to 30 s, shorter than a real
    kubelet's 10 s to 5 min so tests see restarts quickly);
 7. on a deletionTimestamp: stop the processes (SIGTERM, SIGKILL after the grace
@@ -46,7 +49,7 @@ import kubernetes.client
 import requests
 from kubernetes.client.exceptions import ApiException
 
-from testbed import kuboimage
+from testbed import containers, images, kuboimage
 from testbed.kube import Obj, as_dict, ignore_not_found, now_rfc3339
 from testbed.kuboimage import ContainerFS, ImageError, Mount
 from testbed.podnet import PodIP, allocate_pod_ip
@@ -141,6 +144,8 @@ class Container:
         self.done = False
         """Exited and not to be restarted (restartPolicy Never, or OnFailure after success)."""
         self.succeeded = False
+        self.podman_name: str | None = None
+        """Set when the container runs in podman from an image the test bed built; None when kubo is emulated."""
 
     @property
     def pid(self) -> int | None:
@@ -254,9 +259,12 @@ class PodWorker(threading.Thread):
     def _run(self) -> None:
         self._event("Normal", "Scheduled", f"Bound to {self.kubelet.node_name} (testbed kubelet stand-in)")
         for container in self.init_containers + self.containers:
-            mismatch = kuboimage.image_mismatch(container.spec.get("image", ""), self.kubelet.kubo_version)
-            if mismatch:
-                self._image_mismatch(container, mismatch)
+            image = container.spec.get("image", "")
+            mismatch = kuboimage.image_mismatch(image, self.kubelet.kubo_version)
+            if mismatch and containers.is_built_image(image):
+                container.podman_name = containers.container_name(self.uid, container.name)
+            elif mismatch:
+                self._image_mismatch(container, f"{mismatch}; nor is it an image the test bed built (testbed.images)")
                 return
         self.ip = allocate_pod_ip()
         self.sandbox.mkdir(parents=True, exist_ok=True)
@@ -329,6 +337,7 @@ class PodWorker(threading.Thread):
             return self._claim_path(volume["persistentVolumeClaim"]["claimName"])
         if "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)
+            target.chmod(0o777)  # as a kubelet makes it: writable by whatever user the containers run as
             return target
         files: dict[str, tuple[bytes, int]]
         if "secret" in volume:
@@ -533,6 +542,8 @@ class PodWorker(threading.Thread):
                 )
             if value is not None:
                 defined[name] = value
+        if container.podman_name is not None:
+            return defined  # the image's own env is podman's to merge underneath
         env = dict(kuboimage.IMAGE_ENV)
         env.update(defined)
         mapped = {key: container.fs.map_value(value) for key, value in env.items()}
@@ -555,25 +566,32 @@ class PodWorker(threading.Thread):
                     host.mkdir(parents=True)
             container.fs.mounts.append(Mount(mount["mountPath"], host, bool(mount.get("readOnly"))))
         container.dir.mkdir(parents=True, exist_ok=True)
-        kuboimage.prepare_rootfs(container.fs, pod_ip=self.ip.ip, repo_marker=container.repo_marker)
+        if container.podman_name is None:
+            kuboimage.prepare_rootfs(container.fs, pod_ip=self.ip.ip, repo_marker=container.repo_marker)
 
     def _start(self, container: Container) -> bool:
         """Start the container's process; False (with the reason in its state) when it cannot."""
         try:
             env = self._container_env(container)
-            argv = kuboimage.container_argv(
-                container.spec.get("command"), container.spec.get("args"), env, container.fs
-            )
-        except (PodSetupError, ImageError) as err:
+            if container.podman_name is not None:
+                argv = self._podman_argv(container, env)
+            else:
+                argv = kuboimage.container_argv(
+                    container.spec.get("command"), container.spec.get("args"), env, container.fs
+                )
+        except (PodSetupError, ImageError, containers.ContainerConfigError) as err:
             reason = err.reason if isinstance(err, PodSetupError) else "CreateContainerError"
             if container.state.get("waiting", {}).get("message") != str(err):
                 self._event("Warning", "Failed", f"Error: {err}")
             container.state = {"waiting": {"reason": reason, "message": str(err)}}
             container.next_start = time.monotonic() + 1.0
             return False
-        working_dir = container.spec.get("workingDir") or "/"
-        cwd = container.fs.host(working_dir)
-        cwd.mkdir(parents=True, exist_ok=True)
+        if container.podman_name is not None:
+            containers.remove(container.podman_name)  # a run the kubelet lost track of
+            cwd, env = container.dir, images.podman_env()
+        else:
+            cwd = container.fs.host(container.spec.get("workingDir") or "/")
+            cwd.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             container.repo_marker.unlink()
         container.api_url = None
@@ -596,6 +614,27 @@ class PodWorker(threading.Thread):
         self.kubelet.log(f"{self.name}: started {container.name} as PID {container.process.pid}: {' '.join(argv)}")
         self._event("Normal", "Started", f"Started container {container.name} (PID {container.process.pid})")
         return True
+
+    def _podman_argv(self, container: Container, env: dict[str, str]) -> list[str]:
+        assert self.ip is not None and container.podman_name is not None
+        image = container.spec["image"]
+        spec = container.spec
+        mounts = [containers.BindMount(str(m.host_path), m.container_path, m.read_only) for m in container.fs.mounts]
+        return images.podman_argv(
+            *containers.run_argv(
+                name=container.podman_name,
+                image=image,
+                image_user=str(containers.image_config(image).get("User") or ""),
+                command=[kuboimage.expand(part, env) for part in spec.get("command") or []],
+                args=[kuboimage.expand(part, env) for part in spec.get("args") or []],
+                env=env,
+                mounts=mounts,
+                working_dir=spec.get("workingDir"),
+                security=spec.get("securityContext") or {},
+                pod_security=self.pod["spec"].get("securityContext") or {},
+                pod_ip=self.ip.ip,
+            )
+        )
 
     def _run_init_containers(self) -> bool:
         for container in self.init_containers:
@@ -679,6 +718,13 @@ class PodWorker(threading.Thread):
         IP); the peer id comes from the repository, so a node whose RPC API asks
         for authorization is probed exactly as a kubelet would probe it.
         """
+        if container.podman_name is not None:
+            if self._readiness_probe_passes(container):
+                container.ready = True
+                container.backoff = BACKOFF_START_SECONDS
+                self.kubelet.log(f"{self.name}: container {container.name} ready")
+                self.kubelet.pod_readiness_changed(self.namespace)
+            return
         repo = container.repo()
         if repo is None:
             return
@@ -801,6 +847,8 @@ class PodWorker(threading.Thread):
                     )
                 if container.ready:
                     container.ready = False
+            if container.podman_name is not None:
+                containers.remove(container.podman_name)
         if self.ip is not None:
             self.ip.release()
         if self.kubelet.stopping.is_set():
