@@ -16,7 +16,7 @@ demo: setup testbed ## Run the three-cluster federation of the walkthrough on th
 	$(BIN)/python -m demo
 
 .PHONY: test
-test: setup testbed ## Run every test: unit, integration and end to end, against the real test bed (TEST_WORKERS in parallel)
+test: setup testbed images ## Run every test: unit, integration and end to end, against the real test bed (TEST_WORKERS in parallel)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 ##@ Development
@@ -33,6 +33,10 @@ $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml runner
 .PHONY: testbed
 testbed: setup ## Build the test bed's kubo, control plane and helm, fetch skaffold's schema, into the cache (only what is missing)
 	$(BIN)/python -m testbed.build
+
+.PHONY: images
+images: setup ## Build the test bed's container images with podman (Debian base, the operator from the Dockerfile) into the cache
+	$(BIN)/python -m testbed.images
 
 .PHONY: unit
 unit: setup ## Run the unit tests only (no network, no test bed)
