@@ -22,6 +22,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
     parse as parse_kubeconfig,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import (
+    account_object_names,
     in_the_way,
     owned,
 )
@@ -71,9 +72,14 @@ def member_kubeconfig(text):
         raise AnsibleFilterError(f"the kubeconfig members would get is refused: {err}") from None
 
 
+def identity_account_names(identity_name):
+    return account_object_names(str(identity_name))
+
+
 class FilterModule:
     def filters(self):
         return {
+            "identity_account_names": identity_account_names,
             "identity_objects_in_the_way": identity_objects_in_the_way,
             "identity_objects_owned": identity_objects_owned,
             "swarm_pool_admits": swarm_pool_admits,

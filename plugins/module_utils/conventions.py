@@ -74,6 +74,11 @@ def identity_kubeconfig_secret(identity: str) -> str:
     return f"{identity}-kubeconfig"
 
 
+def identity_token_secret(identity: str) -> str:
+    """The ServiceAccount token Secret of an Identity's account (the account, Role and RoleBinding take its name)."""
+    return f"{identity}-token"
+
+
 def identity_owner(namespace: str, name: str) -> str:
     """How an Identity signs what it publishes through a node (ipfs_identity's ``owner``)."""
     return f"Identity {namespace}/{name}"

@@ -20,26 +20,38 @@ the role refuses to touch it and says so, and deletion leaves it alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     LABEL_IDENTITY,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    identity_kubeconfig_secret,
+    identity_token_secret,
 )
 
 SERVICE_ACCOUNT_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 
+
+def _same_name(identity: str) -> str:
+    return identity
+
+
 # The account objects of an Identity, by the key the identity role reads them under.
-ACCOUNT_OBJECTS: dict[str, tuple[str, str, str]] = {
-    # key: (apiVersion, kind, name suffix)
-    "account": ("v1", "ServiceAccount", ""),
-    "role": ("rbac.authorization.k8s.io/v1", "Role", ""),
-    "binding": ("rbac.authorization.k8s.io/v1", "RoleBinding", ""),
-    "token": ("v1", "Secret", "-token"),
-    "kubeconfig": ("v1", "Secret", "-kubeconfig"),
+ACCOUNT_OBJECTS: dict[str, tuple[str, str, Callable[[str], str]]] = {
+    # key: (apiVersion, kind, name from the Identity's name)
+    "account": ("v1", "ServiceAccount", _same_name),
+    "role": ("rbac.authorization.k8s.io/v1", "Role", _same_name),
+    "binding": ("rbac.authorization.k8s.io/v1", "RoleBinding", _same_name),
+    "token": ("v1", "Secret", identity_token_secret),
+    "kubeconfig": ("v1", "Secret", identity_kubeconfig_secret),
 }
+
+
+def account_object_names(identity_name: str) -> dict[str, str]:
+    """The names of an Identity's account objects, by key."""
+    return {key: name(identity_name) for key, (_api_version, _kind, name) in ACCOUNT_OBJECTS.items()}
 
 
 DELETION_ORDER = ("kubeconfig", "token", "binding", "role", "account")
@@ -80,7 +92,7 @@ def owned(existing: Mapping[str, Any], *, identity_name: str, identity_uid: str 
     for key in DELETION_ORDER:
         obj = existing.get(key)
         if obj and is_identitys(obj, identity_name=identity_name, identity_uid=identity_uid, key=key):
-            api_version, kind, _plural = ACCOUNT_OBJECTS[key]
+            api_version, kind, _name = ACCOUNT_OBJECTS[key]
             metadata = obj.get("metadata") or {}
             result.append(
                 {

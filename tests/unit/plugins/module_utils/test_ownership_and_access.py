@@ -8,6 +8,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     ADMIT_ANNOTATION,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import (
+    account_object_names,
     in_the_way,
     is_identitys,
     owned,
@@ -79,3 +80,13 @@ def test_a_swarm_pool_serves_its_own_namespace_and_those_it_admits_by_name() -> 
     assert admits(pool("team-a", "team-b, team-c"), "team-b")
     assert not admits(pool("team-a", "team-bb"), "team-b")
     assert not admits(pool("team-a", "*"), "team-b")
+
+
+def test_the_account_objects_are_named_once_for_the_role_and_the_agent() -> None:
+    assert account_object_names("cluster1-identity") == {
+        "account": "cluster1-identity",
+        "role": "cluster1-identity",
+        "binding": "cluster1-identity",
+        "token": "cluster1-identity-token",
+        "kubeconfig": "cluster1-identity-kubeconfig",
+    }
