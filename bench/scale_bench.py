@@ -41,7 +41,7 @@ import kubernetes
 
 from bench.figures import measure, percentile
 from testbed.collection import activate
-from testbed.federation import Cluster, Federation, identity, namespace, swarm_pool
+from testbed.federation import Cluster, Federation, ProductProcess, identity, namespace, swarm_pool
 from testbed.kubo import KuboNode, KuboNodes
 
 NS = "bench-scale"
@@ -254,8 +254,10 @@ def main() -> None:
                 print(f"N={size}: updates {', '.join(f'{u:.2f}' for u in updates)} s", flush=True)
 
                 time.sleep(10)  # the updates' own writes settle
-                operator_pid = w.operator.process.pid if w.operator and w.operator.process else None
-                agent_pid = w.agent.process.pid if w.agent and w.agent.process else None
+                # CPU is read from the processes: the bench runs the product as host processes.
+                assert isinstance(w.operator, ProductProcess) and isinstance(w.agent, ProductProcess)
+                operator_pid = w.operator.process.pid if w.operator.process else None
+                agent_pid = w.agent.process.pid if w.agent.process else None
                 zygote_pid = next(
                     (pid for pid in child_pids(operator_pid or 0) if b"zygote" in read_cmdline(pid)), None
                 )

@@ -1,13 +1,21 @@
 """Whole clusters of the product on this machine: the walkthrough's building block.
 
 A :class:`Cluster` is a real control plane (etcd, kube-apiserver,
-kube-controller-manager) with the Helm chart installed (CRDs, RBAC, the
-manager's ServiceAccount), the kubelet stand-in that runs the kubo pods of
-its StatefulSets as real kubo processes, and the product's two processes
-started as the manager Deployment starts them, with a token of the chart's
-ServiceAccount: the operator (``cluster-discovery-operator`` with the
-repository's watches.yaml) and the discovery agent. Only the container runtime and the
-network stand in (see testbed/README.md).
+kube-controller-manager) with the Helm chart installed, the kubelet stand-in
+that runs the kubo pods of its StatefulSets as real kubo processes, and the
+product's operator and discovery agent, run one of two ways:
+
+- ``runtime="container"``: as users run them. ``helm install`` of the chart
+  with the operator image built here (testbed.images); the kubelet stand-in
+  runs the manager Deployment's pod in podman, with the chart's ServiceAccount
+  token at the in-cluster path, its security context and probes.
+- ``runtime="process"`` (the default, for quick runs: nothing to build when a
+  role changes): the chart installs everything but the manager pod, and the
+  two run as host processes with a token of the chart's ServiceAccount, from
+  this checkout's watches.yaml and collection.
+
+Only the network (and for kubo, the container runtime) stand in (see
+testbed/README.md).
 
 The demo (``python -m demo``), the end-to-end test and the benchmark use it::
 
@@ -29,14 +37,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 from testbed import binaries
 from testbed.collection import REPO_ROOT, activate
 from testbed.controlplane import ControlPlane, start_control_plane
+from testbed.images import build as build_images
 from testbed.kubelet import KuboKubelet
+from testbed.pods import PodView
 from testbed.ports import free_port
 
 T = TypeVar("T")
@@ -44,6 +54,9 @@ BIN_DIR = Path(sys.executable).parent
 # The chart's release in every cluster, as the README installs it.
 RELEASE = "cluster-discovery"
 RELEASE_NAMESPACE = "cluster-discovery"
+MANAGER = f"{RELEASE}-controller-manager"
+METRICS_PORT = 8443
+Runtime = Literal["process", "container"]
 
 
 class WaitTimeout(AssertionError):
@@ -88,22 +101,58 @@ class ProductProcess:
             return ""
 
 
+class ProductContainer:
+    """The operator or the agent of one cluster, a container of the manager pod that the kubelet stand-in runs."""
+
+    def __init__(self, name: str, container: str, kubelet: KuboKubelet) -> None:
+        self.name = name
+        self.container = container
+        self.kubelet = kubelet
+
+    def pod(self) -> PodView:
+        views = [
+            view
+            for view in self.kubelet.pods()
+            if view.namespace == RELEASE_NAMESPACE and view.name.startswith(f"{MANAGER}-")
+        ]
+        if len(views) != 1:
+            raise RuntimeError(f"expected one manager pod in {RELEASE_NAMESPACE}, found {[v.name for v in views]}")
+        return views[0]
+
+    @property
+    def log_path(self) -> Path:
+        return self.pod().log_path(self.container)
+
+    def running(self) -> bool:
+        return self.pod().ready
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except (OSError, RuntimeError):
+            return ""
+
+
 class Cluster:
     """One cluster of the federation: control plane, kubelet stand-in, operator and agent."""
 
-    def __init__(self, name: str, base_dir: Path) -> None:
+    def __init__(self, name: str, base_dir: Path, *, runtime: Runtime = "process") -> None:
         self.name = name
         self.base_dir = base_dir
+        self.runtime = runtime
         self.cp: ControlPlane | None = None
         self.kubelet: KuboKubelet | None = None
-        self.operator: ProductProcess | None = None
-        self.agent: ProductProcess | None = None
+        self.operator: ProductProcess | ProductContainer | None = None
+        self.agent: ProductProcess | ProductContainer | None = None
         self.operator_kubeconfig: Path | None = None
         self.metrics_port = 0
 
     def start(self, *, operator_args: Sequence[str] = ()) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.cp = start_control_plane(self.name, self.base_dir)
+        if self.runtime == "container":
+            self._start_in_containers(operator_args)
+            return
         self.operator_kubeconfig = self._install_chart()
         self.kubelet = KuboKubelet(self.cp, self.base_dir / "kubelet")
         self.kubelet.start()
@@ -141,6 +190,48 @@ class Cluster:
         self.operator.start()
         self.agent.start()
 
+    def _start_in_containers(self, operator_args: Sequence[str]) -> None:
+        """``helm install`` of the chart with the image built here; the manager pod runs in podman."""
+        assert self.cp is not None
+        image = build_images(["operator"])["operator"]
+        repository, _, tag = image.rpartition(":")
+        self.kubelet = KuboKubelet(self.cp, self.base_dir / "kubelet")
+        self.kubelet.start()
+        values = {
+            "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+            # Several clusters share this machine's cores: one ansible run per kind at a time each.
+            "maxConcurrentReconciles": 1,
+            "extraArgs": list(operator_args),
+        }
+        values_file = self.base_dir / "values.yaml"
+        values_file.write_text(yaml.safe_dump(values))
+        self._helm("install", "--values", os.fspath(values_file), "--timeout=300s")
+        self.operator = ProductContainer("operator", "manager", self.kubelet)
+        self.agent = ProductContainer("agent", "agent", self.kubelet)
+
+    def _helm(self, *args: str) -> None:
+        assert self.cp is not None
+        result = subprocess.run(
+            [
+                os.fspath(binaries.binary("helm", "helm")),
+                args[0],
+                RELEASE,
+                os.fspath(REPO_ROOT / "charts" / "cluster-discovery"),
+                f"--kubeconfig={self.cp.kubeconfig}",
+                f"--namespace={RELEASE_NAMESPACE}",
+                "--create-namespace",
+                "--wait",
+                *args[1:],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0:
+            kubelet = self.kubelet.log_tail(60) if self.kubelet is not None else ""
+            raise RuntimeError(f"helm {args[0]} on {self.name} failed: {result.stderr.strip()}\n{kubelet}")
+
     def _install_chart(self) -> Path:
         """Install the Helm chart as users do (CRDs, RBAC, ServiceAccount; no manager pod: the processes run here).
 
@@ -149,24 +240,7 @@ class Cluster:
         rights the chart gives them, never with the admin's.
         """
         assert self.cp is not None
-        subprocess.run(
-            [
-                os.fspath(binaries.binary("helm", "helm")),
-                "install",
-                RELEASE,
-                os.fspath(REPO_ROOT / "charts" / "cluster-discovery"),
-                f"--kubeconfig={self.cp.kubeconfig}",
-                f"--namespace={RELEASE_NAMESPACE}",
-                "--create-namespace",
-                "--set=replicaCount=0",
-                "--wait",
-                "--timeout=120s",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        self._helm("install", "--set=replicaCount=0", "--timeout=120s")
         self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         account = self.kubectl(
             "get", "serviceaccount", "-n", RELEASE_NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}",
@@ -189,8 +263,8 @@ class Cluster:
 
     def stop(self) -> None:
         for part in (self.agent, self.operator):
-            if part is not None:
-                part.stop()
+            if isinstance(part, ProductProcess):
+                part.stop()  # containers stop with the kubelet stand-in
         if self.kubelet is not None:
             self.kubelet.stop()
         if self.cp is not None:
@@ -229,10 +303,20 @@ class Cluster:
     def table(self, *args: str) -> str:
         return self.kubectl("get", *args).stdout
 
+    @property
+    def metrics_url(self) -> str:
+        """Where the operator serves /metrics: the manager pod's IP and the chart's port, or the process's port."""
+        if isinstance(self.operator, ProductContainer):
+            pod_ip = self.operator.pod().pod_ip
+            return f"https://{pod_ip}:{METRICS_PORT}/metrics"
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def metrics(self) -> str:
+        """The operator's metrics as the process runs them (plain HTTP; the chart's HTTPS needs a token)."""
         import requests
 
-        return requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text
+        assert isinstance(self.operator, ProductProcess), "in containers, /metrics needs a token: use metrics_url"
+        return requests.get(self.metrics_url, timeout=10).text
 
     def logs(self) -> str:
         parts = [f"--- {p.name} of {self.name} ---\n{p.log_tail()}" for p in (self.operator, self.agent) if p]
@@ -255,13 +339,14 @@ class Cluster:
 class Federation:
     """Clusters started under one folder; everything they started stops on exit."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, *, runtime: Runtime = "process") -> None:
         self.base_dir = base_dir
+        self.runtime = runtime
         self.clusters: dict[str, Cluster] = {}
 
     def add_cluster(self, name: str, *, operator_args: Sequence[str] = ()) -> Cluster:
-        """Start a cluster; ``operator_args`` come after the test bed's own flags, so they override them."""
-        cluster = Cluster(name, self.base_dir / name)
+        """Start a cluster; ``operator_args`` come after the test bed's (or the chart's) own flags, so they win."""
+        cluster = Cluster(name, self.base_dir / name, runtime=self.runtime)
         self.clusters[name] = cluster
         try:
             cluster.start(operator_args=operator_args)

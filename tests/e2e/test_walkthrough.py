@@ -9,12 +9,14 @@ seed_000/README.md). Every check runs the manual's command through a shell
 ``curl`` with a ServiceAccount token) and asserts what the manual shows.
 
 Each cluster is a real control plane (etcd, kube-apiserver,
-kube-controller-manager) with the test bed's kubelet stand-in running its kubo
-pods as real kubo processes, the Helm chart installed, and the product's two
-processes: the operator (watches.yaml, the collection's roles) and the
-discovery agent. What stands in: the container runtime and the pod network
-(local processes on 127.0.x.y), the cloud load balancer (the stand-in gives
-it the pod's address).
+kube-controller-manager) with the product installed by ``helm install`` of its
+chart, as the README installs it: the test bed's kubelet stand-in runs the
+manager Deployment's pod, the operator and the discovery agent, in podman from
+the operator image built from the Dockerfile (the chart's ServiceAccount and
+in-cluster configuration, its security context and probes), and the kubo pods
+as real kubo processes. What stands in: kubo's container runtime (local
+processes), the pod network (the host's, one 127.0.x.y address per pod), the
+cloud load balancer (the stand-in gives it the pod's address).
 
 The scenario, in order (each test builds on the previous ones): cluster 1 runs
 a node on the default network and creates a private swarm with a generated
@@ -218,10 +220,10 @@ def peer_rows(table: str) -> list[str]:
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walkthrough]:
     for tool in ("bash", "jq", "curl", "base64"):
         assert shutil.which(tool), f"the manual's commands need {tool}: apt-get install {tool} (.ci/run does)"
-    with Federation(tmp_path_factory.mktemp("federation")) as federation:
+    with Federation(tmp_path_factory.mktemp("federation"), runtime="container") as federation:
         walkthrough = Walkthrough(federation, tmp_path_factory.mktemp("readers"))
-        # The manual's metrics step is HTTPS with a ServiceAccount token: cluster 1 serves them so.
-        walkthrough.add("cluster1", operator_args=("--metrics-secure=true",))
+        # The manual's metrics step is HTTPS with a ServiceAccount token: the chart serves them so by default.
+        walkthrough.add("cluster1")
         walkthrough.add("cluster2")
         yield walkthrough
 
@@ -388,14 +390,14 @@ def test_cluster2_uses_cluster1s_kubeconfig_with_exactly_its_rights(walk: Walkth
 
 def test_the_metrics_answer_the_manuals_curl_with_a_bound_serviceaccount_token(walk: Walkthrough) -> None:
     cluster1 = walk.clusters["cluster1"]
-    # The manual's address is this Service's; the test bed has no cluster DNS and runs the operator on loopback.
+    # The manual's address is this Service's; the test bed has no cluster DNS: the manager pod's own address.
     service = walk.shell(
         "cluster1",
         "kubectl get service cluster-discovery-controller-manager-metrics-service -n cluster-discovery"
         " -o jsonpath='{.spec.ports[0].port}'",
     ).stdout
     assert service == "8443"
-    url = f"https://127.0.0.1:{cluster1.metrics_port}/metrics"
+    url = cluster1.metrics_url
     anonymous = walk.shell("cluster1", f"curl -sk -o /dev/null -w '%{{http_code}}' {url}").stdout
     assert anonymous == "401"
     walk.apply("cluster1", "metrics_reader.yaml")
@@ -618,7 +620,9 @@ def test_cluster2_and_cluster3_still_sync_after_the_bootstrap_member_leaves(walk
 def swarm_pool_reconcile_after_a_poke(walk: Walkthrough, name: str) -> str:
     """Touch ``name``'s SwarmPool (an annotation: a watch event, so a reconcile) and return how that reconcile ended
     in the operator's log: ``reconciled`` or ``reconcile failed``."""
-    log_path = walk.clusters[name].base_dir / "operator.log"
+    operator = walk.clusters[name].operator
+    assert operator is not None
+    log_path = operator.log_path
     offset = log_path.stat().st_size
     walk.shell(name, f"kubectl annotate swarmpool {name}-private -n {NS} e2e/poked={time.time_ns()} --overwrite")
 
@@ -712,6 +716,8 @@ def test_no_condition_message_or_event_the_walkthrough_produced_is_masked(walk: 
 # One line per reconcile, as operator-sdk logs them: events, not decisions.
 PER_RUN_LINES = frozenset({"reconciling", "ansible run finished", "reconciled"})
 # What differs between two lines saying the same thing.
+STAND_IN_LOG_LINE = "--- testbed: "
+"""What the kubelet stand-in writes into a container's log when it starts it: not the product's."""
 VOLATILE_FIELDS = frozenset({"ts", "reconcile_id", "run", "retry_in", "failures", "seconds", "artifacts"})
 
 
@@ -720,10 +726,12 @@ def test_every_log_line_is_structured_and_no_decision_is_logged_again_and_again(
     thing once per change of state; the agent used to log the same refusal on every watch event of an Identity."""
     product_kinds = {"SwarmPool", "Identity", "Peer"}
     for name, cluster in walk.clusters.items():
-        for part in ("operator", "agent"):
-            path = cluster.base_dir / f"{part}.log"
+        for part, product in (("operator", cluster.operator), ("agent", cluster.agent)):
+            assert product is not None
             said: collections.Counter[tuple[Any, ...]] = collections.Counter()
-            for number, line in enumerate(path.read_text().splitlines(), 1):
+            for number, line in enumerate(product.log_path.read_text().splitlines(), 1):
+                if line.startswith(STAND_IN_LOG_LINE):
+                    continue
                 where = f"{name}'s {part}.log line {number}: {line[:300]}"
                 event = json.loads(line)
                 assert {"ts", "level", "logger", "msg"} <= set(event), where
