@@ -215,6 +215,8 @@ class PodWorker(threading.Thread):
 
     def view(self) -> PodView:
         main = self.containers[0]
+        # Readiness first: the probe sets the API URL before readiness, so a ready view always has its URL.
+        ready = all(c.ready and c.pid is not None for c in self.containers)
         repo = main.repo()
         return PodView(
             namespace=self.namespace,
@@ -227,7 +229,7 @@ class PodWorker(threading.Thread):
             repo=repo,
             sandbox=self.sandbox,
             # A process that just died is not ready, even before the worker noticed.
-            ready=all(c.ready and c.pid is not None for c in self.containers),
+            ready=ready,
             restart_count=main.restart_count,
             phase=self.phase,
             reason=self.reason,
