@@ -55,4 +55,4 @@ def test_molecule_test_passes_on_a_test_bed_cluster_with_the_image_built_here(tm
     (tmp_path / "molecule.log").write_text(output)
     assert result.returncode == 0, output[-8000:]
     for step in ("create", "prepare", "converge", "idempotence", "verify", "destroy"):
-        assert re.search(rf"testbed ➜ {step}: Executed: Successful", output), f"{step} did not succeed"
+        assert re.search(rf"\[testbed > {step}\] Executed: Successful", output), f"{step} did not succeed"

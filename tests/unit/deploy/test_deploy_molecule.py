@@ -52,8 +52,8 @@ def _tasks(path: Path) -> list[dict[str, Any]]:
     return found
 
 
-def test_both_scenarios_exist() -> None:
-    assert set(SCENARIOS) == {"default", "kind"}
+def test_the_three_scenarios_exist() -> None:
+    assert set(SCENARIOS) == {"default", "kind", "testbed"}
     assert len(FILES) >= 12
 
 
