@@ -207,21 +207,18 @@ def guarded_patch(before: Status | None, patch: Status) -> list[dict[str, Any]]:
     the new values were computed from, so a writer of other status keys (the agent's liveness fields
     beside the check's conditions) never makes this write fail, while a writer of the same keys does.
     """
+    after = merged(before or {}, patch)
     if before is None:
-        return [
-            {"op": "test", "path": "/status", "value": None},
-            {"op": "add", "path": "/status", "value": merged({}, patch)},
-        ]
+        return [{"op": "test", "path": "/status", "value": None}, {"op": "add", "path": "/status", "value": after}]
     operations: list[dict[str, Any]] = []
-    for key, value in patch.items():
-        new = merged(before.get(key), value)
-        if value is None and key not in before:
-            continue
+    for key in patch:
+        if key not in after and key not in before:
+            continue  # removing what is not there
         operations.append({"op": "test", "path": _pointer(key), "value": before.get(key)})
-        if value is None:
-            operations.append({"op": "remove", "path": _pointer(key)})
+        if key in after:
+            operations.append({"op": "add", "path": _pointer(key), "value": after[key]})
         else:
-            operations.append({"op": "add", "path": _pointer(key), "value": new})
+            operations.append({"op": "remove", "path": _pointer(key)})
     return operations
 
 
