@@ -35,7 +35,7 @@ testbed: setup ## Build the test bed's kubo, control plane and helm, fetch skaff
 	$(BIN)/python -m testbed.build
 
 .PHONY: images
-images: setup ## Build the test bed's container images with podman (Debian base, the operator from the Dockerfile) into the cache
+images: setup ## Build the test bed's container images with podman (Debian base, the operator from the Dockerfile, kubo) into the cache
 	$(BIN)/python -m testbed.images
 
 .PHONY: unit

@@ -1,4 +1,4 @@
-"""Build the container images the test bed runs: a Debian base, and the operator image from our Dockerfile.
+"""Build the container images the test bed runs: a Debian base, the operator from our Dockerfile, and kubo.
 
 No image registry is reachable here, so:
 
@@ -9,7 +9,10 @@ No image registry is reachable here, so:
 - the **operator image** is ``podman build`` of the repository's own Dockerfile,
   with kubernetes.core taken from the ``ansible`` package on PyPI (the
   ``KUBERNETES_CORE_SOURCE`` build argument) since Galaxy is not reachable, and
-  the CA bundle of ``SSL_CERT_FILE`` given as a build secret, never a layer.
+  the CA bundle of ``SSL_CERT_FILE`` given as a build secret, never a layer;
+- the **kubo image** is ``testbed/containerfiles/kubo.Containerfile``: kubo's own
+  Dockerfile's final stage on the base, with the ``ipfs`` binary testbed/build.py
+  built and kubo's entrypoint scripts from the Go module cache at that version.
 
 Podman keeps its storage in the cache beside the test bed's binaries, never in
 the repository, with the ``vfs`` driver, the ``runc`` runtime and a
@@ -17,7 +20,7 @@ containers.conf without default rlimits (this sandbox lacks CAP_SYS_RESOURCE).
 Each image's tag is a digest of its inputs, so a second run builds nothing and
 any change builds beside the old tag, which is then removed.
 
-Usage: ``python -m testbed.images [base|operator ...]`` (default: both), or
+Usage: ``python -m testbed.images [base|operator|kubo ...]`` (default: all), or
 ``--print-tag operator``.
 """
 
@@ -36,11 +39,15 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from testbed import binaries, kuboimage
 from testbed.build import cache_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_REPOSITORY = "localhost/cluster-discovery-base"
 OPERATOR_REPOSITORY = "localhost/cluster-discovery-operator"
+KUBO_REPOSITORY = "localhost/cluster-discovery-kubo"
+KUBO_CONTAINERFILE = Path(__file__).resolve().parent / "containerfiles" / "kubo.Containerfile"
+IMAGES = ("base", "operator", "kubo")
 DEBIAN_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -246,6 +253,47 @@ def build_operator(base: str, log: Path) -> str:
     return tag
 
 
+def _kubo_context_files() -> dict[str, Path]:
+    """The kubo image's build context: name in the context -> the file it is copied from."""
+    source = kuboimage.kubo_source_dir() / "bin"
+    return {
+        "ipfs": binaries.ipfs(),
+        "container_daemon": source / "container_daemon",
+        "container_init_run": source / "container_init_run",
+    }
+
+
+def kubo_tag(base: str) -> str:
+    parts = [base.encode(), KUBO_CONTAINERFILE.read_bytes()]
+    for name, path in sorted(_kubo_context_files().items()):
+        parts += [name.encode(), path.read_bytes()]
+    return f"{KUBO_REPOSITORY}:{binaries.kubo_version()}-{_digest(parts)}"
+
+
+def build_kubo(base: str, log: Path) -> str:
+    """The ipfs/kubo image of the built release on ``base``; returns its tag."""
+    tag = kubo_tag(base)
+    if image_exists(tag):
+        return tag
+    with tempfile.TemporaryDirectory(prefix="cluster-discovery-kubo-context-") as scratch:
+        context = Path(scratch)
+        for name, path in _kubo_context_files().items():
+            # The module cache keeps files read-only; the image has them executable, as kubo's does.
+            shutil.copyfile(path, context / name)
+            (context / name).chmod(0o755)
+        argv = ["build", "--runtime", "runc", "--network", "host", "--layers", "--build-arg", f"BASE_IMAGE={base}"]
+        argv += ["--tag", tag, "--file", str(KUBO_CONTAINERFILE), str(context)]
+        with log.open("ab") as out:
+            result = subprocess.run(
+                podman_argv(*argv), env=podman_env(), stdout=out, stderr=subprocess.STDOUT, check=False
+            )
+    if result.returncode != 0:
+        raise ImageBuildError(f"podman build of {tag} exited with {result.returncode}; log {log}")
+    _remove_other_tags(KUBO_REPOSITORY, keep=tag)
+    podman("image", "prune", "--force", check=False)
+    return tag
+
+
 def _remove_other_tags(repository: str, *, keep: str) -> None:
     listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", repository, check=False)
     for tag in listed.stdout.decode().split():
@@ -253,29 +301,44 @@ def _remove_other_tags(repository: str, *, keep: str) -> None:
             podman("rmi", "--force", tag, check=False)
 
 
-def build(which: Sequence[str] = ("base", "operator")) -> dict[str, str]:
+def build(which: Sequence[str] = IMAGES) -> dict[str, str]:
     """Build (or find in the cache) the images named; return name -> tag."""
     log = podman_dir() / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    tags = {"base": build_base(log)}
-    if "operator" in which:
-        tags["operator"] = build_operator(tags["base"], log)
+    try:
+        tags = {"base": build_base(log)}
+        if "operator" in which:
+            tags["operator"] = build_operator(tags["base"], log)
+        if "kubo" in which:
+            tags["kubo"] = build_kubo(tags["base"], log)
+    except (binaries.BinaryMissing, kuboimage.ImageError) as err:
+        raise ImageBuildError(str(err)) from err
     return {name: tag for name, tag in tags.items() if name in which}
+
+
+def tag_of(name: str) -> str:
+    """The tag ``name`` has (or would have once built)."""
+    base = base_tag()
+    if name == "operator":
+        return operator_tag(base)
+    if name == "kubo":
+        return kubo_tag(base)
+    return base
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="*", metavar="base|operator", help="the images to build (default: both)")
-    parser.add_argument("--print-tag", choices=["base", "operator"], help="print the tag the image would have")
+    parser.add_argument("images", nargs="*", metavar="|".join(IMAGES), help="the images to build (default: all)")
+    parser.add_argument("--print-tag", choices=IMAGES, help="print the tag the image would have")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.images) - {"base", "operator"})
+    unknown = sorted(set(args.images) - set(IMAGES))
     if unknown:
         parser.error(f"unknown images: {', '.join(unknown)}")
     if args.print_tag:
-        print(base_tag() if args.print_tag == "base" else operator_tag(base_tag()))
+        print(tag_of(args.print_tag))
         return 0
     try:
-        for name in args.images or ["base", "operator"]:
+        for name in args.images or IMAGES:
             started = time.monotonic()
             tag = build([name])[name]
             print(f"images: {name} {tag} ready in {time.monotonic() - started:.1f} s")
