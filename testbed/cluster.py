@@ -1,8 +1,9 @@
 """A test-bed cluster that outlives the command starting it, for tools that bring their own steps (molecule).
 
 ``up DIR`` starts, in a background process of its own session, a control plane
-(etcd, kube-apiserver, kube-controller-manager) and the kubelet stand-in, all
-on loopback; it returns once the cluster answers, with its admin kubeconfig at
+(etcd, kube-apiserver, kube-controller-manager) and the kubelet stand-in (kubo
+pods in podman from the kubo image built here, testbed.images), all on
+loopback; it returns once the cluster answers, with its admin kubeconfig at
 ``DIR/kubeconfig``. ``down DIR`` sends SIGTERM to that process (the PID it
 recorded in ``DIR/cluster.pid``), which stops everything it started by PID, and
 waits for it. Both are idempotent: ``up`` on a running cluster and ``down`` on
@@ -26,6 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from testbed import images
 from testbed.controlplane import control_plane_running
 from testbed.kubelet import kubo_kubelet_running
 
@@ -58,7 +60,7 @@ def serve(folder: Path) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with (
         control_plane_running("testbed", base_dir=folder / "state") as cp,
-        kubo_kubelet_running(cp, base_dir=folder / "state") as _kubelet,
+        kubo_kubelet_running(cp, base_dir=folder / "state", kubo_image=images.build(["kubo"])["kubo"]) as _kubelet,
     ):
         shutil.copyfile(cp.kubeconfig, folder / "kubeconfig.partial")
         os.replace(folder / "kubeconfig.partial", folder / "kubeconfig")

@@ -13,22 +13,50 @@ What stands in for a real node, and why:
 - **network**: every container shares the host network (no bridge here); the
   pod's own loopback address is its IP. A wildcard bind in the args
   (``--*-bind-address=:PORT``) becomes a bind to the pod IP, as the pod's own
-  network namespace would make it, so two pods can listen on one port.
-- **resources**: limits are not enforced (no cgroup delegation in this sandbox).
+  network namespace would make it, so two pods can listen on one port. kubo
+  binds what its config says, so a kubo container gets, read-only at
+  ``/testbed``, an ``ipfs`` ahead of the image's on PATH that, just before
+  ``ipfs daemon``, binds the config's listen addresses to the pod IP with
+  testbed/podnet.py (the rule the emulated image applies too), then runs the
+  image's own ``/usr/local/bin/ipfs``.
+- **resources**: as a kubelet maps them onto cgroups (v1 here): ``limits.memory``
+  is the memory limit (the kernel kills past it, exit code 137), ``limits.cpu``
+  a CFS quota, ``requests.cpu`` the CPU shares and ``requests.memory`` a soft
+  reservation. An exit from the memory limit is reported as ``Error`` with
+  137, not ``OOMKilled``: the container is removed on exit, with its state.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from testbed import images
-from testbed.kube import Obj
+from testbed import images, podnet
+from testbed.kube import Obj, parse_quantity
 
 _WILDCARD_BIND = re.compile(r"^(--[a-z-]*bind-address=):(\d+)$")
+KUBO_NETWORK_DIR = "testbed-network"
+"""The folder, beside a kubo container's logs, mounted at ``/testbed`` in it."""
+_KUBO_NETWORK_MOUNT = "/testbed"
+_KUBO_IPFS_SHIM = """#!/bin/sh
+# testbed: ahead of the image's /usr/local/bin/ipfs on PATH. Before `ipfs daemon`,
+# bind the config's listen addresses to this pod's IP (the network stand-in,
+# testbed/podnet.py), as the pod's own network namespace would.
+for arg do
+  case "$arg" in
+    -*) continue ;;
+    daemon) python3 /testbed/podnet.py "${IPFS_PATH:-$HOME/.ipfs}" "$TESTBED_POD_IP" || exit 1 ;;
+  esac
+  break
+done
+exec /usr/local/bin/ipfs "$@"
+"""
 
 
 class ContainerConfigError(ValueError):
@@ -50,10 +78,39 @@ def is_built_image(image: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=32)
 def image_config(image: str) -> Obj:
+    """The image's config (User, Env, Entrypoint, ...); images are tagged by their inputs, so it never changes."""
     result = images.podman("image", "inspect", "--format", "{{json .Config}}", image)
     config = json.loads(result.stdout.decode() or "{}")
     return config if isinstance(config, dict) else {}
+
+
+def image_env(image: str) -> dict[str, str]:
+    entries = image_config(image).get("Env") or []
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
+def prepare_kubo_network(folder: Path) -> None:
+    """Lay out what a kubo container gets at ``/testbed``: the ``ipfs`` shim and podnet.py to run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / "bin" / "ipfs"
+    shim.parent.mkdir(exist_ok=True)
+    shim.write_text(_KUBO_IPFS_SHIM)
+    shim.chmod(0o755)
+    script = folder / "podnet.py"
+    shutil.copyfile(podnet.__file__, script)
+    script.chmod(0o644)
+
+
+def kubo_network_mount(folder: Path) -> BindMount:
+    return BindMount(str(folder), _KUBO_NETWORK_MOUNT, read_only=True)
+
+
+def kubo_network_env(env: Mapping[str, str], *, image_env: Mapping[str, str], pod_ip: str) -> dict[str, str]:
+    """The container's env with the shim first on PATH and the pod IP it binds."""
+    path = env.get("PATH") or image_env.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    return {**env, "PATH": f"{_KUBO_NETWORK_MOUNT}/bin:{path}", "TESTBED_POD_IP": pod_ip}
 
 
 def container_name(pod_uid: str, container: str) -> str:
@@ -84,6 +141,7 @@ def run_argv(
     security: Obj,
     pod_security: Obj,
     pod_ip: str,
+    resources: Obj | None = None,
 ) -> list[str]:
     """The ``podman run`` arguments (after ``podman``) for one container."""
     uid, gid = effective_user(security, pod_security, image_user)
@@ -113,6 +171,7 @@ def run_argv(
         argv += ["--cap-drop", str(cap)]
     for cap in capabilities.get("add") or []:
         argv += ["--cap-add", str(cap)]
+    argv += resource_args(resources or {})
     if working_dir:
         argv += ["--workdir", working_dir]
     for mount in mounts:
@@ -123,6 +182,25 @@ def run_argv(
         argv += ["--entrypoint", json.dumps(list(command))]
     argv.append(image)
     argv += [pod_local_bind(arg, pod_ip) for arg in args or []]
+    return argv
+
+
+def resource_args(resources: Obj) -> list[str]:
+    """podman's cgroup settings for a container's ``resources``, as a kubelet sets them."""
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    argv: list[str] = []
+    try:
+        if "memory" in limits:
+            argv += ["--memory", str(int(parse_quantity(str(limits["memory"]))))]
+        if "memory" in requests:
+            argv += ["--memory-reservation", str(int(parse_quantity(str(requests["memory"]))))]
+        if "cpu" in limits:
+            argv += ["--cpus", f"{float(parse_quantity(str(limits['cpu']))):g}"]
+        if "cpu" in requests:
+            # The kubelet's shares: 1024 per CPU, at least 2.
+            argv += ["--cpu-shares", str(max(2, int(parse_quantity(str(requests["cpu"])) * 1024)))]
+    except ValueError as err:
+        raise ContainerConfigError(f"resources: {err}") from err
     return argv
 
 

@@ -2,20 +2,21 @@
 
 A :class:`Cluster` is a real control plane (etcd, kube-apiserver,
 kube-controller-manager) with the Helm chart installed, the kubelet stand-in
-that runs the kubo pods of its StatefulSets as real kubo processes, and the
-product's operator and discovery agent, run one of two ways:
+that runs the kubo pods of its StatefulSets, and the product's operator and
+discovery agent, run one of two ways:
 
 - ``runtime="container"``: as users run them. ``helm install`` of the chart
   with the operator image built here (testbed.images); the kubelet stand-in
   runs the manager Deployment's pod in podman, with the chart's ServiceAccount
-  token at the in-cluster path, its security context and probes.
-- ``runtime="process"`` (the default, for quick runs: nothing to build when a
+  token at the in-cluster path, its security context and probes, and the kubo
+  pods in podman from the kubo image built here.
+- ``runtime="process"`` (the default, the quick mode: nothing to build when a
   role changes): the chart installs everything but the manager pod, and the
   two run as host processes with a token of the chart's ServiceAccount, from
-  this checkout's watches.yaml and collection.
+  this checkout's watches.yaml and collection; kubo runs as host processes with
+  its image emulated.
 
-Only the network (and for kubo, the container runtime) stand in (see
-testbed/README.md).
+Only the network, storage and load balancer stand in (see testbed/README.md).
 
 The demo (``python -m demo``), the end-to-end test and the benchmark use it::
 
@@ -193,9 +194,9 @@ class Cluster:
     def _start_in_containers(self, operator_args: Sequence[str]) -> None:
         """``helm install`` of the chart with the image built here; the manager pod runs in podman."""
         assert self.cp is not None
-        image = build_images(["operator"])["operator"]
-        repository, _, tag = image.rpartition(":")
-        self.kubelet = KuboKubelet(self.cp, self.base_dir / "kubelet")
+        built = build_images(["operator", "kubo"])
+        repository, _, tag = built["operator"].rpartition(":")
+        self.kubelet = KuboKubelet(self.cp, self.base_dir / "kubelet", kubo_image=built["kubo"])
         self.kubelet.start()
         values = {
             "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},

@@ -16,8 +16,10 @@ across the gap.
 from __future__ import annotations
 
 import datetime
+import fractions
 import json
 import os
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -171,3 +173,19 @@ class Watcher(threading.Thread):
 
     def _report(self, message: str) -> None:
         self._on_error(message)
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+_SUFFIXES: dict[str, fractions.Fraction | int] = {
+    "": 1, "n": fractions.Fraction(1, 10**9), "u": fractions.Fraction(1, 10**6), "m": fractions.Fraction(1, 1000),
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
+def parse_quantity(text: str) -> fractions.Fraction:
+    """A Kubernetes resource quantity ("1Gi", "500m", "1e3") as an exact fraction."""
+    match = _QUANTITY.match(text.strip())
+    if not match or match.group(2) not in _SUFFIXES:
+        raise ValueError(f"not a resource quantity: {text!r}")
+    return fractions.Fraction(match.group(1)) * _SUFFIXES[match.group(2)]

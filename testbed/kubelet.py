@@ -11,10 +11,12 @@ nodes would add, this class plays, for Pods labelled
   healthy; binds pending Pods to it through the Binding subresource (there
   is no scheduler).
 - **container runtime**: each Pod runs in a :class:`testbed.pods.PodWorker`
-  with its own loopback pod IP (testbed.podnet): kubo containers with the
-  ipfs/kubo image emulated (testbed.kuboimage) as host processes, containers of
-  an image the test bed built (testbed.images, such as the operator image) in
-  podman (testbed.containers).
+  with its own loopback pod IP (testbed.podnet). Containers of an image the
+  test bed built (testbed.images, such as the operator image) run in podman
+  (testbed.containers). kubo containers (``ipfs/kubo:<built release>``) run in
+  podman from the kubo image built here when the kubelet is given it
+  (``kubo_image``), else, the quick mode, as host processes with the image
+  emulated (testbed.kuboimage).
 - **storage provisioner**: a default StorageClass ``testbed-local``; each of its
   PVCs gets a hostPath PersistentVolume of the requested size under this
   kubelet's folder, pre-bound to the claim (the real PV controller completes
@@ -66,8 +68,14 @@ LEASE_RENEW_SECONDS = 10.0
 class KuboKubelet:
     """Plays node, container runtime, storage provisioner and cloud load balancer for the product's pods."""
 
-    def __init__(self, cp: ControlPlane, base_dir: Path, *, node_name: str = NODE_NAME) -> None:
+    def __init__(
+        self, cp: ControlPlane, base_dir: Path, *, node_name: str = NODE_NAME, kubo_image: str | None = None
+    ) -> None:
         self.cp = cp
+        self.kubo_image = kubo_image
+        """The podman image that ``ipfs/kubo:<built release>`` runs from; None runs kubo emulated, as processes."""
+        self.token_refresh_fraction = 0.8
+        """Part of a projected token's lifetime after which it is requested again, as a kubelet does."""
         self.node_name = node_name
         self.base_dir = base_dir
         self.pods_dir = base_dir / "pods"
@@ -122,6 +130,21 @@ class KuboKubelet:
             f"pod {namespace}/{name} not {'ready' if ready else 'running'} on the testbed kubelet"
             f" within {timeout:.0f} s (now: {view}); kubelet log {self.log_path}:\n{self.log_tail()}"
         )
+
+    def freeze_pod(self, namespace: str, name: str) -> None:
+        """Stop the pod's containers where they stand (a network cut, seen from outside): sockets stay open."""
+        self._worker(namespace, name).freeze()
+
+    def thaw_pod(self, namespace: str, name: str) -> None:
+        """Let a frozen pod's containers go on."""
+        self._worker(namespace, name).thaw()
+
+    def _worker(self, namespace: str, name: str) -> PodWorker:
+        with self._workers_lock:
+            found = [w for w in self._workers.values() if (w.namespace, w.pod_name) == (namespace, name)]
+        if not found:
+            raise LookupError(f"pod {namespace}/{name} does not run on the testbed kubelet")
+        return found[-1]
 
     def wait_for_pod_gone(self, namespace: str, name: str, *, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -384,6 +407,8 @@ class KuboKubelet:
         name = f"pvc-{meta['uid']}"
         path = self.volumes_dir / name
         path.mkdir(parents=True, exist_ok=True)
+        # As the local-path provisioner makes its folders: writable by whatever user the pod runs as.
+        path.chmod(0o777)
         volume: Any = {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
@@ -549,15 +574,16 @@ def _memory_bytes() -> int:
 class KuboKubelets:
     """One kubelet per control plane, all stopped at :meth:`close`."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, *, kubo_image: str | None = None) -> None:
         self.base_dir = base_dir
+        self.kubo_image = kubo_image
         self.kubelets: dict[int, KuboKubelet] = {}
 
     def __call__(self, cp: ControlPlane) -> KuboKubelet:
         existing = self.kubelets.get(id(cp))
         if existing is not None:
             return existing
-        kubelet = KuboKubelet(cp, self.base_dir / cp.name)
+        kubelet = KuboKubelet(cp, self.base_dir / cp.name, kubo_image=self.kubo_image)
         self.kubelets[id(cp)] = kubelet
         kubelet.start()
         return kubelet
@@ -569,12 +595,12 @@ class KuboKubelets:
 
 
 @contextlib.contextmanager
-def kubo_kubelets(base_dir: Path | None = None) -> Iterator[KuboKubelets]:
+def kubo_kubelets(base_dir: Path | None = None, *, kubo_image: str | None = None) -> Iterator[KuboKubelets]:
     """A kubelet factory (one per control plane) whose kubelets all stop on exit."""
     with contextlib.ExitStack() as stack:
         if base_dir is None:
             base_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="testbed-kubelet-")))
-        factory = KuboKubelets(base_dir)
+        factory = KuboKubelets(base_dir, kubo_image=kubo_image)
         try:
             yield factory
         finally:
@@ -582,7 +608,9 @@ def kubo_kubelets(base_dir: Path | None = None) -> Iterator[KuboKubelets]:
 
 
 @contextlib.contextmanager
-def kubo_kubelet_running(cp: ControlPlane, base_dir: Path | None = None) -> Iterator[KuboKubelet]:
+def kubo_kubelet_running(
+    cp: ControlPlane, base_dir: Path | None = None, *, kubo_image: str | None = None
+) -> Iterator[KuboKubelet]:
     """One started kubelet stand-in for ``cp``, stopped on exit."""
-    with kubo_kubelets(base_dir) as factory:
+    with kubo_kubelets(base_dir, kubo_image=kubo_image) as factory:
         yield factory(cp)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fractions
 import json
 import math
 import os
@@ -50,7 +49,7 @@ import requests
 from kubernetes.client.exceptions import ApiException
 
 from testbed import containers, images, kuboimage
-from testbed.kube import Obj, as_dict, ignore_not_found, now_rfc3339
+from testbed.kube import Obj, as_dict, ignore_not_found, now_rfc3339, parse_quantity
 from testbed.kuboimage import ContainerFS, ImageError, Mount
 from testbed.podnet import PodIP, allocate_pod_ip
 from testbed.procs import ManagedProcess
@@ -63,6 +62,8 @@ BACKOFF_MAX_SECONDS = 30.0
 MAX_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.25
 DEFAULT_FILE_MODE = 0o644
+# A projected token's lifetime when the volume gives none (what the API server defaults it to).
+DEFAULT_TOKEN_SECONDS = 3607
 
 
 class PodSetupError(RuntimeError):
@@ -145,7 +146,15 @@ class Container:
         """Exited and not to be restarted (restartPolicy Never, or OnFailure after success)."""
         self.succeeded = False
         self.podman_name: str | None = None
-        """Set when the container runs in podman from an image the test bed built; None when kubo is emulated."""
+        """Set when the container runs in podman; None when kubo is emulated as processes."""
+        self.podman_image: str | None = None
+        """The image podman runs: the spec's, or the kubo image built here for ``ipfs/kubo:<built release>``."""
+        self.kubo = False
+        """The container is kubo (the ipfs/kubo image), in podman or emulated."""
+        self.next_readiness = 0.0
+        self.readiness_failures = 0
+        self.next_liveness = 0.0
+        self.liveness_failures = 0
 
     @property
     def pid(self) -> int | None:
@@ -199,6 +208,9 @@ class PodWorker(threading.Thread):
         self.initialized = not self.init_containers
         self.start_time: str | None = None
         self._last_status: Obj | None = None
+        self._token_volumes: dict[str, Path] = {}
+        """Projected volumes holding a service-account token, by volume name, and their folders."""
+        self._tokens_refresh_at = math.inf
         self.finished = threading.Event()
 
     # -- called from the kubelet's watch thread ------------------------------
@@ -236,6 +248,21 @@ class PodWorker(threading.Thread):
             message=self.message,
         )
 
+    def freeze(self) -> None:
+        """SIGSTOP every container's processes (``podman pause`` in podman): nothing answers, nothing closes."""
+        for container in self.containers:
+            if container.podman_name is not None:
+                images.podman("pause", container.podman_name)
+            elif container.pid is not None:
+                os.killpg(container.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for container in self.containers:
+            if container.podman_name is not None:
+                images.podman("unpause", container.podman_name, check=False)
+            elif container.pid is not None:
+                os.killpg(container.pid, signal.SIGCONT)
+
     # -- the worker ----------------------------------------------------------
 
     @property
@@ -263,7 +290,12 @@ class PodWorker(threading.Thread):
         for container in self.init_containers + self.containers:
             image = container.spec.get("image", "")
             mismatch = kuboimage.image_mismatch(image, self.kubelet.kubo_version)
-            if mismatch and containers.is_built_image(image):
+            container.kubo = mismatch is None
+            if container.kubo and self.kubelet.kubo_image is not None:
+                container.podman_image = self.kubelet.kubo_image
+            elif mismatch and containers.is_built_image(image):
+                container.podman_image = image
+            if container.podman_image is not None:
                 container.podman_name = containers.container_name(self.uid, container.name)
             elif mismatch:
                 self._image_mismatch(container, f"{mismatch}; nor is it an image the test bed built (testbed.images)")
@@ -284,6 +316,8 @@ class PodWorker(threading.Thread):
         self.initialized = True
         self.phase = "Running"
         while not self._terminating():
+            if time.monotonic() >= self._tokens_refresh_at:
+                self._refresh_tokens()
             for container in self.containers:
                 self._tend(container)
             self._write_status()
@@ -351,13 +385,14 @@ class PodWorker(threading.Thread):
             files = self._downward_files(source.get("items", []), source.get("defaultMode", DEFAULT_FILE_MODE))
         elif "projected" in volume:
             files = self._projected_files(volume["projected"])
+            self._note_token_volume(name, volume["projected"], target)
         else:
             kinds = sorted(set(volume) - {"name"})
             raise PodSetupError(
                 "CreateContainerConfigError",
                 f"volume {name!r}: {', '.join(kinds)} volumes are not supported by the testbed kubelet",
             )
-        _write_files(target, files)
+        _write_files(target, files, group=(self.pod["spec"].get("securityContext") or {}).get("fsGroup"))
         return target
 
     def _claim_path(self, claim: str) -> Path:
@@ -418,6 +453,36 @@ class PodWorker(threading.Thread):
             files[item["path"]] = (value.encode(), item.get("mode", mode))
         return files
 
+    def _note_token_volume(self, name: str, projected: Obj, target: Path) -> None:
+        """Schedule the refresh of a projected token: a kubelet renews it at 80 % of its lifetime."""
+        lifetimes = [
+            float(source["serviceAccountToken"].get("expirationSeconds", DEFAULT_TOKEN_SECONDS))
+            for source in projected.get("sources", [])
+            if "serviceAccountToken" in source
+        ]
+        if not lifetimes:
+            return
+        self._token_volumes[name] = target
+        refresh_at = time.monotonic() + min(lifetimes) * self.kubelet.token_refresh_fraction
+        self._tokens_refresh_at = min(self._tokens_refresh_at, refresh_at)
+
+    def _refresh_tokens(self) -> None:
+        """Request the projected tokens again and replace their files in place (the mounts keep their folder)."""
+        self._tokens_refresh_at = math.inf
+        group = (self.pod["spec"].get("securityContext") or {}).get("fsGroup")
+        volumes = {v["name"]: v for v in self.pod["spec"].get("volumes", [])}
+        for name, target in self._token_volumes.items():
+            projected = volumes[name]["projected"]
+            try:
+                files = self._projected_files(projected)
+            except PodSetupError as err:
+                self._event("Warning", "FailedMount", f"refreshing the token of volume {name}: {err.message}")
+                self._tokens_refresh_at = time.monotonic() + 10.0
+                continue
+            _replace_files(target, files, group=group)
+            self._note_token_volume(name, projected, target)
+            self.kubelet.log(f"{self.name}: refreshed the service-account token of volume {name}")
+
     def _projected_files(self, projected: Obj) -> dict[str, tuple[bytes, int]]:
         mode = projected.get("defaultMode", DEFAULT_FILE_MODE)
         files: dict[str, tuple[bytes, int]] = {}
@@ -442,7 +507,7 @@ class PodWorker(threading.Thread):
         pod = self.pod
         account = pod["spec"].get("serviceAccountName") or "default"
         spec: Obj = {
-            "expirationSeconds": source.get("expirationSeconds", 3607),
+            "expirationSeconds": source.get("expirationSeconds", DEFAULT_TOKEN_SECONDS),
             "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.pod_name, "uid": self.uid},
         }
         if source.get("audience"):
@@ -570,6 +635,8 @@ class PodWorker(threading.Thread):
         container.dir.mkdir(parents=True, exist_ok=True)
         if container.podman_name is None:
             kuboimage.prepare_rootfs(container.fs, pod_ip=self.ip.ip, repo_marker=container.repo_marker)
+        elif container.kubo:
+            containers.prepare_kubo_network(container.dir / containers.KUBO_NETWORK_DIR)
 
     def _start(self, container: Container) -> bool:
         """Start the container's process; False (with the reason in its state) when it cannot."""
@@ -596,6 +663,10 @@ class PodWorker(threading.Thread):
             cwd.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             container.repo_marker.unlink()
+        if container.podman_name is not None and container.kubo:
+            # The repository is a mounted folder (the PVC): the probe reads its api file and identity there.
+            repo = env.get("IPFS_PATH") or containers.image_env(container.podman_image or "").get("IPFS_PATH", "")
+            container.repo_marker.write_text(os.fspath(container.fs.host(repo or kuboimage.IMAGE_HOME)) + "\n")
         container.api_url = None
         container.process = ManagedProcess(
             argv,
@@ -613,15 +684,23 @@ class PodWorker(threading.Thread):
             container.restart_count += 1
         container.runs += 1
         container.state = {"running": {"startedAt": now_rfc3339()}}
+        started = time.monotonic()
+        readiness, liveness = container.spec.get("readinessProbe") or {}, container.spec.get("livenessProbe") or {}
+        container.next_readiness = started + float(readiness.get("initialDelaySeconds", 0))
+        container.next_liveness = started + float(liveness.get("initialDelaySeconds", 0))
+        container.readiness_failures = container.liveness_failures = 0
         self.kubelet.log(f"{self.name}: started {container.name} as PID {container.process.pid}: {' '.join(argv)}")
         self._event("Normal", "Started", f"Started container {container.name} (PID {container.process.pid})")
         return True
 
     def _podman_argv(self, container: Container, env: dict[str, str]) -> list[str]:
-        assert self.ip is not None and container.podman_name is not None
-        image = container.spec["image"]
+        assert self.ip is not None and container.podman_name is not None and container.podman_image is not None
+        image = container.podman_image
         spec = container.spec
         mounts = [containers.BindMount(str(m.host_path), m.container_path, m.read_only) for m in container.fs.mounts]
+        if container.kubo:
+            mounts.append(containers.kubo_network_mount(container.dir / containers.KUBO_NETWORK_DIR))
+            env = containers.kubo_network_env(env, image_env=containers.image_env(image), pod_ip=self.ip.ip)
         return images.podman_argv(
             *containers.run_argv(
                 name=container.podman_name,
@@ -635,6 +714,7 @@ class PodWorker(threading.Thread):
                 security=spec.get("securityContext") or {},
                 pod_security=self.pod["spec"].get("securityContext") or {},
                 pod_ip=self.ip.ip,
+                resources=spec.get("resources") or {},
             )
         )
 
@@ -669,8 +749,11 @@ class PodWorker(threading.Thread):
             return
         proc = container.process
         if proc is not None and proc.alive():
-            if not container.ready:
+            now = time.monotonic()
+            if now >= container.next_readiness:
                 self._probe(container)
+            if now >= container.next_liveness:
+                self._check_liveness(container)
             return
         if proc is not None:
             code = proc.returncode
@@ -714,46 +797,82 @@ class PodWorker(threading.Thread):
         self.kubelet.pod_readiness_changed(self.namespace)
 
     def _probe(self, container: Container) -> None:
-        """Ready once the daemon serves its RPC API and the container's readinessProbe passes.
+        """Readiness, as a kubelet runs it: the container's readinessProbe every periodSeconds.
 
-        The probe is the pod spec's own (``tcpSocket`` or ``httpGet`` on the pod
-        IP); the peer id comes from the repository, so a node whose RPC API asks
-        for authorization is probed exactly as a kubelet would probe it.
+        Ready on the first success (kubo also once its daemon serves the RPC API
+        it wrote in its repository, which gives the view its URL and peer id);
+        not ready again after failureThreshold failures in a row. The probe is
+        the pod spec's own (``tcpSocket`` or ``httpGet`` on the pod IP), so a
+        node whose RPC API asks for authorization is probed as a kubelet would.
         """
-        if container.podman_name is not None:
-            if self._readiness_probe_passes(container):
-                container.ready = True
+        probe = container.spec.get("readinessProbe") or {}
+        container.next_readiness = time.monotonic() + float(probe.get("periodSeconds", 10))
+        if not container.ready:
+            container.next_readiness = time.monotonic()  # until first ready: at every turn of the worker
+            if self._probe_passes(probe, container) and (not container.kubo or self._kubo_serves(container)):
+                container.ready, container.readiness_failures = True, 0
                 container.backoff = BACKOFF_START_SECONDS
-                self.kubelet.log(f"{self.name}: container {container.name} ready")
+                served = f", kubo {container.peer_id} at {container.api_url}" if container.kubo else ""
+                self.kubelet.log(f"{self.name}: container {container.name} ready{served}")
                 self.kubelet.pod_readiness_changed(self.namespace)
             return
+        if self._probe_passes(probe, container):
+            container.readiness_failures = 0
+            return
+        container.readiness_failures += 1
+        if container.readiness_failures >= int(probe.get("failureThreshold", 3)):
+            container.ready = False
+            self._event("Warning", "Unhealthy", f"Readiness probe failed for container {container.name}")
+            self.kubelet.log(f"{self.name}: container {container.name} not ready: readiness probe failed")
+            self.kubelet.pod_readiness_changed(self.namespace)
+
+    def _kubo_serves(self, container: Container) -> bool:
+        """kubo's daemon wrote its RPC address to the repository: note it and the peer id for the view."""
         repo = container.repo()
         if repo is None:
-            return
+            return False
         try:
             api = (repo / "api").read_text().strip()
             peer_id = json.loads((repo / "config").read_text())["Identity"]["PeerID"]
         except (OSError, ValueError, KeyError, TypeError):
-            return
+            return False
         url = _multiaddr_url(api)
-        if url is None or not isinstance(peer_id, str) or not self._readiness_probe_passes(container):
-            return
-        container.api_url, container.peer_id, container.ready = url, peer_id, True
-        container.backoff = BACKOFF_START_SECONDS
-        self.kubelet.log(f"{self.name}: container {container.name} ready, kubo {peer_id} at {url}")
-        self.kubelet.pod_readiness_changed(self.namespace)
+        if url is None or not isinstance(peer_id, str):
+            return False
+        container.api_url, container.peer_id = url, peer_id
+        return True
 
-    def _readiness_probe_passes(self, container: Container) -> bool:
-        probe = container.spec.get("readinessProbe") or {}
+    def _check_liveness(self, container: Container) -> None:
+        """A livenessProbe failing failureThreshold times in a row kills the container; its restart policy follows."""
+        probe = container.spec.get("livenessProbe")
+        if not probe or container.process is None:
+            container.next_liveness = math.inf
+            return
+        container.next_liveness = time.monotonic() + float(probe.get("periodSeconds", 10))
+        if self._probe_passes(probe, container):
+            container.liveness_failures = 0
+            return
+        container.liveness_failures += 1
+        if container.liveness_failures < int(probe.get("failureThreshold", 3)):
+            return
+        self._event("Warning", "Unhealthy", f"Liveness probe failed for container {container.name}")
+        self._event("Normal", "Killing", f"Container {container.name} failed liveness probe, will be restarted")
+        self.kubelet.log(f"{self.name}: container {container.name} failed its liveness probe: stopping it")
+        grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+        container.process.stop(grace=min(grace, MAX_GRACE_SECONDS))
+
+    def _probe_passes(self, probe: Obj, container: Container) -> bool:
+        """One run of a ``tcpSocket`` or ``httpGet`` probe on the pod IP; no probe passes, as a kubelet says."""
         host = self.ip.ip if self.ip else None
         if host is None:
             return False
+        timeout = float(probe.get("timeoutSeconds", 1))
         if "tcpSocket" in probe:
             port = _container_port(container.spec, probe["tcpSocket"].get("port"))
             if port is None:
                 return False
             try:
-                socket.create_connection((host, port), timeout=2).close()
+                socket.create_connection((host, port), timeout=timeout).close()
             except OSError:
                 return False
             return True
@@ -763,10 +882,10 @@ class PodWorker(threading.Thread):
             if port is None:
                 return False
             try:
-                return 200 <= requests.get(f"http://{host}:{port}{path}", timeout=2).status_code < 400
+                return 200 <= requests.get(f"http://{host}:{port}{path}", timeout=timeout).status_code < 400
             except requests.RequestException:
                 return False
-        return True  # no readinessProbe: ready once running, as a kubelet says
+        return True
 
     # -- status and events ---------------------------------------------------
 
@@ -894,7 +1013,8 @@ def _select_items(
     return files
 
 
-def _write_files(target: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
+def _write_files(target: Path, files: Mapping[str, tuple[bytes, int]], *, group: int | None = None) -> None:
+    """Write a volume's files; with the pod's ``fsGroup``, owned by that group, as a kubelet sets them."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for relative, (content, mode) in files.items():
@@ -902,6 +1022,22 @@ def _write_files(target: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         path.chmod(mode)
+    if group is not None:
+        for path in [target, *target.rglob("*")]:
+            os.chown(path, -1, int(group))
+
+
+def _replace_files(target: Path, files: Mapping[str, tuple[bytes, int]], *, group: int | None) -> None:
+    """Replace each file by a rename in its folder, so a container that has the folder mounted sees the new one."""
+    for relative, (content, mode) in files.items():
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.new")
+        scratch.write_bytes(content)
+        scratch.chmod(mode)
+        if group is not None:
+            os.chown(scratch, -1, int(group))
+        os.replace(scratch, path)
 
 
 def _container_port(spec: Obj, port: Any) -> int | None:
@@ -919,19 +1055,3 @@ def _multiaddr_url(addr: str) -> str | None:
     if len(parts) >= 5 and parts[1] == "ip4" and parts[3] == "tcp":
         return f"http://{parts[2]}:{parts[4]}"
     return None
-
-
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
-_SUFFIXES: dict[str, fractions.Fraction | int] = {
-    "": 1, "n": fractions.Fraction(1, 10**9), "u": fractions.Fraction(1, 10**6), "m": fractions.Fraction(1, 1000),
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}  # fmt: skip
-
-
-def parse_quantity(text: str) -> fractions.Fraction:
-    """A Kubernetes resource quantity ("1Gi", "500m", "1e3") as an exact fraction."""
-    match = _QUANTITY.match(text.strip())
-    if not match or match.group(2) not in _SUFFIXES:
-        raise ValueError(f"not a resource quantity: {text!r}")
-    return fractions.Fraction(match.group(1)) * _SUFFIXES[match.group(2)]

@@ -14,9 +14,10 @@ chart, as the README installs it: the test bed's kubelet stand-in runs the
 manager Deployment's pod, the operator and the discovery agent, in podman from
 the operator image built from the Dockerfile (the chart's ServiceAccount and
 in-cluster configuration, its security context and probes), and the kubo pods
-as real kubo processes. What stands in: kubo's container runtime (local
-processes), the pod network (the host's, one 127.0.x.y address per pod), the
-cloud load balancer (the stand-in gives it the pod's address).
+in podman from the kubo image built here (kubo's own entrypoint, the SwarmPool's
+security context, volumes and probes). What stands in: the kubelet, the pod
+network (the host's, one 127.0.x.y address per pod), storage (hostPath
+volumes) and the cloud load balancer (the stand-in gives it the pod's address).
 
 The scenario, in order (each test builds on the previous ones): cluster 1 runs
 a node on the default network and creates a private swarm with a generated
@@ -41,7 +42,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -681,14 +681,14 @@ def test_cluster1s_peers_go_offline_within_the_documented_time_after_its_node_st
 
 
 def test_a_member_whose_node_answers_again_is_online_again_as_soon_as_it_is_heard(walk: Walkthrough) -> None:
-    """Issue 19: cluster 3's node freezes (SIGSTOP: its process stays, as after a network cut) until cluster 2
-    shows it Offline, then goes on; cluster 2's agent marks it Online on its first announcement, not at a round."""
-    cluster3 = walk.clusters["cluster3"]
-    assert cluster3.kubelet is not None
-    pod = cluster3.kubelet.pod(NS, "cluster3-private-cluster3-private-ss-0")
-    assert pod is not None and pod.pid is not None
+    """Issue 19: cluster 3's node freezes (its processes stop where they stand, as after a network cut) until
+    cluster 2 shows it Offline, then goes on; cluster 2's agent marks it Online on its first announcement, not at
+    a round."""
+    kubelet = walk.clusters["cluster3"].kubelet
+    assert kubelet is not None
+    pod_name = "cluster3-private-cluster3-private-ss-0"
     frozen_at = time.monotonic()
-    os.kill(pod.pid, signal.SIGSTOP)
+    kubelet.freeze_pod(NS, pod_name)
     try:
         walk.clusters["cluster2"].wait_for(
             lambda: peer_state(walk, "cluster2", "cluster3") == "Offline",
@@ -698,7 +698,7 @@ def test_a_member_whose_node_answers_again_is_online_again_as_soon_as_it_is_hear
         )
         print(f"cluster2: cluster 3 Offline {time.monotonic() - frozen_at:.0f} s after its node froze")
     finally:
-        os.kill(pod.pid, signal.SIGCONT)
+        kubelet.thaw_pod(NS, pod_name)
     resumed_at = time.monotonic()
     walk.clusters["cluster2"].wait_for(
         lambda: peer_state(walk, "cluster2", "cluster3") == "Online",

@@ -82,6 +82,20 @@ def test_a_privileged_container_is_refused() -> None:
         argv(security={"privileged": True})
 
 
+def test_resources_become_the_cgroup_settings_a_kubelet_makes() -> None:
+    result = argv(
+        resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1500m", "memory": "1Gi"}}
+    )
+    joined = " ".join(result)
+    assert "--memory 1073741824" in joined and "--memory-reservation 268435456" in joined
+    assert "--cpus 1.5" in joined and "--cpu-shares 102" in joined
+
+
+def test_a_resource_that_is_no_quantity_is_a_container_config_error() -> None:
+    with pytest.raises(ContainerConfigError, match="not a resource quantity"):
+        argv(resources={"limits": {"memory": "lots"}})
+
+
 @pytest.mark.parametrize(
     ("arg", "expected"),
     [

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from testbed.kube import parse_quantity
 from testbed.kuboimage import CMD, ENTRYPOINT, ContainerFS, Mount, container_argv, expand, image_mismatch, parse_image
 from testbed.podnet import rewrite_listen_addresses, rewrite_multiaddr
-from testbed.pods import parse_quantity
 
 
 @pytest.mark.parametrize(
