@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from testbed import images
-from testbed.controlplane import ControlPlane
+from testbed.controlplane import ControlPlane, KubectlError
 from testbed.kubelet import KuboKubelet
 from testbed.kubo import KuboNode, new_swarm_key
 from tests.integration.testbed.test_testbed_kubelet import (
@@ -72,6 +72,15 @@ def product_shaped(name: str, swarm_key: str, **container: Any) -> list[dict[str
     pod_spec["volumes"][0]["secret"]["defaultMode"] = 0o440
     pod_spec["volumes"][1]["configMap"]["defaultMode"] = 0o555
     return manifests
+
+
+def restarted(cp: ControlPlane, namespace: str, pod: str) -> dict[str, Any] | None:
+    """The pod's container status once it restarted at least once (None before, or while the Pod is not made yet)."""
+    try:
+        statuses = read_pod(cp, namespace, pod)["status"].get("containerStatuses") or []
+    except KubectlError:  # the StatefulSet controller has not made the Pod yet
+        return None
+    return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
 
 
 def container_processes(name: str) -> list[dict[str, str]]:
@@ -130,11 +139,11 @@ def test_a_container_failing_its_liveness_probe_is_restarted_and_the_events_say_
     liveness = {"tcpSocket": {"port": 4999}, "initialDelaySeconds": 2, "periodSeconds": 1, "failureThreshold": 2}
     apply(control_plane, namespace, product_shaped("unwell", new_swarm_key(), livenessProbe=liveness))
 
-    def restarted() -> dict[str, Any] | None:
-        statuses = read_pod(control_plane, namespace, "unwell-0")["status"].get("containerStatuses") or []
-        return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
-
-    status = wait_until(restarted, timeout=90, what="a restart after the liveness probe failed")
+    status = wait_until(
+        lambda: restarted(control_plane, namespace, "unwell-0"),
+        timeout=90,
+        what="a restart after the liveness probe failed",
+    )
     assert "terminated" in status["lastState"]
     events = json.loads(
         control_plane.kubectl(
@@ -203,9 +212,7 @@ def test_a_container_past_its_memory_limit_is_killed_by_the_kernel_and_restarted
     resources = {"requests": {"memory": "16Mi"}, "limits": {"memory": "32Mi"}}
     apply(control_plane, namespace, product_shaped("greedy", new_swarm_key(), command=greedy, resources=resources))
 
-    def restarted() -> dict[str, Any] | None:
-        statuses = read_pod(control_plane, namespace, "greedy-0")["status"].get("containerStatuses") or []
-        return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
-
-    status = wait_until(restarted, timeout=90, what="a restart after the memory limit")
+    status = wait_until(
+        lambda: restarted(control_plane, namespace, "greedy-0"), timeout=90, what="a restart after the memory limit"
+    )
     assert status["lastState"]["terminated"]["exitCode"] == 137, status
