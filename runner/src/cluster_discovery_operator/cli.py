@@ -308,6 +308,7 @@ def run(settings: Settings, *, stop: threading.Event) -> int:
     except RuntimeError as exc:  # the module zygote did not start
         log.error("cannot start the ansible runner", extra=fields(error=str(exc)))
         return EXIT_FAILURE
+    metrics.watch_process("cluster_discovery_operator_zygote", lambda: runner.zygote_pid)
     manager = Manager(
         watches=watches,
         resources=resources,

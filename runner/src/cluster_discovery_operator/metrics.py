@@ -60,6 +60,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     Summary,
     generate_latest,
 )
@@ -160,8 +161,17 @@ class OperatorMetrics:
             "1 while this process holds the leader lease (or runs without one).",
             registry=r,
         )
+        # process_cpu_seconds_total, process_resident_memory_bytes, ... of this process, as Go operators expose them.
+        ProcessCollector(registry=r)
         self._user_lock = threading.Lock()
         self._user: dict[str, tuple[str, tuple[str, ...], Any]] = {}
+
+    def watch_process(self, namespace: str, pid: Callable[[], int | None]) -> None:
+        """Expose another process of the operator (the module zygote) as ``<namespace>_process_*``.
+
+        ``pid`` is asked at each scrape; while it gives None the series are absent.
+        """
+        ProcessCollector(namespace=namespace, pid=lambda: pid() or "absent", registry=self.registry)
 
     # -- role metrics -------------------------------------------------------------
 

@@ -371,6 +371,12 @@ class AnsibleRunner:
             self.interpreter = os.fspath(self._zygote.client_path)
             self._envvars[SOCKET_VARIABLE] = os.fspath(self._zygote.socket_path)
 
+    @property
+    def zygote_pid(self) -> int | None:
+        """The module zygote's process id while it runs."""
+        process = self._zygote.process if self._zygote is not None else None
+        return process.pid if process is not None and process.poll() is None else None
+
     def close(self) -> None:
         """Stop what the runner started for its runs (the module zygote); runs must be over."""
         if self._zygote is not None:

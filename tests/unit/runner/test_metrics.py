@@ -11,6 +11,7 @@ The real TokenReview/SubjectAccessReview path is in tests/integration/runner.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import time
@@ -40,6 +41,17 @@ def test_operator_sdks_metrics_are_exported() -> None:
     assert "ansible_operator_build_info{" in text
     assert "# TYPE ansible_operator_reconcile_result gauge" in text
     assert "# TYPE ansible_operator_reconciles histogram" in text
+
+
+def test_the_operators_process_and_its_zygotes_are_exported_while_the_zygote_runs() -> None:
+    metrics = OperatorMetrics()
+    zygote: list[int | None] = [os.getppid()]  # any live process of ours stands for the zygote
+    metrics.watch_process("cluster_discovery_operator_zygote", lambda: zygote[0])
+    assert (sample(metrics, "process_resident_memory_bytes") or 0) > 0
+    assert (sample(metrics, "cluster_discovery_operator_zygote_process_resident_memory_bytes") or 0) > 0
+    zygote[0] = None  # stopped: its series go, the operator's stay
+    assert sample(metrics, "cluster_discovery_operator_zygote_process_resident_memory_bytes") is None
+    assert (sample(metrics, "process_cpu_seconds_total") or 0) >= 0
 
 
 def test_gauges_follow_operator_sdk_semantics_and_accept_zero_and_labels() -> None:
