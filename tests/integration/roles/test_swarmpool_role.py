@@ -464,6 +464,10 @@ def test_a_swarmpool_joining_with_the_key_and_a_bootstrap_address_is_peered_and_
         "Number of connected peers": len(connected_peer_ids(pod.api_url, authorization=auth(cluster, joiner))),
         "IPFS Version": binaries.kubo_version(),
     }
+    # What the alert rules read to tell a node left alone (files/prometheus-rules.yaml, SwarmIsolated).
+    labels = f'swarm_name="{joiner.swarm}",swarmpool_name="{joiner.name}",swarmpool_namespace="{joiner.namespace}"'
+    gauge = f"cluster_discovery_swarmpool_connected_peers{{{labels}}}"
+    assert f"{gauge} {float(status['Number of connected peers'])}" in cluster.metrics().splitlines()
     assert rpc(pod.api_url, "bootstrap/list", authorization=auth(cluster, joiner))["Peers"] == [creator_address]
     creator_transport = creator_address.rsplit("/p2p/", 1)[0]
     peering = rpc(pod.api_url, "swarm/peering/ls", authorization=auth(cluster, joiner))["Peers"]
