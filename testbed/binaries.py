@@ -43,6 +43,11 @@ def kubernetes(name: str) -> Path:
     return binary("kubernetes", name)
 
 
+def prometheus(name: str) -> Path:
+    """``prometheus`` or ``promtool``."""
+    return binary("prometheus", name)
+
+
 def skaffold_schema(api_version: str) -> Path:
     """skaffold's JSON schema of a skaffold.yaml of ``api_version`` (``skaffold/v4beta13``), from its module."""
     comp = COMPONENTS["skaffold"]

@@ -121,6 +121,15 @@ COMPONENTS: dict[str, Component] = {
         module="helm.sh/helm/v4",
         binaries={"helm": "helm.sh/helm/v4/cmd/helm"},
     ),
+    # The monitoring an operator's users run: the alert rules' tests and the end-to-end scrape.
+    "prometheus": Component(
+        name="prometheus",
+        module="github.com/prometheus/prometheus",
+        binaries={
+            "prometheus": "github.com/prometheus/prometheus/cmd/prometheus",
+            "promtool": "github.com/prometheus/prometheus/cmd/promtool",
+        },
+    ),
     # Only the schema of skaffold.yaml's apiVersion (skaffold/v4beta13), for the tests: no skaffold binary runs here.
     "skaffold": Component(
         name="skaffold",
