@@ -31,7 +31,7 @@ $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml runner
 	touch $@
 
 .PHONY: testbed
-testbed: setup ## Build the test bed's kubo, control plane and helm, fetch skaffold's schema, into the cache (only what is missing)
+testbed: setup ## Build the test bed's kubo, control plane, helm, prometheus and promtool, fetch skaffold's schema, into the cache (only what is missing)
 	$(BIN)/python -m testbed.build
 
 .PHONY: images
@@ -43,7 +43,7 @@ unit: setup ## Run the unit tests only (no network, no test bed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup testbed ## Lint Python (ruff, mypy --strict), YAML, roles and playbooks, the Helm chart, and ansible-test sanity
+lint: setup testbed ## Lint Python (ruff, mypy --strict), YAML, roles and playbooks, the Helm chart, the alert rules, and ansible-test sanity
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	MYPYPATH=$$($(BIN)/python -m testbed.collection) $(BIN)/mypy --strict --explicit-package-bases \
@@ -52,6 +52,7 @@ lint: setup testbed ## Lint Python (ruff, mypy --strict), YAML, roles and playbo
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint roles playbooks
 	$(HELM) lint --strict $(CHART)
+	$(PROMTOOL) check rules $(CHART)/files/prometheus-rules.yaml
 	$(BIN)/python tests/sanity/run.py
 
 ##@ Deployment
@@ -62,6 +63,7 @@ CONTAINER_TOOL ?= docker
 KUBECTL ?= kubectl
 # helm from PATH, else the one `make testbed` builds.
 HELM ?= $(or $(shell command -v helm 2>/dev/null),$(shell $(BIN)/python -c 'from testbed.build import COMPONENTS; print(COMPONENTS["helm"].binary("helm"))' 2>/dev/null),helm)
+PROMTOOL ?= $(or $(shell command -v promtool 2>/dev/null),$(shell $(BIN)/python -c 'from testbed.build import COMPONENTS; print(COMPONENTS["prometheus"].binary("promtool"))' 2>/dev/null),promtool)
 CHART := charts/cluster-discovery
 ignore-not-found ?= false
 
