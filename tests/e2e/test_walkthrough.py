@@ -66,11 +66,15 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
 from testbed import binaries
 from testbed.build import COMPONENTS
 from testbed.federation import Cluster, Federation
+from testbed.prometheus import JOB, MetricsTarget, Prometheus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 SEED = Path(__file__).parent / "seed_000"
 NS = "private-network-peer-configuration"
+RULES = Path(__file__).resolve().parents[2] / "charts" / "cluster-discovery" / "files" / "prometheus-rules.yaml"
+ALERT_FOR = "10s"
+DASHBOARD = RULES.with_name("grafana-dashboard.json")
 TIMEOUT = 180
 # How soon a SwarmPool's status follows its node (the agent reads nodes every 10 s; see roles/swarmpool/README.md).
 STATUS_BOUND = 30
@@ -97,6 +101,9 @@ class Walkthrough:
         self.offline_seen: dict[str, float] = {}
         """When each viewer was first seen showing cluster 1 Offline (time.monotonic)."""
         self.offline_watch: threading.Thread | None = None
+        self.prometheus: Prometheus | None = None
+        """A real Prometheus with the chart's alert rules, scraping every cluster's operator once started."""
+        self.rules_dir = workdir / "prometheus-rules"
 
     def add(self, name: str, **kwargs: Any) -> Cluster:
         self.clusters[name] = self.federation.add_cluster(name, **kwargs)
@@ -105,6 +112,40 @@ class Walkthrough:
 
     def server(self, name: str) -> str:
         return self.clusters[name].control_plane.server
+
+    def scrape_every_cluster(self) -> Prometheus:
+        """Start Prometheus if needed and have it scrape every cluster's operator as a ServiceMonitor would.
+
+        Each cluster gets the ServiceAccount monitoring/prometheus bound to metrics-reader (the ClusterRole the
+        manual's metrics_reader.yaml creates), and Prometheus presents its token over HTTPS.
+        """
+        if self.prometheus is None:
+            raise RuntimeError("the prometheus fixture starts Prometheus")
+        targets = {}
+        for name, cluster in self.clusters.items():
+            self.apply(name, "metrics_reader.yaml")
+            self.shell(
+                name,
+                "kubectl create namespace monitoring --dry-run=client -o yaml | kubectl apply -f - >/dev/null\n"
+                "kubectl create serviceaccount prometheus -n monitoring --dry-run=client -o yaml"
+                " | kubectl apply -f - >/dev/null\n"
+                "kubectl create clusterrolebinding prometheus-metrics-reader --clusterrole=metrics-reader"
+                " --serviceaccount=monitoring:prometheus --dry-run=client -o yaml | kubectl apply -f - >/dev/null",
+            )
+            token = self.shell(name, "kubectl create token prometheus -n monitoring --duration=2h").stdout.strip()
+            address = cluster.metrics_url.removeprefix("https://").split("/", 1)[0]
+            targets[name] = MetricsTarget(address, token)
+        self.prometheus.set_targets(targets)
+        return self.prometheus
+
+    def alerts(self, name: str, **labels: str) -> list[dict[str, Any]]:
+        """Prometheus' alerts of that name whose labels include ``labels``."""
+        assert self.prometheus is not None
+        return [
+            alert
+            for alert in self.prometheus.alerts()
+            if alert["labels"].get("alertname") == name and all(alert["labels"].get(k) == v for k, v in labels.items())
+        ]
 
     def shell(self, name: str, command: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the manual's command as its reader would, in ``name``'s kube context and folder."""
@@ -220,6 +261,11 @@ def peer_rows(table: str) -> list[str]:
     return [" ".join(line.split()) for line in table.strip().splitlines()]
 
 
+def table_columns(table: str, count: int) -> list[list[str]]:
+    """The first ``count`` columns of each line of a ``kubectl get`` table (AGE and what follows vary)."""
+    return [line.split()[:count] for line in table.strip().splitlines()]
+
+
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walkthrough]:
     for tool in ("bash", "jq", "curl", "base64"):
@@ -230,6 +276,28 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walkthrough]:
         walkthrough.add("cluster1")
         walkthrough.add("cluster2")
         yield walkthrough
+
+
+@pytest.fixture(scope="module")
+def prometheus(walk: Walkthrough, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """Prometheus with the chart's alert rules, every ``for`` cut to 10 s so that a test sees them fire.
+
+    The expressions are the shipped ones; only how long a condition must hold differs.
+    """
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = ALERT_FOR
+    walk.rules_dir.mkdir(exist_ok=True)
+    rules_file = walk.rules_dir / "prometheus-rules.yaml"
+    rules_file.write_text(yaml.safe_dump(rules, sort_keys=False))
+    walk.prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), rule_files=[rules_file])
+    walk.prometheus.start()
+    try:
+        yield walk.prometheus
+    finally:
+        walk.prometheus.stop()
 
 
 def test_cluster1_runs_the_manuals_first_swarmpool_on_the_tested_kubo_release(walk: Walkthrough) -> None:
@@ -299,6 +367,16 @@ def test_cluster2_joins_with_the_key_and_the_address_and_counts_its_bootstrap_an
     node = status["status"]["cluster2-private"]
     assert (node["Name"], node["Number of bootstraps"], node["Number of connected peers"]) == ("cluster2-private", 1, 1)
     walk.peer_ids["cluster2"] = node["Peer Id"]
+    # What `kubectl get` shows of it (issue 17): the connected peers per swarm, next to readiness.
+    walk.clusters["cluster2"].wait_for(
+        lambda: (
+            table_columns(walk.shell("cluster2", f"kubectl get swarmpools -n {NS}").stdout, 4)
+            == [["NAME", "SWARMS", "CONNECTED", "READY"], ["cluster2-private", "cluster2-private", "1", "True"]]
+        ),
+        "kubectl get swarmpools shows cluster 2's node connected and ready",
+        timeout=TIMEOUT,
+        interval=1,
+    )
 
 
 def test_cluster1s_status_counts_the_new_member_within_the_documented_bound(walk: Walkthrough) -> None:
@@ -344,6 +422,20 @@ def test_both_identities_appear_as_online_peers_as_the_manual_shows(walk: Walkth
             f"URL: {walk.server(other)}",
         ]
         assert described_as(described, spec, ["Missing Counter: 0", "Status: Online"]), "\n".join(described)
+    # What `kubectl get identities` shows (issue 17): published on the private swarm, with one member known there.
+    # IDENTITYNAME holds spaces ("Cluster 1"): the columns read from the right.
+    for viewer in ("cluster1", "cluster2"):
+
+        def shown(viewer: str = viewer) -> list[list[str]]:
+            lines = walk.shell(viewer, f"kubectl get identities -n {NS}").stdout.strip().splitlines()
+            return [line.split()[-3:-1] for line in lines]
+
+        walk.clusters[viewer].wait_for(
+            lambda shown=shown, viewer=viewer: shown() == [["PUBLISHED", "PEERS"], [f"{viewer}-private", "1"]],
+            f"kubectl get identities on {viewer} shows its identity published with one peer",
+            timeout=TIMEOUT,
+            interval=1,
+        )
 
 
 def test_cluster1_bootstraps_from_cluster2_once_its_identity_is_published(walk: Walkthrough) -> None:
@@ -436,6 +528,35 @@ def test_the_metrics_answer_the_manuals_curl_with_a_bound_serviceaccount_token(w
     assert found[f"cluster_discovery_controller_identity_controller_peers_number{{{out_of_sync}}}"] == 0
 
 
+def test_a_real_prometheus_scrapes_each_operator_with_a_metrics_reader_token(
+    walk: Walkthrough, prometheus: Prometheus
+) -> None:
+    """Issue 17: Prometheus scrapes as the chart's ServiceMonitor makes it (HTTPS, a token bound to metrics-reader)."""
+    walk.scrape_every_cluster()
+
+    def up() -> dict[str, str]:
+        return {s["metric"]["cluster"]: s["value"][1] for s in prometheus.query(f'up{{job="{JOB}"}}')}
+
+    walk.clusters["cluster1"].wait_for(
+        lambda: up() == {"cluster1": "1", "cluster2": "1"}, "Prometheus scrapes both operators", timeout=60, interval=1
+    )
+    walk.clusters["cluster1"].wait_for(
+        lambda: not walk.alerts("ClusterDiscoveryOperatorNotScraped"),
+        "the not-scraped alert of Prometheus' first seconds is gone",
+        timeout=60,
+        interval=1,
+    )
+    synchronized = prometheus.query(
+        'cluster_discovery_controller_identity_controller_peers_number{status="Synchronized"} == 1'
+    )
+    assert {(s["metric"]["cluster"], s["metric"]["identity_name"]) for s in synchronized} == {
+        ("cluster1", "cluster1-identity"),
+        ("cluster2", "cluster2-identity"),
+    }
+    assert not walk.alerts("ClusterDiscoveryOperatorDown")
+    assert not walk.alerts("ClusterDiscoveryMemberOffline")
+
+
 def test_deleting_cluster2s_identity_removes_its_peer_from_cluster1(walk: Walkthrough) -> None:
     deleted = walk.shell("cluster2", "kubectl delete -f cluster2_private_network_identity.yaml").stdout.strip()
     # kubectl v1.37 adds the namespace to what the manual's kubectl printed.
@@ -515,6 +636,63 @@ def test_a_third_cluster_joins_the_same_way_and_all_three_see_each_other(walk: W
     )
 
 
+def test_a_member_offline_alert_fires_in_prometheus_and_resolves_once_the_member_is_heard_again(
+    walk: Walkthrough, prometheus: Prometheus
+) -> None:
+    """Issue 17: cluster 3's node freezes; the shipped MemberOffline rule fires for cluster 2, then resolves."""
+    walk.scrape_every_cluster()
+    walk.clusters["cluster3"].wait_for(
+        lambda: (
+            {s["metric"]["cluster"] for s in prometheus.query(f'up{{job="{JOB}"}} == 1')}
+            == {"cluster1", "cluster2", "cluster3"}
+        ),
+        "Prometheus scrapes the third operator too",
+        timeout=60,
+        interval=1,
+    )
+    labels = {"cluster": "cluster2", "identity_name": "cluster2-identity", "swarm_name": "cluster2-private"}
+    assert not walk.alerts("ClusterDiscoveryMemberOffline", **labels)
+    kubelet = walk.clusters["cluster3"].kubelet
+    assert kubelet is not None
+    pod_name = "cluster3-private-cluster3-private-ss-0"
+    frozen_at = time.monotonic()
+    kubelet.freeze_pod(NS, pod_name)
+    try:
+        firing = walk.clusters["cluster2"].wait_for(
+            lambda: [a for a in walk.alerts("ClusterDiscoveryMemberOffline", **labels) if a["state"] == "firing"],
+            "ClusterDiscoveryMemberOffline fires for cluster 2's identity",
+            timeout=300,
+            interval=1,
+        )
+        fired_after = time.monotonic() - frozen_at
+    finally:
+        kubelet.thaw_pod(NS, pod_name)
+    thawed_at = time.monotonic()
+    (alert,) = firing
+    assert alert["labels"]["severity"] == "warning"
+    assert alert["annotations"]["summary"].startswith("1 member(s) of swarm cluster2-private Offline")
+    assert alert["annotations"]["runbook_url"].endswith("docs/runbooks.md#clusterdiscoverymemberoffline")
+    walk.clusters["cluster2"].wait_for(
+        lambda: not walk.alerts("ClusterDiscoveryMemberOffline", **labels),
+        "ClusterDiscoveryMemberOffline resolves for cluster 2's identity",
+        timeout=TIMEOUT,
+        interval=1,
+    )
+    resolved_after = time.monotonic() - thawed_at
+    print(
+        f"prometheus: ClusterDiscoveryMemberOffline (for: {ALERT_FOR}) fired {fired_after:.0f} s after cluster 3's"
+        f" node froze, resolved {resolved_after:.0f} s after it went on"
+    )
+    for viewer in walk.clusters:
+        for other in walk.clusters:
+            if other != viewer:
+                walk.clusters[viewer].wait_for(
+                    lambda viewer=viewer, other=other: walk.sees(viewer, other),
+                    f"{viewer} sees {other} Online again",
+                    timeout=TIMEOUT,
+                )
+
+
 def test_the_published_kubeconfig_is_sealed_on_the_wire(walk: Walkthrough) -> None:
     cluster1 = walk.clusters["cluster1"]
     status = cluster1.get("identity", "cluster1-identity", namespace=NS)["status"]["swarms"][0]
@@ -546,7 +724,9 @@ def test_a_node_with_a_wrong_key_never_appears(walk: Walkthrough, kubo_node: Any
         assert stranger.peer_id.lower() not in walk.peers(name)
 
 
-def test_a_member_publishing_junk_or_impersonating_changes_nothing(walk: Walkthrough, kubo_node: Any) -> None:
+def test_a_member_publishing_junk_or_impersonating_changes_nothing(
+    walk: Walkthrough, kubo_node: Any, prometheus: Prometheus
+) -> None:
     key = base64.b64decode(walk.swarm_key_b64).decode()
     rogue = kubo_node(key, name="rogue")
     before = {name: walk.peers(name) for name in walk.clusters}
@@ -570,6 +750,38 @@ def test_a_member_publishing_junk_or_impersonating_changes_nothing(walk: Walkthr
             assert peer["status"]["status"] == "Online"
         assert cluster.operator is not None and cluster.operator.running()
         assert cluster.agent is not None and cluster.agent.running()
+
+    # Issue 17: the refusals reach Prometheus; the shipped DocumentsRefused rule (its for: cut to 10 s) fires.
+    began = time.monotonic()
+    with KuboClient(rogue.api_url) as kubo:
+
+        def refused_alerts() -> list[dict[str, Any]]:
+            kubo.pubsub_pub(node.topic, Announce(rogue.peer_id, junk, 2**40).encode())  # a rogue keeps at it
+            return [a for a in walk.alerts("ClusterDiscoveryDocumentsRefused") if a["state"] == "firing"]
+
+        firing = walk.clusters["cluster1"].wait_for(
+            refused_alerts, "ClusterDiscoveryDocumentsRefused fires", timeout=TIMEOUT, interval=2
+        )
+    print(f"prometheus: ClusterDiscoveryDocumentsRefused fired {time.monotonic() - began:.0f} s after the rogue's junk")
+    assert {a["labels"]["cluster"] for a in firing} <= set(walk.clusters)
+    assert all(a["annotations"]["summary"].endswith("publish documents that are refused") for a in firing)
+
+
+def test_every_dashboard_panel_query_returns_series_from_the_federation(
+    walk: Walkthrough, prometheus: Prometheus
+) -> None:
+    """Issue 17: each query of the shipped Grafana dashboard, run against the Prometheus scraping the three clusters."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    counts = {}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            # Grafana's own variable: at least four scrape intervals, as Grafana computes it.
+            expr = target["expr"].replace("$__rate_interval", "1m")
+            series = prometheus.query(expr)
+            counts[f"{panel['title']} [{target['refId']}]"] = len(series)
+    for title, count in counts.items():
+        print(f"dashboard: {title}: {count} series")
+    assert all(counts.values()), {title: count for title, count in counts.items() if not count}
 
 
 def test_the_swarm_creators_status_counts_both_members_and_bootstraps_from_them(walk: Walkthrough) -> None:

@@ -126,8 +126,8 @@ def test_peers_print_exactly_the_seed_columns_and_no_age() -> None:
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
-        pytest.param("SwarmPool", ["SWARMS", "READY", "AGE"], id="swarmpool"),
-        pytest.param("Identity", ["IDENTITYNAME", "URL", "PUBLISHED", "AGE"], id="identity"),
+        pytest.param("SwarmPool", ["SWARMS", "CONNECTED", "READY", "AGE"], id="swarmpool"),
+        pytest.param("Identity", ["IDENTITYNAME", "URL", "PUBLISHED", "PEERS", "AGE"], id="identity"),
     ],
 )
 def test_printer_columns(kind: str, expected: list[str]) -> None:
