@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import itertools
 import json
 import os
@@ -137,6 +138,29 @@ class Walkthrough:
             targets[name] = MetricsTarget(address, token)
         self.prometheus.set_targets(targets)
         return self.prometheus
+
+    @contextlib.contextmanager
+    def node_frozen(self, name: str) -> Iterator[float]:
+        """Freeze ``name``'s swarm node for the block (as a network cut: its processes stay, nothing answers)."""
+        kubelet = self.clusters[name].kubelet
+        assert kubelet is not None
+        pod = f"{name}-private-{name}-private-ss-0"
+        frozen_at = time.monotonic()
+        kubelet.freeze_pod(NS, pod)
+        try:
+            yield frozen_at
+        finally:
+            kubelet.thaw_pod(NS, pod)
+
+    def wait_until_each_sees_the_others(self, how: str) -> None:
+        for viewer in self.clusters:
+            for other in self.clusters:
+                if other != viewer:
+                    self.clusters[viewer].wait_for(
+                        lambda viewer=viewer, other=other: self.sees(viewer, other),
+                        f"{viewer} sees {other} {how}",
+                        timeout=TIMEOUT,
+                    )
 
     def alerts(self, name: str, **labels: str) -> list[dict[str, Any]]:
         """Prometheus' alerts of that name whose labels include ``labels``."""
@@ -261,11 +285,6 @@ def peer_rows(table: str) -> list[str]:
     return [" ".join(line.split()) for line in table.strip().splitlines()]
 
 
-def table_columns(table: str, count: int) -> list[list[str]]:
-    """The first ``count`` columns of each line of a ``kubectl get`` table (AGE and what follows vary)."""
-    return [line.split()[:count] for line in table.strip().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walkthrough]:
     for tool in ("bash", "jq", "curl", "base64"):
@@ -367,16 +386,6 @@ def test_cluster2_joins_with_the_key_and_the_address_and_counts_its_bootstrap_an
     node = status["status"]["cluster2-private"]
     assert (node["Name"], node["Number of bootstraps"], node["Number of connected peers"]) == ("cluster2-private", 1, 1)
     walk.peer_ids["cluster2"] = node["Peer Id"]
-    # What `kubectl get` shows of it (issue 17): the connected peers per swarm, next to readiness.
-    walk.clusters["cluster2"].wait_for(
-        lambda: (
-            table_columns(walk.shell("cluster2", f"kubectl get swarmpools -n {NS}").stdout, 4)
-            == [["NAME", "SWARMS", "CONNECTED", "READY"], ["cluster2-private", "cluster2-private", "1", "True"]]
-        ),
-        "kubectl get swarmpools shows cluster 2's node connected and ready",
-        timeout=TIMEOUT,
-        interval=1,
-    )
 
 
 def test_cluster1s_status_counts_the_new_member_within_the_documented_bound(walk: Walkthrough) -> None:
@@ -616,14 +625,7 @@ def test_a_third_cluster_joins_the_same_way_and_all_three_see_each_other(walk: W
         },
         save_as="cluster3_private_network_identity.yaml",
     )
-    for viewer in walk.clusters:
-        for other in walk.clusters:
-            if other != viewer:
-                walk.clusters[viewer].wait_for(
-                    lambda viewer=viewer, other=other: walk.sees(viewer, other),
-                    f"{viewer} sees {other} as an Online Peer",
-                    timeout=TIMEOUT,
-                )
+    walk.wait_until_each_sees_the_others("as an Online Peer")
     for viewer in walk.clusters:
         for peer in walk.peers(viewer).values():
             assert peer["status"]["kubernetesVersion"] == COMPONENTS["kubernetes"].version
@@ -652,12 +654,7 @@ def test_a_member_offline_alert_fires_in_prometheus_and_resolves_once_the_member
     )
     labels = {"cluster": "cluster2", "identity_name": "cluster2-identity", "swarm_name": "cluster2-private"}
     assert not walk.alerts("ClusterDiscoveryMemberOffline", **labels)
-    kubelet = walk.clusters["cluster3"].kubelet
-    assert kubelet is not None
-    pod_name = "cluster3-private-cluster3-private-ss-0"
-    frozen_at = time.monotonic()
-    kubelet.freeze_pod(NS, pod_name)
-    try:
+    with walk.node_frozen("cluster3") as frozen_at:
         firing = walk.clusters["cluster2"].wait_for(
             lambda: [a for a in walk.alerts("ClusterDiscoveryMemberOffline", **labels) if a["state"] == "firing"],
             "ClusterDiscoveryMemberOffline fires for cluster 2's identity",
@@ -665,8 +662,6 @@ def test_a_member_offline_alert_fires_in_prometheus_and_resolves_once_the_member
             interval=1,
         )
         fired_after = time.monotonic() - frozen_at
-    finally:
-        kubelet.thaw_pod(NS, pod_name)
     thawed_at = time.monotonic()
     (alert,) = firing
     assert alert["labels"]["severity"] == "warning"
@@ -683,14 +678,7 @@ def test_a_member_offline_alert_fires_in_prometheus_and_resolves_once_the_member
         f"prometheus: ClusterDiscoveryMemberOffline (for: {ALERT_FOR}) fired {fired_after:.0f} s after cluster 3's"
         f" node froze, resolved {resolved_after:.0f} s after it went on"
     )
-    for viewer in walk.clusters:
-        for other in walk.clusters:
-            if other != viewer:
-                walk.clusters[viewer].wait_for(
-                    lambda viewer=viewer, other=other: walk.sees(viewer, other),
-                    f"{viewer} sees {other} Online again",
-                    timeout=TIMEOUT,
-                )
+    walk.wait_until_each_sees_the_others("Online again")
 
 
 def test_the_published_kubeconfig_is_sealed_on_the_wire(walk: Walkthrough) -> None:
@@ -896,12 +884,7 @@ def test_a_member_whose_node_answers_again_is_online_again_as_soon_as_it_is_hear
     """Issue 19: cluster 3's node freezes (its processes stop where they stand, as after a network cut) until
     cluster 2 shows it Offline, then goes on; cluster 2's agent marks it Online on its first announcement, not at
     a round."""
-    kubelet = walk.clusters["cluster3"].kubelet
-    assert kubelet is not None
-    pod_name = "cluster3-private-cluster3-private-ss-0"
-    frozen_at = time.monotonic()
-    kubelet.freeze_pod(NS, pod_name)
-    try:
+    with walk.node_frozen("cluster3") as frozen_at:
         walk.clusters["cluster2"].wait_for(
             lambda: peer_state(walk, "cluster2", "cluster3") == "Offline",
             "cluster 2 shows cluster 3 Offline",
@@ -909,8 +892,6 @@ def test_a_member_whose_node_answers_again_is_online_again_as_soon_as_it_is_hear
             interval=1,
         )
         print(f"cluster2: cluster 3 Offline {time.monotonic() - frozen_at:.0f} s after its node froze")
-    finally:
-        kubelet.thaw_pod(NS, pod_name)
     resumed_at = time.monotonic()
     walk.clusters["cluster2"].wait_for(
         lambda: peer_state(walk, "cluster2", "cluster3") == "Online",
