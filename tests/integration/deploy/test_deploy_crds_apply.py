@@ -245,7 +245,7 @@ def test_kubectl_get_prints_the_seed_columns(cluster: ControlPlane, applied: obj
 
     tables = _tables(cluster.kubectl("get", "swarmpools,identities,peers", "-A").stdout)
     assert tables[f"swarmpool.{GROUP}"][0] == ["NAMESPACE", "NAME", "SWARMS", "READY", "AGE"]
-    assert tables[f"identity.{GROUP}"][0] == ["NAMESPACE", "NAME", "IDENTITYNAME", "URL", "PUBLISHED", "AGE"]
+    assert tables[f"identity.{GROUP}"][0] == ["NAMESPACE", "NAME", "IDENTITYNAME", "URL", "PUBLISHED", "PEERS", "AGE"]
     assert tables[f"peer.{GROUP}"][0] == ["NAMESPACE", "NAME", "PEERNAME", "STATUS", "IP", "DESCRIPTION"]
     pools = {row[1]: row for row in tables[f"swarmpool.{GROUP}"][1:]}
     assert pools[f"swarmpool.{GROUP}/cluster1-private"][2:4] == ["cluster1-private", "True"]
