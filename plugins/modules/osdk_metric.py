@@ -38,8 +38,8 @@ attributes:
 options:
   name:
     description:
-      - Name of the Prometheus metric. Names starting with C(ansible_operator_) or C(cluster_discovery_operator_) are
-        reserved for the operator's own metrics.
+      - Name of the Prometheus metric. Names starting with C(ansible_operator_), C(cluster_discovery_operator_) or
+        C(process_) are reserved for the operator's own metrics.
     type: str
     required: true
   description:

@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_RESERVED_PREFIXES = ("ansible_operator_", "cluster_discovery_operator_")
+_RESERVED_PREFIXES = ("ansible_operator_", "cluster_discovery_operator_", "process_")
 _RUN_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200)
 

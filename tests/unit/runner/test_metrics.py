@@ -88,6 +88,7 @@ def test_counters_histograms_and_summaries() -> None:
         pytest.param({"name": "m"}, "exactly one", id="no-type"),
         pytest.param({"name": "bad name", "gauge": {}}, "not a valid Prometheus name", id="bad-name"),
         pytest.param({"name": "ansible_operator_x", "gauge": {}}, "reserved", id="reserved-prefix"),
+        pytest.param({"name": "process_open_fds", "gauge": {}}, "reserved", id="reserved-process-prefix"),
         pytest.param({"name": "m", "labels": {"bad-label": "x"}, "gauge": {}}, "label name", id="bad-label"),
     ],
 )
