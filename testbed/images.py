@@ -223,34 +223,26 @@ def build_operator(base: str, log: Path) -> str:
     tag = operator_tag(base)
     if image_exists(tag):
         return tag
-    argv = [
-        "build",
-        "--runtime",
-        "runc",
-        "--network",
-        "host",
-        "--layers",
-        "--build-arg",
-        f"BASE_IMAGE={base}",
-        "--build-arg",
-        f"KUBERNETES_CORE_SOURCE={kubernetes_core_source()}",
-        "--tag",
-        tag,
-        "--file",
-        str(REPO_ROOT / "Dockerfile"),
-    ]
+    options = ["--build-arg", f"KUBERNETES_CORE_SOURCE={kubernetes_core_source()}"]
     ca_bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("PIP_CERT")
     if ca_bundle and Path(ca_bundle).is_file():
-        argv += ["--secret", f"id=ca-bundle,src={ca_bundle}"]
+        options += ["--secret", f"id=ca-bundle,src={ca_bundle}"]
+    _podman_build(tag, base=base, containerfile=REPO_ROOT / "Dockerfile", context=REPO_ROOT, options=options, log=log)
+    return tag
+
+
+def _podman_build(
+    tag: str, *, base: str, containerfile: Path, context: Path, options: Sequence[str] = (), log: Path
+) -> None:
+    """``podman build`` on ``base`` into ``tag``; then only that tag of its repository is kept."""
+    argv = ["build", "--runtime", "runc", "--network", "host", "--layers", "--build-arg", f"BASE_IMAGE={base}"]
+    argv += [*options, "--tag", tag, "--file", str(containerfile), str(context)]
     with log.open("ab") as out:
-        result = subprocess.run(
-            podman_argv(*argv, str(REPO_ROOT)), env=podman_env(), stdout=out, stderr=subprocess.STDOUT, check=False
-        )
+        result = subprocess.run(podman_argv(*argv), env=podman_env(), stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         raise ImageBuildError(f"podman build of {tag} exited with {result.returncode}; log {log}")
-    _remove_other_tags(OPERATOR_REPOSITORY, keep=tag)
+    _remove_other_tags(tag.rpartition(":")[0], keep=tag)
     podman("image", "prune", "--force", check=False)
-    return tag
 
 
 def _kubo_context_files() -> dict[str, Path]:
@@ -281,16 +273,7 @@ def build_kubo(base: str, log: Path) -> str:
             # The module cache keeps files read-only; the image has them executable, as kubo's does.
             shutil.copyfile(path, context / name)
             (context / name).chmod(0o755)
-        argv = ["build", "--runtime", "runc", "--network", "host", "--layers", "--build-arg", f"BASE_IMAGE={base}"]
-        argv += ["--tag", tag, "--file", str(KUBO_CONTAINERFILE), str(context)]
-        with log.open("ab") as out:
-            result = subprocess.run(
-                podman_argv(*argv), env=podman_env(), stdout=out, stderr=subprocess.STDOUT, check=False
-            )
-    if result.returncode != 0:
-        raise ImageBuildError(f"podman build of {tag} exited with {result.returncode}; log {log}")
-    _remove_other_tags(KUBO_REPOSITORY, keep=tag)
-    podman("image", "prune", "--force", check=False)
+        _podman_build(tag, base=base, containerfile=KUBO_CONTAINERFILE, context=context, log=log)
     return tag
 
 
