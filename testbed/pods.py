@@ -392,8 +392,14 @@ class PodWorker(threading.Thread):
                 "CreateContainerConfigError",
                 f"volume {name!r}: {', '.join(kinds)} volumes are not supported by the testbed kubelet",
             )
-        _write_files(target, files, group=(self.pod["spec"].get("securityContext") or {}).get("fsGroup"))
+        _write_files(target, files, group=self._fs_group)
         return target
+
+    @property
+    def _fs_group(self) -> int | None:
+        """The group a kubelet gives the pod's volume files (the pod's ``fsGroup``)."""
+        group = (self.pod["spec"].get("securityContext") or {}).get("fsGroup")
+        return int(group) if group is not None else None
 
     def _claim_path(self, claim: str) -> Path:
         core = self.kubelet.core
@@ -469,7 +475,6 @@ class PodWorker(threading.Thread):
     def _refresh_tokens(self) -> None:
         """Request the projected tokens again and replace their files in place (the mounts keep their folder)."""
         self._tokens_refresh_at = math.inf
-        group = (self.pod["spec"].get("securityContext") or {}).get("fsGroup")
         volumes = {v["name"]: v for v in self.pod["spec"].get("volumes", [])}
         for name, target in self._token_volumes.items():
             projected = volumes[name]["projected"]
@@ -479,7 +484,7 @@ class PodWorker(threading.Thread):
                 self._event("Warning", "FailedMount", f"refreshing the token of volume {name}: {err.message}")
                 self._tokens_refresh_at = time.monotonic() + 10.0
                 continue
-            _replace_files(target, files, group=group)
+            _replace_files(target, files, group=self._fs_group)
             self._note_token_volume(name, projected, target)
             self.kubelet.log(f"{self.name}: refreshed the service-account token of volume {name}")
 
@@ -806,9 +811,7 @@ class PodWorker(threading.Thread):
         node whose RPC API asks for authorization is probed as a kubelet would.
         """
         probe = container.spec.get("readinessProbe") or {}
-        container.next_readiness = time.monotonic() + float(probe.get("periodSeconds", 10))
-        if not container.ready:
-            container.next_readiness = time.monotonic()  # until first ready: at every turn of the worker
+        if not container.ready:  # probed at every turn of the worker until first ready
             if self._probe_passes(probe, container) and (not container.kubo or self._kubo_serves(container)):
                 container.ready, container.readiness_failures = True, 0
                 container.backoff = BACKOFF_START_SECONDS
@@ -816,6 +819,7 @@ class PodWorker(threading.Thread):
                 self.kubelet.log(f"{self.name}: container {container.name} ready{served}")
                 self.kubelet.pod_readiness_changed(self.namespace)
             return
+        container.next_readiness = time.monotonic() + float(probe.get("periodSeconds", 10))
         if self._probe_passes(probe, container):
             container.readiness_failures = 0
             return
@@ -1014,17 +1018,13 @@ def _select_items(
 
 
 def _write_files(target: Path, files: Mapping[str, tuple[bytes, int]], *, group: int | None = None) -> None:
-    """Write a volume's files; with the pod's ``fsGroup``, owned by that group, as a kubelet sets them."""
+    """Write a volume anew; with the pod's ``fsGroup``, its folders and files owned by that group, as a kubelet does."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    for relative, (content, mode) in files.items():
-        path = target / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        path.chmod(mode)
+    _replace_files(target, files, group=group)
     if group is not None:
-        for path in [target, *target.rglob("*")]:
-            os.chown(path, -1, int(group))
+        for folder in [target, *(path for path in target.rglob("*") if path.is_dir())]:
+            os.chown(folder, -1, group)
 
 
 def _replace_files(target: Path, files: Mapping[str, tuple[bytes, int]], *, group: int | None) -> None:
@@ -1036,7 +1036,7 @@ def _replace_files(target: Path, files: Mapping[str, tuple[bytes, int]], *, grou
         scratch.write_bytes(content)
         scratch.chmod(mode)
         if group is not None:
-            os.chown(scratch, -1, int(group))
+            os.chown(scratch, -1, group)
         os.replace(scratch, path)
 
 

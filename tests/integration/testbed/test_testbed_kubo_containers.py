@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from testbed import images
+from testbed import containers, images
 from testbed.controlplane import ControlPlane, KubectlError
 from testbed.kubelet import KuboKubelet
 from testbed.kubo import KuboNode, new_swarm_key
@@ -93,7 +93,7 @@ def container_processes(name: str) -> list[dict[str, str]]:
 def container_of(kubelet: KuboKubelet, namespace: str, pod: str) -> str:
     view = kubelet.pod(namespace, pod)
     assert view is not None
-    return f"testbed-{view.uid}-kubo"
+    return containers.container_name(view.uid, "kubo")
 
 
 def test_a_kubo_pod_runs_in_podman_from_the_built_image_as_its_security_context_says(
