@@ -1,7 +1,7 @@
 # Copyright: cluster-discovery contributors
 # Apache License 2.0 (see LICENSE)
-"""Filters of the identity role: what is wrong with an Identity's spec, and whether a reconcile renews its account
-and publication.
+"""Filters of the identity role: what is wrong with an Identity's spec, whether a reconcile renews its account
+and publication, and the peer counts it prints.
 
 The rules live in module_utils/identity_spec.py; each filter is documented in the YAML file of its name beside
 this one (ansible-doc -t filter).
@@ -10,6 +10,7 @@ this one (ansible-doc -t filter).
 from __future__ import annotations
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    per_swarm,
     published_fields,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity_spec import (
@@ -30,10 +31,15 @@ def identity_published(spec):
     return dict(published_fields(spec or {}))
 
 
+def identity_peer_counts(report):
+    return per_swarm((entry["swarm"], int(entry.get("peers") or 0)) for entry in report or [] if entry.get("published"))
+
+
 class FilterModule:
     def filters(self):
         return {
             "identity_spec_problem": identity_spec_problem,
             "identity_needs_full_sync": identity_needs_full_sync,
             "identity_published": identity_published,
+            "identity_peer_counts": identity_peer_counts,
         }

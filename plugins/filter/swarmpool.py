@@ -1,8 +1,8 @@
 # Copyright: cluster-discovery contributors
 # Apache License 2.0 (see LICENSE)
 """Filters of the swarmpool role: what is wrong with a swarm entry, which kubo release a node runs, the status hash
-of a SwarmPool's spec, the names of a node's StatefulSet and start-up ConfigMap (which the identity role reads
-too), and why a node's Pod waits.
+of a SwarmPool's spec, the connected peers kubectl prints, the names of a node's StatefulSet and start-up ConfigMap
+(which the identity role reads too), and why a node's Pod waits.
 
 The rules live in module_utils (swarmpool_spec.py, kubo_release.py, swarm_access.py); each filter is documented in
 the YAML file of its name beside this one (ansible-doc -t filter).
@@ -15,6 +15,7 @@ import hashlib
 import json
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    connected_peers,
     node_config_map,
     statefulset_name,
     swarm_key_secret,
@@ -70,4 +71,5 @@ class FilterModule:
             "pod_waiting_reason": pod_waiting_reason,
             "swarmpool_swarm_problem": swarm_problem,
             "swarm_status": swarm_status,
+            "swarmpool_connected_peers": connected_peers,
         }

@@ -21,7 +21,7 @@ the modules and the agent import them.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
@@ -203,3 +203,28 @@ def swarm_status(
 def node_ready(entry: Mapping[str, Any]) -> bool:
     """Whether a swarm's status entry says its node serves: the RPC API was reached and gave its peer id."""
     return bool(entry.get(STATUS_API)) and bool(entry.get(STATUS_PEER_ID))
+
+
+# -- what kubectl get prints ---------------------------------------------------------------------------------------
+
+STATUS_CONNECTED_PEERS = "connectedPeers"
+"""A SwarmPool's printer column: :func:`connected_peers` of its ``status.status``."""
+
+
+def per_swarm(counts: Iterable[tuple[str, int]]) -> str:
+    """``swarm=count`` pairs by swarm name, comma-separated, for a printer column.
+
+    A printer column shows only the first value its JSONPath matches (the API server's table convertor), so a
+    column over ``status.status.*`` or ``status.swarms[*]`` would hide every swarm but one: the status carries
+    this one string instead.
+    """
+    return ",".join(f"{swarm}={count}" for swarm, count in sorted(counts))
+
+
+def connected_peers(entries: Mapping[str, Any]) -> str:
+    """The ``Number of connected peers`` of each swarm's entry of a SwarmPool's ``status.status``."""
+    return per_swarm(
+        (str(swarm), int(entry.get(STATUS_CONNECTED) or 0))
+        for swarm, entry in entries.items()
+        if isinstance(entry, Mapping)
+    )

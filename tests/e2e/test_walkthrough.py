@@ -440,7 +440,9 @@ def test_both_identities_appear_as_online_peers_as_the_manual_shows(walk: Walkth
             return [line.split()[-3:-1] for line in lines]
 
         walk.clusters[viewer].wait_for(
-            lambda shown=shown, viewer=viewer: shown() == [["PUBLISHED", "PEERS"], [f"{viewer}-private", "1"]],
+            lambda shown=shown, viewer=viewer: (
+                shown() == [["PUBLISHED", "PEERS"], [f"{viewer}-private", f"{viewer}-private=1"]]
+            ),
             f"kubectl get identities on {viewer} shows its identity published with one peer",
             timeout=TIMEOUT,
             interval=1,

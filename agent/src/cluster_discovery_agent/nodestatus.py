@@ -17,7 +17,8 @@ gives up after ``CONNECT_TIMEOUT`` + ``READ_TIMEOUT`` per call): under 15 s
 with the default period of 10 s.
 
 **Writes.** A JSON merge patch of the status subresource holding the changed
-swarms' two counters and ``status.lastUpdate``, nothing else (the role's
+swarms' two counters, ``status.connectedPeers`` (the printer column that shows
+them) and ``status.lastUpdate``, nothing else (the role's
 ``hash``, addresses and conditions are left alone), and nothing at all when
 the counts already agree. The patch carries the ``metadata.resourceVersion``
 it was computed from (optimistic concurrency): if the role, or anyone, wrote
@@ -35,7 +36,7 @@ answers again, not every period. Only swarms whose status entry has an
 The decisions (:func:`nodes_of`, :func:`status_patch`, :class:`Reachability`)
 are pure and unit-tested; :class:`NodeStatus` runs them on a schedule with the
 reading (swarms.py ``NodeReader``) and writing (kube.py ``Watched``) passed in,
-so this module needs neither the collection nor a cluster.
+so this module needs no cluster, and of the collection only the status's names.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    STATUS_CONNECTED_PEERS,
+    connected_peers,
+)
 from cluster_discovery_operator.logs import fields
 
 from .kube import ObjectRef
@@ -132,9 +137,11 @@ def status_patch(pool: Mapping[str, Any], readings: Mapping[NodeRef, Counters], 
             changed[node.swarm] = dict(counted)
     if not changed or not resource_version:
         return None
+    # The CONNECTED column follows the counters it prints.
+    counted_now = {**entries, **{swarm: {**entries[swarm], **counted} for swarm, counted in changed.items()}}
     return {
         "metadata": {"resourceVersion": str(resource_version)},
-        "status": {"lastUpdate": now, "status": changed},
+        "status": {"lastUpdate": now, "status": changed, STATUS_CONNECTED_PEERS: connected_peers(counted_now)},
     }
 
 

@@ -224,15 +224,18 @@ def test_kubectl_get_prints_the_seed_columns(cluster: ControlPlane, applied: obj
     cluster.kubectl(
         "patch", f"identities.{GROUP}", "cluster1-identity", "-n", namespace, "--subresource=status",
         "--type=merge", "-p", json.dumps({"status": {"swarms": [
-            {"namespace": namespace, "swarmPool": "cluster1-private", "swarm": "cluster1-private", "published": True},
-        ]}}),
+            {"namespace": namespace, "swarmPool": "cluster1-private", "swarm": "cluster1-private", "published": True,
+             "peers": 2},
+            {"namespace": namespace, "swarmPool": "cluster1-public", "swarm": "cluster1-public", "published": True,
+             "peers": 0},
+        ], "publishedOn": "cluster1-private,cluster1-public", "peerCounts": "cluster1-private=2,cluster1-public=0"}}),
     )  # fmt: skip
     cluster.kubectl(
         "patch", f"swarmpools.{GROUP}", "cluster1-private", "-n", namespace, "--subresource=status",
         "--type=merge", "-p", json.dumps({"status": {"conditions": [
             {"type": "Successful", "status": "True", "reason": "Successful",
              "message": "Awaiting next reconciliation", "lastTransitionTime": now},
-        ]}}),
+        ], "connectedPeers": "cluster1-private=2"}}),
     )  # fmt: skip
 
     peers = cluster.kubectl("get", "peers", "-A").stdout
@@ -244,14 +247,16 @@ def test_kubectl_get_prints_the_seed_columns(cluster: ControlPlane, applied: obj
     ]
 
     tables = _tables(cluster.kubectl("get", "swarmpools,identities,peers", "-A").stdout)
-    assert tables[f"swarmpool.{GROUP}"][0] == ["NAMESPACE", "NAME", "SWARMS", "READY", "AGE"]
+    assert tables[f"swarmpool.{GROUP}"][0] == ["NAMESPACE", "NAME", "CONNECTED", "READY", "AGE"]
     assert tables[f"identity.{GROUP}"][0] == ["NAMESPACE", "NAME", "IDENTITYNAME", "URL", "PUBLISHED", "PEERS", "AGE"]
     assert tables[f"peer.{GROUP}"][0] == ["NAMESPACE", "NAME", "PEERNAME", "STATUS", "IP", "DESCRIPTION"]
     pools = {row[1]: row for row in tables[f"swarmpool.{GROUP}"][1:]}
-    assert pools[f"swarmpool.{GROUP}/cluster1-private"][2:4] == ["cluster1-private", "True"]
+    assert pools[f"swarmpool.{GROUP}/cluster1-private"][2:4] == ["cluster1-private=2", "True"]
     identities = {row[1]: row for row in tables[f"identity.{GROUP}"][1:]}
-    assert identities[f"identity.{GROUP}/cluster1-identity"][2:5] == [
+    # Every swarm shows, not only the first: a column prints only the first value its JSONPath matches.
+    assert identities[f"identity.{GROUP}/cluster1-identity"][2:6] == [
         "Cluster 1",
         "https://35.240.24.118",
-        "cluster1-private",
+        "cluster1-private,cluster1-public",
+        "cluster1-private=2,cluster1-public=0",
     ]

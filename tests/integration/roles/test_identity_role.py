@@ -157,6 +157,8 @@ def test_an_identity_on_a_running_swarmpool_gets_its_account_and_is_published(
     assert isinstance(entry["sequence"], int) and entry["sequence"] > 0
     assert re.fullmatch(RFC3339, entry["publishedAt"])
     assert "error" not in entry
+    # What `kubectl get identities` prints under PUBLISHED and PEERS.
+    assert (status["publishedOn"], status["peerCounts"]) == (swarm.swarm, f"{swarm.swarm}={entry['peers']}")
 
     # What the node serves under that CID is the identity, its kubeconfig sealed with the swarm key.
     document = rpc(swarm.api_url, "cat", entry["cid"], authorization=swarm.authorization)

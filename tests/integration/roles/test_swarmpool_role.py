@@ -310,6 +310,8 @@ def test_the_status_reports_the_running_node_as_its_api_describes_it(cluster: Cl
             "IPFS Version": binaries.kubo_version(),
         }
     }
+    # What `kubectl get swarmpools` prints under CONNECTED.
+    assert status["connectedPeers"] == f"{creator.swarm}={status['status'][creator.swarm]['Number of connected peers']}"
     # The original's form: an MD5 digest in base64, such as PXqJ2FxEz64Aofb/Zx374w==.
     assert re.fullmatch(r"[A-Za-z0-9+/]{22}==", status["hash"])
     updated = datetime.datetime.strptime(status["lastUpdate"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)

@@ -98,7 +98,7 @@ def test_a_new_connected_peer_patches_the_counters_and_last_update_at_the_versio
     obj = pool(("main", entry(bootstraps=1, connected=0)), version="41")
     assert status_patch(obj, {node(): reading(1, 1)}, now=NOW) == {
         "metadata": {"resourceVersion": "41"},
-        "status": {"lastUpdate": NOW, "status": {"main": {BOOTSTRAPS: 1, CONNECTED: 1}}},
+        "status": {"lastUpdate": NOW, "status": {"main": {BOOTSTRAPS: 1, CONNECTED: 1}}, "connectedPeers": "main=1"},
     }
 
 
@@ -107,6 +107,17 @@ def test_only_the_swarms_that_changed_are_in_the_patch() -> None:
     patch = status_patch(obj, {node(): reading(0, 1), node("other", "http://127.0.0.6:5001"): reading(2, 3)}, now=NOW)
     assert patch is not None
     assert patch["status"]["status"] == {"other": {BOOTSTRAPS: 2, CONNECTED: 3}}
+
+
+def test_the_printed_connected_peers_name_every_swarm_with_the_counters_after_the_patch() -> None:
+    obj = pool(
+        ("main", entry(connected=1)),
+        ("other", entry(api="http://127.0.0.6:5001", connected=3)),
+        ("broken", entry(error="not ready", connected=0)),
+    )
+    patch = status_patch(obj, {node("other", "http://127.0.0.6:5001"): reading(2, 4)}, now=NOW)
+    assert patch is not None
+    assert patch["status"]["connectedPeers"] == "broken=0,main=1,other=4"
 
 
 @pytest.mark.parametrize(
@@ -175,6 +186,7 @@ class Pools:
         obj = self.objects[ref]
         obj["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
         obj["status"]["lastUpdate"] = patch["status"]["lastUpdate"]
+        obj["status"]["connectedPeers"] = patch["status"]["connectedPeers"]
         for swarm, counted in patch["status"]["status"].items():
             obj["status"]["status"][swarm].update(counted)
         return obj

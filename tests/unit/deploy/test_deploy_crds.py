@@ -126,7 +126,7 @@ def test_peers_print_exactly_the_seed_columns_and_no_age() -> None:
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
-        pytest.param("SwarmPool", ["SWARMS", "READY", "AGE"], id="swarmpool"),
+        pytest.param("SwarmPool", ["CONNECTED", "READY", "AGE"], id="swarmpool"),
         pytest.param("Identity", ["IDENTITYNAME", "URL", "PUBLISHED", "PEERS", "AGE"], id="identity"),
     ],
 )

@@ -140,3 +140,29 @@ def test_a_node_that_does_not_serve_reports_nothing_but_why() -> None:
     }
     assert not node_ready(entry)
     assert not node_ready({STATUS_API: "http://10.0.0.5:5001", STATUS_PEER_ID: ""})
+
+
+# -- what kubectl get prints: one string, because a printer column shows only its JSONPath's first match -----------
+
+
+def test_the_connected_peers_column_names_every_swarm_of_a_swarmpool_in_name_order() -> None:
+    def serving(swarm: str, connected: int) -> dict[str, Any]:
+        return swarm_status(swarm, api_url="http://10.0.0.6:5001", peer_id=PEER, counters={STATUS_CONNECTED: connected})
+
+    entries = {
+        "swarm-b": serving("swarm-b", 3),
+        "swarm-a": serving("swarm-a", 2),
+        "swarm-c": swarm_status("swarm-c", error="node pool-swarm-c-ss-0 is not ready after 300 s"),
+    }
+    assert SwarmPoolFilters().filters()["swarmpool_connected_peers"](entries) == "swarm-a=2,swarm-b=3,swarm-c=0"
+    assert SwarmPoolFilters().filters()["swarmpool_connected_peers"]({}) == ""
+
+
+def test_the_peers_column_of_an_identity_names_only_the_swarms_it_is_published_on() -> None:
+    report = [
+        {"namespace": "ns", "swarmPool": "pool", "swarm": "swarm-b", "published": True, "peers": 1},
+        {"namespace": "ns", "swarmPool": "pool", "swarm": "swarm-a", "published": True, "peers": 4},
+        {"namespace": "ns", "swarmPool": "pool", "swarm": "swarm-c", "published": False, "error": "no node"},
+    ]
+    assert IdentityFilters().filters()["identity_peer_counts"](report) == "swarm-a=4,swarm-b=1"
+    assert IdentityFilters().filters()["identity_peer_counts"]([]) == ""
