@@ -181,6 +181,23 @@ def wait_for_run(
     )
 
 
+def describe_says_why(cluster: Cluster, kind: str, name: str, namespace: str, message: str) -> str:
+    """``kubectl describe`` of a failed object, once it says why in words twice: in the Failure condition under
+    Status and in a ReconcileFailed Warning Event (the Event is written after the condition). Whitespace aside.
+    """
+    said = " ".join(message.split())
+
+    def described() -> str | None:
+        text = " ".join(cluster.kubectl("describe", kind, name, "-n", namespace).stdout.split())
+        return text if text.count(said) >= 2 and "Warning ReconcileFailed" in text else None
+
+    return str(
+        cluster.wait_for(
+            described, f"kubectl describe {kind} {namespace}/{name} says why it failed", timeout=TIMEOUT, interval=POLL
+        )
+    )
+
+
 def force_reconcile(cluster: Cluster, kind: str, name: str, namespace: str) -> str:
     """Change an annotation (an input of the skip rule) so the role runs again; returns the previous marker.
 

@@ -42,6 +42,7 @@ from tests.integration.roles.support import (
     TIMEOUT,
     Swarm,
     conditions,
+    describe_says_why,
     owner_reference,
     rpc,
     run_marker,
@@ -268,6 +269,7 @@ def test_an_identity_the_role_refuses_gets_a_clear_failure_and_publishes_nothing
     assert (failure["status"], failure["reason"]) == ("True", "Failed"), conditions(obj)
     message = " ".join(failure["message"].split())
     assert reason in message, message
+    describe_says_why(cluster, "identity", "refused", ns, failure["message"])
     if "swarmPool" in change:
         assert f"swarm {swarm.namespace}/no-such-pool/{swarm.swarm} {reason}" in message
         [entry] = obj["status"]["swarms"]

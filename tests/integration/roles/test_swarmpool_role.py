@@ -45,6 +45,7 @@ from tests.integration.roles.support import (
     POLL,
     TIMEOUT,
     connected_peer_ids,
+    describe_says_why,
     force_reconcile,
     node_authorization,
     owner_reference,
@@ -527,6 +528,8 @@ def test_a_malformed_user_key_is_reported_by_line_and_rule_and_nothing_is_touche
     assert f"{name}-key" in failure["message"]
     assert text.splitlines()[-1] not in failure["message"]  # the key is never echoed
     assert "status" not in obj["status"]
+    described = describe_says_why(cluster, "swarmpool", name, malformed, failure["message"])
+    assert text.splitlines()[-1] not in described
     after = cluster.get("secret", f"{name}-key", namespace=malformed)
     assert after == before  # byte-identical, same resourceVersion, no owner or labels added
     for kind in ("statefulset", "service", "persistentvolumeclaim"):
