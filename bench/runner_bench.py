@@ -45,12 +45,10 @@ from bench.runner_common import (
     WATCH,
     OperatorSdkWay,
     bench_cluster,
-    children_of,
     create_widgets,
     describe,
     kubectl,
     namespace,
-    rss_mib,
     start_operator,
     successful,
     verify,
@@ -59,6 +57,7 @@ from bench.runner_common import (
     widgets,
 )
 from testbed.controlplane import ControlPlane
+from testbed.proctree import children, rss_mib
 from tests.integration.runner.operator_process import OperatorProcess
 
 
@@ -233,18 +232,18 @@ def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, v
 def idle_rss(op: OperatorProcess, count: int) -> None:
     time.sleep(15)
     pid = op.pid
-    children = children_of(pid)
+    zygotes = children(pid)
     samples, child_samples = [], []
     for _ in range(5):
         samples.append(rss_mib(pid))
-        child_samples.append(sum(rss_mib(child) for child in children))
+        child_samples.append(sum(rss_mib(child) for child in zygotes))
         time.sleep(1)
     watched = op.metric("cluster_discovery_operator_watched_objects", group=GROUP, kind="Widget") or 0
     own, kids = statistics.median(samples), statistics.median(child_samples)
     print(
         f"(c) idle RSS of the runner with {watched:.0f} watched objects (plus their {count} ConfigMaps as dependents):"
         f" {own + kids:.1f} MiB (target < 150 MiB): the operator process {own:.1f} MiB"
-        f" + {len(children)} child process(es) while idle (the module zygote) {kids:.1f} MiB"
+        f" + {len(zygotes)} child process(es) while idle (the module zygote) {kids:.1f} MiB"
     )
 
 

@@ -138,22 +138,6 @@ def start_operator(cp: ControlPlane, namespace_: str, work: Path, *args: str) ->
     return process
 
 
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def children_of(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
-    except OSError:
-        return []
-
-
 class OperatorSdkWay:
     """operator-sdk's reconcile of one object, in sequence: Running, one ``ansible-runner`` run, Successful.
 

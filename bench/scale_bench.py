@@ -43,50 +43,11 @@ from bench.figures import measure, percentile
 from testbed.collection import activate
 from testbed.federation import Cluster, Federation, ProductProcess, identity, namespace, swarm_pool
 from testbed.kubo import KuboNode, KuboNodes
+from testbed.proctree import children, cmdline, cpu_seconds, rss_mib
 
 NS = "bench-scale"
 GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
 MEMBER = Path(sys.executable).parent / "cluster-discovery-member"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int | None, *, children: bool) -> float:
-    """utime + stime of ``pid`` (and of the children it waited for), from /proc."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # fields[0] is the state (field 3): utime, stime, cutime, cstime are fields 14-17.
-    used = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
-    return used / TICKS
-
-
-def rss_mib(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def child_pids(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def read_cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 class Members:
@@ -258,9 +219,7 @@ def main() -> None:
                 assert isinstance(w.operator, ProductProcess) and isinstance(w.agent, ProductProcess)
                 operator_pid = w.operator.process.pid if w.operator.process else None
                 agent_pid = w.agent.process.pid if w.agent.process else None
-                zygote_pid = next(
-                    (pid for pid in child_pids(operator_pid or 0) if b"zygote" in read_cmdline(pid)), None
-                )
+                zygote_pid = next((pid for pid in children(operator_pid or 0) if b"zygote" in cmdline(pid)), None)
                 assert w.kubelet is not None
                 pod = w.kubelet.pod(NS, "pool-pool-ss-0")
                 kubo_pid = pod.pid if pod else None
