@@ -162,6 +162,18 @@ class ControlPlane:
     def log_path(self, component: str) -> Path:
         return self.data_dir / f"{component}.log"
 
+    def restart_etcd(self, *, down_for: float = 0.0) -> None:
+        """Kill etcd (SIGKILL, as a crash) and start it again on its data and addresses after ``down_for`` seconds.
+
+        The API server and its clients see their connections and watches break and must recover by themselves.
+        Returns once etcd answers its health check again.
+        """
+        etcd = self._processes["etcd"]
+        etcd.stop(crash=True)
+        time.sleep(down_for)
+        etcd.start()  # the same command line: its data directory and ports
+        self._await(etcd, self._etcd_healthy, attempt=_START_ATTEMPTS)
+
     def stop(self) -> None:
         """Stop controller-manager, API server and etcd (in that order), by PID."""
         if self._stopped:

@@ -81,11 +81,16 @@ class ProductProcess:
         self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         log.close()
 
-    def stop(self, timeout: float = 30) -> int | None:
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def stop(self, timeout: float = 30, *, crash: bool = False) -> int | None:
+        """SIGTERM, SIGKILL after ``timeout``; SIGKILL at once when ``crash`` (no chance to shut down)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return None if process is None else process.returncode
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGKILL if crash else signal.SIGTERM)
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -450,6 +455,42 @@ def identity(
             "categories": [{"name": category} for category in categories],
         },
     }
+
+
+def swarm_node(cluster: Cluster, pool: str, namespace_: str) -> dict[str, Any]:
+    """The status entry of a one-swarm SwarmPool whose swarm has the pool's name (empty until it is reported)."""
+    obj = cluster.get("swarmpool", pool, namespace=namespace_) or {}
+    return ((obj.get("status") or {}).get("status") or {}).get(pool) or {}
+
+
+def form_swarm(clusters: Sequence[Cluster], namespace_: str, *, pool: str = "pool", timeout: float = 300) -> None:
+    """One private swarm across ``clusters``, as seed 000 builds it: the first cluster's SwarmPool generates the
+    key; each other one joins with a copy of it and the first node's address, and is connected to a member."""
+    first, *others = clusters
+    first.apply([namespace(namespace_), swarm_pool(pool, namespace_, swarm=pool, key_secret="swarm")])
+    address = first.wait_for(
+        lambda: swarm_node(first, pool, namespace_).get("Addresses"), f"{first.name}'s node is up", timeout=timeout
+    )
+    key = first.get("secret", "swarm", namespace=namespace_)["data"]["swarm-key"]
+    for cluster in others:
+        cluster.apply(
+            [
+                namespace(namespace_),
+                secret("swarm", namespace_, {"swarm-key": key}),
+                swarm_pool(pool, namespace_, swarm=pool, key_secret="swarm", bootstrap=address),
+            ]
+        )
+    for cluster in others:
+
+        def connected(cluster: Cluster = cluster) -> bool:
+            return int(swarm_node(cluster, pool, namespace_).get("Number of connected peers", 0)) >= 1
+
+        cluster.wait_for(connected, f"{cluster.name} joined {first.name}'s swarm", timeout=timeout)
+
+
+def peers_by_name(cluster: Cluster, namespace_: str) -> dict[str, dict[str, Any]]:
+    """The cluster's Peers in ``namespace_`` by the name the members published (``spec.name``)."""
+    return {str(peer["spec"].get("name")): peer for peer in cluster.get("peers", namespace=namespace_) or []}
 
 
 def namespace(name: str) -> dict[str, Any]:

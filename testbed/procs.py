@@ -89,14 +89,15 @@ class ManagedProcess:
             raise RuntimeError(f"{self.name} was never started")
         return self._popen.wait(timeout)
 
-    def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> int | None:
-        """SIGTERM the process (and its session's children), SIGKILL after ``grace`` seconds."""
+    def stop(self, grace: float = DEFAULT_GRACE_SECONDS, *, crash: bool = False) -> int | None:
+        """SIGTERM the process (and its session's children), SIGKILL after ``grace`` seconds; SIGKILL at once when
+        ``crash`` (the process gets no chance to shut down)."""
         popen = self._popen
         if popen is None:
             return None
         try:
             if popen.poll() is None:
-                self._signal(popen.pid, signal.SIGTERM)
+                self._signal(popen.pid, signal.SIGKILL if crash else signal.SIGTERM)
                 try:
                     popen.wait(grace)
                 except subprocess.TimeoutExpired:
