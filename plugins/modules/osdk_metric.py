@@ -23,6 +23,9 @@ description:
     request that disagrees.
   - Differences from operator-sdk, on purpose. A gauge's O(gauge.set) of V(0) sets 0 (operator-sdk ignored zero);
     O(labels) gives one series per label set, for example one per custom resource.
+  - A series whose O(labels) include C(<kind>_namespace) and C(<kind>_name) (the watched kind in lower case, for
+    example C(identity_namespace) and C(identity_name)) describes that custom resource; the operator removes it when
+    the resource is deleted.
   - Outside the operator, without O(address), the module validates the request and returns it.
 extends_documentation_fragment:
   - peerdiscovery.cluster_discovery.attributes

@@ -19,7 +19,9 @@ histogram and summary observe), with two deliberate differences: a gauge
 may be given, so one metric can carry a series per object (the product's
 ``..._peers_number{identity_name, ...}``). A metric keeps the type and label
 names it was first declared with; a later request that disagrees is refused and
-logged, not applied.
+logged, not applied. A series labelled ``<kind>_namespace`` and ``<kind>_name``
+describes that object, and goes when the object is deleted (operator-sdk keeps
+it until the operator restarts, and an alert on it would never resolve).
 
 **Who may read.** As controller-runtime's secure metrics and kube-rbac-proxy do:
 HTTPS, a bearer token required (401 without one or when TokenReview does not
@@ -165,6 +167,8 @@ class OperatorMetrics:
         ProcessCollector(registry=r)
         self._user_lock = threading.Lock()
         self._user: dict[str, tuple[str, tuple[str, ...], Any]] = {}
+        # The label values of every series a role set, by metric name: prometheus_client lists none.
+        self._user_series: dict[str, set[tuple[str, ...]]] = {}
 
     def watch_process(self, namespace: str, pid: Callable[[], int | None]) -> None:
         """Expose another process of the operator (the module zygote) as ``<namespace>_process_*``.
@@ -215,6 +219,28 @@ class OperatorMetrics:
                     raise MetricError(f"metric {name} has labels {list(known_labels)}, not {list(label_names)}")
             series = metric.labels(**labels) if label_names else metric
             self._apply(kind, name, series, action)
+            if label_names:
+                self._user_series.setdefault(name, set()).add(tuple(labels[label] for label in label_names))
+
+    def forget_object(self, kind: str, namespace: str, name: str) -> int:
+        """Remove the role series that describe a deleted object; returns how many went.
+
+        A series describes the object when it has the labels ``<kind>_namespace`` and ``<kind>_name`` (kind in
+        lower case, as the product's roles label them) with the object's namespace and name.
+        """
+        namespace_label, name_label = f"{kind.lower()}_namespace", f"{kind.lower()}_name"
+        removed = 0
+        with self._user_lock:
+            for metric_name, (_, label_names, metric) in self._user.items():
+                if namespace_label not in label_names or name_label not in label_names:
+                    continue
+                at_namespace, at_name = label_names.index(namespace_label), label_names.index(name_label)
+                known = self._user_series.get(metric_name, set())
+                for values in [v for v in known if (v[at_namespace], v[at_name]) == (namespace, name)]:
+                    metric.remove(*values)
+                    known.discard(values)
+                    removed += 1
+        return removed
 
     def _create(self, kind: str, name: str, help_text: str, label_names: tuple[str, ...]) -> Any:
         cls: Any = {"counter": Counter, "gauge": Gauge, "histogram": Histogram, "summary": Summary}[kind]

@@ -254,6 +254,8 @@ class Controller:
         self.metrics.watched_objects.labels(**self.labels).set(sum(len(i) for i in self.informers.values()))
         if event_type == DELETED:
             self.queue.cancel_delayed(key)
+            namespace, name = split_key(key)
+            self.metrics.forget_object(self.watch.gvk.kind, namespace, name)
         self.queue.add(key)
 
     def dependent_changed(self, owner: ObjectKey, trigger: DependentTrigger) -> None:

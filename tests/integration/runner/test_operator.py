@@ -215,8 +215,9 @@ def test_a_failure_reports_the_task_message_backs_off_and_emits_an_event(
 
 def test_deletion_runs_the_finalizer_then_the_object_is_gone(cluster: Cluster, namespace: str, operator: Any) -> None:
     op = operator(namespace, "--metrics-secure=false")
-    widget(cluster, namespace, "w", message="bye")
+    widget(cluster, namespace, "w", message="bye", gauge=7)
     wait_successful(cluster, op, namespace, "w")
+    assert op.metric("widget_gauge", widget_name="w", widget_namespace=namespace) == 7.0
     cluster.kubectl("delete", "widget", "w", "-n", namespace, "--wait=false")
     wait_for(
         lambda: cluster.get("widget", "w", namespace) is None, timeout=RUN_TIMEOUT, what="the widget to go", process=op
@@ -225,6 +226,13 @@ def test_deletion_runs_the_finalizer_then_the_object_is_gone(cluster: Cluster, n
     assert marker is not None and marker["data"] == {"finalized": "yes"}, "the finalizer role ran first"
     run = op.find(lambda e: e.get("msg") == "reconciling" and e.get("finalizer_run") is True)
     assert run is not None
+    # The role's series of the widget go with it: an alert on them would otherwise never resolve.
+    wait_for(
+        lambda: op.metric("widget_gauge", widget_name="w", widget_namespace=namespace) is None,
+        timeout=30,
+        what="the deleted widget's gauge to go",
+        process=op,
+    )
 
 
 def test_a_failing_finalizer_keeps_the_object_and_says_why(cluster: Cluster, namespace: str, operator: Any) -> None:

@@ -69,6 +69,48 @@ def test_gauges_follow_operator_sdk_semantics_and_accept_zero_and_labels() -> No
     assert 'peers{identity_name="a"} 0.0' in text and 'peers{identity_name="b"} 7.0' in text
 
 
+def test_a_deleted_objects_series_go_and_the_others_stay() -> None:
+    """A series labelled <kind>_namespace and <kind>_name describes that object: once it is deleted, it would
+    otherwise be exported, and alerted on, until the operator restarts."""
+    metrics = OperatorMetrics()
+    for namespace, name, status, value in (
+        ("ns", "a", "Out of sync", 2),
+        ("ns", "a", "Synchronized", 1),
+        ("ns", "b", "Out of sync", 3),
+        ("other", "a", "Out of sync", 4),
+    ):
+        metrics.apply_user_metric(
+            {
+                "name": "peers_number",
+                "description": "d",
+                "labels": {"identity_namespace": namespace, "identity_name": name, "status": status},
+                "gauge": {"set": value},
+            }
+        )
+    metrics.apply_user_metric({"name": "unlabelled", "description": "d", "gauge": {"set": 1}})
+    metrics.apply_user_metric(
+        {"name": "pool_peers", "description": "d", "labels": {"swarmpool_namespace": "ns", "swarmpool_name": "a"},
+         "gauge": {"set": 5}}
+    )  # fmt: skip
+
+    assert metrics.forget_object("Identity", "ns", "a") == 2
+
+    def peers(namespace: str, name: str, status: str) -> float | None:
+        return sample(metrics, "peers_number", identity_namespace=namespace, identity_name=name, status=status)
+
+    assert peers("ns", "a", "Out of sync") is None and peers("ns", "a", "Synchronized") is None
+    assert (peers("ns", "b", "Out of sync"), peers("other", "a", "Out of sync")) == (3, 4)
+    assert sample(metrics, "pool_peers", swarmpool_namespace="ns", swarmpool_name="a") == 5, "another kind's"
+    assert sample(metrics, "unlabelled") == 1
+    # The object's runs may report it again (a new object of the same name).
+    metrics.apply_user_metric(
+        {"name": "peers_number", "description": "d", "gauge": {"set": 1},
+         "labels": {"identity_namespace": "ns", "identity_name": "a", "status": "Synchronized"}}
+    )  # fmt: skip
+    assert peers("ns", "a", "Synchronized") == 1
+    assert metrics.forget_object("Identity", "ns", "gone") == 0
+
+
 def test_counters_histograms_and_summaries() -> None:
     metrics = OperatorMetrics()
     metrics.apply_user_metric({"name": "runs", "description": "d", "counter": {"increment": True}})
