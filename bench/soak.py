@@ -52,7 +52,7 @@ CONVERGENCE_TIMEOUT = 600.0
 # What runs on this machine for the product: counted at the start and the end, so a process left behind shows.
 PRODUCT_PROCESSES = {
     "operator": b"cluster-discovery-operator",
-    "zygote": b"cluster_discovery_operator_zygote",
+    "zygote": b"cluster_discovery_operator.zygote",
     "agent": b"cluster-discovery-agent",
     "light member": b"cluster-discovery-member",
     "kubo": b"ipfs\x00daemon",
