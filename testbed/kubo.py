@@ -87,6 +87,8 @@ def loopback_private_config(
         "AutoTLS.Enabled": False,
         "Discovery.MDNS.Enabled": False,
         "Pubsub.Enabled": True,
+        # As the SwarmPool's nodes (roles/swarmpool/templates/configure-private-network.sh.j2).
+        "Provide.Strategy": "pinned",
         "Swarm.Transports.Network.QUIC": False,
         "Swarm.Transports.Network.WebTransport": False,
         "Swarm.Transports.Network.WebRTCDirect": False,

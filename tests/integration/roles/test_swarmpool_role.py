@@ -417,6 +417,7 @@ def test_the_node_is_a_private_node_configured_exactly_as_the_swarmpool_says(
     assert config["Bootstrap"] in (None, [])
     assert config["Pubsub"]["Enabled"] is True
     assert config["Routing"]["Type"] == "dht"
+    assert config["Provide"]["Strategy"] == "pinned", "only documents are announced, not the node's state files"
     assert config["AutoConf"]["Enabled"] is False
     assert config["Swarm"]["Transports"]["Network"]["QUIC"] is False
     assert config["Peering"].get("Peers") in (None, [])
