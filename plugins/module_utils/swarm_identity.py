@@ -25,6 +25,7 @@ agent, only more slowly.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import threading
 import time
@@ -386,8 +387,10 @@ class SwarmIdentity:
         Answers ``ask``s with the node's published identity (or tombstone), at
         most one per ASK_ANSWER_INTERVAL_SECONDS,
         re-announces it every ``announce_every`` seconds, and records what other
-        members announce in ``heard.json``: at once when it is news, and at
-        most every ``refresh_every`` seconds to keep liveness times current.
+        members announce in ``heard.json``: at once when it is news, else
+        together, at most every ``refresh_every`` seconds, to keep liveness
+        times current (one write per period, however many members announce:
+        each write rewrites the whole file).
         News is a new member or sequence, a member that has just been silent
         for ``offline_after`` seconds (its Peer turns Offline), and a member
         heard again after such a silence (its Peer turns Online); then
@@ -398,7 +401,10 @@ class SwarmIdentity:
         """
         remembered = self._heard_or_empty()
         known: dict[str, int] = {publisher: entry.sequence for publisher, entry in remembered.items()}
-        last_write: dict[str, float] = {}
+        # Heard and not yet written to heard.json, and when it was last written.
+        pending: dict[str, Announce] = {}
+        last_write = [time.monotonic()]
+        write_lock = threading.Lock()  # one read-merge-write of heard.json at a time
         # When each member was last heard, on the monotonic clock; heard.json's times seed it, so a member that
         # fell silent while this listener was away is found silent too.
         started, wall = time.monotonic(), self._clock()
@@ -429,8 +435,34 @@ class SwarmIdentity:
                     # this one as soon as its node answers, not a whole period later.
                     wait = retry_after
 
+        def write_heard(*, news: bool) -> None:
+            """Write what was heard since the last write: now for news, else once ``refresh_every`` has passed.
+
+            A node that is away raises KuboError; what was pending stays pending.
+            """
+            with write_lock:
+                with lock:
+                    if not pending or (not news and time.monotonic() - last_write[0] < refresh_every):
+                        return
+                    batch = list(pending.values())
+                    pending.clear()
+                try:
+                    self.remember(batch)
+                except KuboError:
+                    with lock:
+                        for announce in batch:
+                            newer = pending.get(announce.publisher)
+                            if newer is None or newer.sequence < announce.sequence:
+                                pending[announce.publisher] = announce
+                    raise
+                last_write[0] = time.monotonic()
+
         def watch_silence() -> None:
             while not stop.wait(min(SILENCE_CHECK_SECONDS, offline_after / 10)):
+                # Liveness of the members heard since the last write; a node that is away is the subscription
+                # loop's to reconnect.
+                with contextlib.suppress(KuboError):
+                    write_heard(news=False)
                 now = time.monotonic()
                 with lock:
                     quiet = [m for m, at in last_heard.items() if m not in silent and now - at > offline_after]
@@ -464,9 +496,11 @@ class SwarmIdentity:
                 # Online now, not at the role's next round.
                 returning = sender in silent or (sender in last_heard and now - last_heard[sender] > returns_after)
                 news = parsed.sequence > known.get(sender, -1) or returning
-            if news or now - last_write.get(sender, 0.0) >= refresh_every:
-                self.remember([parsed])  # a node that is away raises here: the news is found again next time
-                last_write[sender] = now
+            with lock:
+                waiting = pending.get(sender)
+                if waiting is None or waiting.sequence <= parsed.sequence:
+                    pending[sender] = parsed
+            write_heard(news=news)  # a node that is away raises here: the news is found again next time
             with lock:
                 silent.discard(sender)
                 last_heard[sender] = now

@@ -86,3 +86,62 @@ def test_falling_silent_and_being_heard_again_are_news_and_a_repeat_on_time_is_n
         finally:
             stop.set()
             thread.join(timeout=10)
+
+
+class CountingClient(KuboClient):
+    """A KuboClient that counts its writes of heard.json."""
+
+    heard_writes = 0
+
+    def files_write(self, path: str, data: bytes) -> None:
+        if path.endswith("/heard.json"):
+            self.heard_writes += 1
+        super().files_write(path, data)
+
+
+def test_many_members_announcing_cost_one_write_of_heard_json_per_period(kubo_node: Callable[..., Any]) -> None:
+    """Issue 20: each write rewrites the whole file, so one write per member announcement made a swarm of N members
+    cost N writes of N entries per period on every node. Liveness needs one write per period, news one each."""
+    key = generate()
+    listener_node = kubo_node(key.text, name="listener")
+    members = [kubo_node(key.text, name=f"member-{n}", bootstrap=[listener_node.swarm_addr]) for n in range(5)]
+    topic = topic_for(key.key)
+    news: list[dict[str, int]] = []
+    stop = threading.Event()
+    refresh_every, chatter = 1.0, 4.0
+    with CountingClient(listener_node.api_url) as listening:
+        listener = SwarmIdentity(listening, key.key)
+        thread = threading.Thread(
+            target=listener.serve,
+            kwargs={"stop": stop, "announce_every": 60.0, "on_news": news.append, "refresh_every": refresh_every},
+            daemon=True,
+        )
+        thread.start()
+        clients = [KuboClient(node.api_url) for node in members]
+        try:
+            wait_until(lambda: topic in listener_node.pubsub_topics(), "the subscription")
+            for node, client in zip(members, clients, strict=True):
+                client.swarm_connect(listener_node.swarm_addr)
+                wait_until(lambda node=node: listener_node.peer_id in node.pubsub_peers(topic), "the topic to spread")
+            announces = [
+                Announce(node.peer_id, client.add(node.peer_id.encode(), cid_version=1), 1).encode()
+                for node, client in zip(members, clients, strict=True)
+            ]
+            began = time.monotonic()
+            while time.monotonic() - began < chatter:  # every member announces ten times a second
+                for client, announce in zip(clients, announces, strict=True):
+                    client.pubsub_pub(topic, announce)
+                time.sleep(0.1)
+            wait_until(lambda: len(news) >= len(members), "each member's first announcement to be news")
+            time.sleep(refresh_every + 0.5)
+            heard = listener.heard()
+            assert set(heard) == {node.peer_id for node in members}
+            # One write per piece of news, plus one per period for the liveness of all: about 5 + 5 here, where a
+            # write per member and period made about 5 + 20.
+            limit = len(news) + (chatter + refresh_every + 0.5) / refresh_every + 1
+            assert listening.heard_writes <= limit, f"{listening.heard_writes} writes of heard.json, limit {limit:.0f}"
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+            for client in clients:
+                client.close()
