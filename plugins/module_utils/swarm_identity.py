@@ -29,7 +29,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -236,10 +236,15 @@ class SwarmIdentity:
                 result[publisher] = heard
         return result
 
-    def remember(self, announces: Iterable[Announce]) -> bool:
-        """Record announcements heard (their sender already checked); True when something new was learned."""
+    def remember(self, announces: Iterable[Announce], *, heard_at: Mapping[str, float] | None = None) -> bool:
+        """Record announcements heard (their sender already checked); True when something new was learned.
+
+        ``heard_at`` says when each publisher's announcement was heard (this node's clock, seconds since the epoch),
+        for announcements recorded later than they were heard; the others were heard now.
+        """
         heard = self.heard()
         now = self._clock()
+        when = heard_at or {}
         news = False
         for announce in announces:
             if announce.publisher == self.peer_id:
@@ -248,7 +253,8 @@ class SwarmIdentity:
             if known is None or announce.sequence > known.sequence:
                 news = True
             if known is None or announce.sequence >= known.sequence:
-                heard[announce.publisher] = Heard(cid=announce.cid, sequence=announce.sequence, heard_at=now)
+                at = when.get(announce.publisher, now)
+                heard[announce.publisher] = Heard(cid=announce.cid, sequence=announce.sequence, heard_at=at)
         # Entries past HEARD_RETENTION_SECONDS stay as floors against replays
         # (round_input); the count bound keeps the file small and readable.
         recent = sorted(heard.items(), key=lambda item: item[1].heard_at, reverse=True)
@@ -401,8 +407,8 @@ class SwarmIdentity:
         """
         remembered = self._heard_or_empty()
         known: dict[str, int] = {publisher: entry.sequence for publisher, entry in remembered.items()}
-        # Heard and not yet written to heard.json, and when it was last written.
-        pending: dict[str, Announce] = {}
+        # Heard and not yet written to heard.json (with when, on this node's clock), and when it was last written.
+        pending: dict[str, tuple[Announce, float]] = {}
         last_write = [time.monotonic()]
         write_lock = threading.Lock()  # one read-merge-write of heard.json at a time
         # When each member was last heard, on the monotonic clock; heard.json's times seed it, so a member that
@@ -444,16 +450,20 @@ class SwarmIdentity:
                 with lock:
                     if not pending or (not news and time.monotonic() - last_write[0] < refresh_every):
                         return
-                    batch = list(pending.values())
+                    batch = dict(pending)
                     pending.clear()
                 try:
-                    self.remember(batch)
+                    # When each was heard, not when written: Offline is counted from the last hearing.
+                    self.remember(
+                        [announce for announce, _ in batch.values()],
+                        heard_at={sender: at for sender, (_, at) in batch.items()},
+                    )
                 except KuboError:
                     with lock:
-                        for announce in batch:
-                            newer = pending.get(announce.publisher)
-                            if newer is None or newer.sequence < announce.sequence:
-                                pending[announce.publisher] = announce
+                        for sender, entry in batch.items():
+                            newer = pending.get(sender)
+                            if newer is None or newer[0].sequence < entry[0].sequence:
+                                pending[sender] = entry
                     raise
                 last_write[0] = time.monotonic()
 
@@ -498,8 +508,8 @@ class SwarmIdentity:
                 news = parsed.sequence > known.get(sender, -1) or returning
             with lock:
                 waiting = pending.get(sender)
-                if waiting is None or waiting.sequence <= parsed.sequence:
-                    pending[sender] = parsed
+                if waiting is None or waiting[0].sequence <= parsed.sequence:
+                    pending[sender] = (parsed, self._clock())
             write_heard(news=news)  # a node that is away raises here: the news is found again next time
             with lock:
                 silent.discard(sender)

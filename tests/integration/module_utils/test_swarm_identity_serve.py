@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce, topic_for
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    SILENCE_CHECK_SECONDS,
+    SwarmIdentity,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import generate
 
 pytestmark = pytest.mark.integration
@@ -132,10 +135,14 @@ def test_many_members_announcing_cost_one_write_of_heard_json_per_period(kubo_no
                 for client, announce in zip(clients, announces, strict=True):
                     client.pubsub_pub(topic, announce)
                 time.sleep(0.1)
+            last_heard = time.time()
             wait_until(lambda: len(news) >= len(members), "each member's first announcement to be news")
-            time.sleep(refresh_every + 0.5)
+            time.sleep(SILENCE_CHECK_SECONDS + refresh_every + 0.5)  # the last hearings are written by now
             heard = listener.heard()
             assert set(heard) == {node.peer_id for node in members}
+            # Offline is counted from heardAt: it is when each member was last heard, not when that was written.
+            late = {peer: round(entry.heard_at - last_heard, 1) for peer, entry in heard.items()}
+            assert all(-1.0 <= delta <= 0.5 for delta in late.values()), late
             # One write per piece of news, plus one per period for the liveness of all: about 5 + 5 here, where a
             # write per member and period made about 5 + 20.
             limit = len(news) + (chatter + refresh_every + 0.5) / refresh_every + 1
