@@ -455,8 +455,8 @@ class SwarmIdentity:
                 try:
                     # When each was heard, not when written: Offline is counted from the last hearing.
                     self.remember(
-                        [announce for announce, _ in batch.values()],
-                        heard_at={sender: at for sender, (_, at) in batch.items()},
+                        [announce for announce, _heard in batch.values()],
+                        heard_at={sender: heard for sender, (_announce, heard) in batch.items()},
                     )
                 except KuboError:
                     with lock:
