@@ -35,7 +35,7 @@ import kubernetes
 import yaml
 
 from bench.figures import measure, percentile
-from testbed.federation import Cluster, Federation, identity, namespace, secret, swarm_pool
+from testbed.federation import Cluster, Federation, identity, namespace, secret, swarm_node, swarm_pool
 
 NS = "bench-discovery"
 # The Offline time the test bed's operator and agent apply: the identity role's default (the agent's agrees).
@@ -43,11 +43,6 @@ OFFLINE_AFTER = yaml.safe_load((Path(__file__).parent.parent / "roles/identity/d
     "identity_offline_after_seconds"
 ]
 GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
-
-
-def pool_entry(cluster: Cluster, pool: str) -> dict[str, Any]:
-    obj = cluster.get("swarmpool", pool, namespace=NS) or {}
-    return ((obj.get("status") or {}).get("status") or {}).get(pool) or {}
 
 
 def reconciled(cluster: Cluster, name: str) -> bool:
@@ -70,7 +65,7 @@ def main() -> None:
     with Federation(Path(tempfile.mkdtemp(prefix="bench-discovery-"))) as federation:
         a, b = federation.add_cluster("bench-a"), federation.add_cluster("bench-b")
         a.apply([namespace(NS), swarm_pool("pool-a", NS, swarm="pool-a", key_secret="swarm")])
-        address = a.wait_for(lambda: pool_entry(a, "pool-a").get("Addresses"), "A's node is up", timeout=300)
+        address = a.wait_for(lambda: swarm_node(a, "pool-a", NS).get("Addresses"), "A's node is up", timeout=300)
         key = a.get("secret", "swarm", namespace=NS)["data"]["swarm-key"]
         b.apply(
             [
@@ -79,7 +74,9 @@ def main() -> None:
                 swarm_pool("pool-b", NS, swarm="pool-b", key_secret="swarm", bootstrap=address),
             ]
         )
-        b.wait_for(lambda: pool_entry(b, "pool-b").get("Number of connected peers", 0) >= 1, "B joined", timeout=300)
+        b.wait_for(
+            lambda: swarm_node(b, "pool-b", NS).get("Number of connected peers", 0) >= 1, "B joined", timeout=300
+        )
         b.apply(
             [
                 identity(
@@ -101,7 +98,7 @@ def main() -> None:
             "B's identity is published",
             timeout=300,
         )
-        a_peer = pool_entry(a, "pool-a")["Peer Id"].lower()
+        a_peer = swarm_node(a, "pool-a", NS)["Peer Id"].lower()
         peers = kubernetes.client.CustomObjectsApi(b.control_plane.api_client())
 
         def peer_on_b() -> dict[str, Any] | None:

@@ -41,9 +41,9 @@ import kubernetes
 
 from bench.figures import measure, percentile
 from testbed.collection import activate
-from testbed.federation import Cluster, Federation, ProductProcess, identity, namespace, swarm_pool
+from testbed.federation import Cluster, Federation, ProductProcess, identity, namespace, swarm_node, swarm_pool
 from testbed.kubo import KuboNode, KuboNodes
-from testbed.proctree import children, cmdline, cpu_seconds, rss_mib
+from testbed.proctree import children_running, cpu_seconds, rss_mib
 
 NS = "bench-scale"
 GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
@@ -69,12 +69,17 @@ class Members:
             return subprocess.Popen(
                 [
                     str(MEMBER), "--api-url", node.api_url, "--swarm-key-file", str(self.key_file),
-                    "--name", f"Light {index}", "--description", description, "--category", "bench",
+                    "--name", self.name(index), "--description", description, "--category", "bench",
                 ],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env,
             )  # fmt: skip
         finally:
             log.close()
+
+    @staticmethod
+    def name(index: int) -> str:
+        """The display name light member ``index`` publishes."""
+        return f"Light {index}"
 
     def add(self, count: int) -> None:
         for _ in range(count):
@@ -160,12 +165,9 @@ def main() -> None:
     with Federation(base) as federation:
         w = federation.add_cluster("scale-w")
         w.apply([namespace(NS), swarm_pool("pool", NS, swarm="pool", key_secret="swarm")])
-
-        def node_entry() -> dict[str, Any]:
-            obj = w.get("swarmpool", "pool", namespace=NS) or {}
-            return ((obj.get("status") or {}).get("status") or {}).get("pool") or {}
-
-        address = w.wait_for(lambda: (node_entry().get("Addresses") or [None])[0], "W's node is up", timeout=300)
+        address = w.wait_for(
+            lambda: (swarm_node(w, "pool", NS).get("Addresses") or [None])[0], "W's node is up", timeout=300
+        )
         key = base64.b64decode(w.get("secret", "swarm", namespace=NS)["data"]["swarm-key"]).decode()
         w_identity = identity(
             "w", NS, swarm_pool="pool", swarm="pool", display_name="W", description="W",
@@ -219,7 +221,7 @@ def main() -> None:
                 assert isinstance(w.operator, ProductProcess) and isinstance(w.agent, ProductProcess)
                 operator_pid = w.operator.process.pid if w.operator.process else None
                 agent_pid = w.agent.process.pid if w.agent.process else None
-                zygote_pid = next((pid for pid in children(operator_pid or 0) if b"zygote" in cmdline(pid)), None)
+                zygote_pid = next(iter(children_running(operator_pid, b"zygote")), None)
                 assert w.kubelet is not None
                 pod = w.kubelet.pod(NS, "pool-pool-ss-0")
                 kubo_pid = pod.pid if pod else None

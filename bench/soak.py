@@ -109,9 +109,6 @@ class Soak:
         cluster.apply([manifest])
         self.published[name] = description
 
-    def light_name(self, index: int) -> str:
-        return f"Light {index}"
-
     def next_description(self, name: str) -> str:
         self.serial += 1
         return f"{name} #{self.serial}"
@@ -136,7 +133,7 @@ class Soak:
 
     def republish_light(self) -> str:
         index = self.rng.randrange(len(self.members.members))
-        name = self.light_name(index)
+        name = Members.name(index)
         description = self.next_description(name)
         self.members.republish(index, description)
         self.published[name] = description
@@ -224,7 +221,7 @@ def sample(clusters: dict[str, Cluster]) -> dict[str, tuple[int | None, float, i
     figures: dict[str, tuple[int | None, float, int]] = {}
     for name, cluster in clusters.items():
         operator_pid = process(cluster.operator).pid
-        zygote = next((p for p in proctree.children(operator_pid) if b"zygote" in proctree.cmdline(p)), None)
+        zygote = next(iter(proctree.children_running(operator_pid, b"zygote")), None)
         pod = cluster.kubelet.pod(NS, NODE_POD) if cluster.kubelet is not None else None
         for part, pid in (
             ("operator", operator_pid),
@@ -262,7 +259,7 @@ def main() -> int:
                 soak.publish(name, soak.next_description(name))
             members.add(args.light)
             for index in range(args.light):
-                soak.published[soak.light_name(index)] = "first"
+                soak.published[Members.name(index)] = "first"
             began = time.monotonic()
             first.wait_for(
                 lambda: not soak.differences(), "everyone sees everyone", timeout=CONVERGENCE_TIMEOUT, interval=2
@@ -324,7 +321,7 @@ def main() -> int:
                 soak.failures.extend(soak.differences())
 
             # A light member that stops for good is not shown Online once the threshold has passed.
-            gone = soak.light_name(0)
+            gone = Members.name(0)
             node, process = members.members[0]
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)

@@ -33,6 +33,11 @@ def descendants(pid: int | None) -> list[int]:
     return found
 
 
+def children_running(pid: int | None, marker: bytes) -> list[int]:
+    """The direct children of ``pid`` whose command line holds ``marker`` (b"zygote": the operator's module zygote)."""
+    return [child for child in children(pid) if marker in cmdline(child)]
+
+
 def cmdline(pid: int) -> bytes:
     """The NUL-separated argv of ``pid``; empty once it has gone."""
     try:

@@ -114,7 +114,7 @@ def test_a_crashed_kubo_node_is_restarted_and_changes_flow_both_ways_again(membe
 
 def zygotes_of(cluster: Cluster) -> list[int]:
     assert cluster.operator is not None
-    return [pid for pid in proctree.children(cluster.operator.pid) if b"zygote" in proctree.cmdline(pid)]
+    return proctree.children_running(cluster.operator.pid, b"zygote")
 
 
 def test_a_deletion_made_while_the_operator_is_killed_completes_once_it_is_started_again(members: Members) -> None:
