@@ -942,11 +942,15 @@ def test_every_log_line_is_structured_and_no_decision_is_logged_again_and_again(
         for part, product in (("operator", cluster.operator), ("agent", cluster.agent)):
             assert product is not None
             said: collections.Counter[tuple[Any, ...]] = collections.Counter()
-            for number, line in enumerate(product.log_path.read_text().splitlines(), 1):
+            lines = product.log_path.read_text().splitlines()
+            for number, line in enumerate(lines, 1):
                 if line.startswith(STAND_IN_LOG_LINE):
                     continue
                 where = f"{name}'s {part}.log line {number}: {line[:300]}"
-                event = json.loads(line)
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    pytest.fail(f"not one JSON event, {where}\n" + "\n".join(lines[number : number + 20]))
                 assert {"ts", "level", "logger", "msg"} <= set(event), where
                 if event.get("kind") in product_kinds and event.get("name"):
                     assert event.get("namespace"), where

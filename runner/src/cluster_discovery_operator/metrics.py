@@ -43,7 +43,6 @@ import logging
 import os
 import re
 import socket
-import socketserver
 import ssl
 import tempfile
 import threading
@@ -68,6 +67,7 @@ from prometheus_client import (
 )
 
 from . import __version__
+from .httpserver import ThreadingHTTPServer
 from .kube import KubeClient, KubeError
 from .logs import fields
 from .settings import MetricsSettings, parse_bind_address
@@ -421,9 +421,8 @@ class Authorizer:
         return 200, "ok"
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(ThreadingHTTPServer):
+    purpose = "metrics"
 
     def __init__(self, address: tuple[str, int], handler: type[http.server.BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
@@ -440,10 +439,6 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client speaking plain HTTP to the TLS port, or hanging up mid-handshake: not our error.
-        log.debug("metrics connection failed", extra=fields(client=str(client_address)), exc_info=True)
 
 
 class MetricsServer:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import http.server
 import logging
-import socketserver
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from .httpserver import ThreadingHTTPServer
 from .logs import fields
 from .settings import ProbeSettings, parse_bind_address
 
@@ -37,9 +37,8 @@ def _alive() -> tuple[bool, str]:
     return True, "ok"
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(ThreadingHTTPServer):
+    purpose = "probes"
 
 
 class ProbeServer:
