@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from typing import Any
 
@@ -87,3 +88,16 @@ def configure(*, level: str = "info", fmt: str = "json") -> None:
     # urllib3 warns at each retry of a request; the caller reports the outcome (once per change of state), and a
     # node that is away for a minute would otherwise fill the log with one warning every two seconds.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    # A thread that dies of an exception would otherwise print a bare traceback between the JSON lines.
+    threading.excepthook = _log_thread_death
+
+
+def _log_thread_death(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "unknown"
+    logging.getLogger(__name__).error(
+        "thread stopped by an unexpected error",
+        extra=fields(thread=thread),
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+    )
