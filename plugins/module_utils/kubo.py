@@ -141,6 +141,10 @@ class KuboContentTooLarge(KuboError):
     """Content is larger than the reader's limit; nothing of it was used."""
 
 
+class KuboTimeout(KuboError):
+    """kubo did not answer, or stopped sending, within the read timeout (it may still be working on the call)."""
+
+
 # -- response shapes ----------------------------------------------------------
 
 
@@ -382,7 +386,7 @@ class KuboClient:
                 node=self.node,
             ) from None
         except requests.exceptions.ReadTimeout:
-            raise KuboError(
+            raise KuboTimeout(
                 f"kubo at {self.node} did not answer {endpoint} within {read_timeout:g} s",
                 endpoint=endpoint,
                 node=self.node,
@@ -511,6 +515,15 @@ class KuboClient:
     def swarm_connect(self, *addresses: str, timeout: Timeout | None = None) -> list[str]:
         """Connect to peers (multiaddrs ending in ``/p2p/<id>``); kubo answers one line per peer."""
         return self._strings("swarm/connect", args=addresses, idempotent=True, timeout=timeout)
+
+    def swarm_disconnect(self, *addresses: str, timeout: Timeout | None = None) -> list[str]:
+        """Close connections; ``/p2p/<id>`` alone closes every connection to that peer.
+
+        kubo answers one line per address, ``disconnect <id> success`` or
+        ``disconnect <id> failure: <why>`` (``not connected`` among the reasons),
+        rather than refusing the call.
+        """
+        return self._strings("swarm/disconnect", args=addresses, idempotent=True, timeout=timeout)
 
     # -- bootstrap -----------------------------------------------------------------
 
@@ -641,7 +654,8 @@ class KuboClient:
                         node=self.node,
                     )
         except requests.exceptions.RequestException as err:
-            raise KuboError(
+            broke_off = KuboTimeout if isinstance(err.__context__, ReadTimeoutError) else KuboError
+            raise broke_off(
                 f"kubo at {self.node} broke off {endpoint} for {path}: {type(err).__name__}",
                 endpoint=endpoint,
                 node=self.node,

@@ -48,6 +48,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.di
     Discovery,
     Received,
     discover,
+    latest_announcements,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
@@ -63,6 +64,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
     KuboClient,
     KuboContentTooLarge,
     KuboError,
+    KuboTimeout,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     KubeconfigError,
@@ -93,6 +95,12 @@ MAX_HEARD_MEMBERS = 256
 # have passed (what is left is refused for this round, its Peer untouched).
 FETCH_TIMEOUT_SECONDS = 5.0
 ROUND_DEADLINE_SECONDS = 20.0
+# A node connected to a member can still lack a working bitswap stream to it
+# (seen at 50 members on one machine: the connection's identify raced under
+# load), and then every fetch of the member's document times out, round after
+# round. A round closes such a connection and dials again, once per member,
+# each step within REDIAL_TIMEOUT_SECONDS.
+REDIAL_TIMEOUT_SECONDS = 5.0
 # Every member may ask, as often as it likes; one answer reaches every
 # subscriber, so a node answers at most one ask per interval and a flood of
 # asks costs it one announcement a second.
@@ -598,12 +606,30 @@ class SwarmIdentity:
         messages = self.listen(window=window, quiet=quiet) if listen else []
         candidates, live = round_input(messages, self.heard(), now=self._clock(), fresh_within=fresh_within)
         deadline = time.monotonic() + ROUND_DEADLINE_SECONDS
+        publisher_of = {
+            announce.cid: publisher
+            for publisher, announces in latest_announcements(candidates, own_peer_id=self.peer_id, rejected=[]).items()
+            for announce in announces
+        }
+        redialled: set[str] = set()
 
-        def fetch(cid: str) -> bytes:
+        def cat(cid: str) -> bytes:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"the discovery round's {ROUND_DEADLINE_SECONDS:.0f} s were spent")
             return self.client.cat(cid, max_bytes=MAX_DOCUMENT_BYTES, timeout=min(FETCH_TIMEOUT_SECONDS, left))
+
+        def fetch(cid: str) -> bytes:
+            try:
+                return cat(cid)
+            except KuboTimeout:
+                publisher = publisher_of.get(cid)
+                if publisher is None or publisher in redialled:
+                    raise
+                redialled.add(publisher)
+                if not self._redial(publisher):
+                    raise
+                return cat(cid)
 
         def fetch_once(cid: str) -> bytes:
             return documents.fetch(cid, fetch) if documents is not None else fetch(cid)
@@ -611,6 +637,19 @@ class SwarmIdentity:
         result = discover(candidates, own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch_once)
         live.discard(self.peer_id)
         return result, live
+
+    def _redial(self, publisher: str) -> bool:
+        """Closes this node's connections to ``publisher`` and dials it again; False when none was open."""
+        address = f"/p2p/{publisher}"
+        try:
+            closed = self.client.swarm_disconnect(address, timeout=REDIAL_TIMEOUT_SECONDS)
+        except KuboError:
+            return False
+        if not closed or not all(line.endswith(" success") for line in closed):
+            return False  # not connected: reaching members is the bootstrap list's work, not discovery's
+        with contextlib.suppress(KuboError):  # the fetch that follows says whether the member is reachable
+            self.client.swarm_connect(address, timeout=REDIAL_TIMEOUT_SECONDS)
+        return True
 
 
 class DocumentCache:

@@ -23,6 +23,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.er
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
     KuboClient,
     KuboError,
+    KuboTimeout,
     multibase_decode,
     multibase_encode,
 )
@@ -260,10 +261,32 @@ def test_a_slow_answer_is_a_timeout_error_naming_the_endpoint() -> None:
     with (
         http_stub(lambda _: Reply(body=b"{}", delay=1.0)) as stub,
         KuboClient(stub.url, timeout=0.2, retries=0) as client,
-        pytest.raises(KuboError) as caught,
+        pytest.raises(KuboTimeout) as caught,
     ):
         client.id()
     assert "did not answer /api/v0/id within 0.2 s" in caught.value.msg
+
+
+def test_content_that_stops_coming_is_a_timeout_error_too() -> None:
+    """Discovery redials a member whose document stalls (issue 20): a stall mid-stream must read as one."""
+    with (
+        http_stub(lambda _: Reply(content_type="text/plain", lines=[b"the first part"], hold=1.0)) as stub,
+        KuboClient(stub.url, timeout=0.2, retries=0) as client,
+        pytest.raises(KuboTimeout) as caught,
+    ):
+        client.cat("bafkreifzs7gybxjtfgv4n5sovw2s4zgwicnuke66ewzlxo6utj22gqosie")
+    assert "broke off /api/v0/cat" in caught.value.msg
+
+
+def test_a_refusal_is_not_a_timeout() -> None:
+    reply = Reply(status=500, body=b'{"Message": "no link named", "Code": 0, "Type": "error"}')
+    with (
+        http_stub(lambda _: reply) as stub,
+        KuboClient(stub.url, retries=0) as client,
+        pytest.raises(KuboError) as caught,
+    ):
+        client.cat("bafkreifzs7gybxjtfgv4n5sovw2s4zgwicnuke66ewzlxo6utj22gqosie")
+    assert not isinstance(caught.value, KuboTimeout)
 
 
 def test_a_read_timeout_is_not_repeated_even_for_an_idempotent_call() -> None:

@@ -1,0 +1,115 @@
+"""A member whose node is connected but does not serve its document gets one redial per round (issue 20).
+
+At 50 members on one machine, a node sometimes connected to a member without a
+working bitswap stream to it (the connection's protocol identification raced
+under load): every ``cat`` of that member's document waited its full timeout,
+round after round, and the member never became a Peer. Closing the connection
+and dialling again brings the stream back; a discovery round now does that
+once per publisher whose document timed out while its node is connected, and
+fetches again.
+
+Real: two kubo v0.43.1 nodes of one private swarm; the stalled stream is
+stood in for by a client whose first ``cat`` times out, since the race itself
+cannot be produced on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboTimeout
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import generate
+
+pytestmark = pytest.mark.integration
+
+
+class StallingClient(KuboClient):
+    """A real client whose first ``stalls`` fetches of a document time out, as over a stream that never opened."""
+
+    def __init__(self, api_url: str, *, stalls: int) -> None:
+        super().__init__(api_url)
+        self.stalls = stalls
+        self.calls: list[str] = []
+
+    def cat(self, path: str, **kwargs: Any) -> bytes:
+        self.calls.append(f"cat {path}")
+        if self.stalls > 0:
+            self.stalls -= 1
+            raise KuboTimeout(f"kubo at {self.node} did not answer cat", endpoint="/api/v0/cat", node=self.node)
+        return super().cat(path, **kwargs)
+
+    def swarm_disconnect(self, *addresses: str, **kwargs: Any) -> list[str]:
+        self.calls.append(f"disconnect {' '.join(addresses)}")
+        return super().swarm_disconnect(*addresses, **kwargs)
+
+    def swarm_connect(self, *addresses: str, **kwargs: Any) -> list[str]:
+        self.calls.append(f"connect {' '.join(addresses)}")
+        return super().swarm_connect(*addresses, **kwargs)
+
+
+def published_member(kubo_node: Callable[..., Any], key_text: str, key: bytes) -> tuple[Any, Announce]:
+    node = kubo_node(key_text, name="member")
+    with KuboClient(node.api_url) as kubo:
+        swarm = SwarmIdentity(kubo, key)
+        outcome = swarm.publish(
+            owner="ns/member",
+            document=IdentityDocument(publisher="", sequence=0, issued_at="", name="Member", url="https://127.0.0.1:1"),
+            kubeconfig=None,
+        )
+    assert outcome.published is not None
+    return node, Announce(node.peer_id, outcome.published.cid, outcome.published.sequence)
+
+
+def test_a_connected_member_whose_document_stalls_is_redialled_once_and_then_found(
+    kubo_node: Callable[..., Any],
+) -> None:
+    key = generate()
+    member, announce = published_member(kubo_node, key.text, key.key)
+    watcher = kubo_node(key.text, name="watcher", bootstrap=[member.swarm_addr])
+    with StallingClient(watcher.api_url, stalls=1) as kubo:
+        assert member.peer_id in {peer["Peer"] for peer in kubo.swarm_peers()}
+        swarm = SwarmIdentity(kubo, key.key)
+        swarm.remember([announce])
+        found, _ = swarm.discover(window=0, quiet=0, fresh_within=90, listen=False)
+        assert set(found.identities) == {member.peer_id}, found.rejected
+        assert found.identities[member.peer_id].document.name == "Member"
+        assert kubo.calls == [
+            f"cat {announce.cid}",
+            f"disconnect /p2p/{member.peer_id}",
+            f"connect /p2p/{member.peer_id}",
+            f"cat {announce.cid}",
+        ]
+        assert member.peer_id in {peer["Peer"] for peer in kubo.swarm_peers()}, "the redial connected again"
+
+
+def test_a_member_that_stalls_again_after_the_redial_is_refused_for_this_round_without_a_second_redial(
+    kubo_node: Callable[..., Any],
+) -> None:
+    key = generate()
+    member, announce = published_member(kubo_node, key.text, key.key)
+    watcher = kubo_node(key.text, name="watcher", bootstrap=[member.swarm_addr])
+    with StallingClient(watcher.api_url, stalls=10) as kubo:
+        swarm = SwarmIdentity(kubo, key.key)
+        swarm.remember([announce])
+        found, _ = swarm.discover(window=0, quiet=0, fresh_within=90, listen=False)
+        assert found.identities == {}
+        assert [rejection.sender for rejection in found.rejected] == [member.peer_id]
+        assert [call.split()[0] for call in kubo.calls] == ["cat", "disconnect", "connect", "cat"]
+
+
+def test_a_member_whose_node_is_not_connected_is_not_dialled_by_discovery(kubo_node: Callable[..., Any]) -> None:
+    """Reaching members is the bootstrap list's and the swarm's work; discovery only restarts a stalled connection."""
+    key = generate()
+    member, announce = published_member(kubo_node, key.text, key.key)
+    watcher = kubo_node(key.text, name="watcher")
+    with StallingClient(watcher.api_url, stalls=1) as kubo:
+        swarm = SwarmIdentity(kubo, key.key)
+        swarm.remember([announce])
+        found, _ = swarm.discover(window=0, quiet=0, fresh_within=90, listen=False)
+        assert found.identities == {}
+        assert kubo.calls == [f"cat {announce.cid}", f"disconnect /p2p/{member.peer_id}"]
