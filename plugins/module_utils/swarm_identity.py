@@ -250,7 +250,16 @@ class SwarmIdentity:
         ``heard_at`` says when each publisher's announcement was heard (this node's clock, seconds since the epoch),
         for announcements recorded later than they were heard; the others were heard now.
         """
-        heard = self.heard()
+        return self._remember(announces, heard_at=heard_at, base=None)[0]
+
+    def _remember(
+        self, announces: Iterable[Announce], *, heard_at: Mapping[str, float] | None, base: Mapping[str, Heard] | None
+    ) -> tuple[bool, dict[str, Heard]]:
+        """remember(), merged into ``base`` (heard.json as this caller last wrote it) rather than the file read back.
+
+        Returns whether something new was learned, and what heard.json holds now.
+        """
+        heard = dict(base) if base is not None else self.heard()
         now = self._clock()
         when = heard_at or {}
         news = False
@@ -269,7 +278,7 @@ class SwarmIdentity:
         kept = dict(recent[:MAX_HEARD_MEMBERS])
         body = {p: {"cid": e.cid, "sequence": e.sequence, "heardAt": e.heard_at} for p, e in sorted(kept.items())}
         self.client.files_write(f"{self.folder}/heard.json", json.dumps(body).encode())
-        return news
+        return news, kept
 
     # -- publishing ----------------------------------------------------------------
 
@@ -432,6 +441,10 @@ class SwarmIdentity:
         returns_after = max(0.0, offline_after - refresh_every)
         current: list[object] = [None]
         answers = RateLimit(ASK_ANSWER_INTERVAL_SECONDS)
+        asked = threading.Event()
+        # heard.json as this listener last wrote it: it is the file's only writer, so the next write merges into
+        # this copy instead of reading the file back first (None: read it).
+        written: list[dict[str, Heard] | None] = [None]
 
         def announce_own() -> None:
             record = self.published()
@@ -439,33 +452,49 @@ class SwarmIdentity:
                 self.announce(record)
 
         def announcer() -> None:
-            wait = announce_every
-            while not stop.wait(wait):
+            # Announces every announce_every seconds, and at once when asked: the subscription loop only sets
+            # ``asked``, so an ask never holds up the messages behind it (every member answers an ask together).
+            due = time.monotonic() + announce_every
+            while True:
+                asked.wait(max(0.0, due - time.monotonic()))
+                if stop.is_set():
+                    return
+                if not asked.is_set() and time.monotonic() < due:
+                    continue
+                asked.clear()
                 try:
                     announce_own()
-                    wait = announce_every
+                    due = time.monotonic() + announce_every
                 except KuboError:
                     # The node is away (the subscription loop reconnects): try again soon, so that members hear
                     # this one as soon as its node answers, not a whole period later.
-                    wait = retry_after
+                    due = time.monotonic() + retry_after
 
         def write_heard(*, news: bool) -> None:
             """Write what was heard since the last write: now for news, else once ``refresh_every`` has passed.
 
             A node that is away raises KuboError; what was pending stays pending.
             """
+
+            def due() -> bool:
+                return bool(pending) and (news or time.monotonic() - last_write[0] >= refresh_every)
+
+            with lock:
+                if not due():
+                    return  # most messages: decided without waiting for a write in progress
             with write_lock:
                 with lock:
-                    if not pending or (not news and time.monotonic() - last_write[0] < refresh_every):
+                    if not due():
                         return
                     batch = dict(pending)
                     pending.clear()
                 try:
                     # When each was heard, not when written: Offline is counted from the last hearing.
-                    self.remember(
+                    written[0] = self._remember(
                         [announce for announce, _heard in batch.values()],
                         heard_at={sender: heard for sender, (_announce, heard) in batch.items()},
-                    )
+                        base=written[0],
+                    )[1]
                 except KuboError:
                     with lock:
                         for sender, entry in batch.items():
@@ -491,6 +520,7 @@ class SwarmIdentity:
 
         def closer() -> None:
             stop.wait()
+            asked.set()  # wakes the announcer to end
             subscription = current[0]
             if subscription is not None:
                 subscription.close()  # type: ignore[attr-defined]
@@ -504,7 +534,7 @@ class SwarmIdentity:
                 return
             if isinstance(parsed, Ask):
                 if answers.allow():
-                    announce_own()
+                    asked.set()
                 return
             if parsed.publisher != sender:
                 return  # a member announcing for another peer is ignored, as in discovery
