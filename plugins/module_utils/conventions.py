@@ -34,6 +34,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 KUBECONFIG_ANNOTATION = "clusterdiscovery/kubeconfig-secret"
 """The annotation of a Peer naming the Secret that holds its member's kubeconfig (the original's name)."""
+KUBECONFIG_DIGEST_ANNOTATION = f"{GROUP}/kubeconfig-sha256"
+"""The annotation of a Peer with the SHA-256 of the kubeconfig in its Secret: the Peer changes when the kubeconfig
+does, so the peer role checks a new kubeconfig at once, and a Peer without one need not be checked periodically."""
 ADMIT_ANNOTATION = f"{GROUP}/admit-identity-namespaces"
 """The annotation of a SwarmPool listing the other namespaces whose Identities may publish through it."""
 LABEL_IDENTITY = f"{GROUP}/identity"

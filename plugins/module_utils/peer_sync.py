@@ -11,6 +11,8 @@ holds into actions, so every rule is unit-tested without an API server:
 - a discovered identity becomes (or updates) a Peer named after the
   lowercased publisher peer id, Online, missingCounter 0, with its kubeconfig
   in a Secret named by the ``clusterdiscovery/kubeconfig-secret`` annotation
+  (and that kubeconfig's SHA-256 in ``kubeconfig-sha256``, so the Peer changes
+  when its kubeconfig does and the peer role checks it again)
   and its categories as labels, so ``kubectl get peers -l`` finds them;
 - a tombstone deletes the Peer and its Secret;
 - a Peer never goes back in time: a round that carries an older document (or
@@ -36,6 +38,7 @@ holds into actions, so every rule is unit-tested without an API server:
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +49,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     API_VERSION,
     CATEGORY_LABEL_PREFIX,
     KUBECONFIG_ANNOTATION,
+    KUBECONFIG_DIGEST_ANNOTATION,
     LABEL_IDENTITY,
     LABEL_IDENTITY_NAMESPACE,
     LABEL_SWARM,
@@ -142,14 +146,17 @@ def secret_name(peer_id: str) -> str:
     return peer_kubeconfig_secret(peer_name(peer_id))
 
 
-def desired_peer(scope: Scope, identity: Mapping[str, Any]) -> dict[str, Any]:
-    """The Peer object for one discovered identity (without status)."""
+def desired_peer(scope: Scope, identity: Mapping[str, Any], *, kubeconfig: str | None = None) -> dict[str, Any]:
+    """The Peer object for one discovered identity (without status); ``kubeconfig`` is the one its Secret gets."""
     peer_id = identity["peer_id"]
+    annotations = {KUBECONFIG_ANNOTATION: secret_name(peer_id)}
+    if kubeconfig is not None:
+        annotations[KUBECONFIG_DIGEST_ANNOTATION] = hashlib.sha256(kubeconfig.encode()).hexdigest()
     metadata: dict[str, Any] = {
         "name": peer_name(peer_id),
         "namespace": scope.namespace,
         "labels": {**scope.labels, **{category_label(c): "true" for c in identity.get("categories") or []}},
-        "annotations": {KUBECONFIG_ANNOTATION: secret_name(peer_id)},
+        "annotations": annotations,
     }
     # Owner references cannot cross namespaces; a Peer in another namespace
     # than its Identity is cleaned up by the identity role's finalizer instead.
@@ -292,7 +299,7 @@ def plan(
             Action(
                 verb="apply",
                 name=name,
-                peer=desired_peer(scope, identity),
+                peer=desired_peer(scope, identity, kubeconfig=kubeconfig),
                 status=_status(scope, state=ONLINE, missing=0, last_seen=now, identity=identity, previous=previous),
                 kubeconfig=kubeconfig,
                 sequence=identity.get("sequence"),

@@ -7,6 +7,7 @@ themselves run against a real API server in the identity role's tests.
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     DEFAULT_FORGET_AFTER,
     DEFAULT_OFFLINE_AFTER,
     KUBECONFIG_ANNOTATION,
+    KUBECONFIG_DIGEST_ANNOTATION,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
@@ -88,13 +90,27 @@ def test_a_discovered_identity_becomes_an_online_peer_named_after_its_lowercased
         "URL": "https://35.187.98.45",
         "categories": [{"name": "computing"}, {"name": "sentinel S3A"}],
     }
-    assert peer["metadata"]["annotations"] == {KUBECONFIG_ANNOTATION: B.lower() + "-kubeconfig"}
+    assert peer["metadata"]["annotations"] == {
+        KUBECONFIG_ANNOTATION: B.lower() + "-kubeconfig",
+        KUBECONFIG_DIGEST_ANNOTATION: hashlib.sha256(KUBECONFIG.encode()).hexdigest(),
+    }
     assert peer["metadata"]["labels"][category_label("sentinel S3A")] == "true"
     assert peer["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert action.status["status"] == ONLINE and action.status["missingCounter"] == 0
     assert action.status["lastSeen"] == NOW and action.status["kubernetesVersion"] == "v1.37.2"
     assert action.kubeconfig == KUBECONFIG
     assert (result.online, result.offline, result.synchronized) == (1, 0, 1)
+
+
+def test_the_kubeconfigs_digest_changes_the_peer_when_the_kubeconfig_changes_and_is_absent_without_one() -> None:
+    """The peer role checks a Peer's kubeconfig when the Peer changes; the digest makes a new kubeconfig a change."""
+    [first] = round_(discovered=[identity()]).actions
+    [renewed] = round_(discovered=[identity(kubeconfig=kubeconfig_text("cluster2", token="renewed-token"))]).actions
+    [without] = round_(discovered=[identity(kubeconfig=None)]).actions
+    digest = first.peer["metadata"]["annotations"][KUBECONFIG_DIGEST_ANNOTATION]
+    assert renewed.peer["metadata"]["annotations"][KUBECONFIG_DIGEST_ANNOTATION] != digest
+    assert KUBECONFIG_DIGEST_ANNOTATION not in without.peer["metadata"]["annotations"]
+    assert "token" not in digest
 
 
 def test_categories_become_label_keys_kubectl_can_select() -> None:
