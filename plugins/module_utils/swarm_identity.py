@@ -572,8 +572,10 @@ class SwarmIdentity:
                 if stop.is_set():
                     subscription.close()
                     break
-                self.ask()
+                # Announce before asking: every member answers an ask at once, and an announcement sent into
+                # that burst reached the others seconds late (at 50 members).
                 announce_own()
+                self.ask()
                 for message in subscription:
                     handle(message.sender, message.data)
             except KuboError:
