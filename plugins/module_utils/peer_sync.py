@@ -131,6 +131,8 @@ class Action:
     kubeconfig: str | None = None
     # The sequence of the document (or tombstone) behind the action, when known.
     sequence: int | None = None
+    # The Peer as the plan saw it listed: an action that would change nothing of it needs no read.
+    listed: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -303,6 +305,7 @@ def plan(
                 status=_status(scope, state=ONLINE, missing=0, last_seen=now, identity=identity, previous=previous),
                 kubeconfig=kubeconfig,
                 sequence=identity.get("sequence"),
+                listed=current,
             )
         )
     for peer_id, sequence in removed.items():
@@ -336,6 +339,7 @@ def plan(
                 verb="status",
                 name=name,
                 status=_status(scope, state=state, missing=missing, last_seen=None, identity=None, previous=previous),
+                listed=current,
             )
         )
     return result
@@ -402,9 +406,40 @@ def apply(plan_: SyncPlan, scope: Scope, *, peers: Resources, secrets: Resources
     return result
 
 
+def _peer_changes(action: Action, current: Mapping[str, Any]) -> bool:
+    """Whether ``action`` would write anything to the Peer ``current`` (its Secret aside)."""
+    if _newer_than(current, action.sequence):
+        return False
+    if (
+        action.verb == "apply"
+        and action.peer is not None
+        and _subset_differs(current, _peer_patch(action.peer, current))
+    ):
+        return True
+    return action.status is not None and _subset_differs(current.get("status") or {}, action.status)
+
+
+def _peer_patch(peer: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that makes ``current`` the wanted ``peer`` (metadata and spec)."""
+    spec = dict(peer["spec"])
+    if "URL" not in spec and (current.get("spec") or {}).get("URL"):
+        spec["URL"] = None  # the member no longer publishes one
+    return {"metadata": _desired_metadata(peer, current), "spec": spec}
+
+
 def _apply_action(
     action: Action, scope: Scope, result: Applied, *, peers: Resources, secrets: Resources, check_mode: bool
 ) -> None:
+    if (
+        action.verb != "delete"
+        and action.kubeconfig is None
+        and action.listed is not None
+        and not _peer_changes(action, action.listed)
+    ):
+        # As listed moments ago, nothing to write: no read either. At 50 members every pass of the agent read
+        # each Peer again to write nothing (issue 20). A writer that changed it meanwhile is corrected by the
+        # next round, as when it writes just after us.
+        return
     current = peers.get(action.name, scope.namespace)
     if _newer_than(current, action.sequence):
         return  # another writer already applied a later document of this member
@@ -427,14 +462,11 @@ def _apply_action(
                 # Another writer (the agent's fast path or the role) was faster: update it instead.
                 current = peers.get(action.name, scope.namespace) or dict(action.peer)
         if current is not None and action.name not in result.created:
-            metadata = _desired_metadata(action.peer, current)
-            spec = dict(action.peer["spec"])
-            if "URL" not in spec and (current.get("spec") or {}).get("URL"):
-                spec["URL"] = None  # the member no longer publishes one
-            if _subset_differs(current, {"metadata": metadata, "spec": spec}):
+            patch = _peer_patch(action.peer, current)
+            if _subset_differs(current, patch):
                 touched = True
                 if not check_mode:
-                    current = peers.patch(action.name, scope.namespace, {"metadata": metadata, "spec": spec})
+                    current = peers.patch(action.name, scope.namespace, patch)
         if action.kubeconfig is not None:
             owner_uid = str((current.get("metadata") or {}).get("uid") or "")
             wanted_secret = kubeconfig_secret(scope, action.name, action.kubeconfig, owner_uid)

@@ -228,6 +228,7 @@ class MemoryPeers:
         self.calls: list[tuple[str, str]] = []
 
     def get(self, name: str, namespace: str) -> dict[str, Any] | None:
+        self.calls.append(("get", name))
         return copy.deepcopy(self.objects.get(name))
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -255,14 +256,45 @@ def test_a_round_older_than_what_a_peer_shows_changes_nothing() -> None:
     shown = existing(B, sequence=12)
     stale_tombstone = round_(existing=[shown], removed={B: 11})
     stale_update = round_(existing=[shown], discovered=[identity(sequence=10, description="old")])
-    for stale in (stale_tombstone, stale_update):
+    # A deletion reads the Peer first, and so does news with a kubeconfig (its Secret is checked too).
+    stale_without_kubeconfig = round_(existing=[shown], discovered=[identity(sequence=10, kubeconfig=None)])
+    for stale, reads in (
+        (stale_tombstone, [("get", B.lower())]),
+        (stale_update, [("get", B.lower())]),
+        (stale_without_kubeconfig, []),
+    ):
         peers, secrets = MemoryPeers(shown), MemoryPeers()
         done = apply(stale, SCOPE, peers=peers, secrets=secrets, check_mode=False)  # type: ignore[arg-type]
-        assert not done.changed and peers.calls == [] and secrets.calls == []
+        assert not done.changed and peers.calls == reads and secrets.calls == []
     fresh_tombstone = round_(existing=[shown], removed={B: 13})
     peers = MemoryPeers(shown)
     done = apply(fresh_tombstone, SCOPE, peers=peers, secrets=MemoryPeers(), check_mode=False)  # type: ignore[arg-type]
     assert done.deleted == [B.lower()] and peers.objects == {}
+
+
+def test_peers_that_a_round_would_not_change_are_not_even_read_again() -> None:
+    """Issue 20: the agent's every pass read each Peer back, to write nothing, at 50 members 50 reads a pass."""
+    first = round_(discovered=[identity(C, kubeconfig=None)])
+    peers = MemoryPeers()
+    apply(first, SCOPE, peers=peers, secrets=MemoryPeers(), check_mode=False)  # type: ignore[arg-type]
+    listed = list(peers.objects.values())
+    peers.calls.clear()
+    again = round_(existing=listed, discovered=[identity(C, kubeconfig=None)])
+    done = apply(again, SCOPE, peers=peers, secrets=MemoryPeers(), check_mode=False)  # type: ignore[arg-type]
+    assert not done.changed and peers.calls == []
+    changed = round_(existing=listed, discovered=[identity(C, kubeconfig=None, description="new")])
+    done = apply(changed, SCOPE, peers=peers, secrets=MemoryPeers(), check_mode=False)  # type: ignore[arg-type]
+    assert done.updated == [C.lower()] and peers.calls == [("get", C.lower()), ("patch", C.lower())]
+
+
+def test_a_member_with_a_kubeconfig_has_its_secret_checked_every_round() -> None:
+    """A Peer's Secret is not listed with it: whether it still holds the kubeconfig is read, not assumed."""
+    peers, secrets = MemoryPeers(), MemoryPeers()
+    apply(round_(discovered=[identity()]), SCOPE, peers=peers, secrets=secrets, check_mode=False)  # type: ignore[arg-type]
+    secrets.objects.clear()  # somebody deleted it
+    again = round_(existing=list(peers.objects.values()), discovered=[identity()])
+    done = apply(again, SCOPE, peers=peers, secrets=secrets, check_mode=False)  # type: ignore[arg-type]
+    assert done.updated == [B.lower()] and set(secrets.objects) == {B.lower() + "-kubeconfig"}
 
 
 def test_a_tombstone_without_a_sequence_deletes_whatever_the_peer_shows() -> None:
