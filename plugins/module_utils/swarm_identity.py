@@ -404,6 +404,7 @@ class SwarmIdentity:
         session: float = 600.0,
         refresh_every: float = 10.0,
         retry_after: float = 2.0,
+        ask: bool = True,
     ) -> None:
         """Keep this node's identity heard on the swarm until ``stop`` is set.
 
@@ -420,7 +421,9 @@ class SwarmIdentity:
         ``on_news`` is called with the latest sequence known of every member.
         Connection losses (a restarting node) are retried every ``retry_after``
         seconds; after each (re)subscription it asks, so what was announced
-        meanwhile is learned again.
+        meanwhile is learned again. With ``ask`` false it never asks: for a
+        member that consumes nothing (the light member), since every member
+        answers an ask, N answers that each reach N nodes.
         """
         remembered = self._heard_or_empty()
         known: dict[str, int] = {publisher: entry.sequence for publisher, entry in remembered.items()}
@@ -575,7 +578,8 @@ class SwarmIdentity:
                 # Announce before asking: every member answers an ask at once, and an announcement sent into
                 # that burst reached the others seconds late (at 50 members).
                 announce_own()
-                self.ask()
+                if ask:
+                    self.ask()
                 for message in subscription:
                     handle(message.sender, message.data)
             except KuboError:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce, Ask, decode
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import generate
@@ -108,3 +109,34 @@ def test_a_bad_swarm_key_file_is_a_clear_error_not_a_traceback(tmp_path: Path) -
     assert process.wait(timeout=30) == 2
     log = (tmp_path / "member.log").read_text()
     assert "Traceback" not in log and "swarm" in log.lower()
+
+
+def test_a_light_member_announces_and_answers_but_never_asks(kubo_node: Callable[..., Any], tmp_path: Path) -> None:
+    """Issue 20: every member answers an ask, N answers that each reach N nodes; at 50 members that burst, set off by
+    each light member (re)starting, delayed news by seconds, and a member that consumes nothing has nothing to learn."""
+    key = generate()
+    key_file = tmp_path / "swarm.key"
+    key_file.write_text(key.text)
+    light = kubo_node(key.text, name="light")
+    whole = kubo_node(key.text, name="whole", bootstrap=[light.swarm_addr])
+    with KuboClient(whole.api_url) as client:
+        client.swarm_connect(light.swarm_addr)
+        listener = SwarmIdentity(client, key.key)
+        sent: list[Any] = []
+        with client.subscribe(listener.topic, duration=8) as subscription:
+            process = member(
+                "--api-url", light.api_url, "--swarm-key-file", str(key_file), "--name", "Light 1",
+                "--announce-period", "30", tmp_path=tmp_path,
+            )  # fmt: skip
+            try:
+                for message in subscription:
+                    if message.sender == light.peer_id:
+                        sent.append(decode(message.data))
+                    if len(sent) == 1 and message.sender == light.peer_id:
+                        listener.ask()  # a member asks: the light member answers
+            finally:
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(timeout=15) == 0, (tmp_path / "member.log").read_text()
+    assert not any(isinstance(m, Ask) for m in sent), sent
+    announces = [m for m in sent if isinstance(m, Announce)]
+    assert len(announces) >= 2, f"announced on start and answered the ask: {sent}"
