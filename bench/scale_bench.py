@@ -9,23 +9,27 @@ code), added in steps up to each size N. For each N it prints:
 - join: seconds from starting the step's new members until W shows N Peers Online;
 - newcomer: W's Identity deleted and created again, seconds until it shows N Peers Online
   (what a cluster joining last waits for);
-- update p50/p95: a member republishes a new description (its process restarted with it),
-  seconds until W's Peer shows it; this includes the member process's own start (about a second);
+- creation, update and deletion p50/p95 (``--trials`` each): seconds from a member's publication
+  (the time its ``publishing`` or ``retracted`` log line says) until a watch on W's Peers sees
+  it: a new member's Peer Online, a new description (the member's process restarted with it),
+  the Peer of a member that retracted deleted;
 - steady state, nothing changing for ``--steady`` seconds: CPU seconds per minute and RSS of
   W's operator (with the ansible processes it waited for), its module zygote (with its
   children), its agent and its kubo node; Kubernetes writes per minute seen on Peers,
-  Identities and SwarmPools of W (watch events that changed an object);
+  Identities and SwarmPools of W (watch events that changed an object); pubsub messages per
+  minute on the swarm's topic, as one node receives them (every node receives each once);
 - the wall time of W's last Identity reconcile (the operator's "ansible run finished").
 
 Asserts nothing.
 
-    python -m bench.scale_bench [--members 10,25,50] [--steady 120] [--updates 5]
+    python -m bench.scale_bench [--members 10,25,50] [--steady 120] [--trials 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import datetime
 import json
 import os
 import signal
@@ -34,10 +38,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import kubernetes
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import topic_for
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 from bench.figures import measure, percentile
 from testbed.collection import activate
@@ -63,18 +71,32 @@ class Members:
         self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(activate()))
         self.members: list[tuple[KuboNode, subprocess.Popen[bytes]]] = []
 
-    def _process(self, node: KuboNode, index: int, description: str) -> subprocess.Popen[bytes]:
-        log = (self.base_dir / f"member-{index}.log").open("ab")
+    def _process(self, node: KuboNode, index: int, description: str, *extra: str) -> subprocess.Popen[bytes]:
+        log = self.log_path(index).open("ab")
         try:
             return subprocess.Popen(
                 [
                     str(MEMBER), "--api-url", node.api_url, "--swarm-key-file", str(self.key_file),
-                    "--name", self.name(index), "--description", description, "--category", "bench",
+                    "--name", self.name(index), "--description", description, "--category", "bench", *extra,
                 ],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env,
             )  # fmt: skip
         finally:
             log.close()
+
+    def log_path(self, index: int) -> Path:
+        return self.base_dir / f"member-{index}.log"
+
+    def logged_at(self, index: int, msg: str, *, since: float, timeout: float = 60) -> float:
+        """The wall time member ``index``'s log says ``msg`` at or after ``since`` (seconds since the epoch)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_path(index).read_text().splitlines():
+                event = json.loads(line) if line.startswith("{") else {}
+                if event.get("msg") == msg and (at := _epoch(event["ts"])) >= since:
+                    return at
+            time.sleep(0.05)
+        raise TimeoutError(f"member {index} did not log {msg!r} within {timeout:.0f} s")
 
     @staticmethod
     def name(index: int) -> str:
@@ -87,11 +109,41 @@ class Members:
             node = self.nodes(self.swarm_key, name=f"light-{index}", bootstrap=[self.bootstrap])
             self.members.append((node, self._process(node, index, "first")))
 
-    def republish(self, index: int, description: str) -> None:
+    def republish(self, index: int, description: str) -> float:
+        """Restarts member ``index`` with a new description; when it published it."""
         node, process = self.members[index]
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+        since = time.time()
         self.members[index] = (node, self._process(node, index, description))
+        return self.logged_at(index, "publishing", since=since)
+
+    def join(self) -> tuple[int, float]:
+        """Adds one member; its index and when it published."""
+        since = time.time()
+        self.add(1)
+        index = len(self.members) - 1
+        return index, self.logged_at(index, "publishing", since=since)
+
+    def retract(self, index: int) -> float:
+        """Member ``index`` retracts its identity (its process replaced by a ``--retract`` one); when it did."""
+        node, process = self.members[index]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        since = time.time()
+        self.members[index] = (node, self._process(node, index, "retracting", "--retract"))
+        return self.logged_at(index, "retracted", since=since)
+
+    def drop_last(self, count: int) -> None:
+        """Stops the last ``count`` members and their nodes."""
+        for _ in range(count):
+            node, process = self.members.pop()
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            node.stop()
 
     def close(self) -> None:
         for _, process in self.members:
@@ -135,6 +187,82 @@ class WriteCounter:
         return dict(self.counts)
 
 
+def _epoch(ts: str) -> float:
+    moment = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.replace(tzinfo=datetime.UTC).timestamp()
+
+
+class PeerEvents:
+    """Every watch event on W's Peers, with the wall time it arrived."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.api = kubernetes.client.CustomObjectsApi(cluster.control_plane.api_client())
+        self.events: list[tuple[float, str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.stop.is_set():
+            try:
+                listing = self.api.list_namespaced_custom_object(GROUP, VERSION, NS, "peers")
+                for event in kubernetes.watch.Watch().stream(
+                    self.api.list_namespaced_custom_object, GROUP, VERSION, NS, "peers",
+                    resource_version=listing["metadata"]["resourceVersion"], timeout_seconds=30,
+                ):  # fmt: skip
+                    with self.lock:
+                        self.events.append((time.time(), event["type"], event["object"]))
+                    if self.stop.is_set():
+                        return
+            except Exception:  # a dropped watch: list again
+                time.sleep(0.5)
+
+    def seen(self, matches: PeerEvent, *, since: float, timeout: float = 300) -> float:
+        """The wall time of the first event since ``since`` that ``matches(type, peer)``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = next((at for at, kind, peer in self.events if at >= since and matches(kind, peer)), None)
+            if found is not None:
+                return found
+            time.sleep(0.05)
+        raise TimeoutError(f"no matching Peer event within {timeout:.0f} s")
+
+
+PeerEvent = Callable[[str, dict[str, Any]], bool]
+"""Whether a watch event (its type and the Peer) is the one awaited."""
+
+
+def peer_named(peer: dict[str, Any], peer_id: str) -> bool:
+    return bool((peer.get("metadata") or {}).get("name") == peer_id.lower())
+
+
+def describes(peer_id: str, text: str) -> PeerEvent:
+    return lambda kind, peer: peer_named(peer, peer_id) and (peer.get("spec") or {}).get("description") == text
+
+
+def online(peer_id: str) -> PeerEvent:
+    return lambda kind, peer: peer_named(peer, peer_id) and (peer.get("status") or {}).get("status") == "Online"
+
+
+def deleted(peer_id: str) -> PeerEvent:
+    return lambda kind, peer: kind == "DELETED" and peer_named(peer, peer_id)
+
+
+def count_messages(api_url: str, topic: str, seconds: float) -> list[int]:
+    """Counts the messages one node receives on ``topic`` for ``seconds`` (run on a thread; the count is [0])."""
+    count = [0]
+
+    def listen() -> None:
+        with KuboClient(api_url) as client, client.subscribe(topic, duration=seconds) as subscription:
+            for _ in subscription:
+                count[0] += 1
+
+    threading.Thread(target=listen, daemon=True).start()
+    return count
+
+
 def online_peers(w: Cluster) -> list[dict[str, Any]]:
     return [p for p in w.get("peers", namespace=NS) or [] if (p.get("status") or {}).get("status") == "Online"]
 
@@ -151,7 +279,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", default="10,25,50", help="sizes, comma separated (light members at each)")
     parser.add_argument("--steady", type=float, default=120.0, help="seconds of steady state measured per size")
-    parser.add_argument("--updates", type=int, default=5, help="update trials per size")
+    parser.add_argument("--trials", type=int, default=5, help="creation, update and deletion trials per size")
     args = parser.parse_args()
 
     def interrupted(*_: object) -> None:
@@ -175,6 +303,7 @@ def main() -> None:
         )  # fmt: skip
         w.apply([w_identity])
         members = Members(base, key, address)
+        topic = topic_for(parse(key).key)
         try:
             for size in sizes:
 
@@ -199,24 +328,38 @@ def main() -> None:
                 w.apply([w_identity])
                 newcomer = measure(all_online, timeout=900, interval=0.5)
                 print(f"N={size}: a new Identity on W shows {size} Peers Online after {newcomer:.1f} s", flush=True)
+                # Propagation is timed on a settled W: its new Identity's first rounds (publication, asks) done.
+                time.sleep(30)
 
+                events = PeerEvents(w)
                 updates = []
-                for trial in range(args.updates):
+                for trial in range(args.trials):
                     index = trial % size
                     node = members.members[index][0]
                     text = f"update {size}-{trial}"
-                    began = time.monotonic()
-                    members.republish(index, text)
-
-                    def shows(peer_id: str = node.peer_id.lower(), text: str = text) -> bool:
-                        peer = w.get("peer", peer_id, namespace=NS) or {}
-                        return (peer.get("spec") or {}).get("description") == text
-
-                    measure(shows, timeout=300, interval=0.05)
-                    updates.append(time.monotonic() - began)
+                    published = members.republish(index, text)
+                    seen = events.seen(describes(node.peer_id, text), since=published)
+                    updates.append(seen - published)
                 print(f"N={size}: updates {', '.join(f'{u:.2f}' for u in updates)} s", flush=True)
+                creations, deletions, joined = [], [], []
+                for _ in range(args.trials):
+                    index, published = members.join()
+                    node = members.members[index][0]
+                    seen = events.seen(online(node.peer_id), since=published)
+                    creations.append(seen - published)
+                    joined.append(index)
+                print(f"N={size}: creations {', '.join(f'{c:.2f}' for c in creations)} s", flush=True)
+                for index in joined:
+                    node = members.members[index][0]
+                    retracted = members.retract(index)
+                    seen = events.seen(deleted(node.peer_id), since=retracted)
+                    deletions.append(seen - retracted)
+                print(f"N={size}: deletions {', '.join(f'{d:.2f}' for d in deletions)} s", flush=True)
+                members.drop_last(len(joined))
+                events.stop.set()
 
-                time.sleep(10)  # the updates' own writes settle
+                # The trials' own writes settle: the next Identity round (60 s) counts the members that left.
+                time.sleep(75)
                 # CPU is read from the processes: the bench runs the product as host processes.
                 assert isinstance(w.operator, ProductProcess) and isinstance(w.agent, ProductProcess)
                 operator_pid = w.operator.process.pid if w.operator.process else None
@@ -235,6 +378,7 @@ def main() -> None:
                 time.sleep(2)
                 before = {name: cpu_seconds(pid, children=c) for name, (pid, c) in parts.items()}
                 writes_before = counter.snapshot()
+                messages = count_messages(members.members[0][0].api_url, topic, args.steady)
                 time.sleep(args.steady)
                 after = {name: cpu_seconds(pid, children=c) for name, (pid, c) in parts.items()}
                 writes = {k: v - writes_before[k] for k, v in counter.snapshot().items()}
@@ -245,11 +389,16 @@ def main() -> None:
                         "N": size,
                         "join": join,
                         "newcomer": newcomer,
+                        "creation p50": percentile(creations, 0.5),
+                        "creation p95": percentile(creations, 0.95),
                         "update p50": percentile(updates, 0.5),
                         "update p95": percentile(updates, 0.95),
+                        "deletion p50": percentile(deletions, 0.5),
+                        "deletion p95": percentile(deletions, 0.95),
                         **{f"cpu {k}": (after[k] - before[k]) / minutes for k in parts},
                         **{f"rss {k}": rss_mib(pid) for k, (pid, _) in parts.items()},
                         **{f"writes {k}": v / minutes for k, v in writes.items()},
+                        "pubsub messages": messages[0] / minutes,
                         "identity run": last_identity_run_seconds(w),
                     }
                 )
