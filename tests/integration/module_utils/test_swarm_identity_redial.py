@@ -65,51 +65,50 @@ def published_member(kubo_node: Callable[..., Any], key_text: str, key: bytes) -
     return node, Announce(node.peer_id, outcome.published.cid, outcome.published.sequence)
 
 
-def test_a_connected_member_whose_document_stalls_is_redialled_once_and_then_found(
-    kubo_node: Callable[..., Any],
-) -> None:
+def stalled_round(kubo_node: Callable[..., Any], *, stalls: int, connected: bool = True) -> tuple[Any, Announce, Any]:
+    """A watcher's discovery round over a member's announcement, its first ``stalls`` fetches timing out.
+
+    Returns the member's node, its announcement and what the round found, with the watcher's calls, and whether
+    the watcher is connected to the member afterwards.
+    """
     key = generate()
     member, announce = published_member(kubo_node, key.text, key.key)
-    watcher = kubo_node(key.text, name="watcher", bootstrap=[member.swarm_addr])
-    with StallingClient(watcher.api_url, stalls=1) as kubo:
-        assert member.peer_id in {peer["Peer"] for peer in kubo.swarm_peers()}
+    watcher = kubo_node(key.text, name="watcher", bootstrap=[member.swarm_addr] if connected else [])
+    with StallingClient(watcher.api_url, stalls=stalls) as kubo:
+        assert (member.peer_id in {peer["Peer"] for peer in kubo.swarm_peers()}) == connected
         swarm = SwarmIdentity(kubo, key.key)
         swarm.remember([announce])
         found, _ = swarm.discover(window=0, quiet=0, fresh_within=90, listen=False)
-        assert set(found.identities) == {member.peer_id}, found.rejected
-        assert found.identities[member.peer_id].document.name == "Member"
-        assert kubo.calls == [
-            f"cat {announce.cid}",
-            f"disconnect /p2p/{member.peer_id}",
-            f"connect /p2p/{member.peer_id}",
-            f"cat {announce.cid}",
-        ]
-        assert member.peer_id in {peer["Peer"] for peer in kubo.swarm_peers()}, "the redial connected again"
+        still_connected = member.peer_id in {peer["Peer"] for peer in kubo.swarm_peers()}
+    return member, announce, (found, kubo.calls, still_connected)
+
+
+def test_a_connected_member_whose_document_stalls_is_redialled_once_and_then_found(
+    kubo_node: Callable[..., Any],
+) -> None:
+    member, announce, (found, calls, connected) = stalled_round(kubo_node, stalls=1)
+    assert set(found.identities) == {member.peer_id}, found.rejected
+    assert found.identities[member.peer_id].document.name == "Member"
+    assert calls == [
+        f"cat {announce.cid}",
+        f"disconnect /p2p/{member.peer_id}",
+        f"connect /p2p/{member.peer_id}",
+        f"cat {announce.cid}",
+    ]
+    assert connected, "the redial connected again"
 
 
 def test_a_member_that_stalls_again_after_the_redial_is_refused_for_this_round_without_a_second_redial(
     kubo_node: Callable[..., Any],
 ) -> None:
-    key = generate()
-    member, announce = published_member(kubo_node, key.text, key.key)
-    watcher = kubo_node(key.text, name="watcher", bootstrap=[member.swarm_addr])
-    with StallingClient(watcher.api_url, stalls=10) as kubo:
-        swarm = SwarmIdentity(kubo, key.key)
-        swarm.remember([announce])
-        found, _ = swarm.discover(window=0, quiet=0, fresh_within=90, listen=False)
-        assert found.identities == {}
-        assert [rejection.sender for rejection in found.rejected] == [member.peer_id]
-        assert [call.split()[0] for call in kubo.calls] == ["cat", "disconnect", "connect", "cat"]
+    member, _, (found, calls, _) = stalled_round(kubo_node, stalls=10)
+    assert found.identities == {}
+    assert [rejection.sender for rejection in found.rejected] == [member.peer_id]
+    assert [call.split()[0] for call in calls] == ["cat", "disconnect", "connect", "cat"]
 
 
 def test_a_member_whose_node_is_not_connected_is_not_dialled_by_discovery(kubo_node: Callable[..., Any]) -> None:
     """Reaching members is the bootstrap list's and the swarm's work; discovery only restarts a stalled connection."""
-    key = generate()
-    member, announce = published_member(kubo_node, key.text, key.key)
-    watcher = kubo_node(key.text, name="watcher")
-    with StallingClient(watcher.api_url, stalls=1) as kubo:
-        swarm = SwarmIdentity(kubo, key.key)
-        swarm.remember([announce])
-        found, _ = swarm.discover(window=0, quiet=0, fresh_within=90, listen=False)
-        assert found.identities == {}
-        assert kubo.calls == [f"cat {announce.cid}", f"disconnect /p2p/{member.peer_id}"]
+    member, announce, (found, calls, _) = stalled_round(kubo_node, stalls=1, connected=False)
+    assert found.identities == {}
+    assert calls == [f"cat {announce.cid}", f"disconnect /p2p/{member.peer_id}"]
