@@ -1,7 +1,8 @@
-"""What the benchmarks share: waiting for a condition while timing it, and percentiles."""
+"""What the benchmarks share: waiting for a condition while timing it, percentiles, and log timestamps."""
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Callable
 
@@ -21,3 +22,9 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+def log_time(ts: str) -> float:
+    """A product log line's ``ts`` (``2026-12-01T17:32:03.952Z``) in seconds since the epoch."""
+    moment = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.replace(tzinfo=datetime.UTC).timestamp()

@@ -39,7 +39,7 @@ from cluster_discovery_operator.reconciling import Controller
 from cluster_discovery_operator.running import AnsibleRunner
 from cluster_discovery_operator.settings import KubeSettings, QueueingSettings, RunningSettings, Settings
 
-from bench.figures import percentile
+from bench.figures import log_time, percentile
 from bench.runner_common import (
     GROUP,
     WATCH,
@@ -59,11 +59,6 @@ from bench.runner_common import (
 from testbed.controlplane import ControlPlane
 from testbed.proctree import children, rss_mib
 from tests.integration.runner.operator_process import OperatorProcess
-
-
-def _ts(entry: dict[str, object]) -> float:
-    moment = datetime.datetime.strptime(str(entry["ts"]), "%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.replace(tzinfo=datetime.UTC).timestamp()
 
 
 def bench_noop(cp: ControlPlane, work: Path, repeats: int) -> None:
@@ -133,7 +128,7 @@ def bench_noop(cp: ControlPlane, work: Path, repeats: int) -> None:
 
         wait_until(skipped_again, timeout=30, interval=0.01)
         assert entry is not None
-        end_to_end.append(_ts(entry) - sent)
+        end_to_end.append(log_time(str(entry["ts"])) - sent)
     process_runs = op.metric("cluster_discovery_operator_ansible_runs_total", group=GROUP, kind="Widget")
     op.terminate()
 

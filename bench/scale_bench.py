@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime
 import json
 import os
 import signal
@@ -47,9 +46,10 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
-from bench.figures import measure, percentile
+from bench.figures import log_time, measure, percentile
 from testbed.collection import activate
 from testbed.federation import Cluster, Federation, ProductProcess, identity, namespace, swarm_node, swarm_pool
+from testbed.kube import Watcher
 from testbed.kubo import KuboNode, KuboNodes
 from testbed.proctree import children_running, cpu_seconds, rss_mib
 
@@ -93,7 +93,7 @@ class Members:
         while time.monotonic() < deadline:
             for line in self.log_path(index).read_text().splitlines():
                 event = json.loads(line) if line.startswith("{") else {}
-                if event.get("msg") == msg and (at := _epoch(event["ts"])) >= since:
+                if event.get("msg") == msg and (at := log_time(event["ts"])) >= since:
                     return at
             time.sleep(0.05)
         raise TimeoutError(f"member {index} did not log {msg!r} within {timeout:.0f} s")
@@ -160,63 +160,42 @@ class WriteCounter:
     """Watch events that changed a Peer, Identity or SwarmPool of W's namespace."""
 
     def __init__(self, cluster: Cluster) -> None:
-        self.api = kubernetes.client.CustomObjectsApi(cluster.control_plane.api_client())
+        api = kubernetes.client.CustomObjectsApi(cluster.control_plane.api_client())
         self.counts = {"peers": 0, "identities": 0, "swarmpools": 0}
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._watch, args=(plural,), daemon=True) for plural in self.counts]
-        for thread in self.threads:
-            thread.start()
+        for plural in self.counts:
+            Watcher(
+                f"count {plural}", api.list_namespaced_custom_object, self._counter(plural), self.stop,
+                group=GROUP, version=VERSION, namespace=NS, plural=plural,
+            ).start()  # fmt: skip
 
-    def _watch(self, plural: str) -> None:
-        while not self.stop.is_set():
-            listing = self.api.list_namespaced_custom_object(GROUP, VERSION, NS, plural)
-            watch = kubernetes.watch.Watch()
-            try:
-                for event in watch.stream(
-                    self.api.list_namespaced_custom_object, GROUP, VERSION, NS, plural,
-                    resource_version=listing["metadata"]["resourceVersion"], timeout_seconds=30,
-                ):  # fmt: skip
-                    if self.stop.is_set():
-                        break
-                    if event["type"] in ("MODIFIED", "ADDED", "DELETED"):
-                        self.counts[plural] += 1
-            except Exception:  # a dropped watch: list again
-                time.sleep(0.5)
+    def _counter(self, plural: str) -> Callable[[str, dict[str, Any]], None]:
+        def count(kind: str, _obj: dict[str, Any]) -> None:
+            if kind in ("MODIFIED", "ADDED", "DELETED"):  # not SYNC: what a (re)list found
+                self.counts[plural] += 1
+
+        return count
 
     def snapshot(self) -> dict[str, int]:
         return dict(self.counts)
 
 
-def _epoch(ts: str) -> float:
-    moment = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.replace(tzinfo=datetime.UTC).timestamp()
-
-
 class PeerEvents:
-    """Every watch event on W's Peers, with the wall time it arrived."""
+    """Every event on W's Peers (a relist's SYNC among them), with the wall time it arrived."""
 
     def __init__(self, cluster: Cluster) -> None:
-        self.api = kubernetes.client.CustomObjectsApi(cluster.control_plane.api_client())
+        api = kubernetes.client.CustomObjectsApi(cluster.control_plane.api_client())
         self.events: list[tuple[float, str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-        self.thread.start()
+        Watcher(
+            "peer events", api.list_namespaced_custom_object, self._record, self.stop,
+            group=GROUP, version=VERSION, namespace=NS, plural="peers",
+        ).start()  # fmt: skip
 
-    def _watch(self) -> None:
-        while not self.stop.is_set():
-            try:
-                listing = self.api.list_namespaced_custom_object(GROUP, VERSION, NS, "peers")
-                for event in kubernetes.watch.Watch().stream(
-                    self.api.list_namespaced_custom_object, GROUP, VERSION, NS, "peers",
-                    resource_version=listing["metadata"]["resourceVersion"], timeout_seconds=30,
-                ):  # fmt: skip
-                    with self.lock:
-                        self.events.append((time.time(), event["type"], event["object"]))
-                    if self.stop.is_set():
-                        return
-            except Exception:  # a dropped watch: list again
-                time.sleep(0.5)
+    def _record(self, kind: str, peer: dict[str, Any]) -> None:
+        with self.lock:
+            self.events.append((time.time(), kind, peer))
 
     def seen(self, matches: PeerEvent, *, since: float, timeout: float = 300) -> float:
         """The wall time of the first event since ``since`` that ``matches(type, peer)``."""
