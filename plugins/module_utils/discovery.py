@@ -87,6 +87,8 @@ class Discovery:
     rejected: list[Rejection] = field(default_factory=list)
     heard: set[str] = field(default_factory=set)
     """Every peer that sent a well-formed announcement under its own id, valid or not."""
+    heard_at: dict[str, float] = field(default_factory=dict)
+    """When each member was last heard (this node's clock, seconds since the epoch), where it is known."""
 
 
 def latest_announcements(

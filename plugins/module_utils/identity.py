@@ -74,7 +74,12 @@ class DocumentError(ValueError):
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_time(time.time())
+
+
+def utc_time(epoch_seconds: float) -> str:
+    """``epoch_seconds`` the way Kubernetes writes a time: RFC 3339 in UTC, to the second."""
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def next_sequence(previous: int | None, now_ms: int | None = None) -> int:

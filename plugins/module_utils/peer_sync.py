@@ -26,6 +26,11 @@ holds into actions, so every rule is unit-tested without an API server:
   that vanished without retracting);
 - the agent's fast path counts no misses, but a member it knows to be silent
   for longer than the Offline time turns Offline at once;
+- ``lastSeen`` is written when the Peer changes, never on its own: the time its
+  member was heard when the Peer is created, turns Online or gets a new
+  document, and the last time it was heard when the Peer turns Offline. A
+  steady swarm's rounds write nothing (liveness lives in what the agent heard,
+  as a node's heartbeat lives in its Lease rather than in its status);
 - a Peer whose member only sent documents we refused is left exactly as it is:
   a misbehaving member changes nothing;
 - a Peer that carries another identity's labels is never touched;
@@ -73,12 +78,7 @@ ONLINE, OFFLINE = "Online", "Offline"
 # Peers of one Identity on one swarm: members are cheap to make (a key pair),
 # Peers are objects in etcd, so a swarm flooded with members gets no more.
 MAX_PEERS_PER_SWARM = 256
-# lastSeen is accurate to this many seconds: refreshing it on every discovery
-# round made every round a write of every Peer (and reported a change). Five
-# minutes is how often a kubelet reports an unchanged node status
-# (nodeStatusReportFrequency); liveness itself is Online/Offline, decided from
-# the announcements heard, not from lastSeen.
-LAST_SEEN_RESOLUTION_SECONDS = 300.0
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def label_value(text: str) -> str:
@@ -187,13 +187,23 @@ def desired_peer(scope: Scope, identity: Mapping[str, Any], *, kubeconfig: str |
     }
 
 
-def _seconds_between(earlier: str, later: str) -> float | None:
-    try:
-        start = datetime.strptime(earlier, "%Y-%m-%dT%H:%M:%SZ")
-        end = datetime.strptime(later, "%Y-%m-%dT%H:%M:%SZ")
-    except (TypeError, ValueError):
+def heard_time(value: Any) -> str | None:
+    """``value`` when it is a time as Kubernetes writes one (the Peer CRD's lastSeen is a date-time), else None."""
+    if not isinstance(value, str):
         return None
-    return (end - start).total_seconds()
+    try:
+        datetime.strptime(value, TIME_FORMAT)
+    except ValueError:
+        return None
+    return value
+
+
+def _online_since(identity: Mapping[str, Any], previous: Mapping[str, Any], now: str) -> str:
+    """lastSeen of a Peer found Online: unchanged while it stays Online with the same document."""
+    kept = heard_time(previous.get("lastSeen"))
+    if kept is not None and previous.get("status") == ONLINE and previous.get("sequence") == identity.get("sequence"):
+        return kept
+    return heard_time(identity.get("heard_at")) or now
 
 
 def _status(
@@ -203,17 +213,11 @@ def _status(
     missing: int,
     last_seen: str | None,
     identity: Mapping[str, Any] | None,
-    previous: Mapping[str, Any],
-    last_seen_resolution: float = LAST_SEEN_RESOLUTION_SECONDS,
 ) -> dict[str, Any]:
     # Only the fields this round owns: the status is merge-patched, and the Peer check writes its
     # conditions beside them; a copy of what was read would put back conditions it replaced meanwhile.
+    # Without last_seen, the Peer keeps the lastSeen it has.
     status: dict[str, Any] = {"status": state, "missingCounter": missing}
-    if last_seen is not None and isinstance(previous.get("lastSeen"), str):
-        # lastSeen moves in steps, so a round that learns nothing new writes nothing.
-        elapsed = _seconds_between(previous["lastSeen"], last_seen)
-        if elapsed is not None and 0 <= elapsed < last_seen_resolution:
-            last_seen = previous["lastSeen"]
     status["swarm"] = {"namespace": scope.namespace, "swarmPool": scope.swarm_pool, "swarm": scope.swarm}
     status["identity"] = {"name": scope.identity_name, "namespace": scope.identity_namespace}
     if last_seen is not None:
@@ -257,6 +261,7 @@ def plan(
     forget_after: int,
     count_misses: bool = True,
     silent: Iterable[str] = (),
+    last_heard: Mapping[str, Any] | None = None,
 ) -> SyncPlan:
     """Actions that bring the Peers of ``scope`` in line with one discovery round.
 
@@ -265,12 +270,15 @@ def plan(
     not ask the swarm, has no round in which a member could be missed. The
     exception is ``silent``: members the agent has heard, but not within the
     Offline time; their Peers turn Offline (one miss) when they are not yet.
+    ``last_heard`` gives, by peer id, when members not heard now were last
+    heard: the lastSeen of a Peer that turns Offline.
     """
     result = SyncPlan()
     by_name: dict[str, Mapping[str, Any]] = {str((p.get("metadata") or {}).get("name") or ""): p for p in existing}
     seen: set[str] = set()
     untouched = {peer_name(p) for p in refused}
     gone_quiet = {peer_name(p) for p in silent}
+    heard_before = {peer_name(p): at for p, at in (last_heard or {}).items() if heard_time(at) is not None}
     room = MAX_PEERS_PER_SWARM - sum(1 for p in existing if scope.owns(p))
     for identity in discovered:
         name = peer_name(identity["peer_id"])
@@ -302,7 +310,13 @@ def plan(
                 verb="apply",
                 name=name,
                 peer=desired_peer(scope, identity, kubeconfig=kubeconfig),
-                status=_status(scope, state=ONLINE, missing=0, last_seen=now, identity=identity, previous=previous),
+                status=_status(
+                    scope,
+                    state=ONLINE,
+                    missing=0,
+                    last_seen=_online_since(identity, previous, now),
+                    identity=identity,
+                ),
                 kubeconfig=kubeconfig,
                 sequence=identity.get("sequence"),
                 listed=current,
@@ -334,11 +348,18 @@ def plan(
             result.offline += 1
         else:
             result.online += 1
+        turns_offline = state == OFFLINE and previous.get("status") != OFFLINE
         result.actions.append(
             Action(
                 verb="status",
                 name=name,
-                status=_status(scope, state=state, missing=missing, last_seen=None, identity=None, previous=previous),
+                status=_status(
+                    scope,
+                    state=state,
+                    missing=missing,
+                    last_seen=heard_before.get(name) if turns_offline else None,
+                    identity=None,
+                ),
                 listed=current,
             )
         )

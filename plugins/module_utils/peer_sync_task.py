@@ -59,6 +59,7 @@ ARG_SPEC: dict[str, Any] = {
             "kubernetes_version": {"type": "str"},
             "kubeconfig": {"type": "str", "no_log": True},
             "live": {"type": "bool", "default": True},
+            "heard_at": {"type": "str"},
         },
     },
     "removed": {"type": "list", "elements": "raw", "default": []},
@@ -103,6 +104,7 @@ def execute(module: TaskModule, make_client: MakeClient) -> dict[str, Any]:
             for identity in params["identities"]
             if identity.get("live", True)
         ]
+    last_heard = {item["peer_id"]: item["heard_at"] for item in params["identities"] if item.get("heard_at")}
     rejected = [item["peer_id"] if isinstance(item, dict) else str(item) for item in params["rejected"]]
     decided = plan(
         scope,
@@ -113,6 +115,7 @@ def execute(module: TaskModule, make_client: MakeClient) -> dict[str, Any]:
         now=utc_now(),
         offline_after=params["offline_after"],
         forget_after=params["forget_after"],
+        last_heard=last_heard,
     )
     for warning in decided.warnings:
         module.warn(warning)

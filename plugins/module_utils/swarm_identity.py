@@ -58,6 +58,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.id
     IdentityDocument,
     next_sequence,
     utc_now,
+    utc_time,
     validate,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
@@ -640,7 +641,8 @@ class SwarmIdentity:
         ``documents`` keeps what was fetched for the next round.
         """
         messages = self.listen(window=window, quiet=quiet) if listen else []
-        candidates, live = round_input(messages, self.heard(), now=self._clock(), fresh_within=fresh_within)
+        heard, now = self.heard(), self._clock()
+        candidates, live = round_input(messages, heard, now=now, fresh_within=fresh_within)
         deadline = time.monotonic() + ROUND_DEADLINE_SECONDS
         publisher_of = {
             announce.cid: publisher
@@ -672,6 +674,10 @@ class SwarmIdentity:
 
         result = discover(candidates, own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch_once)
         live.discard(self.peer_id)
+        # A Peer's lastSeen is written when it turns Offline: the last time its member was heard.
+        answered = {message.sender for message in messages}
+        result.heard_at = {publisher: entry.heard_at for publisher, entry in heard.items()}
+        result.heard_at.update({member: now for member in live if member in answered})
         return result, live
 
     def _redial(self, publisher: str) -> bool:
@@ -778,6 +784,7 @@ def results(found: Discovery, live: set[str]) -> dict[str, list[Any]]:
                 "kubernetes_version": item.document.kubernetes_version,
                 "kubeconfig": item.kubeconfig,
                 "live": peer_id in live,
+                "heard_at": utc_time(found.heard_at[peer_id]) if peer_id in found.heard_at else None,
             }
             for peer_id, item in sorted(found.identities.items())
         ],

@@ -212,6 +212,10 @@ identities:
       type: str
       returned: when published
     live: {description: Whether the member answered now or was heard recently., type: bool, returned: always}
+    heard_at:
+      description: When the member was last heard (UTC, C(YYYY-MM-DDTHH:MM:SSZ)), or null when this node never heard it.
+      type: str
+      returned: always
 removed:
   description: Members whose latest document is a tombstone, with the tombstone's sequence.
   returned: when O(state=discovered)

@@ -19,6 +19,8 @@ description:
   - A retracted identity (tombstone) deletes its Peer and Secret.
   - A Peer that was not heard counts one more miss; it turns C(Offline) after O(offline_after) misses and is deleted
     after O(forget_after) misses.
+  - A Peer's C(lastSeen) changes only with the Peer (created, C(Online) again, a new document, or C(Offline), which
+    shows the last time its member was heard), so a round that learns nothing new writes nothing.
   - A member whose documents were all refused (O(rejected)) keeps its Peer exactly as it is.
   - Peers carrying another Identity's labels are never touched.
   - O(state=absent) deletes every Peer of this Identity and swarm (the Identity's finalizer uses it).
@@ -102,6 +104,11 @@ options:
         description: Whether the member answered now or was heard recently.
         type: bool
         default: true
+      heard_at:
+        description:
+          - When the member was last heard, as a UTC time C(YYYY-MM-DDTHH:MM:SSZ); one of any other form is ignored.
+          - The C(lastSeen) of its Peer when the Peer is created, turns C(Online) or C(Offline), or gets a new document.
+        type: str
   removed:
     description:
       - Members whose latest document is a tombstone, as

@@ -111,6 +111,7 @@ class FastPath:
             forget_after=DEFAULT_FORGET_AFTER,
             count_misses=False,
             silent=[item["peer_id"] for item in round_["identities"] if not item["live"]],
+            last_heard={item["peer_id"]: item["heard_at"] for item in round_["identities"] if item["heard_at"]},
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
         for failure in done.failed:

@@ -271,3 +271,42 @@ def test_the_agent_and_the_check_racing_on_one_peer_each_keep_their_last_word(
     # The check's last write: round ROUNDS - 1, odd, so unreachable.
     (reachable,) = status["conditions"]
     assert (reachable["status"], reachable["message"]) == ("False", f"check {ROUNDS - 1}")
+
+
+def role_round(
+    scope: Scope, peers: KindObjects, secrets: KindObjects, *, now: str, heard_at: str, live: bool
+) -> dict[str, Any]:
+    """One discovery round of the identity role (misses counted) in which the member was last heard at ``heard_at``."""
+    decided = plan(
+        scope,
+        existing=peers.list(scope.namespace, label_selector=selector(scope)),
+        discovered=[{**heard(1), "heard_at": heard_at}] if live else [],
+        removed={},
+        refused=[],
+        now=now,
+        offline_after=1,
+        forget_after=1440,
+        last_heard={MEMBER: heard_at},
+    )
+    done = apply(decided, scope, peers=peers, secrets=secrets, check_mode=False)
+    assert not done.failed, done.failed
+    found = peers.get(peer_name(MEMBER), scope.namespace)
+    assert found is not None
+    return found
+
+
+def test_rounds_that_hear_a_steady_member_write_nothing_and_offline_shows_when_it_was_last_heard(
+    writers: tuple[Scope, KindObjects, KindObjects, Any],
+) -> None:
+    """Issue 20: liveness is what was heard; a Peer is written when it changes, not to move a timestamp."""
+    scope, peers, secrets, _ = writers
+    first = role_round(scope, peers, secrets, now="2026-12-01T03:00:00Z", heard_at="2026-12-01T02:59:58Z", live=True)
+    assert first["status"]["lastSeen"] == "2026-12-01T02:59:58Z"
+    for minute in (6, 12, 30):  # rounds an hour apart would write nothing either
+        now = f"2026-12-01T03:{minute:02d}:00Z"
+        again = role_round(scope, peers, secrets, now=now, heard_at=now, live=True)
+        assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"], f"written at {now}"
+    offline = role_round(scope, peers, secrets, now="2026-12-01T03:35:00Z", heard_at="2026-12-01T03:32:10Z", live=False)
+    assert (offline["status"]["status"], offline["status"]["lastSeen"]) == ("Offline", "2026-12-01T03:32:10Z")
+    later = role_round(scope, peers, secrets, now="2026-12-01T03:36:00Z", heard_at="2026-12-01T03:32:10Z", live=False)
+    assert (later["status"]["missingCounter"], later["status"]["lastSeen"]) == (2, "2026-12-01T03:32:10Z")

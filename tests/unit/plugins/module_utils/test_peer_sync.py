@@ -173,13 +173,39 @@ def test_a_peer_of_another_identity_is_never_touched() -> None:
     assert result.warnings and "another Identity" in result.warnings[0]
 
 
-def test_last_seen_moves_in_steps_so_a_quiet_round_writes_nothing_new() -> None:
-    recent = existing(B, lastSeen="2026-11-29T11:56:00Z", missingCounter=0)
-    [action] = round_(existing=[recent], discovered=[identity()]).actions
-    assert action.status["lastSeen"] == "2026-11-29T11:56:00Z", "four minutes old: kept (issue 20)"
-    older = existing(B, lastSeen="2026-11-29T11:54:00Z", missingCounter=0)
-    [action] = round_(existing=[older], discovered=[identity()]).actions
-    assert action.status["lastSeen"] == NOW
+def test_last_seen_stays_while_the_member_stays_online_with_the_same_document() -> None:
+    """Issue 20: a steady swarm's rounds write no timestamp; liveness is what was heard, not lastSeen."""
+    day_old = existing(B, lastSeen="2026-11-28T12:00:00Z", missingCounter=0, sequence=10)
+    [action] = round_(existing=[day_old], discovered=[identity(heard_at="2026-11-29T11:59:58Z")]).actions
+    assert action.status["lastSeen"] == "2026-11-28T12:00:00Z"
+
+
+def test_last_seen_is_when_the_member_was_heard_on_news_and_on_its_return() -> None:
+    heard = "2026-11-29T11:59:58Z"
+    news = existing(B, lastSeen="2026-11-28T12:00:00Z", missingCounter=0, sequence=9)
+    [action] = round_(existing=[news], discovered=[identity(heard_at=heard)]).actions
+    assert action.status["lastSeen"] == heard, "a new document"
+    back = existing(B, status=OFFLINE, lastSeen="2026-11-28T12:00:00Z", missingCounter=2, sequence=10)
+    [action] = round_(existing=[back], discovered=[identity(heard_at=heard)]).actions
+    assert action.status["lastSeen"] == heard, "Online again"
+    [action] = round_(discovered=[identity()]).actions
+    assert action.status["lastSeen"] == NOW, "created, heard now"
+    [action] = round_(discovered=[identity(heard_at="yesterday")]).actions
+    assert action.status["lastSeen"] == NOW, "a heard_at of another form is ignored"
+
+
+def test_a_peer_turning_offline_shows_when_its_member_was_last_heard_then_keeps_it() -> None:
+    last = "2026-11-29T11:58:00Z"
+    online = existing(B, lastSeen="2026-11-28T12:00:00Z", missingCounter=0)
+    [action] = round_(existing=[online], offline_after=1, last_heard={B: last}).actions
+    assert action.status["status"] == OFFLINE and action.status["lastSeen"] == last
+    offline = existing(B, status=OFFLINE, lastSeen=last, missingCounter=1)
+    [action] = round_(existing=[offline], offline_after=1, last_heard={B: "2026-11-29T11:59:00Z"}).actions
+    assert action.status["missingCounter"] == 2 and "lastSeen" not in action.status, "kept as it is"
+    [action] = round_(existing=[online], offline_after=1).actions
+    assert "lastSeen" not in action.status, "never heard by this node: the Peer's own is kept"
+    silent = round_(existing=[online], count_misses=False, silent=[B], last_heard={B: last})
+    assert [a.status["lastSeen"] for a in silent.actions] == [last], "the fast path's silent member too"
 
 
 def test_the_selector_finds_exactly_the_scopes_peers() -> None:

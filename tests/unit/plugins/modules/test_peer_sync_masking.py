@@ -34,6 +34,7 @@ def discovered() -> dict[str, Any]:
         "kubernetes_version": "v1.37.2",
         "kubeconfig": KUBECONFIG,
         "live": True,
+        "heard_at": "2026-11-30T12:00:05Z",
     }
 
 
@@ -68,6 +69,6 @@ def test_identities_take_exactly_what_ipfs_identity_returns() -> None:
         kubernetes_version="v1.37.2",
     )
     item = SimpleNamespace(cid="QmcnhBjk38swiaohSjBrLrFk7geRGnfFx1dxCY6B7DYAiq", document=document, kubeconfig=None)
-    found = SimpleNamespace(identities={"12D3KooW": item}, removed={}, rejected=[])
+    found = SimpleNamespace(identities={"12D3KooW": item}, removed={}, rejected=[], heard_at={})
     [entry] = results(found, set())["identities"]  # type: ignore[arg-type]
     assert set(entry) == set(argspec()["identities"]["options"]) == set(discovered())
