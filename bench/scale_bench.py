@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,14 @@ GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
 MEMBER = Path(sys.executable).parent / "cluster-discovery-member"
 
 
+@dataclass
+class LightMember:
+    node: KuboNode
+    process: subprocess.Popen[bytes]
+    number: int
+    """Names its kubo repository, its log and its display name; never reused, since a stopped member's stay."""
+
+
 class Members:
     """Light members: a kubo node and a cluster-discovery-member process each."""
 
@@ -69,29 +78,30 @@ class Members:
         self.key_file = base_dir / "swarm.key"
         self.key_file.write_text(swarm_key)
         self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(activate()))
-        self.members: list[tuple[KuboNode, subprocess.Popen[bytes]]] = []
+        self.members: list[LightMember] = []
+        self._numbered = 0
 
-    def _process(self, node: KuboNode, index: int, description: str, *extra: str) -> subprocess.Popen[bytes]:
-        log = self.log_path(index).open("ab")
+    def _process(self, node: KuboNode, number: int, description: str, *extra: str) -> subprocess.Popen[bytes]:
+        log = self.log_path(number).open("ab")
         try:
             return subprocess.Popen(
                 [
                     str(MEMBER), "--api-url", node.api_url, "--swarm-key-file", str(self.key_file),
-                    "--name", self.name(index), "--description", description, "--category", "bench", *extra,
+                    "--name", self.name(number), "--description", description, "--category", "bench", *extra,
                 ],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env,
             )  # fmt: skip
         finally:
             log.close()
 
-    def log_path(self, index: int) -> Path:
-        return self.base_dir / f"member-{index}.log"
+    def log_path(self, number: int) -> Path:
+        return self.base_dir / f"member-{number}.log"
 
     def logged_at(self, index: int, msg: str, *, since: float, timeout: float = 60) -> float:
         """The wall time member ``index``'s log says ``msg`` at or after ``since`` (seconds since the epoch)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.log_path(index).read_text().splitlines():
+            for line in self.log_path(self.members[index].number).read_text().splitlines():
                 event = json.loads(line) if line.startswith("{") else {}
                 if event.get("msg") == msg and (at := log_time(event["ts"])) >= since:
                     return at
@@ -99,23 +109,23 @@ class Members:
         raise TimeoutError(f"member {index} did not log {msg!r} within {timeout:.0f} s")
 
     @staticmethod
-    def name(index: int) -> str:
-        """The display name light member ``index`` publishes."""
-        return f"Light {index}"
+    def name(number: int) -> str:
+        """The display name light member ``number`` publishes."""
+        return f"Light {number}"
 
     def add(self, count: int) -> None:
         for _ in range(count):
-            index = len(self.members)
-            node = self.nodes(self.swarm_key, name=f"light-{index}", bootstrap=[self.bootstrap])
-            self.members.append((node, self._process(node, index, "first")))
+            number, self._numbered = self._numbered, self._numbered + 1
+            node = self.nodes(self.swarm_key, name=f"light-{number}", bootstrap=[self.bootstrap])
+            self.members.append(LightMember(node, self._process(node, number, "first"), number))
 
     def republish(self, index: int, description: str) -> float:
         """Restarts member ``index`` with a new description; when it published it."""
-        node, process = self.members[index]
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        member = self.members[index]
+        member.process.send_signal(signal.SIGTERM)
+        member.process.wait(timeout=30)
         since = time.time()
-        self.members[index] = (node, self._process(node, index, description))
+        member.process = self._process(member.node, member.number, description)
         return self.logged_at(index, "publishing", since=since)
 
     def join(self) -> tuple[int, float]:
@@ -127,32 +137,32 @@ class Members:
 
     def retract(self, index: int) -> float:
         """Member ``index`` retracts its identity (its process replaced by a ``--retract`` one); when it did."""
-        node, process = self.members[index]
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        member = self.members[index]
+        member.process.send_signal(signal.SIGTERM)
+        member.process.wait(timeout=30)
         since = time.time()
-        self.members[index] = (node, self._process(node, index, "retracting", "--retract"))
+        member.process = self._process(member.node, member.number, "retracting", "--retract")
         return self.logged_at(index, "retracted", since=since)
 
     def drop_last(self, count: int) -> None:
         """Stops the last ``count`` members and their nodes."""
         for _ in range(count):
-            node, process = self.members.pop()
-            process.send_signal(signal.SIGTERM)
+            member = self.members.pop()
+            member.process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=15)
+                member.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                process.kill()
-            node.stop()
+                member.process.kill()
+            member.node.stop()
 
     def close(self) -> None:
-        for _, process in self.members:
-            process.send_signal(signal.SIGTERM)
-        for _, process in self.members:
+        for member in self.members:
+            member.process.send_signal(signal.SIGTERM)
+        for member in self.members:
             try:
-                process.wait(timeout=15)
+                member.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                process.kill()
+                member.process.kill()
         self.nodes.close()
 
 
@@ -314,7 +324,7 @@ def main() -> None:
                 updates = []
                 for trial in range(args.trials):
                     index = trial % size
-                    node = members.members[index][0]
+                    node = members.members[index].node
                     text = f"update {size}-{trial}"
                     published = members.republish(index, text)
                     seen = events.seen(describes(node.peer_id, text), since=published)
@@ -323,13 +333,13 @@ def main() -> None:
                 creations, deletions, joined = [], [], []
                 for _ in range(args.trials):
                     index, published = members.join()
-                    node = members.members[index][0]
+                    node = members.members[index].node
                     seen = events.seen(online(node.peer_id), since=published)
                     creations.append(seen - published)
                     joined.append(index)
                 print(f"N={size}: creations {', '.join(f'{c:.2f}' for c in creations)} s", flush=True)
                 for index in joined:
-                    node = members.members[index][0]
+                    node = members.members[index].node
                     retracted = members.retract(index)
                     seen = events.seen(deleted(node.peer_id), since=retracted)
                     deletions.append(seen - retracted)
@@ -357,7 +367,7 @@ def main() -> None:
                 time.sleep(2)
                 before = {name: cpu_seconds(pid, children=c) for name, (pid, c) in parts.items()}
                 writes_before = counter.snapshot()
-                messages = count_messages(members.members[0][0].api_url, topic, args.steady)
+                messages = count_messages(members.members[0].node.api_url, topic, args.steady)
                 time.sleep(args.steady)
                 after = {name: cpu_seconds(pid, children=c) for name, (pid, c) in parts.items()}
                 writes = {k: v - writes_before[k] for k, v in counter.snapshot().items()}

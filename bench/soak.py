@@ -133,7 +133,7 @@ class Soak:
 
     def republish_light(self) -> str:
         index = self.rng.randrange(len(self.members.members))
-        name = Members.name(index)
+        name = Members.name(self.members.members[index].number)
         description = self.next_description(name)
         self.members.republish(index, description)
         self.published[name] = description
@@ -258,8 +258,8 @@ def main() -> int:
             for name in clusters:
                 soak.publish(name, soak.next_description(name))
             members.add(args.light)
-            for index in range(args.light):
-                soak.published[Members.name(index)] = "first"
+            for member in members.members:
+                soak.published[Members.name(member.number)] = "first"
             began = time.monotonic()
             first.wait_for(
                 lambda: not soak.differences(), "everyone sees everyone", timeout=CONVERGENCE_TIMEOUT, interval=2
@@ -321,11 +321,11 @@ def main() -> int:
                 soak.failures.extend(soak.differences())
 
             # A light member that stops for good is not shown Online once the threshold has passed.
-            gone = Members.name(0)
-            node, process = members.members[0]
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-            node.stop()
+            stopped = members.members[0]
+            gone = Members.name(stopped.number)
+            stopped.process.send_signal(signal.SIGTERM)
+            stopped.process.wait(timeout=30)
+            stopped.node.stop()
             time.sleep(OFFLINE_AFTER + 30)
             for viewer, cluster in clusters.items():
                 peer = soak.peers(cluster).get(gone)
