@@ -347,8 +347,8 @@ def main() -> None:
                 members.drop_last(len(joined))
                 events.stop.set()
 
-                # The trials' own writes settle: the next Identity round (60 s) counts the members that left.
-                time.sleep(75)
+                # The trials' own writes settle: the next Identity round (2 minutes) counts the members that left.
+                time.sleep(135)
                 # CPU is read from the processes: the bench runs the product as host processes.
                 assert isinstance(w.operator, ProductProcess) and isinstance(w.agent, ProductProcess)
                 operator_pid = w.operator.process.pid if w.operator.process else None

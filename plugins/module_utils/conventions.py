@@ -109,8 +109,9 @@ DEFAULT_OFFLINE_AFTER = 1
 One: the Offline time already waits out three missed announcements; counting rounds on top made Offline
 depend on the reconcile period.
 """
-DEFAULT_FORGET_AFTER = 1440
-"""Rounds after which an unheard member's Peer is deleted (the identity role's identity_forget_after)."""
+DEFAULT_FORGET_AFTER = 720
+"""Rounds after which an unheard member's Peer is deleted (the identity role's identity_forget_after): a day at
+the operator's Identity reconcilePeriod of 2 minutes."""
 
 # -- the document an Identity's spec becomes ----------------------------------------------------------------------
 

@@ -135,7 +135,7 @@ options:
   forget_after:
     description: Misses after which a Peer is deleted.
     type: int
-    default: 1440
+    default: 720
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - peerdiscovery.cluster_discovery.attributes
