@@ -23,8 +23,8 @@ def identity_spec_problem(name, url="", swarms=None, categories=None):
     return spec_problem(name, url, [] if swarms is None else swarms, [] if categories is None else categories)
 
 
-def identity_needs_full_sync(identity, full_sync_seconds, swarm_count):
-    return needs_full_sync(identity, float(full_sync_seconds), int(swarm_count))
+def identity_needs_full_sync(identity, full_sync_seconds, swarm_count, round_seconds):
+    return needs_full_sync(identity, float(full_sync_seconds), int(swarm_count), float(round_seconds))
 
 
 def identity_published(spec):

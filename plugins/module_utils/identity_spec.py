@@ -12,8 +12,9 @@ The URL rule is the one members apply to the document it becomes
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
@@ -23,8 +24,10 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.id
 
 SWARM_KEYS = ("namespace", "swarm_pool", "swarm")
 """What each entry of ``spec.swarms`` names, as the operator passes it (snake_case)."""
-FULL_SYNC_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-"""The form of ``status.lastFullSync``."""
+RENEWAL_WINDOW_ROUNDS = 1.25
+"""How many round periods the renewal window of each ``full_sync_seconds`` lasts. A round comes every period plus
+its own run time, so a window a quarter longer than the period holds at least one round (and at most two) while a
+run takes less than a quarter of the period."""
 
 
 def spec_problem(name: object, url: object, swarms: object, categories: object) -> str:
@@ -50,25 +53,40 @@ def spec_problem(name: object, url: object, swarms: object, categories: object) 
 
 
 def needs_full_sync(
-    identity: Mapping[str, Any], full_sync_seconds: float, swarm_count: int, now: datetime | None = None
+    identity: Mapping[str, Any],
+    full_sync_seconds: float,
+    swarm_count: int,
+    round_seconds: float,
+    now: float | None = None,
 ) -> bool:
     """Whether this reconcile renews the account and the publication, not only discovery.
 
-    It does when the spec changed since the last full sync (the generation), when there never was one, when
-    ``full_sync_seconds`` passed since it, or when not every swarm of the spec is published.
+    It does when the spec changed since the last full sync (the generation), when not every swarm of the spec is
+    published, and in the renewal window of each ``full_sync_seconds``: its first ``RENEWAL_WINDOW_ROUNDS`` round
+    periods (``round_seconds``), offset per Identity (by uid) so that Identities do not all renew at once. Nothing
+    records when the last renewal ran, so a steady Identity is never written only to move a timestamp (issue 20).
     """
     status = identity.get("status") or {}
-    generation = (identity.get("metadata") or {}).get("generation", 0)
-    if status.get("fullSyncGeneration", -1) != generation:
-        return True
-    last = status.get("lastFullSync")
-    try:
-        last_time = datetime.strptime(str(last), FULL_SYNC_TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return True
-    if ((now or datetime.now(UTC)) - last_time).total_seconds() >= float(full_sync_seconds):
+    metadata = identity.get("metadata") or {}
+    if status.get("fullSyncGeneration", -1) != metadata.get("generation", 0):
         return True
     published = [
         entry for entry in status.get("swarms") or [] if isinstance(entry, Mapping) and entry.get("published") is True
     ]
-    return len(published) != swarm_count
+    if len(published) != swarm_count:
+        return True
+    return in_renewal_window(
+        str(metadata.get("uid") or metadata.get("name") or ""),
+        time.time() if now is None else now,
+        every=full_sync_seconds,
+        window=RENEWAL_WINDOW_ROUNDS * round_seconds,
+    )
+
+
+def in_renewal_window(key: str, now: float, *, every: float, window: float) -> bool:
+    """Whether ``now`` (seconds since the epoch) falls in the first ``window`` seconds of one of ``key``'s slots of
+    ``every`` seconds; always when the window is as long as the slot."""
+    if window >= every:
+        return True
+    offset = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % 1_000_003 / 1_000_003 * every
+    return (now + offset) % every < window

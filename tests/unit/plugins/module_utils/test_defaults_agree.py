@@ -45,3 +45,14 @@ def test_the_offline_time_agrees_everywhere() -> None:
     assert agent_cli.DEFAULT_OFFLINE_AFTER == DEFAULT_FRESH_WITHIN
     assert agent_cli.parse_args([]).offline_after == DEFAULT_FRESH_WITHIN
     assert DEFAULT_FRESH_WITHIN <= 120
+
+
+def test_the_identity_role_knows_how_often_the_operator_reconciles_an_identity() -> None:
+    """Which rounds renew the account and the publication follows from the period (identity_spec.needs_full_sync)."""
+    from cluster_discovery_operator.durations import parse_duration
+
+    role = yaml.safe_load((ROOT / "roles" / "identity" / "defaults" / "main.yml").read_text())
+    for watches in (ROOT / "watches.yaml", ROOT / "charts" / "cluster-discovery" / "files" / "watches.yaml"):
+        (identity,) = [entry for entry in yaml.safe_load(watches.read_text()) if entry["kind"] == "Identity"]
+        assert parse_duration(identity["reconcilePeriod"]) == role["identity_round_seconds"], watches
+    assert role["identity_full_sync_seconds"] > role["identity_round_seconds"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -46,42 +47,52 @@ def test_each_fault_of_a_spec_is_named(name: Any, url: Any, swarms: Any, categor
     assert problem in spec_problem(name, url, swarms, categories)
 
 
-def _identity(generation: int = 3, **status: Any) -> dict[str, Any]:
-    return {"metadata": {"generation": generation}, "status": status}
+def _identity(generation: int = 3, uid: str = "uid-a", **status: Any) -> dict[str, Any]:
+    return {"metadata": {"generation": generation, "uid": uid}, "status": status}
 
 
-def _synced(seconds_ago: float, published: int = 1) -> dict[str, Any]:
-    return _identity(
-        fullSyncGeneration=3,
-        lastFullSync=(NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        swarms=[{"published": True}] * published + [{"published": False}],
-    )
+def _synced(published: int = 1, uid: str = "uid-a") -> dict[str, Any]:
+    return _identity(fullSyncGeneration=3, uid=uid, swarms=[{"published": True}] * published + [{"published": False}])
 
 
-def test_a_recent_full_sync_of_this_generation_with_every_swarm_published_is_not_renewed() -> None:
-    assert needs_full_sync(_synced(30), 3600, 1, now=NOW) is False
+def _renewals(
+    identity: dict[str, Any], *, hours: float = 2, round_seconds: float = 120, every: float = 300
+) -> list[int]:
+    """The rounds, one every ``round_seconds`` plus a 7-s run, that renew over ``hours``; as seconds from the start."""
+    start, step = NOW.timestamp(), round_seconds + 7
+    rounds = [start + i * step for i in range(int(hours * 3600 / step))]
+    return [int(t - start) for t in rounds if needs_full_sync(identity, every, 1, round_seconds, now=t)]
+
+
+def test_a_steady_identity_renews_once_or_twice_in_every_full_sync_period_and_writes_no_time_for_it() -> None:
+    renewals = _renewals(_synced())
+    gaps = [later - earlier for earlier, later in itertools.pairwise(renewals)]
+    assert 2 * 3600 / 300 <= len(renewals) <= 2 * 2 * 3600 / 300
+    assert max(gaps) <= 300 + 127, "a renewal in every window of 5 minutes"
+    assert len(renewals) < len(range(int(2 * 3600 / 127))), "the rounds in between only discover"
+
+
+def test_identities_renew_at_different_times() -> None:
+    assert _renewals(_synced(uid="uid-a"), hours=0.5) != _renewals(_synced(uid="uid-b"), hours=0.5)
 
 
 @pytest.mark.parametrize(
     ("identity", "why"),
     [
         pytest.param(_identity(), "never synced", id="new"),
-        pytest.param({**_synced(30), "metadata": {"generation": 4}}, "the spec changed", id="spec-changed"),
-        pytest.param(_synced(3600), "the period passed", id="period"),
-        pytest.param(_synced(30, published=0), "a swarm is not published", id="unpublished"),
-        pytest.param(_identity(fullSyncGeneration=3, lastFullSync="yesterday"), "unreadable time", id="bad-time"),
+        pytest.param({**_synced(), "metadata": {"generation": 4}}, "the spec changed", id="spec-changed"),
+        pytest.param(_synced(published=0), "a swarm is not published", id="unpublished"),
         pytest.param({}, "no metadata nor status", id="empty"),
     ],
 )
-def test_a_full_sync_is_due(identity: dict[str, Any], why: str) -> None:
-    assert needs_full_sync(identity, 3600, 1, now=NOW) is True, why
+def test_a_full_sync_is_due_in_every_round(identity: dict[str, Any], why: str) -> None:
+    assert len(_renewals(identity, hours=0.5)) == len(range(int(0.5 * 3600 / 127))), why
 
 
-def test_the_filter_compares_with_the_clock() -> None:
-    fresh = _identity(
-        fullSyncGeneration=3,
-        lastFullSync=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        swarms=[{"published": True}],
-    )
-    assert FILTERS["identity_needs_full_sync"](fresh, "86400", "1") is False
-    assert FILTERS["identity_needs_full_sync"](fresh, 0, 1) is True
+def test_a_full_sync_period_no_longer_than_a_round_renews_in_every_round() -> None:
+    assert len(_renewals(_synced(), hours=0.5, every=100)) == len(range(int(0.5 * 3600 / 127)))
+
+
+def test_the_filter_reads_its_arguments_as_ansible_passes_them() -> None:
+    assert FILTERS["identity_needs_full_sync"](_synced(), "300", "1", "300") is True
+    assert FILTERS["identity_needs_full_sync"](_identity(), 86400, 1, 120) is True
