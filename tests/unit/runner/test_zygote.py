@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,40 @@ def test_a_file_argument_runs_that_file_and_an_uncaught_exception_is_reported_as
     assert done.returncode == 1
     assert done.stdout == "['one']\n"
     assert "ValueError: broken on purpose" in done.stderr and "Traceback" in done.stderr
+
+
+def _payload(folder: Path, source: str) -> Path:
+    """A zip holding ``pkg/mod.py``, in a folder of its own, as each AnsiballZ run unpacks its payload."""
+    folder.mkdir()
+    path = folder / "payload.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("pkg/__init__.py", "")
+        archive.writestr("pkg/mod.py", source)
+    return path
+
+
+def test_a_file_imported_from_a_zip_is_compiled_once_and_keeps_the_current_zips_path(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    assert zygote.folder is not None
+    code = "import os, sys\nsys.path.insert(0, os.environ['PAYLOAD'])\nfrom pkg import mod\n"
+    code += "print(mod.answer(), mod.where())\n"
+    source = "def answer():\n    return 42\n\ndef where():\n    return answer.__code__.co_filename\n"
+
+    def imported(payload: Path) -> list[str]:
+        return _client(zygote, code=code, env={"PAYLOAD": os.fspath(payload)}).stdout.split()
+
+    cache = zygote.folder / "code"
+    before = set(cache.iterdir())
+    first, second = _payload(tmp_path / "a", source), _payload(tmp_path / "b", source)
+    assert imported(first) == ["42", f"{first}/pkg/mod.py"]
+    compiled = set(cache.iterdir()) - before
+    assert len(compiled) == 2, "pkg/__init__.py and pkg/mod.py"
+    assert imported(second) == ["42", f"{second}/pkg/mod.py"]
+    assert set(cache.iterdir()) - before == compiled, "the second payload compiled nothing"
+    changed = _payload(tmp_path / "c", source.replace("42", "43"))
+    assert imported(changed) == ["43", f"{changed}/pkg/mod.py"]
+    assert len(set(cache.iterdir()) - before) == 3, "a changed file is compiled anew"
 
 
 def test_without_the_server_the_client_runs_the_real_python(zygote: Zygote, tmp_path: Path) -> None:
