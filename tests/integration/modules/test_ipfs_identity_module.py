@@ -30,6 +30,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,8 @@ def test_a_published_identity_is_idempotent_and_discovered_by_another_member_wit
     assert run["Discover from B"]["changed"] is False
     assert run["Discover from B"]["peer_id"] == second.peer_id
     assert list(found) == [first.peer_id]
+    heard_at = datetime.strptime(found[first.peer_id].pop("heard_at"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - heard_at).total_seconds()) < 120, "heard during this run"
     assert found[first.peer_id] == {
         "peer_id": first.peer_id,
         "cid": made["cid"],
