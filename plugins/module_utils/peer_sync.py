@@ -61,6 +61,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     peer_kubeconfig_secret,
     peer_name,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import TIME_FORMAT
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import (
     AlreadyExistsError,
     KubernetesError,
@@ -78,7 +79,6 @@ ONLINE, OFFLINE = "Online", "Offline"
 # Peers of one Identity on one swarm: members are cheap to make (a key pair),
 # Peers are objects in etcd, so a swarm flooded with members gets no more.
 MAX_PEERS_PER_SWARM = 256
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def label_value(text: str) -> str:
