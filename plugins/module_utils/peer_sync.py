@@ -198,6 +198,11 @@ def heard_time(value: Any) -> str | None:
     return value
 
 
+def last_heard(identities: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``plan``'s ``last_heard``: when each member of a discovery round's ``identities`` was heard, where known."""
+    return {item["peer_id"]: item["heard_at"] for item in identities if item.get("heard_at")}
+
+
 def _online_since(identity: Mapping[str, Any], previous: Mapping[str, Any], now: str) -> str:
     """lastSeen of a Peer found Online: unchanged while it stays Online with the same document."""
     kept = heard_time(previous.get("lastSeen"))

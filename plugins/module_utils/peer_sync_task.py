@@ -22,6 +22,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,
     apply,
+    last_heard,
     plan,
     selector,
     tombstones,
@@ -104,7 +105,6 @@ def execute(module: TaskModule, make_client: MakeClient) -> dict[str, Any]:
             for identity in params["identities"]
             if identity.get("live", True)
         ]
-    last_heard = {item["peer_id"]: item["heard_at"] for item in params["identities"] if item.get("heard_at")}
     rejected = [item["peer_id"] if isinstance(item, dict) else str(item) for item in params["rejected"]]
     decided = plan(
         scope,
@@ -115,7 +115,7 @@ def execute(module: TaskModule, make_client: MakeClient) -> dict[str, Any]:
         now=utc_now(),
         offline_after=params["offline_after"],
         forget_after=params["forget_after"],
-        last_heard=last_heard,
+        last_heard=last_heard(params["identities"]),
     )
     for warning in decided.warnings:
         module.warn(warning)

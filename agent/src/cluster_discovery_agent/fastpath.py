@@ -25,6 +25,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,
     apply,
+    last_heard,
     plan,
     selector,
     tombstones,
@@ -111,7 +112,7 @@ class FastPath:
             forget_after=DEFAULT_FORGET_AFTER,
             count_misses=False,
             silent=[item["peer_id"] for item in round_["identities"] if not item["live"]],
-            last_heard={item["peer_id"]: item["heard_at"] for item in round_["identities"] if item["heard_at"]},
+            last_heard=last_heard(round_["identities"]),
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
         for failure in done.failed:
