@@ -28,6 +28,12 @@ made against an older one. The role, in turn, keeps ``lastUpdate`` when its
 report equals the stored one, so the two agree on when the status last
 changed.
 
+**Logs.** A swarm that loses its last connected peer or gets its first, or
+whose bootstrap count changes, is logged at info; the connected count moving
+between non-zero values (libp2p connections come and go, a member restarts)
+is logged at debug: the status shows it, and a log line for each would say
+the same thing again and again.
+
 **Nodes that do not answer** are skipped, and their counters left as the
 status says; that is logged once when a node stops answering and once when it
 answers again, not every period. Only swarms whose status entry has an
@@ -50,6 +56,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    STATUS_BOOTSTRAPS,
+    STATUS_CONNECTED,
     STATUS_CONNECTED_PEERS,
     connected_peers,
 )
@@ -145,6 +153,16 @@ def status_patch(pool: Mapping[str, Any], readings: Mapping[NodeRef, Counters], 
     }
 
 
+def worth_telling(before: Any, after: Counters) -> bool:
+    """Whether a swarm's new counters are news at info level: its bootstrap count changed, or it got its first
+    connected peer or lost its last one (``before`` is its status entry, of any shape)."""
+    previous = before if isinstance(before, Mapping) else {}
+    was_connected = bool(previous.get(STATUS_CONNECTED))
+    return previous.get(STATUS_BOOTSTRAPS) != after.get(STATUS_BOOTSTRAPS) or was_connected != bool(
+        after.get(STATUS_CONNECTED)
+    )
+
+
 class Reachability:
     """Whether each node answered its last read, so a silent node is logged when that changes, not every period."""
 
@@ -233,6 +251,11 @@ class NodeStatus:
             patch = status_patch(pool, readings, now=self._now())
             if patch is None:
                 continue
+            # Decided before the write: the cache may hand back the same entries, patched.
+            news = {
+                swarm: worth_telling(_entries(pool).get(swarm), counted)
+                for swarm, counted in patch["status"]["status"].items()
+            }
             if self._pools.patch_status(ref, patch) is None:
                 log.debug(
                     "SwarmPool %s/%s changed or went away meanwhile; comparing again next period",
@@ -243,7 +266,8 @@ class NodeStatus:
                 continue
             written.append(ref)
             for swarm, counted in sorted(patch["status"]["status"].items()):
-                log.info(
+                log.log(
+                    logging.INFO if news[swarm] else logging.DEBUG,
                     "SwarmPool %s/%s swarm %s: %s",
                     ref.namespace,
                     ref.name,

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 from cluster_discovery_agent.kube import ObjectRef
-from cluster_discovery_agent.nodestatus import NodeRef, NodeStatus, Reachability, nodes_of, status_patch
+from cluster_discovery_agent.nodestatus import (
+    NodeRef,
+    NodeStatus,
+    Reachability,
+    nodes_of,
+    status_patch,
+    worth_telling,
+)
 
 NOW = "2026-11-29T12:00:00Z"
 API = "http://127.0.0.5:5001"
@@ -160,6 +167,47 @@ def test_a_node_no_swarmpool_names_any_more_is_forgotten() -> None:
     seen.failed(node())
     seen.keep_only(set())
     assert seen.failed(node()) is True
+
+
+# -- which changes are told at info -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "told"),
+    [
+        pytest.param(entry(bootstraps=2, connected=2), reading(2, 1), False, id="fewer-peers-still-connected"),
+        pytest.param(entry(bootstraps=2, connected=1), reading(2, 3), False, id="more-peers-already-connected"),
+        pytest.param(entry(bootstraps=2, connected=1), reading(2, 0), True, id="last-peer-lost"),
+        pytest.param(entry(bootstraps=2, connected=0), reading(2, 1), True, id="first-peer"),
+        pytest.param(entry(bootstraps=2, connected=1), reading(3, 1), True, id="bootstrap-list-changed"),
+        pytest.param(None, reading(0, 0), True, id="no-entry-before"),
+        pytest.param("not a mapping", reading(1, 1), True, id="entry-of-another-shape"),
+    ],
+)
+def test_the_counters_are_news_when_a_swarm_connects_disconnects_or_its_bootstraps_change(
+    before: Any, after: dict[str, int], told: bool
+) -> None:
+    assert worth_telling(before, after) is told
+
+
+def test_connected_peers_coming_and_going_are_logged_at_debug_and_isolation_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """CI run of stop 29: a walkthrough cluster's agent logged "connected peers 1" four times at info while a
+    member's connection came and went."""
+    pools = Pools(pool(("main", entry(bootstraps=2, connected=2))))
+    reader = Reader({API: reading(2, 1)})
+    status = NodeStatus(pools, read=reader, now=lambda: NOW)
+    with caplog.at_level(logging.DEBUG, logger="cluster_discovery_agent.nodestatus"):
+        for connected in (1, 2, 1, 2, 1, 0, 1):
+            reader.answers = {API: reading(2, connected)}
+            assert status.tick() == [ObjectRef("ns", "pool")]
+    told = [(record.levelno, record.getMessage()) for record in caplog.records]
+    assert len(told) == 7
+    assert [message for level, message in told if level == logging.INFO] == [
+        "SwarmPool ns/pool swarm main: Number of bootstraps 2, Number of connected peers 0",
+        "SwarmPool ns/pool swarm main: Number of bootstraps 2, Number of connected peers 1",
+    ]
 
 
 # -- one tick, with a stand-in cache and reader ------------------------------------------------
