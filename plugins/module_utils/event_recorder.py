@@ -17,6 +17,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import TIME_FORMAT
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import TaskModule, k8s_task_argspec
 
 # kubernetes.core's requires() reports a missing kubernetes library in its own words.
@@ -62,7 +63,7 @@ def build_event(
     name = params["name"]
     if params.get("appendTimestamp"):
         name = f"{name}.{int(now.timestamp() * 1e9):x}"
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = now.strftime(TIME_FORMAT)
     component = params.get("reportingComponent") or DEFAULT_COMPONENT
     event: dict[str, Any] = {
         "apiVersion": "v1",

@@ -22,7 +22,6 @@ import json
 import re
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -71,19 +70,6 @@ _FIELDS = {
 
 class DocumentError(ValueError):
     """A document is malformed, oversized or inconsistent; the message says which rule failed."""
-
-
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-"""A time as Kubernetes writes one (RFC 3339, UTC, to the second)."""
-
-
-def utc_now() -> str:
-    return utc_time(time.time())
-
-
-def utc_time(epoch_seconds: float) -> str:
-    """``epoch_seconds`` the way Kubernetes writes a time: RFC 3339 in UTC, to the second."""
-    return datetime.fromtimestamp(epoch_seconds, UTC).strftime(TIME_FORMAT)
 
 
 def next_sequence(previous: int | None, now_ms: int | None = None) -> int:

@@ -1,6 +1,6 @@
 # Copyright: cluster-discovery contributors
 # Apache License 2.0 (see LICENSE)
-"""Kubernetes objects of one kind: what the protocol asks of Kubernetes, and its implementation for modules.
+"""Kubernetes objects of one kind: what the protocol asks of Kubernetes, its implementation, its time format.
 
 Private to the collection: may change without notice.
 
@@ -22,9 +22,24 @@ request body (it may hold a Secret).
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+"""A time as Kubernetes writes one in a status or an Event (metav1.Time: RFC 3339, UTC, to the second)."""
+
+
+def utc_time(epoch_seconds: float) -> str:
+    """``epoch_seconds`` the way Kubernetes writes a time."""
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime(TIME_FORMAT)
+
+
+def utc_now() -> str:
+    """The current time the way Kubernetes writes one."""
+    return utc_time(time.time())
 
 
 class KubernetesError(CollectionError):

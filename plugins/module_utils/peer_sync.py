@@ -61,8 +61,8 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     peer_kubeconfig_secret,
     peer_name,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import TIME_FORMAT
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import (
+    TIME_FORMAT,
     AlreadyExistsError,
     KubernetesError,
     Resources,

@@ -17,8 +17,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     DEFAULT_FORGET_AFTER,
     DEFAULT_OFFLINE_AFTER,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import ResourceService, utc_now
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,
     apply,

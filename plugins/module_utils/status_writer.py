@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime
 import random
 import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_now
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import (
     MakeClient,
     TaskModule,
@@ -163,10 +163,6 @@ def replacement(current: Mapping[str, Any], wanted: Mapping[str, Any], now: str)
     return status
 
 
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def wanted_status(params: Mapping[str, Any]) -> Status:
     """What the task asks for (status keys plus validated conditions); ValueError when it is malformed."""
     conditions = validate_conditions(params.get("conditions"))
@@ -249,7 +245,7 @@ def _write(module: TaskModule, client: Any, resource: Any, wanted: Status) -> di
     for attempt in range(1, _ATTEMPTS + 1):
         read_status = _status_read(instance)
         before = read_status or {}
-        now = now_rfc3339()
+        now = utc_now()
         patch: Status = {}
         if params["force"]:
             after = replacement(before, wanted, now)

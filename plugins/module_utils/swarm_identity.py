@@ -57,10 +57,9 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.id
     DocumentError,
     IdentityDocument,
     next_sequence,
-    utc_now,
-    utc_time,
     validate,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_now, utc_time
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
     KuboClient,
     KuboContentTooLarge,

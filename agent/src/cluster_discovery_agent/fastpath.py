@@ -20,7 +20,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     DEFAULT_OFFLINE_AFTER,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import utc_now
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_now
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,

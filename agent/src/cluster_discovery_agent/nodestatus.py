@@ -61,6 +61,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     STATUS_CONNECTED_PEERS,
     connected_peers,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_now
 from cluster_discovery_operator.logs import fields
 
 from .kube import ObjectRef
@@ -186,11 +187,6 @@ class Reachability:
     def keep_only(self, nodes: set[NodeRef]) -> None:
         """Forget nodes no SwarmPool names any more (so a node that comes back is logged afresh)."""
         self._failing &= nodes
-
-
-def utc_now() -> str:
-    """The time in the role's lastUpdate format."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class PoolCache(Protocol):

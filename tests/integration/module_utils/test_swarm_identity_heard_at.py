@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
-    IdentityDocument,
-    utc_time,
-)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_time
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
     SwarmIdentity,

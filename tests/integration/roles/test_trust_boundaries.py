@@ -40,8 +40,8 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     IdentityDocument,
     canonical_json,
-    utc_now,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_now
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     parse as parse_kubeconfig,
