@@ -9,6 +9,8 @@ code), added in steps up to each size N. For each N it prints:
 - join: seconds from starting the step's new members until W shows N Peers Online;
 - newcomer: W's Identity deleted and created again, seconds until it shows N Peers Online
   (what a cluster joining last waits for);
+- of an update, the part until W's node received the member's announcement (the swarm's part; the rest
+  is W's agent and API server);
 - creation, update and deletion p50/p95 (``--trials`` each): seconds from a member's publication
   (the time its ``publishing`` or ``retracted`` log line says) until a watch on W's Peers sees
   it: a new member's Peer Online, a new description (the member's process restarted with it),
@@ -43,8 +45,15 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import topic_for
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import (
+    Announce,
+    MessageError,
+    decode,
+    topic_for,
+)
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import api_token_secret
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import authorization
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 from bench.figures import log_time, measure, percentile
@@ -239,6 +248,47 @@ def deleted(peer_id: str) -> PeerEvent:
     return lambda kind, peer: kind == "DELETED" and peer_named(peer, peer_id)
 
 
+class Arrivals:
+    """When W's node receives each member's announcements, so a propagation splits into the swarm's part (member's
+    publication -> W's node) and W's own (-> the Peer written)."""
+
+    def __init__(self, api_url: str, topic: str, authorization: str | None) -> None:
+        self.heard: list[tuple[float, str]] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        subscribed = threading.Event()
+
+        def listen() -> None:
+            with KuboClient(api_url, authorization=authorization) as client:
+                while not self.stop.is_set():
+                    with client.subscribe(topic, duration=60) as subscription:
+                        subscribed.set()
+                        for message in subscription:
+                            if self.stop.is_set():
+                                return
+                            try:
+                                announced = decode(message.data)
+                            except MessageError:
+                                continue
+                            if isinstance(announced, Announce):
+                                with self.lock:
+                                    self.heard.append((time.time(), message.sender))
+
+        threading.Thread(target=listen, daemon=True).start()
+        subscribed.wait(30)
+
+    def first(self, sender: str, *, since: float, timeout: float = 60) -> float | None:
+        """The wall time W's node first received an announcement of ``sender`` since ``since``; None if it did not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = next((at for at, who in self.heard if at >= since and who == sender), None)
+            if found is not None:
+                return found
+            time.sleep(0.05)
+        return None
+
+
 def count_messages(api_url: str, topic: str, seconds: float) -> list[int]:
     """Counts the messages one node receives on ``topic`` for ``seconds`` (run on a thread; the count is [0])."""
     count = [0]
@@ -285,6 +335,7 @@ def main() -> None:
         address = w.wait_for(
             lambda: (swarm_node(w, "pool", NS).get("Addresses") or [None])[0], "W's node is up", timeout=300
         )
+        w_node_api = str(swarm_node(w, "pool", NS)["API"])
         key = base64.b64decode(w.get("secret", "swarm", namespace=NS)["data"]["swarm-key"]).decode()
         w_identity = identity(
             "w", NS, swarm_pool="pool", swarm="pool", display_name="W", description="W",
@@ -321,7 +372,9 @@ def main() -> None:
                 time.sleep(30)
 
                 events = PeerEvents(w)
-                updates = []
+                token = w.get("secret", api_token_secret("pool", "pool"), namespace=NS)
+                arrivals = Arrivals(w_node_api, topic, authorization(token))
+                updates, swarm_parts = [], []
                 for trial in range(args.trials):
                     index = trial % size
                     node = members.members[index].node
@@ -329,7 +382,16 @@ def main() -> None:
                     published = members.republish(index, text)
                     seen = events.seen(describes(node.peer_id, text), since=published)
                     updates.append(seen - published)
+                    heard = arrivals.first(node.peer_id, since=published - 1)
+                    if heard is not None:
+                        swarm_parts.append(heard - published)
+                arrivals.stop.set()
                 print(f"N={size}: updates {', '.join(f'{u:.2f}' for u in updates)} s", flush=True)
+                print(
+                    f"N={size}: of which until W's node heard the announcement"
+                    f" {', '.join(f'{h:.2f}' for h in swarm_parts)} s",
+                    flush=True,
+                )
                 creations, deletions, joined = [], [], []
                 for _ in range(args.trials):
                     index, published = members.join()
@@ -382,6 +444,8 @@ def main() -> None:
                         "creation p95": percentile(creations, 0.95),
                         "update p50": percentile(updates, 0.5),
                         "update p95": percentile(updates, 0.95),
+                        "update heard p50": percentile(swarm_parts, 0.5) if swarm_parts else None,
+                        "update heard p95": percentile(swarm_parts, 0.95) if swarm_parts else None,
                         "deletion p50": percentile(deletions, 0.5),
                         "deletion p95": percentile(deletions, 0.95),
                         **{f"cpu {k}": (after[k] - before[k]) / minutes for k in parts},
