@@ -708,13 +708,22 @@ class DocumentCache:
         self._documents: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        self.fetches = 0
+        """Documents fetched from the swarm (cache misses), and the seconds those fetches took: where a pass waits."""
+        self.fetch_seconds = 0.0
 
     def fetch(self, cid: str, fetch: Callable[[str], bytes]) -> bytes:
         with self._lock:
             if cid in self._documents:
                 self._documents.move_to_end(cid)
                 return self._documents[cid]
-        data = fetch(cid)
+        started = time.monotonic()
+        try:
+            data = fetch(cid)
+        finally:
+            with self._lock:
+                self.fetches += 1
+                self.fetch_seconds += time.monotonic() - started
         with self._lock:
             if cid not in self._documents and len(data) <= self.max_bytes:
                 self._documents[cid] = data

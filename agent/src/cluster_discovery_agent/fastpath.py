@@ -86,11 +86,15 @@ class FastPath:
             pool=entry["swarmPool"],
             swarm=entry["swarm"],
         )
+        resolved = time.monotonic()
+        fetches, fetch_seconds = self._documents.fetches, self._documents.fetch_seconds
         with KuboClient(channel.api_url, timeout=30, retries=1, authorization=swarm_node.authorization) as client:
             node = SwarmIdentity(client, swarm_node.key)
             found, live = node.discover(
                 window=0, quiet=0, fresh_within=self._offline_after, listen=False, documents=self._documents
             )
+        discovered = time.monotonic()
+        fetches, fetch_seconds = self._documents.fetches - fetches, self._documents.fetch_seconds - fetch_seconds
         round_ = results(found, live)
         scope = Scope(
             identity_name=str(metadata.get("name")),
@@ -101,6 +105,7 @@ class FastPath:
             swarm=entry["swarm"],
         )
         existing = self._peers.list(scope.namespace, label_selector=selector(scope))
+        listed = time.monotonic()
         decided = plan(
             scope,
             existing=existing,
@@ -123,6 +128,7 @@ class FastPath:
                 extra=fields(kind="Peer", namespace=scope.namespace, name=failure),
             )
         if done.changed:
+            ended = time.monotonic()
             log.info(
                 "applied news on %s/%s/%s for Identity %s/%s in %.0f ms: created %s, updated %s, deleted %s",
                 scope.namespace,
@@ -130,9 +136,20 @@ class FastPath:
                 scope.swarm,
                 scope.identity_namespace,
                 scope.identity_name,
-                (time.monotonic() - started) * 1000,
+                (ended - started) * 1000,
                 done.created,
                 done.updated,
                 done.deleted,
-                extra=fields(kind="Identity", namespace=scope.identity_namespace, name=scope.identity_name),
+                # Where a pass spends its time, for whoever profiles propagation (bench/scale_bench.py).
+                extra=fields(
+                    kind="Identity",
+                    namespace=scope.identity_namespace,
+                    name=scope.identity_name,
+                    ms_resolve=round((resolved - started) * 1000),
+                    ms_discover=round((discovered - resolved) * 1000),
+                    fetches=fetches,
+                    ms_fetch=round(fetch_seconds * 1000),
+                    ms_list=round((listed - discovered) * 1000),
+                    ms_write=round((ended - listed) * 1000),
+                ),
             )
