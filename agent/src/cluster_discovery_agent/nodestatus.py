@@ -248,8 +248,9 @@ class NodeStatus:
             if patch is None:
                 continue
             # Decided before the write: the cache may hand back the same entries, patched.
+            entries = _entries(pool)
             news = {
-                swarm: worth_telling(_entries(pool).get(swarm), counted)
+                swarm: worth_telling(entries.get(swarm), counted)
                 for swarm, counted in patch["status"]["status"].items()
             }
             if self._pools.patch_status(ref, patch) is None:

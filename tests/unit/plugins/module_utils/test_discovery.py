@@ -226,6 +226,7 @@ def test_the_document_cache_fetches_a_cid_once_and_keeps_within_its_byte_budget(
     cache.fetch("a", fetch)
     cache.fetch("b", fetch)
     assert fetched == ["a", "b", "c", "b"]
+    assert cache.fetches == 4, "only fetches from the swarm count, not the cache's answers"
 
 
 def test_a_failed_fetch_is_not_cached() -> None:
@@ -240,3 +241,4 @@ def test_a_failed_fetch_is_not_cached() -> None:
         with pytest.raises(TimeoutError):
             cache.fetch("a", failing)
     assert calls == ["a", "a"] and len(cache) == 0
+    assert cache.fetches == 2, "a failed fetch is a fetch the pass waited for"
