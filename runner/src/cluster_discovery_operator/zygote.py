@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import hashlib
 import importlib
 import json
@@ -69,6 +70,10 @@ PRELOAD = (
     "ansible.module_utils.basic",
     "ansible.module_utils._internal._ansiballz._loader",
     "ansible.module_utils.common.validation",
+    "ansible.module_utils.common.dict_transformations",
+    # kubernetes.core's resource loading imports ansible's HTTP helpers, and with
+    # them cryptography.x509: a tenth of a burst's CPU when every module child paid it.
+    "ansible.module_utils.urls",
     "kubernetes.client",
     "kubernetes.config",
     "kubernetes.dynamic",
@@ -321,6 +326,9 @@ def serve(socket_path: str) -> None:
     parent = os.getppid()
     _preload(PRELOAD)
     zipimport._compile_source = caching_compiler(Path(socket_path).parent / "code")  # type: ignore[attr-defined]
+    # A child's garbage collections would otherwise walk, and so copy, every page the
+    # preloaded modules live on (CPython's advice for a preforking server).
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     old_umask = os.umask(0o077)  # the socket is the operator's alone
