@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run modules in processes forked from a Python that preloaded their imports (true|false; default true)",
     )
     g.add_argument(
+        "--skip-in-strategy",
+        type=_bool,
+        default=RunningSettings.skip_in_strategy,
+        help="report a false `when` without forking a worker (the cdo_linear strategy; true|false; default true)",
+    )
+    g.add_argument(
         "--reconcile-backoff-base",
         type=_duration,
         default=QueueingSettings.backoff_base,
@@ -242,6 +248,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     running = RunningSettings(
         max_forks=args.max_forks,
         module_zygote=args.module_zygote,
+        skip_in_strategy=args.skip_in_strategy,
         ansible_verbosity=args.ansible_verbosity,
         run_timeout=args.ansible_run_timeout,
         ansible_args=tuple(args.ansible_args.split()) if args.ansible_args else (),

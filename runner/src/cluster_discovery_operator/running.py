@@ -40,6 +40,16 @@ per host. What a role sees differently in a shared process:
 ``ansible_play_hosts`` lists the batch; a role that relies on ``run_once`` or
 ``hostvars['localhost']`` must run with ``--max-batch-size 1``.
 
+**Skipping without a worker.** ansible's linear strategy forks a worker for
+every task and host, skipped or not, and operator-sdk roles guard most tasks by
+``when``. Unless ``--skip-in-strategy=false`` or ANSIBLE_STRATEGY is set, runs
+use ``cdo_linear`` (``ansible_plugins/strategy/``): linear, except that a false
+``when`` it can evaluate exactly as the worker would is reported skipped from
+the strategy process, with the worker's result and events. ansible-core prints
+a deprecation warning for any strategy outside ansible.builtin into each run's
+stdout; the runner pins the ansible-core it is tested with, and on internals it
+does not recognise the strategy is plain linear.
+
 **Reading results.** ansible-runner's event stream (``event_handler``) is read
 as operator-sdk's reconciler reads its event API: ``runner_on_failed`` events
 that are not ``ignore_errors`` give the failure messages (``res.msg``), and
@@ -82,6 +92,8 @@ from .zygote import SOCKET_VARIABLE, Zygote
 log = logging.getLogger(__name__)
 
 BATCH_VARIABLE = "__cdo_batch"
+STRATEGY = "cdo_linear"
+STRATEGY_PLUGINS = Path(__file__).resolve().parent / "ansible_plugins" / "strategy"
 DEFAULT_FAILURE_MESSAGE = "unknown playbook failure"
 OWNER_ANNOTATION = "operator-sdk/primary-resource"
 OWNER_TYPE_ANNOTATION = "operator-sdk/primary-resource-type"
@@ -396,6 +408,9 @@ class AnsibleRunner:
         bin_dir = os.path.dirname(self.python)
         if os.path.exists(os.path.join(bin_dir, "ansible-playbook")):
             env["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        if self.settings.skip_in_strategy and not os.environ.get("ANSIBLE_STRATEGY"):
+            env["ANSIBLE_STRATEGY_PLUGINS"] = os.fspath(STRATEGY_PLUGINS)
+            env["ANSIBLE_STRATEGY"] = STRATEGY
         for name in ("ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_ROLES_PATH"):
             if os.environ.get(name):
                 env[name] = os.environ[name]

@@ -104,6 +104,11 @@ class RunningSettings:
     """Run modules in processes forked from a Python that imported ansible's and kubernetes.core's module code
     once (zygote.py), instead of a new Python per module: same results, a fraction of the CPU."""
 
+    skip_in_strategy: bool = True
+    """Run plays with the cdo_linear strategy (ansible_plugins/strategy): linear, except that a task whose
+    ``when`` is false is reported skipped without forking a worker; False (or ANSIBLE_STRATEGY set in the
+    environment) leaves ansible's own choice."""
+
     max_forks: int = 4
     """Hosts (objects) one ansible-playbook process works on at a time when several share it. Memory grows with
     it (each concurrent module is a Python process, ~70 MB for a kubernetes.core one) while throughput does not

@@ -1,0 +1,137 @@
+"""The cdo_linear strategy against ansible's linear: the same events for every host, fewer workers.
+
+Real ansible-playbook runs of one play (data/playbooks/conditions) on three local
+hosts, through ansible-runner as the runner runs them, once with linear and once
+with cdo_linear. Every event a callback sees (start, ok, skipped, failed,
+include, stats) must be the same per host, in the same order, with the same
+result; across hosts ansible promises no order, so none is compared.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import pytest
+from cluster_discovery_operator.running import STRATEGY, STRATEGY_PLUGINS
+
+PLAY = Path(__file__).resolve().parent / "data" / "playbooks" / "conditions"
+# Tasks whose false condition the strategy decides; every other skip still takes a worker.
+DECIDED = {
+    "Runs where flag is yes",
+    "Skipped under no_log",
+    "Inside the block",
+    "Two conditions, the second false",
+    "A connection variable",
+    "A fact not set",
+    "A bare false",
+}
+# What differs between two runs of the same play whatever the strategy.
+VOLATILE = {"uuid", "parent_uuid", "created", "pid", "start", "end", "duration", "counter", "start_line", "end_line"}
+
+
+def _environment(strategy: str) -> dict[str, str]:
+    return {
+        "ANSIBLE_STRATEGY_PLUGINS": os.fspath(STRATEGY_PLUGINS),
+        "ANSIBLE_STRATEGY": strategy,
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    }
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _stable(item) for key, item in value.items() if key not in VOLATILE and not key.endswith("_uuid")}
+    if isinstance(value, list):
+        return [_stable(item) for item in value]
+    return value
+
+
+def _events_per_host(tmp_path: Path, strategy: str) -> dict[str, list[tuple[str, str, Any]]]:
+    private = tmp_path / strategy
+    (private / "project").mkdir(parents=True)
+    for name in ("play.yml", "included.yml"):
+        (private / "project" / name).write_text((PLAY / name).read_text())
+    events: list[dict[str, Any]] = []
+
+    def keep(event: dict[str, Any]) -> bool:
+        events.append(event)
+        return True
+
+    result = ansible_runner.run(
+        private_data_dir=os.fspath(private),
+        playbook="play.yml",
+        inventory=os.fspath(PLAY / "inventory.ini"),
+        envvars=_environment(strategy),
+        forks=4,
+        quiet=True,
+        event_handler=keep,
+    )
+    assert result.rc == 0, result.stdout.read()
+    per_host: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
+    for event in events:
+        data = event.get("event_data", {})
+        if event["event"] == "playbook_on_stats":
+            per_host["stats"].append((event["event"], "", _stable({k: data[k] for k in ("ok", "failures", "skipped")})))
+        elif data.get("host"):
+            per_host[data["host"]].append((event["event"], data.get("task", ""), _stable(data.get("res"))))
+    return dict(per_host)
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
+    tmp_path = tmp_path_factory.mktemp("strategies")
+    return _events_per_host(tmp_path, "linear"), _events_per_host(tmp_path, STRATEGY)
+
+
+def test_every_host_sees_the_same_events_and_results_as_under_linear(
+    both: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    linear, ours = both
+    assert set(ours) == set(linear) == {"h1", "h2", "h3", "stats"}
+    for host in linear:
+        assert ours[host] == linear[host], host
+    skipped = {
+        (host, task) for host, events in linear.items() for event, task, _ in events if event == "runner_on_skipped"
+    }
+    # The play exercises what it claims: each decided task is skipped somewhere, false conditions and all.
+    assert {task for _, task in skipped} >= DECIDED
+    failed = [task for events in linear.values() for event, task, _ in events if event == "runner_on_failed"]
+    assert failed == ["An undefined variable fails as in linear"] * 3
+
+
+def _workers_started(strategy: str) -> int:
+    """ansible-playbook's own debug output says each time it starts a worker."""
+    completed = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "-i",
+            os.fspath(PLAY / "inventory.ini"),
+            "--forks",
+            "4",
+            os.fspath(PLAY / "play.yml"),
+        ],
+        env={**os.environ, **_environment(strategy), "ANSIBLE_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout.count("worker is ")
+
+
+def test_a_false_condition_it_can_decide_takes_no_worker(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    linear, _ = both
+    spared = sum(
+        1
+        for host, events in linear.items()
+        for event, task, _ in events
+        if event == "runner_on_skipped" and task in DECIDED
+    )
+    assert spared == 18
+    assert _workers_started(STRATEGY) == _workers_started("linear") - spared
