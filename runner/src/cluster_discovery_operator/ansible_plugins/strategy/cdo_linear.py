@@ -76,7 +76,7 @@ class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-cor
     def _decidable(self, task: Any) -> bool:
         if _RawTaskResult is None or not task.when or task.loop_with or task.loop is not None:
             return False
-        if task.delegate_to or task.run_once or task.implicit or isinstance(task, Handler):
+        if task.delegate_to or task.run_once or getattr(task, "implicit", False) or isinstance(task, Handler):
             return False
         action = task.action
         if action in (*C._ACTION_META, *C._ACTION_ALL_INCLUDES, *C._ACTION_ALL_PROPER_INCLUDE_IMPORT_TASKS):
@@ -93,9 +93,9 @@ class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-cor
         self, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any
     ) -> dict[str, Any] | None:
         """The worker's result for this task and host when its condition is false; None when a worker must decide."""
-        if not self._decidable(task):
-            return None
         try:
+            if not self._decidable(task):
+                return None
             # TaskExecutor.run: the job variables, with the search path _get_loop_items adds.
             job_vars = dict(task_vars)
             search_path = task.get_search_path()
@@ -119,6 +119,6 @@ class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-cor
                 task.update_result_no_log(templar, result)
             if warnings.get_warnings() or warnings.get_deprecation_warnings():
                 return None
-        except Exception:  # the worker raises it, in the task's result, as linear would
+        except Exception:  # the worker raises it, in the task's result, as linear would (or internals moved)
             return None
         return result
