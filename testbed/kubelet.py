@@ -115,14 +115,14 @@ class KuboKubelet:
         return next((p for p in self.pods() if p.namespace == namespace and p.name == name), None)
 
     def wait_for_pod(self, namespace: str, name: str, *, ready: bool = True, timeout: float = 120.0) -> PodView:
-        """The pod once it runs here (and its kubo answers, when ``ready``).
+        """The pod once its first container's process runs here (and its kubo answers, when ``ready``).
 
         Raises TimeoutError carrying the kubelet's log otherwise.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             view = self.pod(namespace, name)
-            if view is not None and (view.ready or not ready):
+            if view is not None and (view.ready if ready else view.pid is not None):
                 return view
             time.sleep(0.2)
         view = self.pod(namespace, name)

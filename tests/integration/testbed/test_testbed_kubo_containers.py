@@ -191,12 +191,20 @@ def test_a_projected_token_is_requested_again_as_it_ages_and_the_container_sees_
     apply(control_plane, namespace, manifests)
     kubelet.wait_for_pod(namespace, "tokened-0", ready=False)  # no kubo daemon: running, never ready
     name = container_of(kubelet, namespace, "tokened-0")
+    last_error = [""]
 
     def token() -> str:
         result = images.podman("exec", name, "cat", "/var/run/secrets/tokens/token", check=False)
-        return result.stdout.decode() if result.returncode == 0 else ""
+        if result.returncode != 0:
+            last_error[0] = result.stderr.decode(errors="replace").strip()
+            return ""
+        return result.stdout.decode()
 
-    first = wait_until(token, timeout=60, what="the container to run with its token")
+    # As long as wait_for_pod's own limit: on 2 busy cores a container's vfs root can take a minute to be copied.
+    try:
+        first = wait_until(token, timeout=120, what="the container to run with its token")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; last podman exec: {last_error[0]}\n{kubelet.log_tail()}") from None
     assert first.count(".") == 2, "a JWT"
     second = wait_until(lambda: (t := token()) != first and t, timeout=60, what="a new token in the container")
     assert second.count(".") == 2
