@@ -25,6 +25,7 @@ agent, only more slowly.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import json
 import threading
@@ -101,6 +102,12 @@ ROUND_DEADLINE_SECONDS = 20.0
 # round. A round closes such a connection and dials again, once per member,
 # each step within REDIAL_TIMEOUT_SECONDS.
 REDIAL_TIMEOUT_SECONDS = 5.0
+# A round fetches the members' latest documents this many at a time, so a
+# member whose document does not come holds only its own fetch: fetched one
+# after another, at 50 members joining at once, a few such members spent each
+# round's whole deadline (and their redials) and left the others for later
+# rounds, minutes in all.
+FETCH_CONCURRENCY = 8
 # Every member may ask, as often as it likes; one answer reaches every
 # subscriber, so a node answers at most one ask per interval and a flood of
 # asks costs it one announcement a second.
@@ -643,12 +650,11 @@ class SwarmIdentity:
         heard, now = self.heard(), self._clock()
         candidates, live = round_input(messages, heard, now=now, fresh_within=fresh_within)
         deadline = time.monotonic() + ROUND_DEADLINE_SECONDS
-        publisher_of = {
-            announce.cid: publisher
-            for publisher, announces in latest_announcements(candidates, own_peer_id=self.peer_id, rejected=[]).items()
-            for announce in announces
-        }
+        latest = latest_announcements(candidates, own_peer_id=self.peer_id, rejected=[])
+        publisher_of = {announce.cid: publisher for publisher, announces in latest.items() for announce in announces}
+        latest_cids = dict.fromkeys(announces[0].cid for announces in latest.values() if announces)
         redialled: set[str] = set()
+        redialled_lock = threading.Lock()
 
         def cat(cid: str) -> bytes:
             left = deadline - time.monotonic()
@@ -661,9 +667,10 @@ class SwarmIdentity:
                 return cat(cid)
             except KuboTimeout:
                 publisher = publisher_of.get(cid)
-                if publisher is None or publisher in redialled:
-                    raise
-                redialled.add(publisher)
+                with redialled_lock:
+                    if publisher is None or publisher in redialled:
+                        raise
+                    redialled.add(publisher)
                 if not self._redial(publisher):
                     raise
                 return cat(cid)
@@ -671,7 +678,17 @@ class SwarmIdentity:
         def fetch_once(cid: str) -> bytes:
             return documents.fetch(cid, fetch) if documents is not None else fetch(cid)
 
-        result = discover(candidates, own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch_once)
+        prefetched = fetch_concurrently(list(latest_cids), fetch_once)
+
+        def fetch_in_round(cid: str) -> bytes:
+            outcome = prefetched.pop(cid, None)
+            if outcome is None:  # an older announcement, tried once the latest was refused
+                return fetch_once(cid)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+
+        result = discover(candidates, own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch_in_round)
         live.discard(self.peer_id)
         # A Peer's lastSeen is written when it turns Offline: the last time its member was heard.
         answered = {message.sender for message in messages}
@@ -736,6 +753,22 @@ class DocumentCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._documents)
+
+
+def fetch_concurrently(cids: list[str], fetch: Callable[[str], bytes]) -> dict[str, bytes | Exception]:
+    """Each of ``cids`` fetched, FETCH_CONCURRENCY at a time: its content, or what its fetch raised."""
+    if len(cids) < 2:
+        return {}  # nothing to overlap: the round fetches it itself
+
+    def outcome(cid: str) -> bytes | Exception:
+        try:
+            return fetch(cid)
+        except Exception as err:  # handed to the round, which refuses this member's document only
+            return err
+
+    workers = min(FETCH_CONCURRENCY, len(cids))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        return dict(zip(cids, pool.map(outcome, cids), strict=True))
 
 
 def round_input(

@@ -15,6 +15,7 @@ cannot be produced on demand.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,8 +53,10 @@ class StallingClient(KuboClient):
         return super().swarm_connect(*addresses, **kwargs)
 
 
-def published_member(kubo_node: Callable[..., Any], key_text: str, key: bytes) -> tuple[Any, Announce]:
-    node = kubo_node(key_text, name="member")
+def published_member(
+    kubo_node: Callable[..., Any], key_text: str, key: bytes, *, name: str = "member"
+) -> tuple[Any, Announce]:
+    node = kubo_node(key_text, name=name)
     with KuboClient(node.api_url) as kubo:
         swarm = SwarmIdentity(kubo, key)
         outcome = swarm.publish(
@@ -112,3 +115,47 @@ def test_a_member_whose_node_is_not_connected_is_not_dialled_by_discovery(kubo_n
     member, announce, (found, calls, _) = stalled_round(kubo_node, stalls=1, connected=False)
     assert found.identities == {}
     assert calls == [f"cat {announce.cid}", f"disconnect /p2p/{member.peer_id}"]
+
+
+class MeetingClient(KuboClient):
+    """A real client whose first fetch of each document waits until every other document's fetch has begun.
+
+    Fetched one after another, the first fetch never sees the second begin: it times out (and the round redials).
+    """
+
+    def __init__(self, api_url: str, *, documents: int) -> None:
+        super().__init__(api_url)
+        self.meeting = threading.Barrier(documents, timeout=20)
+        self.calls: list[str] = []
+        self._waited: set[str] = set()
+        self._lock = threading.Lock()
+
+    def cat(self, path: str, **kwargs: Any) -> bytes:
+        with self._lock:
+            self.calls.append(f"cat {path}")
+            first = path not in self._waited
+            self._waited.add(path)
+        if first:
+            try:
+                self.meeting.wait()
+            except threading.BrokenBarrierError:
+                raise KuboTimeout("no other fetch began", endpoint="/api/v0/cat", node=self.node) from None
+        return super().cat(path, **kwargs)
+
+    def swarm_disconnect(self, *addresses: str, **kwargs: Any) -> list[str]:
+        self.calls.append(f"disconnect {' '.join(addresses)}")
+        return super().swarm_disconnect(*addresses, **kwargs)
+
+
+def test_a_round_fetches_the_members_documents_at_once_so_one_that_does_not_come_holds_no_other(
+    kubo_node: Callable[..., Any],
+) -> None:
+    key = generate()
+    members = [published_member(kubo_node, key.text, key.key, name=f"member{index}") for index in range(3)]
+    watcher = kubo_node(key.text, name="watcher", bootstrap=[node.swarm_addr for node, _ in members])
+    with MeetingClient(watcher.api_url, documents=len(members)) as kubo:
+        swarm = SwarmIdentity(kubo, key.key)
+        swarm.remember([announce for _, announce in members])
+        found, _ = swarm.discover(window=0, quiet=0, fresh_within=90, listen=False)
+    assert set(found.identities) == {node.peer_id for node, _ in members}, found.rejected
+    assert sorted(kubo.calls) == sorted(f"cat {announce.cid}" for _, announce in members), "no redial, no refetch"
