@@ -960,12 +960,19 @@ class PodWorker(threading.Thread):
     # -- teardown ------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
-        for container in self.containers + self.init_containers:
+        grace = min(float(self.pod["spec"].get("terminationGracePeriodSeconds", 30)), MAX_GRACE_SECONDS)
+        everyone = self.containers + self.init_containers
+        running = [c.process is not None and c.process.alive() for c in everyone]
+        # As a kubelet does: every container is signalled at once, within one grace period for the pod.
+        began = time.monotonic()
+        for container, was_running in zip(everyone, running, strict=True):
+            if was_running and container.process is not None:
+                container.process.terminate()
+        for container, was_running in zip(everyone, running, strict=True):
             if container.process is not None:
-                running, began = container.process.alive(), time.monotonic()
-                code = container.process.stop(grace=min(grace, MAX_GRACE_SECONDS))
-                if running:  # how long a stop takes, and whether the grace period ran out
+                left = max(0.0, began + grace - time.monotonic())
+                code = container.process.stop(grace=left, terminated=was_running)
+                if was_running:  # how long a stop takes, and whether the grace period ran out
                     how = "killed after the grace period" if code == -signal.SIGKILL else f"exited with {code}"
                     self.kubelet.log(
                         f"{self.name}: stopped {container.name} in {time.monotonic() - began:.1f} s ({how})"

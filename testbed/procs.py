@@ -89,15 +89,24 @@ class ManagedProcess:
             raise RuntimeError(f"{self.name} was never started")
         return self._popen.wait(timeout)
 
-    def stop(self, grace: float = DEFAULT_GRACE_SECONDS, *, crash: bool = False) -> int | None:
+    def terminate(self) -> None:
+        """SIGTERM the process (and its session's children) without waiting: ``stop(terminated=True)`` waits."""
+        if self._popen is not None and self._popen.poll() is None:
+            self._signal(self._popen.pid, signal.SIGTERM)
+
+    def stop(
+        self, grace: float = DEFAULT_GRACE_SECONDS, *, crash: bool = False, terminated: bool = False
+    ) -> int | None:
         """SIGTERM the process (and its session's children), SIGKILL after ``grace`` seconds; SIGKILL at once when
-        ``crash`` (the process gets no chance to shut down)."""
+        ``crash`` (the process gets no chance to shut down). ``terminated``: ``terminate`` sent the SIGTERM already,
+        and a second one would make some programs (kubo) give up their clean shutdown."""
         popen = self._popen
         if popen is None:
             return None
         try:
             if popen.poll() is None:
-                self._signal(popen.pid, signal.SIGKILL if crash else signal.SIGTERM)
+                if crash or not terminated:
+                    self._signal(popen.pid, signal.SIGKILL if crash else signal.SIGTERM)
                 try:
                     popen.wait(grace)
                 except subprocess.TimeoutExpired:
