@@ -57,7 +57,7 @@ from bench.runner_common import (
     widgets,
 )
 from testbed.controlplane import ControlPlane
-from testbed.proctree import children, rss_mib
+from testbed.proctree import children, cpu_seconds, rss_mib
 from tests.integration.runner.operator_process import OperatorProcess
 
 
@@ -176,14 +176,21 @@ def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, v
         slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
         ns = namespace(cp, f"bench-{slug}")
         op = start_operator(cp, ns, work / slug, *args)
+        runner_cpu, control_plane_cpu = runner_cpu_seconds(op), control_plane_cpu_seconds(cp)
         began = time.monotonic()
         create_widgets(cp, ns, count)
         wait_until(lambda: sum(successful(o) for o in widgets(cp, ns)) == count, timeout=7200, interval=1.0)
         elapsed = time.monotonic() - began
+        runner_cpu, control_plane_cpu = runner_cpu_seconds(op) - runner_cpu, control_plane_cpu_seconds(cp) - control_plane_cpu
         runs = op.metric("cluster_discovery_operator_ansible_runs_total", group=GROUP, kind="Widget") or 0
         print(
             f"    ours, {label:<20}: {elapsed:7.1f} s for {count} objects ({count / elapsed:.2f} objects/s), "
             f"{runs:.0f} ansible-playbook processes; {verify(cp, ns, count)}"
+        )
+        print(
+            f"      CPU: the runner (operator, its ansible processes, the module zygote and its modules) "
+            f"{runner_cpu:.1f} CPU-s = {runner_cpu / count * 1000:.0f} ms per object; "
+            f"the control plane {control_plane_cpu:.1f} CPU-s"
         )
         waits = sorted(waited(obj) for obj in widgets(cp, ns))
         median = statistics.median(waits)
@@ -222,6 +229,15 @@ def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, v
         f"per object {describe(per_object)}; {result}"
     )
     print(f"    -> ours is {total / ours_default:.1f}x faster (target >= 15x)")
+
+
+def runner_cpu_seconds(op: OperatorProcess) -> float:
+    """CPU the runner has used: the operator with the ansible processes it reaped, and its live children's trees."""
+    return cpu_seconds(op.pid, children=True) + sum(cpu_seconds(pid, children=True) for pid in children(op.pid))
+
+
+def control_plane_cpu_seconds(cp: ControlPlane) -> float:
+    return sum(cpu_seconds(pid, children=False) for pid in cp.pids().values())
 
 
 def idle_rss(op: OperatorProcess, count: int) -> None:
