@@ -15,6 +15,9 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.plugin_utils.lo
 
 
 class ActionModule(LocalModuleAction):
+    # A read and a patch, no output: the runner's cdo_linear strategy runs it in its own process, without a
+    # worker, where the Kubernetes client kubernetes.core caches per process serves every host of the play.
+    RUNS_WITHOUT_WORKER = True
     argspec = staticmethod(status_writer.argspec)
     execute = staticmethod(status_writer.execute)
     failure = "Failed to set status"

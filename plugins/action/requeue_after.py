@@ -20,6 +20,8 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.op
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
+    # Pure data and no output: the runner's cdo_linear strategy runs it in its own process, without a worker.
+    RUNS_WITHOUT_WORKER = True
     _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:

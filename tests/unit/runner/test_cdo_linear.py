@@ -31,6 +31,13 @@ DECIDED = {
     "A fact not set",
     "A bare false",
 }
+# Tasks whose action declares it needs no worker (action_plugins/worker_free.py) and that the strategy runs itself.
+WORKER_FREE = {
+    "An action that needs no worker",
+    "It fails where asked and the play goes on",
+    "What it raises is a failure of the task",
+    "Its result is hidden under no_log",
+}
 # What differs between two runs of the same play whatever the strategy.
 VOLATILE = {"uuid", "parent_uuid", "created", "pid", "start", "end", "duration", "counter", "start_line", "end_line"}
 
@@ -56,7 +63,8 @@ def _stable(value: Any) -> Any:
 def _events_per_host(tmp_path: Path, strategy: str) -> dict[str, list[tuple[str, str, Any]]]:
     private = tmp_path / strategy
     (private / "project").mkdir(parents=True)
-    for name in ("play.yml", "included.yml"):
+    for name in ("play.yml", "included.yml", "action_plugins/worker_free.py"):
+        (private / "project" / name).parent.mkdir(exist_ok=True)
         (private / "project" / name).write_text((PLAY / name).read_text())
     events: list[dict[str, Any]] = []
 
@@ -103,7 +111,20 @@ def test_every_host_sees_the_same_events_and_results_as_under_linear(
     # The play exercises what it claims: each decided task is skipped somewhere, false conditions and all.
     assert {task for _, task in skipped} >= DECIDED
     failed = [task for events in linear.values() for event, task, _ in events if event == "runner_on_failed"]
-    assert failed == ["An undefined variable fails as in linear"] * 3
+    assert sorted(failed) == (
+        ["An undefined variable fails as in linear"] * 3
+        + ["It fails where asked and the play goes on"]
+        + ["What it raises is a failure of the task"] * 3
+    )
+    # The worker-free action ran on every host, each with its own arguments, and what it raised was a task failure.
+    ran = {
+        host: {task: res for event, task, res in events if task in WORKER_FREE} for host, events in linear.items()
+    }
+    for host, number in (("h1", 1), ("h2", 2), ("h3", 3)):
+        assert ran[host]["An action that needs no worker"]["msg"] == f"{host} has {number}"
+        assert ran[host]["An action that needs no worker"]["changed"] is (number > 1)
+        assert f"asked to raise: {host}" in ran[host]["What it raises is a failure of the task"]["msg"]
+        assert "secret" not in str(ran[host]["Its result is hidden under no_log"])
 
 
 def _workers_started(strategy: str) -> int:
@@ -125,13 +146,15 @@ def _workers_started(strategy: str) -> int:
     return completed.stdout.count("worker is ")
 
 
-def test_a_false_condition_it_can_decide_takes_no_worker(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
+def test_a_false_condition_it_can_decide_and_a_worker_free_action_take_no_worker(
+    both: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
     linear, _ = both
     spared = sum(
         1
         for host, events in linear.items()
         for event, task, _ in events
-        if event == "runner_on_skipped" and task in DECIDED
+        if (event == "runner_on_skipped" and task in DECIDED) or (event == "runner_on_start" and task in WORKER_FREE)
     )
-    assert spared == 18
+    assert spared == 18 + 4 * 3
     assert _workers_started(STRATEGY) == _workers_started("linear") - spared
