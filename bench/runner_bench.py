@@ -181,7 +181,8 @@ def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, v
         create_widgets(cp, ns, count)
         wait_until(lambda: sum(successful(o) for o in widgets(cp, ns)) == count, timeout=7200, interval=1.0)
         elapsed = time.monotonic() - began
-        runner_cpu, control_plane_cpu = runner_cpu_seconds(op) - runner_cpu, control_plane_cpu_seconds(cp) - control_plane_cpu
+        runner_cpu = runner_cpu_seconds(op) - runner_cpu
+        control_plane_cpu = control_plane_cpu_seconds(cp) - control_plane_cpu
         runs = op.metric("cluster_discovery_operator_ansible_runs_total", group=GROUP, kind="Widget") or 0
         print(
             f"    ours, {label:<20}: {elapsed:7.1f} s for {count} objects ({count / elapsed:.2f} objects/s), "

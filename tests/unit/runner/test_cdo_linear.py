@@ -117,9 +117,7 @@ def test_every_host_sees_the_same_events_and_results_as_under_linear(
         + ["What it raises is a failure of the task"] * 3
     )
     # The worker-free action ran on every host, each with its own arguments, and what it raised was a task failure.
-    ran = {
-        host: {task: res for event, task, res in events if task in WORKER_FREE} for host, events in linear.items()
-    }
+    ran = {host: {task: res for event, task, res in events if task in WORKER_FREE} for host, events in linear.items()}
     for host, number in (("h1", 1), ("h2", 2), ("h3", 3)):
         assert ran[host]["An action that needs no worker"]["msg"] == f"{host} has {number}"
         assert ran[host]["An action that needs no worker"]["changed"] is (number > 1)
