@@ -77,8 +77,10 @@ class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-cor
     def _queue_task(self, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any) -> None:
         result = self._false_condition_result(host, task, task_vars, play_context)
         if result is not None:
-            self._send_result(host, task, task_vars, play_context, task, result)
+            self._started(host, task, task_vars, play_context)
+            self._send_result(host, task, result)
         elif self._runs_here(task):
+            self._started(host, task, task_vars, play_context)
             # TaskExecutor squashes and templates the task it is given: a worker does it on its forked copy.
             own = task.copy(exclude_parent=True)
             own._parent = task._parent
@@ -96,14 +98,12 @@ class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-cor
                     ).run()
             except Exception as ex:  # what a worker sends when its result cannot be had
                 result = _error_utils.result_dict_from_exception(ex)
-            self._send_result(host, task, task_vars, play_context, own, result)
+            self._send_result(host, own, result)
         else:
             super()._queue_task(host, task, task_vars, play_context)
 
-    def _send_result(
-        self, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any, ran: Any, result: dict[str, Any]
-    ) -> None:
-        """What linear's _queue_task and the worker do around a result, minus the fork."""
+    # What linear's _queue_task and the worker do around a result, minus the fork.
+    def _started(self, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any) -> None:
         self._queued_task_cache[(host.name, task._uuid)] = {
             "host": host,
             "task": task,
@@ -111,6 +111,8 @@ class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-cor
             "play_context": play_context,
         }
         self._tqm.send_callback("v2_runner_on_start", host, task)
+
+    def _send_result(self, host: Any, ran: Any, result: dict[str, Any]) -> None:
         self._final_q.send_task_result(
             _RawTaskResult(host=host, task=ran, return_data=result, task_fields=ran.dump_attrs())
         )
