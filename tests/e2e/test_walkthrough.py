@@ -854,8 +854,9 @@ def peer_state(walk: Walkthrough, viewer: str, other: str) -> str:
 
 
 OFFLINE_WATCH_SECONDS = 150
-# The period of the identity role's rounds (roles/identity/defaults: identity_round_seconds).
-ROUND_SECONDS = 120
+# The period of the identity role's rounds.
+IDENTITY_DEFAULTS = Path(__file__).resolve().parents[2] / "roles" / "identity" / "defaults" / "main.yml"
+ROUND_SECONDS = yaml.safe_load(IDENTITY_DEFAULTS.read_text())["identity_round_seconds"]
 
 
 def watch_cluster1_go_offline(walk: Walkthrough) -> None:

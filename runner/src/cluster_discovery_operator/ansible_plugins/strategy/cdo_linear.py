@@ -118,38 +118,37 @@ class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-cor
         )
         self._pending_results += 1
 
+    @staticmethod
+    def _one_run_per_host(task: Any) -> bool:
+        """What both shortcuts need: one plain execution of the task per host, on that host, outside handlers."""
+        if _RawTaskResult is None or task.loop_with or task.loop is not None:
+            return False
+        return not (task.delegate_to or task.run_once or getattr(task, "implicit", False) or isinstance(task, Handler))
+
+    @staticmethod
+    def _action_class(task: Any) -> Any:
+        try:
+            return action_loader.get(task.action, class_only=True, collection_list=task.collections)
+        except KeyError:
+            return None
+
     def _runs_here(self, task: Any) -> bool:
         """True when the task's action declares it needs no worker and nothing about the task asks for one."""
-        if _RawTaskResult is None or task.loop_with or task.loop is not None or task.until or task.async_val:
-            return False
-        if task.delegate_to or task.run_once or task.timeout or task.become or getattr(task, "implicit", False):
-            return False
-        if isinstance(task, Handler):
+        if not self._one_run_per_host(task) or task.until or task.async_val or task.timeout or task.become:
             return False
         environment = task.environment
         if any(environment if isinstance(environment, list) else [environment]):
             return False
-        try:
-            plugin = action_loader.get(task.action, class_only=True, collection_list=task.collections)
-        except KeyError:
-            return False
-        return getattr(plugin, "RUNS_WITHOUT_WORKER", False) is True
+        return getattr(self._action_class(task), "RUNS_WITHOUT_WORKER", False) is True
 
     def _decidable(self, task: Any) -> bool:
-        if _RawTaskResult is None or not task.when or task.loop_with or task.loop is not None:
+        if not task.when or not self._one_run_per_host(task):
             return False
-        if task.delegate_to or task.run_once or getattr(task, "implicit", False) or isinstance(task, Handler):
-            return False
-        action = task.action
-        if action in (*C._ACTION_META, *C._ACTION_ALL_INCLUDES, *C._ACTION_ALL_PROPER_INCLUDE_IMPORT_TASKS):
+        if task.action in (*C._ACTION_META, *C._ACTION_ALL_INCLUDES, *C._ACTION_ALL_PROPER_INCLUDE_IMPORT_TASKS):
             return False
         if any(isinstance(item, str) and _LOOKUP_CALL.search(item) for item in task.when):
             return False
-        try:
-            plugin = action_loader.get(action, class_only=True, collection_list=task.collections)
-        except KeyError:
-            plugin = None
-        return not getattr(plugin, "BYPASS_HOST_LOOP", False)
+        return not getattr(self._action_class(task), "BYPASS_HOST_LOOP", False)
 
     def _false_condition_result(
         self, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any
