@@ -570,6 +570,10 @@ class KuboClient:
             idempotent=False,
         ).close()
 
+    def pubsub_peers(self, topic: str | bytes) -> list[str]:
+        """The peers this node knows to be subscribed to ``topic``: what a message published now reaches."""
+        return self._strings("pubsub/peers", args=[multibase_encode(_topic_bytes(topic))], idempotent=True)
+
     def subscribe(
         self,
         topic: str | bytes,

@@ -116,6 +116,8 @@ ASK_ANSWER_INTERVAL_SECONDS = 1.0
 
 # How often the agent's listener looks for members that fell silent: the Offline time is kept to this.
 SILENCE_CHECK_SECONDS = 5.0
+# How often the listener looks at who is on the topic, to announce to a member that has just appeared there.
+TOPIC_PEERS_CHECK_SECONDS = 2.0
 
 
 class RateLimit:
@@ -428,7 +430,10 @@ class SwarmIdentity:
         ``on_news`` is called with the latest sequence known of every member.
         Connection losses (a restarting node) are retried every ``retry_after``
         seconds; after each (re)subscription it asks, so what was announced
-        meanwhile is learned again. With ``ask`` false it never asks: for a
+        meanwhile is learned again. A member that appears on the topic (a
+        node that reconnects after a cut, a freeze or a restart) gets an
+        announcement within TOPIC_PEERS_CHECK_SECONDS: what was published
+        while it was not there never reached it. With ``ask`` false it never asks: for a
         member that consumes nothing (the light member), since every member
         answers an ask, N answers that each reach N nodes.
         """
@@ -528,6 +533,20 @@ class SwarmIdentity:
                 if quiet and on_news is not None:
                     on_news(snapshot)
 
+        def watch_topic_peers() -> None:
+            # What a node publishes while a member is not on the topic with it is lost, and a node that answers
+            # again after a cut or a freeze announces at once, usually before it has found the others again: then
+            # it would be heard only a period later. Members seen on the topic before have heard the last one.
+            seen: set[str] = set()
+            while not stop.wait(TOPIC_PEERS_CHECK_SECONDS):
+                try:
+                    present = set(self.client.pubsub_peers(self.topic))
+                except KuboError:
+                    continue  # the node is away: who appears once it answers again is compared with before
+                if present - seen:
+                    asked.set()
+                seen = present
+
         def closer() -> None:
             stop.wait()
             asked.set()  # wakes the announcer to end
@@ -571,6 +590,7 @@ class SwarmIdentity:
         threads = [
             threading.Thread(target=announcer, daemon=True),
             threading.Thread(target=watch_silence, daemon=True),
+            threading.Thread(target=watch_topic_peers, daemon=True),
             threading.Thread(target=closer, daemon=True),
         ]
         for thread in threads:

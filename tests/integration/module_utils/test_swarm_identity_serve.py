@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce, topic_for
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
     SILENCE_CHECK_SECONDS,
@@ -152,3 +153,57 @@ def test_many_members_announcing_cost_one_write_of_heard_json_per_period(kubo_no
             thread.join(timeout=10)
             for client in clients:
                 client.close()
+
+
+def test_members_that_meet_after_announcing_hear_each_other_at_once_not_a_period_later(
+    kubo_node: Callable[..., Any],
+) -> None:
+    """Two members whose announcements and asks went nowhere (their nodes were not connected, as after a network
+    cut: what a node publishes while it has no peer on the topic is lost) hear each other as soon as their nodes
+    meet, not at their next announcement. Seen in the walkthrough: a member whose node froze past the Offline time
+    announced at once when its node answered again, before its node had found the others again, and was Online
+    again only a period (30 s) later."""
+    key = generate()
+    nodes = [kubo_node(key.text, name=name) for name in ("one", "two")]
+    topic = topic_for(key.key)
+    news: dict[str, list[dict[str, int]]] = {node.peer_id: [] for node in nodes}
+    stop = threading.Event()
+    clients = [KuboClient(node.api_url) for node in nodes]
+    threads = []
+    try:
+        for node, client in zip(nodes, clients, strict=True):
+            member = SwarmIdentity(client, key.key)
+            member.publish(
+                owner=f"ns/{node.name}",
+                document=IdentityDocument(publisher="", sequence=0, issued_at="", name=node.name, url="https://127.0.0.1:1"),
+                kubeconfig=None,
+            )
+            threads.append(
+                threading.Thread(
+                    target=member.serve,
+                    kwargs={"stop": stop, "announce_every": 120.0, "on_news": news[node.peer_id].append},
+                    daemon=True,
+                )
+            )
+        for thread in threads:
+            thread.start()
+        for node in nodes:
+            wait_until(lambda node=node: topic in node.pubsub_topics(), "the subscriptions")
+        time.sleep(1.0)  # each has announced and asked, to nobody
+        assert not any(news.values())
+
+        met_at = time.monotonic()
+        clients[0].swarm_connect(nodes[1].swarm_addr)
+        one, two = (node.peer_id for node in nodes)
+        wait_until(lambda: any(two in seen for seen in news[one]), "one to hear two", timeout=20)
+        wait_until(lambda: any(one in seen for seen in news[two]), "two to hear one", timeout=20)
+        took = time.monotonic() - met_at
+        print(f"the members heard each other {took:.1f} s after their nodes met")
+        # Far below the period (120 s): the time for the topic to spread, and for each to notice the other there.
+        assert took <= 10, f"they heard each other {took:.1f} s after their nodes met"
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        for client in clients:
+            client.close()
