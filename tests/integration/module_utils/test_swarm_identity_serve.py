@@ -175,7 +175,9 @@ def test_members_that_meet_after_announcing_hear_each_other_at_once_not_a_period
             member = SwarmIdentity(client, key.key)
             member.publish(
                 owner=f"ns/{node.name}",
-                document=IdentityDocument(publisher="", sequence=0, issued_at="", name=node.name, url="https://127.0.0.1:1"),
+                document=IdentityDocument(
+                    publisher="", sequence=0, issued_at="", name=node.name, url="https://127.0.0.1:1"
+                ),
                 kubeconfig=None,
             )
             threads.append(
