@@ -46,7 +46,8 @@ every task and host, skipped or not, and operator-sdk roles guard most tasks by
 use ``cdo_linear`` (``ansible_plugins/strategy/``): linear, except that a false
 ``when`` it can evaluate exactly as the worker would is reported skipped from
 the strategy process, with the worker's result and events, and a task whose
-action plugin sets ``RUNS_WITHOUT_WORKER`` runs there too. ansible-core prints
+action plugin sets ``RUNS_WITHOUT_WORKER`` runs there too, as does a
+kubernetes.core ``k8s`` or ``k8s_info`` task that does not wait. ansible-core prints
 a deprecation warning for any strategy outside ansible.builtin into each run's
 stdout; the runner pins the ansible-core it is tested with, and on internals it
 does not recognise the strategy is plain linear.
