@@ -48,8 +48,10 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import (
     Discovery,
     Received,
+    Resolutions,
     discover,
     latest_announcements,
+    resolution_key,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
@@ -668,12 +670,14 @@ class SwarmIdentity:
         fresh_within: float,
         listen: bool = True,
         documents: DocumentCache | None = None,
+        resolutions: Resolutions | None = None,
     ) -> tuple[Discovery, set[str]]:
         """Validated identities of the other members, and the set of members heard recently (alive).
 
         With ``listen`` false only what the agent remembered is used: the agent's
         own fast path, right after it heard news, needs no new round of asks.
-        ``documents`` keeps what was fetched for the next round.
+        ``documents`` keeps what was fetched for the next round, ``resolutions``
+        what was concluded on it.
         """
         messages = self.listen(window=window, quiet=quiet) if listen else []
         heard, now = self.heard(), self._clock()
@@ -681,7 +685,12 @@ class SwarmIdentity:
         deadline = time.monotonic() + ROUND_DEADLINE_SECONDS
         latest = latest_announcements(candidates, own_peer_id=self.peer_id, rejected=[])
         publisher_of = {announce.cid: publisher for publisher, announces in latest.items() for announce in announces}
-        latest_cids = dict.fromkeys(announces[0].cid for announces in latest.values() if announces)
+        latest_cids = dict.fromkeys(
+            announces[0].cid
+            for announces in latest.values()
+            if announces
+            and (resolutions is None or resolutions.get(resolution_key(announces[0], self.swarm_key)) is None)
+        )
         redialled: set[str] = set()
         redialled_lock = threading.Lock()
 
@@ -717,7 +726,13 @@ class SwarmIdentity:
                 raise outcome
             return outcome
 
-        result = discover(candidates, own_peer_id=self.peer_id, swarm_key=self.swarm_key, fetch=fetch_in_round)
+        result = discover(
+            candidates,
+            own_peer_id=self.peer_id,
+            swarm_key=self.swarm_key,
+            fetch=fetch_in_round,
+            resolutions=resolutions,
+        )
         live.discard(self.peer_id)
         # A Peer's lastSeen is written when it turns Offline: the last time its member was heard.
         answered = {message.sender for message in messages}

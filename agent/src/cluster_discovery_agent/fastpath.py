@@ -19,6 +19,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     DEFAULT_FORGET_AFTER,
     DEFAULT_OFFLINE_AFTER,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import Resolutions
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_now
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
@@ -55,6 +56,7 @@ class FastPath:
         self._pools = KindObjects(kube, SWARM_POOLS)
         self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
         self._documents = DocumentCache()  # content-addressed: fetched once, whatever the channel
+        self._resolutions = Resolutions()  # and checked once: a pass checks only what is new
 
     def __call__(self, channel: Channel, refs: list[IdentityRef]) -> None:
         with self._lock:
@@ -91,7 +93,12 @@ class FastPath:
         with KuboClient(channel.api_url, timeout=30, retries=1, authorization=swarm_node.authorization) as client:
             node = SwarmIdentity(client, swarm_node.key)
             found, live = node.discover(
-                window=0, quiet=0, fresh_within=self._offline_after, listen=False, documents=self._documents
+                window=0,
+                quiet=0,
+                fresh_within=self._offline_after,
+                listen=False,
+                documents=self._documents,
+                resolutions=self._resolutions,
             )
         discovered = time.monotonic()
         fetches, fetch_seconds = self._documents.fetches - fetches, self._documents.fetch_seconds - fetch_seconds

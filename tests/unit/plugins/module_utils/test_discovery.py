@@ -8,8 +8,10 @@ nodes in the ipfs_identity integration tests.
 from __future__ import annotations
 
 import hashlib
+from unittest import mock
 
 import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils import discovery
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import (
     MAX_MESSAGE_BYTES,
     Announce,
@@ -18,7 +20,11 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
     decode,
     topic_for,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import Received, discover
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import (
+    Received,
+    Resolutions,
+    discover,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import seal
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
@@ -242,3 +248,67 @@ def test_a_failed_fetch_is_not_cached() -> None:
             cache.fetch("a", failing)
     assert calls == ["a", "a"] and len(cache) == 0
     assert cache.fetches == 2, "a failed fetch is a fetch the pass waited for"
+
+
+class CountingStore(Store):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fetched: list[str] = []
+        self.failing: set[str] = set()
+
+    def cat(self, cid: str) -> bytes:
+        self.fetched.append(cid)
+        if cid in self.failing:
+            raise TimeoutError("nobody serves it")
+        return super().cat(cid)
+
+
+def test_with_resolutions_a_round_neither_fetches_nor_checks_again_what_it_concluded_on() -> None:
+    """Issue 20: at 50 members each pass of the agent checked every member's document again (about 100 ms of CPU)."""
+    store = CountingStore()
+    junk = Received(C, Announce(publisher=C, cid=store.add(b"{}"), sequence=9).encode())
+    messages = [publish(store, B, 10), junk]
+    resolutions = Resolutions()
+    first = discover(messages, own_peer_id=ME, swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
+    assert sorted(first.identities) == [B] and [r.sender for r in first.rejected] == [C]
+    fetched = len(store.fetched)
+    with mock.patch.object(discovery, "_check", side_effect=AssertionError("checked again")):
+        again = discover(messages, own_peer_id=ME, swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
+    assert len(store.fetched) == fetched, "fetched again"
+    assert again.identities == first.identities and again.rejected == first.rejected, "a refusal is kept too"
+    newer = publish(store, B, 11, description="new")
+    after = discover([*messages, newer], own_peer_id=ME, swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
+    assert after.identities[B].document.description == "new" and len(store.fetched) == fetched + 1
+
+
+def test_a_failed_fetch_is_no_conclusion_and_is_tried_again_next_round() -> None:
+    store = CountingStore()
+    announce = publish(store, B, 10)
+    cid = decode(announce.data).cid  # type: ignore[union-attr]
+    store.failing.add(cid)
+    resolutions = Resolutions()
+    failed = discover([announce], own_peer_id=ME, swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
+    assert failed.identities == {} and "could not be fetched" in failed.rejected[0].reason
+    assert len(resolutions) == 0
+    store.failing.clear()
+    found = discover([announce], own_peer_id=ME, swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
+    assert sorted(found.identities) == [B] and store.fetched == [cid, cid]
+
+
+def test_a_conclusion_holds_for_its_swarm_key_only() -> None:
+    """One agent serves several swarms: a document accepted under one key is not accepted under another."""
+    store = Store()
+    announce = publish(store, B, 10)
+    resolutions = Resolutions()
+    assert B in discover([announce], own_peer_id=ME, swarm_key=KEY, fetch=store.cat, resolutions=resolutions).identities
+    other = discover([announce], own_peer_id=ME, swarm_key=bytes(32), fetch=store.cat, resolutions=resolutions)
+    assert other.identities == {} and "does not open" in other.rejected[0].reason
+
+
+def test_resolutions_keep_the_most_recently_used_within_their_bound() -> None:
+    store = Store()
+    members = [B, C, ME]
+    resolutions = Resolutions(max_entries=2)
+    for member in members:
+        discover([publish(store, member, 10)], own_peer_id="", swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
+    assert len(resolutions) == 2
