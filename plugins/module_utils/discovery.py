@@ -103,32 +103,44 @@ ResolutionKey = tuple[str, str, int, bytes]
 
 
 class Resolutions:
-    """What discovery concluded about announced documents, the most recently used first, up to ``max_entries``.
+    """What discovery concluded about announced documents, the most recently used first, within a byte budget.
 
     Only conclusions are kept, accepted or refused; a fetch that failed is not
     one (the member may be reachable next round), so it is tried again. Without
     this a member's update cost the agent a check of every member's document
-    (about 100 ms of CPU at 50 members, issue 20).
+    (about 100 ms of CPU at 50 members, issue 20). The budget counts each
+    document's fetched bytes, which bound what is kept of it: members that
+    publish many large documents push out the oldest conclusions, which are
+    then checked again, and never grow the agent past it.
     """
 
-    def __init__(self, max_entries: int = 1024) -> None:
-        self.max_entries = max_entries
-        self._outcomes: collections.OrderedDict[ResolutionKey, Discovered | Rejection] = collections.OrderedDict()
+    def __init__(self, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._outcomes: collections.OrderedDict[ResolutionKey, tuple[Discovered | Rejection, int]] = (
+            collections.OrderedDict()
+        )
+        self._size = 0
         self._lock = threading.Lock()
 
     def get(self, key: ResolutionKey) -> Discovered | Rejection | None:
         with self._lock:
-            outcome = self._outcomes.get(key)
-            if outcome is not None:
-                self._outcomes.move_to_end(key)
-            return outcome
-
-    def put(self, key: ResolutionKey, outcome: Discovered | Rejection) -> None:
-        with self._lock:
-            self._outcomes[key] = outcome
+            entry = self._outcomes.get(key)
+            if entry is None:
+                return None
             self._outcomes.move_to_end(key)
-            while len(self._outcomes) > self.max_entries:
-                self._outcomes.popitem(last=False)
+            return entry[0]
+
+    def put(self, key: ResolutionKey, outcome: Discovered | Rejection, *, size: int) -> None:
+        with self._lock:
+            replaced = self._outcomes.pop(key, None)
+            if replaced is not None:
+                self._size -= replaced[1]
+            if size > self.max_bytes:
+                return
+            self._outcomes[key] = (outcome, size)
+            self._size += size
+            while self._size > self.max_bytes:
+                self._size -= self._outcomes.popitem(last=False)[1][1]
 
     def __len__(self) -> int:
         with self._lock:
@@ -224,7 +236,7 @@ def _resolve(
     except Exception as err:  # a fault on one member's input refuses that input only
         outcome = Rejection(announce.publisher, f"document {announce.cid} refused: {type(err).__name__}")
     if resolutions is not None:
-        resolutions.put(key, outcome)
+        resolutions.put(key, outcome, size=len(raw))
     return outcome
 
 

@@ -305,10 +305,20 @@ def test_a_conclusion_holds_for_its_swarm_key_only() -> None:
     assert other.identities == {} and "does not open" in other.rejected[0].reason
 
 
-def test_resolutions_keep_the_most_recently_used_within_their_bound() -> None:
-    store = Store()
-    members = [B, C, ME]
-    resolutions = Resolutions(max_entries=2)
-    for member in members:
-        discover([publish(store, member, 10)], own_peer_id="", swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
+def test_resolutions_keep_the_most_recently_used_within_their_byte_budget() -> None:
+    """A member publishing many large documents pushes out old conclusions; it never grows the agent past the budget."""
+    store = CountingStore()
+    announces = [publish(store, member, 10) for member in (B, C, ME)]
+    size = max(len(blob) for blob in store.blobs.values())
+    resolutions = Resolutions(max_bytes=2 * size)
+    for announce in announces:
+        discover([announce], own_peer_id="", swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
     assert len(resolutions) == 2
+    fetched = len(store.fetched)
+    discover(announces[1:], own_peer_id="", swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
+    assert len(store.fetched) == fetched, "the two most recent are kept"
+    discover(announces[:1], own_peer_id="", swarm_key=KEY, fetch=store.cat, resolutions=resolutions)
+    assert len(store.fetched) == fetched + 1, "the oldest went"
+    too_big = Resolutions(max_bytes=min(len(blob) for blob in store.blobs.values()) - 1)
+    discover(announces[:1], own_peer_id="", swarm_key=KEY, fetch=store.cat, resolutions=too_big)
+    assert len(too_big) == 0
