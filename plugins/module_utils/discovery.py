@@ -34,9 +34,7 @@ nothing for the others.
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -45,6 +43,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
     MessageError,
     decode,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.byte_budget import ByteBudget
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     DocumentError,
     IdentityDocument,
@@ -102,7 +101,7 @@ ResolutionKey = tuple[str, str, int, bytes]
 """An announcement's CID, publisher and sequence, and the swarm key's digest: what a conclusion depends on."""
 
 
-class Resolutions:
+class Resolutions(ByteBudget[ResolutionKey, "Discovered | Rejection"]):
     """What discovery concluded about announced documents, the most recently used first, within a byte budget.
 
     Only conclusions are kept, accepted or refused; a fetch that failed is not
@@ -115,36 +114,7 @@ class Resolutions:
     """
 
     def __init__(self, max_bytes: int = 4 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
-        self._outcomes: collections.OrderedDict[ResolutionKey, tuple[Discovered | Rejection, int]] = (
-            collections.OrderedDict()
-        )
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: ResolutionKey) -> Discovered | Rejection | None:
-        with self._lock:
-            entry = self._outcomes.get(key)
-            if entry is None:
-                return None
-            self._outcomes.move_to_end(key)
-            return entry[0]
-
-    def put(self, key: ResolutionKey, outcome: Discovered | Rejection, *, size: int) -> None:
-        with self._lock:
-            replaced = self._outcomes.pop(key, None)
-            if replaced is not None:
-                self._size -= replaced[1]
-            if size > self.max_bytes:
-                return
-            self._outcomes[key] = (outcome, size)
-            self._size += size
-            while self._size > self.max_bytes:
-                self._size -= self._outcomes.popitem(last=False)[1][1]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._outcomes)
+        super().__init__(max_bytes)
 
 
 def resolution_key(announce: Announce, swarm_key: bytes) -> ResolutionKey:

@@ -24,7 +24,6 @@ agent, only more slowly.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import contextlib
 import json
@@ -42,6 +41,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
     decode,
     topic_for,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.byte_budget import ByteBudget
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     DEFAULT_FRESH_WITHIN,
 )
@@ -765,19 +765,20 @@ class DocumentCache:
     """
 
     def __init__(self, max_bytes: int = 8 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
-        self._documents: collections.OrderedDict[str, bytes] = collections.OrderedDict()
-        self._size = 0
+        self._documents: ByteBudget[str, bytes] = ByteBudget(max_bytes)
         self._lock = threading.Lock()
         self.fetches = 0
         """Documents fetched from the swarm (cache misses), and the seconds those fetches took: where a pass waits."""
         self.fetch_seconds = 0.0
 
+    @property
+    def max_bytes(self) -> int:
+        return self._documents.max_bytes
+
     def fetch(self, cid: str, fetch: Callable[[str], bytes]) -> bytes:
-        with self._lock:
-            if cid in self._documents:
-                self._documents.move_to_end(cid)
-                return self._documents[cid]
+        kept = self._documents.get(cid)
+        if kept is not None:
+            return kept
         started = time.monotonic()
         try:
             data = fetch(cid)
@@ -785,18 +786,11 @@ class DocumentCache:
             with self._lock:
                 self.fetches += 1
                 self.fetch_seconds += time.monotonic() - started
-        with self._lock:
-            if cid not in self._documents and len(data) <= self.max_bytes:
-                self._documents[cid] = data
-                self._size += len(data)
-                while self._size > self.max_bytes:
-                    dropped = self._documents.popitem(last=False)[1]
-                    self._size -= len(dropped)
+        self._documents.put(cid, data, size=len(data))
         return data
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._documents)
+        return len(self._documents)
 
 
 def fetch_concurrently(cids: list[str], fetch: Callable[[str], bytes]) -> dict[str, bytes | Exception]:
