@@ -40,7 +40,7 @@ from .kube import Watched
 from .nodestatus import DEFAULT_PERIOD, NodeStatus
 from .objects import SECRETS, KindObjects
 from .publisher import Publisher
-from .swarms import NodeReader, node_authorization
+from .swarms import NodeReader, NodeTokens, node_authorization
 
 DEFAULT_OFFLINE_AFTER = DEFAULT_FRESH_WITHIN
 
@@ -132,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     namespaces = watch_namespaces(args.namespace)
     identities = Watched(kube, namespaces, plural="identities")
     pools = Watched(kube, namespaces, plural="swarmpools")
-    fast_path = FastPath(kube, identities, offline_after=args.offline_after)
-    publisher = Publisher(kube, kubernetes_version=kubernetes_version)
-
     secrets = KindObjects(kube, SECRETS)
-    node_status = NodeStatus(pools, read=NodeReader(secrets), period=args.node_status_period)
+    tokens = NodeTokens(secrets)
+    fast_path = FastPath(kube, identities, pools, offline_after=args.offline_after, tokens=tokens)
+    publisher = Publisher(kube, kubernetes_version=kubernetes_version)
+    node_status = NodeStatus(pools, read=NodeReader(tokens), period=args.node_status_period)
 
     def make_serve(channel: Channel) -> Callable[..., None]:
         try:

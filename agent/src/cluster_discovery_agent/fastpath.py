@@ -22,7 +22,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import Resolutions
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_now
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,
     apply,
@@ -40,20 +40,32 @@ from cluster_discovery_operator.kube import KubeClient
 from cluster_discovery_operator.logs import fields
 
 from .channels import Channel, IdentityRef
-from .kube import Watched
+from .kube import CacheFirst, Watched
 from .objects import PEERS, SECRETS, SWARM_POOLS, KindObjects
-from .swarms import SwarmNotReady, resolve
+from .swarms import NodeTokens, SwarmNode, SwarmNotReady, refused_token, resolve
 
 log = logging.getLogger(__name__)
 
 
 class FastPath:
-    def __init__(self, kube: KubeClient, identities: Watched, *, offline_after: float) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        identities: Watched,
+        pools: Watched,
+        *,
+        offline_after: float,
+        tokens: NodeTokens | None = None,
+    ) -> None:
         self._identities = identities
         self._offline_after = offline_after
         self._peers = KindObjects(kube, PEERS)
         self._secrets = KindObjects(kube, SECRETS)
-        self._pools = KindObjects(kube, SWARM_POOLS)
+        # Round trips a pass need not make (issue 20): the SwarmPool comes from the agent's watch, the node's token
+        # is read once (forgotten when refused), its peer id asked once per node the SwarmPool reports.
+        self._pools = CacheFirst(pools, KindObjects(kube, SWARM_POOLS))
+        self._tokens = tokens if tokens is not None else NodeTokens(self._secrets)
+        self._peer_ids: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
         self._documents = DocumentCache()  # content-addressed: fetched once, whatever the channel
         self._resolutions = Resolutions()  # and checked once: a pass checks only what is new
@@ -67,7 +79,7 @@ class FastPath:
                 for entry in (identity.get("status") or {}).get("swarms") or []:
                     if entry.get("apiUrl") == channel.api_url and entry.get("topic") == channel.topic:
                         try:
-                            self._apply(identity, entry, channel)
+                            self._apply_once_authorized(identity, entry, channel)
                         except (CollectionError, SwarmNotReady, ValueError) as err:
                             log.warning(
                                 "could not apply news for %s/%s: %s",
@@ -76,6 +88,27 @@ class FastPath:
                                 err,
                                 extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
                             )
+
+    def _apply_once_authorized(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
+        """One pass; once more with the token read again when the node refused the one kept (a SwarmPool made anew)."""
+        try:
+            self._apply(identity, entry, channel)
+        except KuboError as err:
+            if not refused_token(err):
+                raise
+            self._tokens.forget(namespace=entry["namespace"], pool=entry["swarmPool"], swarm=entry["swarm"])
+            self._apply(identity, entry, channel)
+
+    def _node_peer_id(self, client: KuboClient, swarm_node: SwarmNode) -> str:
+        """The node's own peer id, asked once for each id its SwarmPool reports (a node made anew has a new one)."""
+        key = (client.api_url, swarm_node.reported_peer_id)
+        known = self._peer_ids.get(key)
+        if known is None:
+            known = str(client.id()["ID"])
+            # One entry per node: what was asked under an id the SwarmPool no longer reports is dropped.
+            self._peer_ids = {k: v for k, v in self._peer_ids.items() if k[0] != key[0]}
+            self._peer_ids[key] = known
+        return known
 
     def _apply(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
         started = time.monotonic()
@@ -87,11 +120,12 @@ class FastPath:
             namespace=entry["namespace"],
             pool=entry["swarmPool"],
             swarm=entry["swarm"],
+            tokens=self._tokens,
         )
         resolved = time.monotonic()
         fetches, fetch_seconds = self._documents.fetches, self._documents.fetch_seconds
         with KuboClient(channel.api_url, timeout=30, retries=1, authorization=swarm_node.authorization) as client:
-            node = SwarmIdentity(client, swarm_node.key)
+            node = SwarmIdentity(client, swarm_node.key, peer_id=self._node_peer_id(client, swarm_node))
             found, live = node.discover(
                 window=0,
                 quiet=0,

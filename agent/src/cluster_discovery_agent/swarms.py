@@ -7,8 +7,9 @@ node's RPC API, peer id and addresses, its spec the swarm key Secret
 another namespace than the Identity's serves it only if it admits that
 namespace (module_utils/swarm_access.py, the rule the role applies too).
 
-:class:`NodeReader` reads a node's status counters for nodestatus.py, with the
-node's RPC API token and the swarmpool role's own counting code.
+:class:`NodeTokens` keeps each node's RPC API token, read once;
+:class:`NodeReader` reads a node's status counters for nodestatus.py with it,
+and the swarmpool role's own counting code.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
+    STATUS_ADDRESSES,
+    STATUS_API,
+    STATUS_PEER_ID,
     api_token_secret,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import Resources
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import counters
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
@@ -42,6 +46,12 @@ class SwarmRefused(SwarmNotReady):
     """The SwarmPool does not serve the Identity's namespace: the role reports it in the Identity's status."""
 
 
+class Readable(Protocol):
+    """Where objects of one kind are read: the API server (objects.KindObjects) or a watch's cache first."""
+
+    def get(self, name: str, namespace: str) -> dict[str, Any] | None: ...
+
+
 @dataclass(frozen=True)
 class SwarmNode:
     api_url: str
@@ -49,21 +59,60 @@ class SwarmNode:
     key: bytes
     authorization: str | None
     """What the node's RPC API asks for in the Authorization header."""
+    reported_peer_id: str
+    """The node's peer id as its SwarmPool's status reports it: it changes when the node is made anew."""
 
 
-def node_authorization(secrets: Resources, *, namespace: str, pool: str, swarm: str) -> str | None:
+def node_authorization(secrets: Readable, *, namespace: str, pool: str, swarm: str) -> str | None:
     return authorization(secrets.get(api_token_secret(pool, swarm), namespace))
 
 
+class NodeTokens:
+    """Each swarm node's RPC API token, read once from its SwarmPool's Secret, and again once forgotten.
+
+    A SwarmPool made anew has a new token: its node then refuses the old one (401 or 403), and whoever was
+    refused forgets it.
+    """
+
+    def __init__(self, secrets: Readable) -> None:
+        self._secrets = secrets
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, str, str], str | None] = {}
+
+    def authorization(self, *, namespace: str, pool: str, swarm: str) -> str | None:
+        key = (namespace, pool, swarm)
+        with self._lock:
+            if key in self._tokens:
+                return self._tokens[key]
+        value = node_authorization(self._secrets, namespace=namespace, pool=pool, swarm=swarm)
+        with self._lock:
+            self._tokens[key] = value
+        return value
+
+    def forget(self, *, namespace: str, pool: str, swarm: str) -> None:
+        with self._lock:
+            self._tokens.pop((namespace, pool, swarm), None)
+
+
+def refused_token(err: KuboError) -> bool:
+    """Whether the node refused the token it was given (or asked for one it was not given)."""
+    return err.status in (401, 403)
+
+
 def resolve(
-    pools: Resources,
-    secrets: Resources,
+    pools: Readable,
+    secrets: Readable,
     *,
     identity_namespace: str,
     namespace: str,
     pool: str,
     swarm: str,
+    tokens: NodeTokens | None = None,
 ) -> SwarmNode:
+    """The node serving ``swarm`` of that SwarmPool to an Identity of ``identity_namespace``, and the swarm's key.
+
+    The token comes from ``tokens`` when given (kept between calls), else is read anew.
+    """
     obj = pools.get(pool, namespace) or {}
     if obj and not admits(obj, identity_namespace):
         raise SwarmRefused(refusal(namespace, pool, identity_namespace))
@@ -76,48 +125,36 @@ def resolve(
     if not value:
         raise SwarmNotReady(f"the swarm key Secret {namespace}/{secret_name} has no swarm-key")
     return SwarmNode(
-        api_url=str(node["API"]),
-        addresses=tuple(node.get("Addresses") or ()),
+        api_url=str(node[STATUS_API]),
+        addresses=tuple(node.get(STATUS_ADDRESSES) or ()),
         key=parse(base64.b64decode(value)).key,
-        authorization=node_authorization(secrets, namespace=namespace, pool=pool, swarm=swarm),
+        authorization=(
+            tokens.authorization(namespace=namespace, pool=pool, swarm=swarm)
+            if tokens is not None
+            else node_authorization(secrets, namespace=namespace, pool=pool, swarm=swarm)
+        ),
+        reported_peer_id=str(node.get(STATUS_PEER_ID) or ""),
     )
 
 
 class NodeReader:
-    """Read a node's status counters over its RPC API, with the token of its SwarmPool's Secret.
+    """Read a node's status counters over its RPC API, with the token its SwarmPool's Secret holds."""
 
-    The token is read once per swarm, and again when the node refuses it (a SwarmPool made anew has a new one).
-    """
-
-    def __init__(self, secrets: Resources) -> None:
-        self._secrets = secrets
-        self._lock = threading.Lock()
-        self._tokens: dict[tuple[str, str, str], str | None] = {}
+    def __init__(self, tokens: NodeTokens) -> None:
+        self._tokens = tokens
 
     def __call__(self, node: NodeRef) -> Counters:
-        key = (node.namespace, node.pool, node.swarm)
         try:
             with KuboClient(
                 node.api_url,
                 timeout=READ_TIMEOUT,
                 connect_timeout=CONNECT_TIMEOUT,
                 retries=0,
-                authorization=self._authorization(key),
+                authorization=self._tokens.authorization(namespace=node.namespace, pool=node.pool, swarm=node.swarm),
             ) as kubo:
                 counted: Counters = counters(kubo.bootstrap_list(), kubo.swarm_peers())
                 return counted
         except KuboError as err:
-            if err.status in (401, 403):
-                with self._lock:
-                    self._tokens.pop(key, None)
+            if refused_token(err):
+                self._tokens.forget(namespace=node.namespace, pool=node.pool, swarm=node.swarm)
             raise
-
-    def _authorization(self, key: tuple[str, str, str]) -> str | None:
-        with self._lock:
-            if key in self._tokens:
-                return self._tokens[key]
-        namespace, pool, swarm = key
-        value = node_authorization(self._secrets, namespace=namespace, pool=pool, swarm=swarm)
-        with self._lock:
-            self._tokens[key] = value
-        return value

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from cluster_discovery_agent.cli import watch_namespaces
-from cluster_discovery_agent.kube import ObjectRef, Watched
-from cluster_discovery_operator.kube import KubeClient
+from cluster_discovery_agent.kube import CacheFirst, ObjectRef, Watched
+from cluster_discovery_agent.objects import SWARM_POOLS, KindObjects
+from cluster_discovery_operator.kube import KubeClient, Resource
 from cluster_discovery_operator.settings import KubeSettings
 from kubernetes import client
 
@@ -87,3 +88,81 @@ def test_several_watched_namespaces_are_each_listed_and_watched_and_no_other(con
         runner.join(timeout=10)
         api.close()
     assert not runner.is_alive(), "the watches did not end when told to stop"
+
+
+class CountingKindObjects(KindObjects):
+    """The API server's reads, counted: what the cache saves."""
+
+    def __init__(self, kube: KubeClient, resource: Resource) -> None:
+        super().__init__(kube, resource)
+        self.asked: list[tuple[str, str]] = []
+
+    def get(self, name: str, namespace: str) -> dict[str, Any] | None:
+        self.asked.append((namespace, name))
+        return super().get(name, namespace)
+
+
+def swarm_pool(name: str, annotation: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SwarmPool",
+        "metadata": {"name": name, "annotations": {"example.com/mark": annotation}},
+        "spec": {
+            "swarms": [
+                {
+                    "name": "s",
+                    "network": {"loadBalancer": {"loadBalancerIP": "auto"}, "swarmPort": 4001, "apiPort": 5001},
+                }
+            ]
+        },
+    }
+
+
+def test_swarm_pools_are_read_from_the_watch_where_it_covers_the_namespace(control_plane: ControlPlane) -> None:
+    control_plane.kubectl("apply", "-f", str(CRD / f"{GROUP}_swarmpools.yaml"))
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/swarmpools.{GROUP}", "--timeout=60s")
+    watched_namespace, other = (control_plane.create_namespace(prefix) for prefix in ("cw", "cx"))
+    api = control_plane.api_client()
+    custom = client.CustomObjectsApi(api)
+    for namespace in (watched_namespace, other):
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "swarmpools", swarm_pool("pool", "one"))
+
+    kube = KubeClient(KubeSettings(kubeconfig=str(control_plane.kubeconfig), context=control_plane.name))
+    watched = Watched(kube, [watched_namespace], plural="swarmpools")
+    asked = CountingKindObjects(kube, SWARM_POOLS)
+    pools = CacheFirst(watched, asked)
+
+    def mark(namespace: str) -> str | None:
+        pool = pools.get("pool", namespace)
+        return None if pool is None else str(pool["metadata"]["annotations"]["example.com/mark"])
+
+    # Before the watch has listed, the cache knows nothing: the API server is asked.
+    assert mark(watched_namespace) == "one"
+    assert asked.asked == [(watched_namespace, "pool")]
+
+    stop = threading.Event()
+    runner = threading.Thread(target=watched.run, args=(None, stop), daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: watched.covers(watched_namespace), "the SwarmPools listed")
+        asked.asked.clear()
+        assert mark(watched_namespace) == "one"
+        assert pools.get("absent", watched_namespace) is None
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            watched_namespace,
+            "swarmpools",
+            "pool",
+            {"metadata": {"annotations": {"example.com/mark": "two"}}},
+        )
+        wait_until(lambda: mark(watched_namespace) == "two", "the change seen through the watch")
+        assert asked.asked == [], "a watched namespace's SwarmPools were read from the API server"
+
+        # A namespace the agent does not watch (a SwarmPool that admits the Identity's namespace) is asked.
+        assert mark(other) == "one"
+        assert asked.asked == [(other, "pool")]
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+        api.close()

@@ -1,0 +1,141 @@
+"""What a fast-path pass keeps between passes so that it does not ask again: the node's token and peer id.
+
+At 50 members each piece of news cost the agent three API reads and a kubo ``id``
+before any discovery (issue 20); what it keeps instead must still follow a
+SwarmPool made anew (new token, new node).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
+from cluster_discovery_agent.channels import Channel
+from cluster_discovery_agent.fastpath import FastPath
+from cluster_discovery_agent.kube import Watched
+from cluster_discovery_agent.objects import IDENTITIES, SWARM_POOLS
+from cluster_discovery_agent.swarms import NodeTokens, SwarmNode
+from cluster_discovery_operator.kube import KubeClient
+
+CHANNEL = Channel(namespace="ns", swarm_pool="pool", swarm="main", api_url="http://127.0.0.1:5001", topic="t")
+ENTRY = {"namespace": "ns", "swarmPool": "pool", "swarm": "main"}
+
+
+class TokenSecrets:
+    """The SwarmPool's token Secret, which a SwarmPool made anew replaces."""
+
+    def __init__(self) -> None:
+        self.token = "b2xk"  # base64 of "old"
+        self.reads = 0
+
+    def get(self, name: str, namespace: str) -> dict[str, Any] | None:
+        self.reads += 1
+        return {"data": {"token": self.token}}
+
+
+class FakeWatched:
+    def __init__(self, resource: Any) -> None:
+        self.resource = resource
+
+
+def fast_path(tokens: NodeTokens) -> FastPath:
+    return FastPath(
+        cast(KubeClient, object()),
+        cast(Watched, FakeWatched(IDENTITIES)),
+        cast(Watched, FakeWatched(SWARM_POOLS)),
+        offline_after=90,
+        tokens=tokens,
+    )
+
+
+def refused(status: int) -> KuboError:
+    return KuboError("refused", endpoint="id", node=CHANNEL.api_url, status=status)
+
+
+def test_the_token_is_read_once_and_again_after_the_node_refused_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = TokenSecrets()
+    tokens = NodeTokens(secrets)
+    path = fast_path(tokens)
+    accepted = ["Bearer old"]
+    seen: list[str | None] = []
+
+    def apply(identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
+        authorization = tokens.authorization(namespace="ns", pool="pool", swarm="main")
+        seen.append(authorization)
+        if authorization not in accepted:
+            raise refused(401)
+
+    monkeypatch.setattr(path, "_apply", apply)
+    path._apply_once_authorized({}, ENTRY, CHANNEL)
+    path._apply_once_authorized({}, ENTRY, CHANNEL)
+    assert (secrets.reads, seen) == (1, ["Bearer old", "Bearer old"])
+
+    secrets.token, accepted[0] = "bmV3", "Bearer new"  # base64 of "new": the SwarmPool was made anew
+    seen.clear()
+    path._apply_once_authorized({}, ENTRY, CHANNEL)
+    assert (secrets.reads, seen) == (2, ["Bearer old", "Bearer new"])
+
+
+def test_a_node_that_fails_otherwise_is_not_asked_again_and_the_token_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = TokenSecrets()
+    tokens = NodeTokens(secrets)
+    path = fast_path(tokens)
+    calls: list[str | None] = []
+
+    def apply(identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
+        calls.append(tokens.authorization(namespace="ns", pool="pool", swarm="main"))
+        raise refused(500)
+
+    monkeypatch.setattr(path, "_apply", apply)
+    with pytest.raises(KuboError):
+        path._apply_once_authorized({}, ENTRY, CHANNEL)
+    assert (calls, secrets.reads) == (["Bearer old"], 1)
+
+
+def test_a_still_refused_token_is_reported_after_one_more_try(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = TokenSecrets()
+    tokens = NodeTokens(secrets)
+    path = fast_path(tokens)
+    calls = []
+
+    def apply(identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
+        calls.append(tokens.authorization(namespace="ns", pool="pool", swarm="main"))
+        raise refused(403)
+
+    monkeypatch.setattr(path, "_apply", apply)
+    with pytest.raises(KuboError):
+        path._apply_once_authorized({}, ENTRY, CHANNEL)
+    assert (len(calls), secrets.reads) == (2, 2)
+
+
+class CountingNode:
+    def __init__(self, api_url: str, peer_id: str) -> None:
+        self.api_url = api_url
+        self.peer_id = peer_id
+        self.asked = 0
+
+    def id(self) -> dict[str, Any]:
+        self.asked += 1
+        return {"ID": self.peer_id}
+
+
+def swarm_node(reported: str) -> SwarmNode:
+    return SwarmNode(
+        api_url=CHANNEL.api_url, addresses=(), key=b"k" * 32, authorization=None, reported_peer_id=reported
+    )
+
+
+def test_the_nodes_peer_id_is_asked_once_per_id_its_swarm_pool_reports() -> None:
+    path = fast_path(NodeTokens(TokenSecrets()))
+    node = CountingNode(CHANNEL.api_url, "12D3KooWfirst")
+    client = cast(KuboClient, node)
+    assert path._node_peer_id(client, swarm_node("12D3KooWfirst")) == "12D3KooWfirst"
+    assert path._node_peer_id(client, swarm_node("12D3KooWfirst")) == "12D3KooWfirst"
+    assert node.asked == 1
+
+    # The node made anew (a new PVC, a new key pair): once its SwarmPool reports it, the node is asked again.
+    node.peer_id = "12D3KooWsecond"
+    assert path._node_peer_id(client, swarm_node("12D3KooWsecond")) == "12D3KooWsecond"
+    assert node.asked == 2
+    assert len(path._peer_ids) == 1  # one per node, not one per id it ever had
