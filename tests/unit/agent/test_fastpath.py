@@ -77,7 +77,14 @@ def test_the_token_is_read_once_and_again_after_the_node_refused_it(monkeypatch:
     assert (secrets.reads, seen) == (2, ["Bearer old", "Bearer new"])
 
 
-def test_a_node_that_fails_otherwise_is_not_asked_again_and_the_token_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("status", "passes"),
+    [
+        (500, 1),  # a node that fails otherwise is not asked again, and the token is kept
+        (403, 2),  # a token still refused once read again is reported after that one more try
+    ],
+)
+def test_a_pass_that_keeps_failing_is_reported(monkeypatch: pytest.MonkeyPatch, status: int, passes: int) -> None:
     secrets = TokenSecrets()
     tokens = NodeTokens(secrets)
     path = fast_path(tokens)
@@ -85,28 +92,12 @@ def test_a_node_that_fails_otherwise_is_not_asked_again_and_the_token_is_kept(mo
 
     def apply(identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
         calls.append(tokens.authorization(namespace="ns", pool="pool", swarm="main"))
-        raise refused(500)
+        raise refused(status)
 
     monkeypatch.setattr(path, "_apply", apply)
     with pytest.raises(KuboError):
         path._apply_once_authorized({}, ENTRY, CHANNEL)
-    assert (calls, secrets.reads) == (["Bearer old"], 1)
-
-
-def test_a_still_refused_token_is_reported_after_one_more_try(monkeypatch: pytest.MonkeyPatch) -> None:
-    secrets = TokenSecrets()
-    tokens = NodeTokens(secrets)
-    path = fast_path(tokens)
-    calls = []
-
-    def apply(identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
-        calls.append(tokens.authorization(namespace="ns", pool="pool", swarm="main"))
-        raise refused(403)
-
-    monkeypatch.setattr(path, "_apply", apply)
-    with pytest.raises(KuboError):
-        path._apply_once_authorized({}, ENTRY, CHANNEL)
-    assert (len(calls), secrets.reads) == (2, 2)
+    assert (calls, secrets.reads) == (["Bearer old"] * passes, passes)
 
 
 class CountingNode:
