@@ -198,6 +198,9 @@ class SwarmIdentity:
         self.folder = f"{STATE_ROOT}/{self.topic.rsplit('/', 1)[-1]}"
         self._clock = clock
         self._peer_id: str | None = peer_id
+        # heard.json as serve() last wrote it: serve is the file's only writer, so its next write merges into this
+        # copy instead of reading the file back, and a discovery pass in the same process reads it here.
+        self._heard_written: dict[str, Heard] | None = None
 
     @property
     def swarm_key(self) -> bytes:
@@ -461,9 +464,7 @@ class SwarmIdentity:
         current: list[object] = [None]
         answers = RateLimit(ASK_ANSWER_INTERVAL_SECONDS)
         asked = threading.Event()
-        # heard.json as this listener last wrote it: it is the file's only writer, so the next write merges into
-        # this copy instead of reading the file back first (None: read it).
-        written: list[dict[str, Heard] | None] = [None]
+        self._heard_written = None  # read back before the first write
 
         def announce_own() -> None:
             record = self.published()
@@ -509,10 +510,10 @@ class SwarmIdentity:
                     pending.clear()
                 try:
                     # When each was heard, not when written: Offline is counted from the last hearing.
-                    written[0] = self._remember(
+                    self._heard_written = self._remember(
                         [announce for announce, _heard in batch.values()],
                         heard_at={sender: heard for sender, (_announce, heard) in batch.items()},
-                        base=written[0],
+                        base=self._heard_written,
                     )[1]
                 except KuboError:
                     with lock:
@@ -627,6 +628,14 @@ class SwarmIdentity:
         for thread in threads:
             thread.join(timeout=1)
 
+    def heard_as_written(self) -> dict[str, Heard] | None:
+        """heard.json as this node's :meth:`serve` last wrote it; None before its first write.
+
+        What :meth:`discover` of the same process may be given instead of reading the file back: the listener
+        writes news before it calls ``on_news``, so this copy already holds it.
+        """
+        return self._heard_written
+
     def _heard_or_empty(self) -> dict[str, Heard]:
         try:
             return self.heard()
@@ -673,16 +682,18 @@ class SwarmIdentity:
         listen: bool = True,
         documents: DocumentCache | None = None,
         resolutions: Resolutions | None = None,
+        heard: Mapping[str, Heard] | None = None,
     ) -> tuple[Discovery, set[str]]:
         """Validated identities of the other members, and the set of members heard recently (alive).
 
         With ``listen`` false only what the agent remembered is used: the agent's
         own fast path, right after it heard news, needs no new round of asks.
         ``documents`` keeps what was fetched for the next round, ``resolutions``
-        what was concluded on it.
+        what was concluded on it. ``heard`` is heard.json as its listener wrote
+        it (:meth:`heard_as_written`), else the file is read.
         """
         messages = self.listen(window=window, quiet=quiet) if listen else []
-        heard, now = self.heard(), self._clock()
+        heard, now = (dict(heard) if heard is not None else self.heard()), self._clock()
         candidates, live = round_input(messages, heard, now=now, fresh_within=fresh_within)
         deadline = time.monotonic() + ROUND_DEADLINE_SECONDS
         latest = latest_announcements(candidates, own_peer_id=self.peer_id, rejected=[])

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    Heard,
     SwarmIdentity,
 )
 from cluster_discovery_operator import logs
@@ -134,7 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     pools = Watched(kube, namespaces, plural="swarmpools")
     secrets = KindObjects(kube, SECRETS)
     tokens = NodeTokens(secrets)
-    fast_path = FastPath(kube, identities, pools, offline_after=args.offline_after, tokens=tokens)
+    # Each channel's listening node, whose last write of heard.json a pass on that channel reads from memory;
+    # weakly held, so a listener that ended takes its node and connections with it.
+    listening: weakref.WeakValueDictionary[Channel, SwarmIdentity] = weakref.WeakValueDictionary()
+
+    def heard_on(channel: Channel) -> dict[str, Heard] | None:
+        node = listening.get(channel)
+        return None if node is None else node.heard_as_written()
+
+    fast_path = FastPath(kube, identities, pools, offline_after=args.offline_after, tokens=tokens, heard_on=heard_on)
     publisher = Publisher(kube, kubernetes_version=kubernetes_version)
     node_status = NodeStatus(pools, read=NodeReader(tokens), period=args.node_status_period)
 
@@ -148,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             authorization = None
         client = KuboClient(channel.api_url, timeout=30, retries=1, authorization=authorization)
         node = SwarmIdentity(client, None, topic=channel.topic)
+        listening[channel] = node  # the latest listener of the channel
 
         def serve(*, stop: threading.Event, on_news: Callable[[dict[str, int]], None]) -> None:
             node.serve(

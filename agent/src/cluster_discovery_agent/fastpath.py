@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
@@ -33,6 +34,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
     DocumentCache,
+    Heard,
     SwarmIdentity,
     results,
 )
@@ -56,7 +58,9 @@ class FastPath:
         *,
         offline_after: float,
         tokens: NodeTokens | None = None,
+        heard_on: Callable[[Channel], Mapping[str, Heard] | None] = lambda channel: None,
     ) -> None:
+        """``heard_on(channel)``: heard.json as the channel's listener last wrote it, None to read the file."""
         self._identities = identities
         self._offline_after = offline_after
         self._peers = KindObjects(kube, PEERS)
@@ -66,6 +70,7 @@ class FastPath:
         self._pools = CacheFirst(pools, KindObjects(kube, SWARM_POOLS))
         self._tokens = tokens if tokens is not None else NodeTokens(self._secrets)
         self._peer_ids: dict[tuple[str, str], str] = {}
+        self._heard_on = heard_on
         self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
         self._documents = DocumentCache()  # content-addressed: fetched once, whatever the channel
         self._resolutions = Resolutions()  # and checked once: a pass checks only what is new
@@ -133,6 +138,7 @@ class FastPath:
                 listen=False,
                 documents=self._documents,
                 resolutions=self._resolutions,
+                heard=self._heard_on(channel),
             )
         discovered = time.monotonic()
         fetches, fetch_seconds = self._documents.fetches - fetches, self._documents.fetch_seconds - fetch_seconds

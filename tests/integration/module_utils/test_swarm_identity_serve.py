@@ -209,3 +209,61 @@ def test_members_that_meet_after_announcing_hear_each_other_at_once_not_a_period
             thread.join(timeout=10)
         for client in clients:
             client.close()
+
+
+class ReadCountingClient(KuboClient):
+    """A KuboClient that counts its reads of heard.json."""
+
+    heard_reads = 0
+
+    def files_read(self, path: str, *, max_bytes: int = 64 * 1024) -> bytes | None:
+        if path.endswith("/heard.json"):
+            self.heard_reads += 1
+        return super().files_read(path, max_bytes=max_bytes)
+
+
+def test_news_is_told_once_heard_json_holds_it_and_a_pass_given_that_copy_reads_no_file(
+    kubo_node: Callable[..., Any],
+) -> None:
+    """Issue 20: the agent's pass read heard.json back from the node right after its listener wrote it."""
+    key = generate()
+    listener_node = kubo_node(key.text, name="listener")
+    member_node = kubo_node(key.text, name="member", bootstrap=[listener_node.swarm_addr])
+    topic = topic_for(key.key)
+    told: list[Any] = []
+    stop = threading.Event()
+    with KuboClient(listener_node.api_url) as listening, KuboClient(member_node.api_url) as member:
+        member.swarm_connect(listener_node.swarm_addr)
+        listener = SwarmIdentity(listening, None, topic=topic)  # as the agent's listener: no swarm key
+        assert listener.heard_as_written() is None
+        thread = threading.Thread(
+            target=listener.serve,
+            kwargs={
+                "stop": stop,
+                "announce_every": 60.0,
+                "on_news": lambda known: told.append(listener.heard_as_written()),
+            },
+            daemon=True,
+        )
+        thread.start()
+        try:
+            wait_until(lambda: topic in listener_node.pubsub_topics(), "the subscription")
+            wait_until(lambda: listener_node.peer_id in member_node.pubsub_peers(topic), "the topic to spread")
+            cid = member.add(b"not a document", cid_version=1)
+            member.pubsub_pub(topic, Announce(member_node.peer_id, cid, 7).encode())
+            wait_until(lambda: len(told) == 1, "the announcement to be news")
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
+    heard = told[0]
+    assert heard is not None and (heard[member_node.peer_id].cid, heard[member_node.peer_id].sequence) == (cid, 7)
+    with ReadCountingClient(listener_node.api_url) as reading:
+        assert SwarmIdentity(reading, key.key).heard() == heard, "the copy differs from the file"
+        reading.heard_reads = 0
+        found, live = SwarmIdentity(reading, key.key).discover(
+            window=0, quiet=0, fresh_within=60, listen=False, heard=heard
+        )
+        assert reading.heard_reads == 0
+    assert member_node.peer_id in live
+    assert [rejection.sender for rejection in found.rejected] == [member_node.peer_id]  # its junk was fetched
