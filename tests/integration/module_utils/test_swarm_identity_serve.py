@@ -36,18 +36,29 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) ->
         time.sleep(0.1)
 
 
-def test_falling_silent_and_being_heard_again_are_news_and_a_repeat_on_time_is_not(
-    kubo_node: Callable[..., Any],
-) -> None:
+def listener_and_member(kubo_node: Callable[..., Any]) -> tuple[bytes, Any, Any, str]:
+    """A new private swarm of two kubo nodes, the listener's and a member's: the swarm key, both nodes, the topic."""
     key = generate()
     listener_node = kubo_node(key.text, name="listener")
     member_node = kubo_node(key.text, name="member", bootstrap=[listener_node.swarm_addr])
-    topic = topic_for(key.key)
+    return key.key, listener_node, member_node, topic_for(key.key)
+
+
+def wait_for_the_topic(listener_node: Any, member_node: Any, topic: str) -> None:
+    """Until the listener has subscribed and the member knows it is on the topic: what is published then reaches it."""
+    wait_until(lambda: topic in listener_node.pubsub_topics(), "the subscription")
+    wait_until(lambda: listener_node.peer_id in member_node.pubsub_peers(topic), "the topic to spread")
+
+
+def test_falling_silent_and_being_heard_again_are_news_and_a_repeat_on_time_is_not(
+    kubo_node: Callable[..., Any],
+) -> None:
+    key, listener_node, member_node, topic = listener_and_member(kubo_node)
     news: list[dict[str, int]] = []
     stop = threading.Event()
     with KuboClient(listener_node.api_url) as listening, KuboClient(member_node.api_url) as member:
         member.swarm_connect(listener_node.swarm_addr)
-        listener = SwarmIdentity(listening, key.key)
+        listener = SwarmIdentity(listening, key)
         thread = threading.Thread(
             target=listener.serve,
             kwargs={
@@ -61,8 +72,7 @@ def test_falling_silent_and_being_heard_again_are_news_and_a_repeat_on_time_is_n
         )
         thread.start()
         try:
-            wait_until(lambda: topic in listener_node.pubsub_topics(), "the subscription")
-            wait_until(lambda: listener_node.peer_id in member_node.pubsub_peers(topic), "the topic to spread")
+            wait_for_the_topic(listener_node, member_node, topic)
             cid = member.add(b"the member's document", cid_version=1)
             announce = Announce(member_node.peer_id, cid, 5).encode()
 
@@ -226,10 +236,7 @@ def test_news_is_told_once_heard_json_holds_it_and_a_pass_given_that_copy_reads_
     kubo_node: Callable[..., Any],
 ) -> None:
     """Issue 20: the agent's pass read heard.json back from the node right after its listener wrote it."""
-    key = generate()
-    listener_node = kubo_node(key.text, name="listener")
-    member_node = kubo_node(key.text, name="member", bootstrap=[listener_node.swarm_addr])
-    topic = topic_for(key.key)
+    key, listener_node, member_node, topic = listener_and_member(kubo_node)
     told: list[Any] = []
     stop = threading.Event()
     with KuboClient(listener_node.api_url) as listening, KuboClient(member_node.api_url) as member:
@@ -247,8 +254,7 @@ def test_news_is_told_once_heard_json_holds_it_and_a_pass_given_that_copy_reads_
         )
         thread.start()
         try:
-            wait_until(lambda: topic in listener_node.pubsub_topics(), "the subscription")
-            wait_until(lambda: listener_node.peer_id in member_node.pubsub_peers(topic), "the topic to spread")
+            wait_for_the_topic(listener_node, member_node, topic)
             cid = member.add(b"not a document", cid_version=1)
             member.pubsub_pub(topic, Announce(member_node.peer_id, cid, 7).encode())
             wait_until(lambda: len(told) == 1, "the announcement to be news")
@@ -259,9 +265,9 @@ def test_news_is_told_once_heard_json_holds_it_and_a_pass_given_that_copy_reads_
     heard = told[0]
     assert heard is not None and (heard[member_node.peer_id].cid, heard[member_node.peer_id].sequence) == (cid, 7)
     with ReadCountingClient(listener_node.api_url) as reading:
-        assert SwarmIdentity(reading, key.key).heard() == heard, "the copy differs from the file"
+        assert SwarmIdentity(reading, key).heard() == heard, "the copy differs from the file"
         reading.heard_reads = 0
-        found, live = SwarmIdentity(reading, key.key).discover(
+        found, live = SwarmIdentity(reading, key).discover(
             window=0, quiet=0, fresh_within=60, listen=False, heard=heard
         )
         assert reading.heard_reads == 0
