@@ -185,11 +185,9 @@ class SwarmIdentity:
         *,
         topic: str | None = None,
         clock: Callable[[], float] = time.time,
-        peer_id: str | None = None,
     ) -> None:
         """``swarm_key`` derives the topic and opens documents; a listener that only
-        announces and remembers (the agent) may give the ``topic`` instead. ``peer_id``
-        is the node's, when the caller already asked it (else asked on first use)."""
+        announces and remembers (the agent) may give the ``topic`` instead."""
         if swarm_key is None and topic is None:
             raise ValueError("a swarm key or a topic is needed")
         self.client = client
@@ -197,7 +195,7 @@ class SwarmIdentity:
         self.topic = topic_for(swarm_key) if swarm_key is not None else str(topic)
         self.folder = f"{STATE_ROOT}/{self.topic.rsplit('/', 1)[-1]}"
         self._clock = clock
-        self._peer_id: str | None = peer_id
+        self._peer_id: str | None = None
         # heard.json as serve() last wrote it: serve is the file's only writer, so its next write merges into this
         # copy instead of reading the file back, and a discovery pass in the same process reads it here.
         self._heard_written: dict[str, Heard] | None = None

@@ -44,7 +44,7 @@ from cluster_discovery_operator.logs import fields
 from .channels import Channel, IdentityRef
 from .kube import CacheFirst, Watched
 from .objects import PEERS, SECRETS, SWARM_POOLS, KindObjects
-from .swarms import NodeTokens, SwarmNode, SwarmNotReady, refused_token, resolve
+from .swarms import NodeTokens, SwarmNotReady, refused_token, resolve
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,11 @@ class FastPath:
         self._peers = KindObjects(kube, PEERS)
         self._secrets = KindObjects(kube, SECRETS)
         # Round trips a pass need not make (issue 20): the SwarmPool comes from the agent's watch, the node's token
-        # is read once (forgotten when refused), its peer id asked once per node the SwarmPool reports.
+        # is read once (forgotten when refused). The node's peer id is asked every pass: a node made anew (its
+        # repository lost) answers with a new one before its SwarmPool's status says so, and a pass that took
+        # the old one would take the node's own document for another member's.
         self._pools = CacheFirst(pools, KindObjects(kube, SWARM_POOLS))
         self._tokens = tokens if tokens is not None else NodeTokens(self._secrets)
-        self._peer_ids: dict[tuple[str, str], str] = {}
         self._heard_on = heard_on
         self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
         self._documents = DocumentCache()  # content-addressed: fetched once, whatever the channel
@@ -104,17 +105,6 @@ class FastPath:
             self._tokens.forget(namespace=entry["namespace"], pool=entry["swarmPool"], swarm=entry["swarm"])
             self._apply(identity, entry, channel)
 
-    def _node_peer_id(self, client: KuboClient, swarm_node: SwarmNode) -> str:
-        """The node's own peer id, asked once for each id its SwarmPool reports (a node made anew has a new one)."""
-        key = (client.api_url, swarm_node.reported_peer_id)
-        known = self._peer_ids.get(key)
-        if known is None:
-            known = str(client.id()["ID"])
-            # One entry per node: what was asked under an id the SwarmPool no longer reports is dropped.
-            self._peer_ids = {k: v for k, v in self._peer_ids.items() if k[0] != key[0]}
-            self._peer_ids[key] = known
-        return known
-
     def _apply(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
         started = time.monotonic()
         metadata = identity.get("metadata") or {}
@@ -130,7 +120,7 @@ class FastPath:
         resolved = time.monotonic()
         fetches, fetch_seconds = self._documents.fetches, self._documents.fetch_seconds
         with KuboClient(channel.api_url, timeout=30, retries=1, authorization=swarm_node.authorization) as client:
-            node = SwarmIdentity(client, swarm_node.key, peer_id=self._node_peer_id(client, swarm_node))
+            node = SwarmIdentity(client, swarm_node.key)
             found, live = node.discover(
                 window=0,
                 quiet=0,

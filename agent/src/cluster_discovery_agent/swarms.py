@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     STATUS_ADDRESSES,
     STATUS_API,
-    STATUS_PEER_ID,
     api_token_secret,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
@@ -59,8 +58,6 @@ class SwarmNode:
     key: bytes
     authorization: str | None
     """What the node's RPC API asks for in the Authorization header."""
-    reported_peer_id: str
-    """The node's peer id as its SwarmPool's status reports it: it changes when the node is made anew."""
 
 
 def node_authorization(secrets: Readable, *, namespace: str, pool: str, swarm: str) -> str | None:
@@ -133,7 +130,6 @@ def resolve(
             if tokens is not None
             else node_authorization(secrets, namespace=namespace, pool=pool, swarm=swarm)
         ),
-        reported_peer_id=str(node.get(STATUS_PEER_ID) or ""),
     )
 
 

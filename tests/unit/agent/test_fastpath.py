@@ -1,8 +1,8 @@
-"""What a fast-path pass keeps between passes so that it does not ask again: the node's token and peer id.
+"""What a fast-path pass keeps between passes so that it does not ask again: the node's RPC API token.
 
-At 50 members each piece of news cost the agent three API reads and a kubo ``id``
-before any discovery (issue 20); what it keeps instead must still follow a
-SwarmPool made anew (new token, new node).
+At 50 members each piece of news cost the agent three API reads before any
+discovery (issue 20); the token it keeps instead must still follow a SwarmPool
+made anew, whose node asks for a new one.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pytest
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboError
 from cluster_discovery_agent.channels import Channel
 from cluster_discovery_agent.fastpath import FastPath
 from cluster_discovery_agent.kube import Watched
 from cluster_discovery_agent.objects import IDENTITIES, SWARM_POOLS
-from cluster_discovery_agent.swarms import NodeTokens, SwarmNode
+from cluster_discovery_agent.swarms import NodeTokens
 from cluster_discovery_operator.kube import KubeClient
 
 CHANNEL = Channel(namespace="ns", swarm_pool="pool", swarm="main", api_url="http://127.0.0.1:5001", topic="t")
@@ -98,35 +98,3 @@ def test_a_pass_that_keeps_failing_is_reported(monkeypatch: pytest.MonkeyPatch, 
     with pytest.raises(KuboError):
         path._apply_once_authorized({}, ENTRY, CHANNEL)
     assert (calls, secrets.reads) == (["Bearer old"] * passes, passes)
-
-
-class CountingNode:
-    def __init__(self, api_url: str, peer_id: str) -> None:
-        self.api_url = api_url
-        self.peer_id = peer_id
-        self.asked = 0
-
-    def id(self) -> dict[str, Any]:
-        self.asked += 1
-        return {"ID": self.peer_id}
-
-
-def swarm_node(reported: str) -> SwarmNode:
-    return SwarmNode(
-        api_url=CHANNEL.api_url, addresses=(), key=b"k" * 32, authorization=None, reported_peer_id=reported
-    )
-
-
-def test_the_nodes_peer_id_is_asked_once_per_id_its_swarm_pool_reports() -> None:
-    path = fast_path(NodeTokens(TokenSecrets()))
-    node = CountingNode(CHANNEL.api_url, "12D3KooWfirst")
-    client = cast(KuboClient, node)
-    assert path._node_peer_id(client, swarm_node("12D3KooWfirst")) == "12D3KooWfirst"
-    assert path._node_peer_id(client, swarm_node("12D3KooWfirst")) == "12D3KooWfirst"
-    assert node.asked == 1
-
-    # The node made anew (a new PVC, a new key pair): once its SwarmPool reports it, the node is asked again.
-    node.peer_id = "12D3KooWsecond"
-    assert path._node_peer_id(client, swarm_node("12D3KooWsecond")) == "12D3KooWsecond"
-    assert node.asked == 2
-    assert len(path._peer_ids) == 1  # one per node, not one per id it ever had
