@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     namespaces = watch_namespaces(args.namespace)
     identities = Watched(kube, namespaces, plural="identities")
     pools = Watched(kube, namespaces, plural="swarmpools")
+    peers = Watched(kube, namespaces, plural="peers")
     secrets = KindObjects(kube, SECRETS)
     tokens = NodeTokens(secrets)
     # Each channel's listening node, whose last write of heard.json a pass on that channel reads from memory;
@@ -144,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         node = listening.get(channel)
         return None if node is None else node.heard_as_written()
 
-    fast_path = FastPath(kube, identities, pools, offline_after=args.offline_after, tokens=tokens, heard_on=heard_on)
+    fast_path = FastPath(
+        kube, identities, pools, peers, offline_after=args.offline_after, tokens=tokens, heard_on=heard_on
+    )
     publisher = Publisher(kube, kubernetes_version=kubernetes_version)
     node_status = NodeStatus(pools, read=NodeReader(tokens), period=args.node_status_period)
 
@@ -182,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = [
         threading.Thread(target=identities.run, args=(on_change, stop), name="watch identities", daemon=True),
         threading.Thread(target=pools.run, args=(None, stop), name="watch swarmpools", daemon=True),
+        threading.Thread(target=peers.run, args=(None, stop), name="watch peers", daemon=True),
         threading.Thread(target=node_status.run, args=(stop,), name="node status", daemon=True),
     ]
     health = ProbeServer(

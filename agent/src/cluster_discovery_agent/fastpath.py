@@ -55,6 +55,7 @@ class FastPath:
         kube: KubeClient,
         identities: Watched,
         pools: Watched,
+        peers: Watched,
         *,
         offline_after: float,
         tokens: NodeTokens | None = None,
@@ -65,11 +66,12 @@ class FastPath:
         self._offline_after = offline_after
         self._peers = KindObjects(kube, PEERS)
         self._secrets = KindObjects(kube, SECRETS)
-        # Round trips a pass need not make (issue 20): the SwarmPool comes from the agent's watch, the node's token
-        # is read once (forgotten when refused). The node's peer id is asked every pass: a node made anew (its
-        # repository lost) answers with a new one before its SwarmPool's status says so, and a pass that took
-        # the old one would take the node's own document for another member's.
+        # Round trips a pass need not make (issue 20): the SwarmPool and the Peer list come from the agent's
+        # watches, the node's token is read once (forgotten when refused). The node's peer id is asked every
+        # pass: a node made anew (its repository lost) answers with a new one before its SwarmPool's status says
+        # so, and a pass that took the old one would take the node's own document for another member's.
         self._pools = CacheFirst(pools, KindObjects(kube, SWARM_POOLS))
+        self._listed_peers = CacheFirst(peers, self._peers)
         self._tokens = tokens if tokens is not None else NodeTokens(self._secrets)
         self._heard_on = heard_on
         self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
@@ -141,7 +143,7 @@ class FastPath:
             swarm_pool=entry["swarmPool"],
             swarm=entry["swarm"],
         )
-        existing = self._peers.list(scope.namespace, label_selector=selector(scope))
+        existing = self._listed_peers.list(scope.namespace, label_selector=selector(scope))
         listed = time.monotonic()
         decided = plan(
             scope,

@@ -5,7 +5,8 @@ The agent watches with the operator's own informer and client
 list's resourceVersion, list again on 410 Gone or when the stream ends,
 resume after errors with a capped backoff, every request with a timeout. One
 :class:`Watched` serves every kind the agent follows (Identities for the fast
-path, SwarmPools for their nodes' counters), in every namespace it is told.
+path, SwarmPools for their nodes' counters, Peers for the fast path's list), in
+every namespace it is told.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from cluster_discovery_operator.bodies import KubeObject, object_key
 from cluster_discovery_operator.kube import ConflictError, KubeClient, NotFoundError
 from cluster_discovery_operator.watching import DELETED, Informer
 
-from .objects import IDENTITIES, SWARM_POOLS, KindObjects
+from .objects import IDENTITIES, PEERS, SWARM_POOLS, KindObjects
 
 log = logging.getLogger(__name__)
 
-WATCHABLE = {resource.plural: resource for resource in (IDENTITIES, SWARM_POOLS)}
+WATCHABLE = {resource.plural: resource for resource in (IDENTITIES, SWARM_POOLS, PEERS)}
 
 
 @dataclass(frozen=True, order=True)
@@ -114,12 +115,28 @@ class Watched:
             return None
 
 
+def equality_labels(label_selector: str | None) -> dict[str, str] | None:
+    """``a=b,c=d`` as ``{"a": "b", "c": "d"}``; None for any other selector (``in``, ``!=``, ``!key``, ``key``)."""
+    labels: dict[str, str] = {}
+    for requirement in (label_selector or "").split(","):
+        if not requirement:
+            continue
+        key, equals, value = requirement.partition("=")
+        if not equals or value.startswith("=") or key.endswith("!") or " " in requirement:
+            return None
+        labels[key] = value
+    return labels
+
+
 class CacheFirst:
     """Reads of a watched kind: from the watch's cache where it covers the namespace, else from the API server.
 
-    The agent's fast path reads a SwarmPool for every piece of news; the cache has it already, as fresh as
-    its watch (the SwarmPool watch of nodestatus.py), without a round trip to an API server that 50 members
-    keep busy. A namespace the agent does not watch (an Identity's SwarmPool elsewhere) is asked for.
+    The agent's fast path reads a SwarmPool and lists Peers for every piece of news; the cache has them
+    already, as fresh as its watch, without a round trip to an API server that 50 members keep busy (at 50
+    members the Peer list was the longest step of a pass whenever an ansible run shared the cores). A
+    namespace the agent does not watch (an Identity's SwarmPool elsewhere) is asked for. What a pass then
+    writes is read again from the API server first (peer_sync.apply), so a cache a moment behind costs at
+    most a read, never a lost write.
     """
 
     def __init__(self, watched: Watched, asked: KindObjects) -> None:
@@ -133,3 +150,17 @@ class CacheFirst:
             cached = self._watched.get(ObjectRef(namespace=namespace, name=name))
             return None if cached is None else dict(cached)
         return self._asked.get(name, namespace)
+
+    def list(self, namespace: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+        """The namespace's objects that ``label_selector`` selects; the cache answers only equality selectors."""
+        labels = equality_labels(label_selector)
+        if labels is None or not self._watched.covers(namespace):
+            return self._asked.list(namespace, label_selector=label_selector)
+        return [
+            dict(obj)
+            for obj in self._watched.snapshot()
+            if ref_of(obj).namespace == namespace
+            and all(
+                ((obj.get("metadata") or {}).get("labels") or {}).get(key) == value for key, value in labels.items()
+            )
+        ]

@@ -1,4 +1,4 @@
-"""The agent's cache of Identities and SwarmPools (cluster_discovery_agent.kube.Watched) on a real API server.
+"""The agent's cache of Identities, SwarmPools and Peers (cluster_discovery_agent.kube.Watched) on a real API server.
 
 WATCH_NAMESPACE may name several namespaces, comma separated, as operator-sdk reads it; the agent then
 lists and watches each of them, and nothing of the others.
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from cluster_discovery_agent.cli import watch_namespaces
-from cluster_discovery_agent.kube import CacheFirst, ObjectRef, Watched
-from cluster_discovery_agent.objects import SWARM_POOLS, KindObjects
+from cluster_discovery_agent.kube import CacheFirst, ObjectRef, Watched, equality_labels
+from cluster_discovery_agent.objects import PEERS, SWARM_POOLS, KindObjects
 from cluster_discovery_operator.kube import KubeClient, Resource
 from cluster_discovery_operator.settings import KubeSettings
 from kubernetes import client
@@ -101,6 +101,10 @@ class CountingKindObjects(KindObjects):
         self.asked.append((namespace, name))
         return super().get(name, namespace)
 
+    def list(self, namespace: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+        self.asked.append((namespace, f"list {label_selector}"))
+        return super().list(namespace, label_selector=label_selector)
+
 
 def swarm_pool(name: str, annotation: str) -> dict[str, Any]:
     return {
@@ -162,6 +166,68 @@ def test_swarm_pools_are_read_from_the_watch_where_it_covers_the_namespace(contr
         # A namespace the agent does not watch (a SwarmPool that admits the Identity's namespace) is asked.
         assert mark(other) == "one"
         assert asked.asked == [(other, "pool")]
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+        api.close()
+
+
+def peer(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Peer",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"name": name},
+    }
+
+
+def test_only_equality_selectors_are_answered_from_the_cache() -> None:
+    assert equality_labels("b=2,a=1") == {"a": "1", "b": "2"}
+    assert equality_labels("") == equality_labels(None) == {}
+    for asked_of_the_api_server in ("a!=1", "a==1", "a in (1,2)", "a notin (1)", "a", "!a", "a=1,b"):
+        assert equality_labels(asked_of_the_api_server) is None, asked_of_the_api_server
+
+
+def test_peers_are_listed_from_the_watch_with_their_label_selector(control_plane: ControlPlane) -> None:
+    control_plane.kubectl("apply", "-f", str(CRD / f"{GROUP}_peers.yaml"))
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/peers.{GROUP}", "--timeout=60s")
+    watched_namespace, other = (control_plane.create_namespace(prefix) for prefix in ("pw", "px"))
+    api = control_plane.api_client()
+    custom = client.CustomObjectsApi(api)
+    mine, theirs = {"example.com/identity": "mine", "example.com/swarm": "s"}, {"example.com/identity": "theirs"}
+    for namespace in (watched_namespace, other):
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "peers", peer("one", mine))
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "peers", peer("two", theirs))
+
+    kube = KubeClient(KubeSettings(kubeconfig=str(control_plane.kubeconfig), context=control_plane.name))
+    watched = Watched(kube, [watched_namespace], plural="peers")
+    asked = CountingKindObjects(kube, PEERS)
+    peers = CacheFirst(watched, asked)
+    selector = "example.com/identity=mine,example.com/swarm=s"
+
+    def names(namespace: str, label_selector: str | None = selector) -> list[str]:
+        return sorted(item["metadata"]["name"] for item in peers.list(namespace, label_selector=label_selector))
+
+    stop = threading.Event()
+    runner = threading.Thread(target=watched.run, args=(None, stop), daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: watched.covers(watched_namespace), "the Peers listed")
+        assert names(watched_namespace) == ["one"]
+        assert names(watched_namespace, None) == ["one", "two"]
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, watched_namespace, "peers", "two", {"metadata": {"labels": mine}}
+        )
+        wait_until(lambda: names(watched_namespace) == ["one", "two"], "the relabelled Peer seen through the watch")
+        assert asked.asked == [], "a watched namespace's Peers were listed by the API server"
+
+        # What the cache cannot answer, the API server does: a set-based selector, a namespace not watched.
+        assert names(watched_namespace, "example.com/identity in (theirs)") == []
+        assert names(other) == ["one"]
+        assert asked.asked == [
+            (watched_namespace, "list example.com/identity in (theirs)"),
+            (other, f"list {selector}"),
+        ]
     finally:
         stop.set()
         runner.join(timeout=10)

@@ -14,7 +14,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
 from cluster_discovery_agent.channels import Channel
 from cluster_discovery_agent.fastpath import FastPath
 from cluster_discovery_agent.kube import Watched
-from cluster_discovery_agent.objects import IDENTITIES, SWARM_POOLS
+from cluster_discovery_agent.objects import IDENTITIES, PEERS, SWARM_POOLS
 from cluster_discovery_agent.swarms import NodeTokens
 from cluster_discovery_operator.kube import KubeClient
 
@@ -44,6 +44,7 @@ def fast_path(tokens: NodeTokens) -> FastPath:
         cast(KubeClient, object()),
         cast(Watched, FakeWatched(IDENTITIES)),
         cast(Watched, FakeWatched(SWARM_POOLS)),
+        cast(Watched, FakeWatched(PEERS)),
         offline_after=90,
         tokens=tokens,
     )
