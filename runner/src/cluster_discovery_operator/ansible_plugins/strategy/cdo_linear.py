@@ -51,6 +51,8 @@ from ansible.playbook.handler import Handler
 from ansible.plugins.loader import action_loader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
 
+from cluster_discovery_operator.ansible_plugins.compiled_templates import install as install_compiled_templates
+
 try:
     from ansible._internal import _display_utils, _task
     from ansible._internal._errors import _error_utils
@@ -83,6 +85,9 @@ _LOOKUP_CALL = re.compile(r"\b(lookup|query|q)\s*\(")
 _KUBERNETES_SHORT_REQUESTS = frozenset({"kubernetes.core.k8s", "kubernetes.core.k8s_info"})
 _URL_SCHEMES = ("http://", "https://", "ftp://")
 _SKIPPED_REASON = "Conditional result was False"
+
+# The processes that use this strategy are the runner's, where one process renders each task for a whole batch.
+install_compiled_templates()
 
 
 class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-core ships no type information
