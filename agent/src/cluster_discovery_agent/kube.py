@@ -74,6 +74,13 @@ class Watched:
         informer = self._informer_of(namespace)
         return informer is not None and informer.synced.is_set()
 
+    def objects_in(self, namespace: str) -> list[dict[str, Any]]:
+        """The objects known now in ``namespace`` (none when it is not watched)."""
+        informer = self._informer_of(namespace)
+        if informer is None:
+            return []
+        return [obj for obj in informer.objects() if ref_of(obj).namespace == namespace]
+
     def snapshot(self) -> list[dict[str, Any]]:
         """Every object known now (the latest version of each), in a stable order."""
         return sorted((obj for informer in self._informers for obj in informer.objects()), key=ref_of)
@@ -158,9 +165,6 @@ class CacheFirst:
             return self._asked.list(namespace, label_selector=label_selector)
         return [
             dict(obj)
-            for obj in self._watched.snapshot()
-            if ref_of(obj).namespace == namespace
-            and all(
-                ((obj.get("metadata") or {}).get("labels") or {}).get(key) == value for key, value in labels.items()
-            )
+            for obj in self._watched.objects_in(namespace)
+            if all(((obj.get("metadata") or {}).get("labels") or {}).get(key) == value for key, value in labels.items())
         ]
