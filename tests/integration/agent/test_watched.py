@@ -37,6 +37,17 @@ def identity(name: str) -> dict[str, Any]:
     }
 
 
+def kind_in_namespaces(
+    control_plane: ControlPlane, plural: str, prefixes: tuple[str, ...]
+) -> tuple[list[str], client.ApiClient, client.CustomObjectsApi]:
+    """The product's CRD of ``plural`` established, a new namespace per prefix, and a client to write objects."""
+    control_plane.kubectl("apply", "-f", str(CRD / f"{GROUP}_{plural}.yaml"))
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{plural}.{GROUP}", "--timeout=60s")
+    namespaces = [control_plane.create_namespace(prefix) for prefix in prefixes]
+    api = control_plane.api_client()
+    return namespaces, api, client.CustomObjectsApi(api)
+
+
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -51,11 +62,7 @@ def test_watch_namespace_is_read_as_operator_sdk_reads_it() -> None:
 
 
 def test_several_watched_namespaces_are_each_listed_and_watched_and_no_other(control_plane: ControlPlane) -> None:
-    control_plane.kubectl("apply", "-f", str(CRD / f"{GROUP}_identities.yaml"))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/identities.{GROUP}", "--timeout=60s")
-    first, second, other = (control_plane.create_namespace(prefix) for prefix in ("wa", "wb", "wc"))
-    api = control_plane.api_client()
-    custom = client.CustomObjectsApi(api)
+    (first, second, other), api, custom = kind_in_namespaces(control_plane, "identities", ("wa", "wb", "wc"))
     for namespace in (first, second, other):
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "identities", identity("before"))
 
@@ -123,11 +130,7 @@ def swarm_pool(name: str, annotation: str) -> dict[str, Any]:
 
 
 def test_swarm_pools_are_read_from_the_watch_where_it_covers_the_namespace(control_plane: ControlPlane) -> None:
-    control_plane.kubectl("apply", "-f", str(CRD / f"{GROUP}_swarmpools.yaml"))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/swarmpools.{GROUP}", "--timeout=60s")
-    watched_namespace, other = (control_plane.create_namespace(prefix) for prefix in ("cw", "cx"))
-    api = control_plane.api_client()
-    custom = client.CustomObjectsApi(api)
+    (watched_namespace, other), api, custom = kind_in_namespaces(control_plane, "swarmpools", ("cw", "cx"))
     for namespace in (watched_namespace, other):
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "swarmpools", swarm_pool("pool", "one"))
 
@@ -189,11 +192,7 @@ def test_only_equality_selectors_are_answered_from_the_cache() -> None:
 
 
 def test_peers_are_listed_from_the_watch_with_their_label_selector(control_plane: ControlPlane) -> None:
-    control_plane.kubectl("apply", "-f", str(CRD / f"{GROUP}_peers.yaml"))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/peers.{GROUP}", "--timeout=60s")
-    watched_namespace, other = (control_plane.create_namespace(prefix) for prefix in ("pw", "px"))
-    api = control_plane.api_client()
-    custom = client.CustomObjectsApi(api)
+    (watched_namespace, other), api, custom = kind_in_namespaces(control_plane, "peers", ("pw", "px"))
     mine, theirs = {"example.com/identity": "mine", "example.com/swarm": "s"}, {"example.com/identity": "theirs"}
     for namespace in (watched_namespace, other):
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "peers", peer("one", mine))
