@@ -142,8 +142,9 @@ class CacheFirst:
     already, as fresh as its watch, without a round trip to an API server that 50 members keep busy (at 50
     members the Peer list was the longest step of a pass whenever an ansible run shared the cores). A
     namespace the agent does not watch (an Identity's SwarmPool elsewhere) is asked for. What a pass then
-    writes is read again from the API server first (peer_sync.apply), so a cache a moment behind costs at
-    most a read, never a lost write.
+    writes is read again from the API server first (peer_sync.apply). A Peer whose listed copy already shows
+    what the pass would write is skipped, as it was with an API list a moment old: the watch's lag only
+    widens that moment, and the next round corrects a writer that changed the Peer in between.
     """
 
     def __init__(self, watched: Watched, asked: KindObjects) -> None:
