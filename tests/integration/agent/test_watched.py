@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import Scope, selector
 from cluster_discovery_agent.cli import watch_namespaces
 from cluster_discovery_agent.kube import CacheFirst, ObjectRef, Watched, equality_labels
 from cluster_discovery_agent.objects import PEERS, SWARM_POOLS, KindObjects
@@ -189,6 +190,9 @@ def test_only_equality_selectors_are_answered_from_the_cache() -> None:
     assert equality_labels("") == equality_labels(None) == {}
     for asked_of_the_api_server in ("a!=1", "a==1", "a in (1,2)", "a notin (1)", "a", "!a", "a=1,b"):
         assert equality_labels(asked_of_the_api_server) is None, asked_of_the_api_server
+    # The fast path's own selector (peer_sync.selector) is one the cache answers, with the Scope's labels.
+    scope = Scope("id", "id-ns", None, "pool-ns", "pool", "main")
+    assert equality_labels(selector(scope)) == scope.labels
 
 
 def test_peers_are_listed_from_the_watch_with_their_label_selector(control_plane: ControlPlane) -> None:
@@ -202,9 +206,9 @@ def test_peers_are_listed_from_the_watch_with_their_label_selector(control_plane
     watched = Watched(kube, [watched_namespace], plural="peers")
     asked = CountingKindObjects(kube, PEERS)
     peers = CacheFirst(watched, asked)
-    selector = "example.com/identity=mine,example.com/swarm=s"
+    mine_selector = "example.com/identity=mine,example.com/swarm=s"
 
-    def names(namespace: str, label_selector: str | None = selector) -> list[str]:
+    def names(namespace: str, label_selector: str | None = mine_selector) -> list[str]:
         return sorted(item["metadata"]["name"] for item in peers.list(namespace, label_selector=label_selector))
 
     stop = threading.Event()
@@ -225,7 +229,7 @@ def test_peers_are_listed_from_the_watch_with_their_label_selector(control_plane
         assert names(other) == ["one"]
         assert asked.asked == [
             (watched_namespace, "list example.com/identity in (theirs)"),
-            (other, f"list {selector}"),
+            (other, f"list {mine_selector}"),
         ]
     finally:
         stop.set()
