@@ -22,6 +22,12 @@ the issue's restart rule:
    meanwhile, the server's 410 sends us back to 1. Errors are never fatal: an
    operator that exits on a blip restarts every object's ansible.
 
+A stream that ends normally within a second without a single event is
+client-go's "very short watch": the reflector counts it as an error, and so do
+we (a restart of reason ``short``, then the backoff before listing again).
+Otherwise a server, proxy or stand-in that closes every stream at once makes
+the loop list and watch as fast as the CPU allows.
+
 Unknown event types are logged and skipped. Handlers run on the informer's own
 thread and must be quick (they enqueue keys). The cache is what reconciles read,
 as controller-runtime's cached client; a reconcile that must not act on a stale
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -47,6 +54,7 @@ MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 _BACKOFF_START = 1.0
 _BACKOFF_MAX = 30.0
+_SHORT_WATCH_SECONDS = 1.0
 
 
 class Handler(Protocol):
@@ -165,8 +173,8 @@ class Informer:
             except Exception:  # the stream may already be closed
                 log.debug("closing a watch stream failed", exc_info=True)
 
-    def watch_once(self, resource_version: str) -> None:
-        """Follow one watch stream from ``resource_version`` until it ends or fails."""
+    def watch_once(self, resource_version: str) -> int:
+        """Follow one watch stream from ``resource_version`` until it ends or fails; return how many events it had."""
         events = self.kube.watch(
             self.resource,
             namespace=self.namespace,
@@ -175,9 +183,11 @@ class Informer:
             timeout_seconds=self.settings.watch_timeout,
             on_response=self._remember_response,
         )
+        received = 0
         for event in events:
             if self._stopping.is_set():
-                return
+                return received
+            received += 1
             event_type = event["type"]
             obj = event["object"]
             if event_type == "BOOKMARK":
@@ -197,6 +207,7 @@ class Informer:
                 continue
             self._apply(event_type, obj)
             self.resource_version = resource_version_of(obj) or self.resource_version
+        return received
 
     def run(self, stop: threading.Event) -> None:
         """List and watch until ``stop`` is set (call :meth:`stop` to interrupt a waiting stream)."""
@@ -208,11 +219,21 @@ class Informer:
                     self.relist()
                     self.synced.set()
                     must_list = False
-                self.watch_once(self.resource_version)
+                opened = time.monotonic()
+                received = self.watch_once(self.resource_version)
                 if stop.is_set() or self._stopping.is_set():
                     break
-                self._restarted("ended")
                 must_list = True
+                if received == 0 and time.monotonic() - opened < _SHORT_WATCH_SECONDS:
+                    log.warning(
+                        "watch ended at once without an event; listing again after a delay",
+                        extra=fields(kind=self.resource.kind, namespace=self.namespace, delay=backoff),
+                    )
+                    self._restarted("short")
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX)
+                    continue
+                self._restarted("ended")
                 backoff = _BACKOFF_START
             except GoneError as exc:
                 if self._stopping.is_set():

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,12 @@ class Harness:
             router=router,
         )
         router.register(self.controller)
+        self.router = router
         self.informer = self.controller.informers[""]
+
+    def close(self) -> None:
+        """Stop the dependent watches the runs started (threads that outlive the test otherwise)."""
+        self.router.stop()
 
     def sync(self) -> None:
         """What the watch would deliver: the cache catches up with the API (and keys are queued)."""
@@ -126,8 +131,22 @@ class Harness:
 
 
 @pytest.fixture
-def h(tmp_path: Path) -> Harness:
-    return Harness(tmp_path)
+def harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    """Harnesses made with any watch or queueing settings, each closed after the test."""
+    made: list[Harness] = []
+
+    def make(watch: Watch = WATCH, **queueing: Any) -> Harness:
+        made.append(Harness(tmp_path, watch, **queueing))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+@pytest.fixture
+def h(harness: Callable[..., Harness]) -> Harness:
+    return harness()
 
 
 def test_first_reconcile_adds_finalizer_marks_running_and_succeeds(h: Harness) -> None:
@@ -257,8 +276,8 @@ def test_a_failing_finalizer_keeps_the_object_and_says_why(h: Harness) -> None:
     assert h.kube.events[-1]["reason"] == "FinalizerFailed"
 
 
-def test_an_object_deleted_without_our_finalizer_is_left_alone(tmp_path: Path) -> None:
-    h = Harness(tmp_path, watch=replace(WATCH, finalizer=None))
+def test_an_object_deleted_without_our_finalizer_is_left_alone(harness: Callable[..., Harness]) -> None:
+    h = harness(watch=replace(WATCH, finalizer=None))
     h.kube.put(
         WIDGETS,
         {
@@ -377,8 +396,8 @@ def test_a_dependent_changed_by_someone_else_forces_a_run_but_our_own_write_does
     assert len(h.runner.runs) == 2, "someone else's change forces a run although the widget is unchanged"
 
 
-def test_ready_objects_share_one_process_when_their_contract_keys_match(tmp_path: Path) -> None:
-    h = Harness(tmp_path, max_batch_size=10)
+def test_ready_objects_share_one_process_when_their_contract_keys_match(harness: Callable[..., Harness]) -> None:
+    h = harness(max_batch_size=10)
     for name in ("a", "b", "c"):
         h.widget(name, sizeCount=1)
     h.widget("d", sizeCount=1, message="different keys")

@@ -154,3 +154,35 @@ def test_stop_interrupts_a_waiting_stream() -> None:
     informer.stop()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_stream_that_ends_at_once_without_events_backs_off_before_listing_again() -> None:
+    """client-go's "very short watch": a server that closes every stream at once must not be listed in a tight loop."""
+
+    class ClosesAtOnce(ScriptedKube):
+        def __init__(self) -> None:
+            super().__init__(lists=[], watches=[])
+            self.listed = 0
+
+        def list_objects(self, resource: Resource, **_: Any) -> tuple[list[dict[str, Any]], str]:
+            self.listed += 1
+            return [], str(self.listed)
+
+    kube = ClosesAtOnce()
+    restarts: list[str] = []
+    informer = Informer(
+        kube,  # type: ignore[arg-type]
+        RESOURCE,
+        settings=KubeSettings(),
+        handler=lambda *a: None,
+        on_restart=restarts.append,
+    )
+    thread = threading.Thread(target=informer.run, args=(kube.stop,))
+    thread.start()
+    # Backoffs of 1 s then 2 s: in 2.5 s, two lists and two watches, where the loop without the rule made thousands.
+    thread.join(2.5)
+    kube.stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert kube.listed == 2
+    assert restarts == ["short", "short"]
