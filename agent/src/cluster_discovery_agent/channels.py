@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import LABEL_SWARM
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import label_value
+
 from .kube import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -135,6 +138,14 @@ class Channels:
         with self._lock:
             return sorted(self._listeners)
 
+    def poke(self, where: Callable[[Channel], bool]) -> int:
+        """Ask for a pass on each channel listened to that ``where`` accepts, as news would; return how many."""
+        with self._lock:
+            listeners = [listener for channel, listener in self._listeners.items() if where(channel)]
+        for listener in listeners:
+            listener.news.poke()
+        return len(listeners)
+
     def close(self) -> None:
         with self._lock:
             listeners = list(self._listeners.values())
@@ -145,6 +156,39 @@ class Channels:
         for listener in listeners:
             listener.thread.join(timeout=5)
             listener.news.thread.join(timeout=5)
+
+
+class PeerArrivals:
+    """On a Peer's first appearance, a pass on the channels of its swarm: what they heard is applied again.
+
+    A round of the identity role learns the members, then writes their Peers seconds later (tens of seconds
+    under load). A member that retracted in between got its Peer back from that stale round, and kept it until
+    the next news on the channel: 105 s in the walkthrough, with its kubeconfig Secret. The pass that follows
+    the Peer's appearance deletes it again, from the tombstone its channel's listener remembers. The agent's
+    own creations cost at most one more pass, which writes nothing: passes coalesce.
+    """
+
+    def __init__(self, channels: Channels) -> None:
+        self._channels = channels
+        self._lock = threading.Lock()
+        self._known: set[ObjectRef] = set()
+
+    def __call__(self, ref: ObjectRef, peer: dict[str, Any] | None) -> None:
+        with self._lock:
+            if peer is None:
+                self._known.discard(ref)
+                return
+            if ref in self._known:
+                return
+            self._known.add(ref)
+        swarm = ((peer.get("metadata") or {}).get("labels") or {}).get(LABEL_SWARM)
+        if not isinstance(swarm, str) or not swarm:
+            return
+
+        def of_its_swarm(channel: Channel) -> bool:
+            return channel.namespace == ref.namespace and label_value(channel.swarm) == swarm
+
+        self._channels.poke(of_its_swarm)
 
 
 def channels_of(identity: dict[str, Any]) -> set[Channel]:

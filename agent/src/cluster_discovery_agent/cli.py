@@ -36,7 +36,7 @@ from cluster_discovery_operator.kube import ConfigurationError, KubeClient, Kube
 from cluster_discovery_operator.probes import ProbeServer
 from cluster_discovery_operator.settings import KubeSettings, ProbeSettings, parse_bind_address
 
-from .channels import Channel, Channels, IdentityRef, channels_of
+from .channels import Channel, Channels, IdentityRef, PeerArrivals, channels_of
 from .fastpath import FastPath
 from .kube import Watched
 from .nodestatus import DEFAULT_PERIOD, NodeStatus
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = [
         threading.Thread(target=identities.run, args=(on_change, stop), name="watch identities", daemon=True),
         threading.Thread(target=pools.run, args=(None, stop), name="watch swarmpools", daemon=True),
-        threading.Thread(target=peers.run, args=(None, stop), name="watch peers", daemon=True),
+        threading.Thread(target=peers.run, args=(PeerArrivals(channels), stop), name="watch peers", daemon=True),
         threading.Thread(target=node_status.run, args=(stop,), name="node status", daemon=True),
     ]
     health = ProbeServer(

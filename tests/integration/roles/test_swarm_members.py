@@ -7,6 +7,9 @@ Covers, on one cluster of the product (tests/integration/roles/conftest.py):
   SwarmPool's status within the bound (``--node-status-period`` 10 s plus one
   read: 15 s), with a new lastUpdate; over a quiet interval of three periods
   nothing is written (the resourceVersion stays);
+- a Peer that a round of the identity role writes back from what it learned
+  before the member retracted (the walkthrough saw one live 105 s, with its
+  kubeconfig Secret) is deleted again by the agent as soon as it appears;
 - the bootstrap list as seed 000 describes it (ipfs_swarm's
   ``bootstrap_include_peering``, passed by both roles): once the members'
   Identities are published, the swarm creator bootstraps from the joiner
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import Scope, desired_peer
 
 from testbed.federation import Cluster, identity, secret, swarm_pool
 from tests.integration.roles.support import (
@@ -294,3 +298,36 @@ def test_a_member_that_leaves_leaves_the_bootstrap_list_and_the_spec_bootstrap_n
     )
     swarmpool_reconcile(cluster, members.joiner)
     assert members.joiner.bootstrap(cluster) == [members.creator_address]
+
+
+def test_a_peer_written_back_by_a_stale_round_after_its_member_retracted_is_deleted_at_once(
+    cluster: Cluster, members: Members
+) -> None:
+    """The joiner retracted above; a round that learned before that writes its Peer back, as the role's did."""
+    joiner_id = members.joiner_address.rsplit("/p2p/", 1)[1]
+    namespace = members.creator.namespace
+    cluster.wait_for(
+        lambda: cluster.get("peer", joiner_id.lower(), namespace=namespace) is None,
+        "the creator has no Peer of the joiner",
+        timeout=TIMEOUT,
+        interval=POLL,
+    )
+    creator = cluster.get("identity", "creator", namespace=namespace)
+    scope = Scope(
+        identity_name="creator",
+        identity_namespace=namespace,
+        identity_uid=creator["metadata"]["uid"],
+        namespace=namespace,
+        swarm_pool=members.creator.pool,
+        swarm=members.creator.swarm,
+    )
+    learned = {"peer_id": joiner_id, "name": "joiner", "description": "I'm joiner", "categories": ["computing"]}
+    cluster.apply([desired_peer(scope, learned)])
+    written = time.monotonic()
+    cluster.wait_for(
+        lambda: cluster.get("peer", joiner_id.lower(), namespace=namespace) is None,
+        "the agent deletes the Peer written back",
+        timeout=BOUND,
+        interval=0.2,
+    )
+    print(f"stale Peer deleted {time.monotonic() - written:.1f} s after it was written")

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cluster_discovery_agent.channels import Channel, Channels, IdentityRef, NewsPasses, channels_of
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import LABEL_SWARM
+from cluster_discovery_agent.channels import Channel, Channels, IdentityRef, NewsPasses, PeerArrivals, channels_of
 
 A = Channel(api_url="http://127.0.0.2:5001", topic="cluster-discovery/v1/identities/aa")
 B = Channel(api_url="http://127.0.0.3:5001", topic="cluster-discovery/v1/identities/bb")
@@ -130,3 +131,30 @@ def test_news_arriving_during_a_pass_costs_one_more_pass_not_one_each() -> None:
     finally:
         stop.set()
         news.thread.join(timeout=5)
+
+
+def test_a_peer_that_appears_brings_a_pass_on_the_channels_of_its_swarm_once() -> None:
+    """A stale round of the role may write back a retracted member's Peer: the pass that follows deletes it."""
+    main = Channel(api_url=A.api_url, topic=A.topic, namespace="ns", swarm_pool="pool", swarm="main")
+    other = Channel(api_url=B.api_url, topic=B.topic, namespace="ns", swarm_pool="pool", swarm="other")
+    elsewhere = Channel(
+        api_url="http://127.0.0.4:5001", topic=A.topic, namespace="ns2", swarm_pool="pool", swarm="main"
+    )
+    passes: list[Channel] = []
+    channels = Channels(make_serve=Recorder().make_serve, on_news=passes.append)
+    try:
+        channels.set_identity(ONE, {main, other, elsewhere})
+        wait_until(lambda: len(channels.listening()) == 3)
+        arrivals = PeerArrivals(channels)
+        peer = {"metadata": {"name": "m", "namespace": "ns", "labels": {LABEL_SWARM: "main"}}}
+        arrivals(IdentityRef("ns", "m"), peer)
+        wait_until(lambda: passes == [main])
+        arrivals(IdentityRef("ns", "m"), peer)  # a change of a Peer already known: no pass
+        arrivals(IdentityRef("ns", "unlabelled"), {"metadata": {"name": "unlabelled", "namespace": "ns"}})
+        time.sleep(1.2)
+        assert passes == [main]
+        arrivals(IdentityRef("ns", "m"), None)  # deleted, then written back: a pass again
+        arrivals(IdentityRef("ns", "m"), peer)
+        wait_until(lambda: passes == [main, main])
+    finally:
+        channels.close()
