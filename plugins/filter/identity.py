@@ -10,7 +10,7 @@ this one (ansible-doc -t filter).
 from __future__ import annotations
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
-    per_swarm,
+    peer_counts,
     published_fields,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity_spec import (
@@ -32,7 +32,7 @@ def identity_published(spec):
 
 
 def identity_peer_counts(report):
-    return per_swarm((entry["swarm"], int(entry.get("peers") or 0)) for entry in report or [] if entry.get("published"))
+    return peer_counts(report)
 
 
 class FilterModule:

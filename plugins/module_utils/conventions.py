@@ -225,6 +225,13 @@ def per_swarm(counts: Iterable[tuple[str, int]]) -> str:
     return ",".join(f"{swarm}={count}" for swarm, count in sorted(counts))
 
 
+def peer_counts(report: Iterable[Mapping[str, Any]]) -> str:
+    """``status.peerCounts`` of an Identity: the Peers of each swarm it is published on (``status.swarms``)."""
+    return per_swarm(
+        (str(entry["swarm"]), int(entry.get("peers") or 0)) for entry in report or [] if entry.get("published")
+    )
+
+
 def connected_peers(entries: Mapping[str, Any]) -> str:
     """The ``Number of connected peers`` of each swarm's entry of a SwarmPool's ``status.status``."""
     return per_swarm(

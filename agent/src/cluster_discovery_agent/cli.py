@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     def on_change(ref: IdentityRef, obj: dict[str, Any] | None) -> None:
         publisher(ref, obj)
         channels.set_identity(ref, channels_of(obj) if obj is not None else set())
+        if obj is not None:
+            fast_path.count_peers(obj)  # a round of the role may have written counts older than its Peers
 
     threads = [
         threading.Thread(target=identities.run, args=(on_change, stop), name="watch identities", daemon=True),

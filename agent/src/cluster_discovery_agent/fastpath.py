@@ -44,6 +44,7 @@ from cluster_discovery_operator.logs import fields
 from .channels import Channel, IdentityRef
 from .kube import CacheFirst, Watched
 from .objects import PEERS, SECRETS, SWARM_POOLS, KindObjects
+from .peer_counts import PeerCounts
 from .swarms import NodeTokens, SwarmNotReady, refused_token, resolve
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class FastPath:
         # so, and a pass that took the old one would take the node's own document for another member's.
         self._pools = CacheFirst(pools, KindObjects(kube, SWARM_POOLS))
         self._listed_peers = CacheFirst(peers, self._peers)
+        self.count_peers = PeerCounts(identities, self._peers)
         self._tokens = tokens if tokens is not None else NodeTokens(self._secrets)
         self._heard_on = heard_on
         self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
@@ -159,6 +161,8 @@ class FastPath:
             last_heard=last_heard(round_["identities"]),
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
+        if done.created or done.deleted:
+            self.count_peers(identity)  # the PEERS column, without waiting for the role's next round
         for failure in done.failed:
             log.warning(
                 "could not write Peer %s/%s; left as it was",

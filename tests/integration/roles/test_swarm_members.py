@@ -7,6 +7,8 @@ Covers, on one cluster of the product (tests/integration/roles/conftest.py):
   SwarmPool's status within the bound (``--node-status-period`` 10 s plus one
   read: 15 s), with a new lastUpdate; over a quiet interval of three periods
   nothing is written (the resourceVersion stays);
+- the PEERS column of ``kubectl get identities`` counts a member's Peer as
+  soon as the agent makes it, not at the Identity's next round;
 - a Peer that a round of the identity role writes back from what it learned
   before the member retracted (the walkthrough saw one live 105 s, with its
   kubeconfig Secret) is deleted again by the agent as soon as it appears;
@@ -235,6 +237,25 @@ def swarmpool_reconcile(cluster: Cluster, node: Node) -> None:
     previous = force_reconcile(cluster, "swarmpool", node.pool, node.namespace)
     obj = wait_for_run(cluster, "swarmpool", node.pool, node.namespace, after=previous)
     assert conditions(obj)["Successful"]["status"] == "True", conditions(obj)
+
+
+def test_the_creators_peers_column_counts_the_joiner_without_waiting_for_its_next_round(
+    cluster: Cluster, members: Members
+) -> None:
+    """The creator's round ran before the joiner published: the agent counts the Peer it makes for the joiner."""
+    publish(cluster, members.creator, "creator")
+    assert cluster.get("identity", "creator", namespace=members.creator.namespace)["status"]["peerCounts"] == "main=0"
+    publish(cluster, members.joiner, "joiner")
+    published = time.monotonic()
+    cluster.wait_for(
+        lambda: (
+            cluster.get("identity", "creator", namespace=members.creator.namespace)["status"]["peerCounts"] == "main=1"
+        ),
+        "the creator's PEERS column counts the joiner",
+        timeout=BOUND,
+        interval=0.5,
+    )
+    print(f"the creator's PEERS column counted the joiner {time.monotonic() - published:.1f} s after it published")
 
 
 def test_the_creator_bootstraps_from_the_joiner_once_both_identities_are_published(

@@ -1,0 +1,119 @@
+"""The PEERS column of ``kubectl get identities``, kept true between the identity role's rounds.
+
+The role writes the number of Peers of each swarm an Identity publishes on (``status.swarms[].peers``) and the
+column's string (``status.peerCounts``) at the end of a round, from what that round planned. The agent's
+passes create and delete Peers between rounds, and a round that planned before a pass wrote ends by writing
+its older count: in the walkthrough the column said 0 for two minutes while ``kubectl get peers`` listed the
+member. The agent counts again, from the API server, after a pass that created or deleted a Peer and after
+every change of an Identity it watches (the role's status write among them), and writes only counts that
+differ, on the resourceVersion it read: a write of the role in between wins and is counted in turn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import peer_counts
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import Scope, selector
+from cluster_discovery_operator.kube import KubeError
+from cluster_discovery_operator.logs import fields
+
+from .kube import ObjectRef, Watched
+from .objects import KindObjects
+
+log = logging.getLogger(__name__)
+
+
+def swarm_scope(identity: Mapping[str, Any], entry: Mapping[str, Any]) -> Scope | None:
+    """The Peers a published entry of ``status.swarms`` owns; None for an entry that publishes nothing."""
+    metadata = identity.get("metadata") or {}
+    where = (entry.get("namespace"), entry.get("swarmPool"), entry.get("swarm"))
+    if not entry.get("published") or not all(isinstance(part, str) and part for part in where):
+        return None
+    return Scope(
+        identity_name=str(metadata.get("name") or ""),
+        identity_namespace=str(metadata.get("namespace") or ""),
+        identity_uid=None,
+        namespace=str(where[0]),
+        swarm_pool=str(where[1]),
+        swarm=str(where[2]),
+    )
+
+
+def recounted(identity: Mapping[str, Any], counts: Mapping[int, int]) -> dict[str, Any] | None:
+    """The status patch that makes ``status.swarms[i].peers`` read ``counts[i]``; None when all already do.
+
+    The patch carries the resourceVersion of ``identity``: the API server refuses it if the Identity changed
+    since, rather than let it replace a newer list of swarms.
+    """
+    if not counts:
+        return None  # published nowhere: the role's status stands as it wrote it
+    status = identity.get("status") or {}
+    entries = [dict(entry) for entry in status.get("swarms") or [] if isinstance(entry, Mapping)]
+    written: dict[str, Any] = {}
+    for index, count in counts.items():
+        if entries[index].get("peers") != count:
+            entries[index]["peers"] = count
+            written["swarms"] = entries
+    column = peer_counts(entries)
+    if status.get("peerCounts") != column:
+        written["peerCounts"] = column
+    if not written:
+        return None
+    return {"metadata": {"resourceVersion": (identity.get("metadata") or {}).get("resourceVersion")}, "status": written}
+
+
+class PeerCounts:
+    """Counts each published swarm's Peers of an Identity and writes what differs (see the module's docstring)."""
+
+    def __init__(self, identities: Watched, peers: KindObjects) -> None:
+        self._identities = identities
+        self._peers = peers
+
+    def __call__(self, identity: Mapping[str, Any]) -> bool:
+        """Count again for ``identity`` as last read; True when the status was written."""
+        metadata = identity.get("metadata") or {}
+        if metadata.get("deletionTimestamp") or not metadata.get("resourceVersion"):
+            return False
+        ref = ObjectRef(namespace=str(metadata.get("namespace") or ""), name=str(metadata.get("name") or ""))
+        counts: dict[int, int] = {}
+        try:
+            for index, entry in enumerate((identity.get("status") or {}).get("swarms") or []):
+                scope = swarm_scope(identity, entry) if isinstance(entry, Mapping) else None
+                if scope is not None:
+                    counts[index] = len(self._peers.list(scope.namespace, label_selector=selector(scope)))
+        except KubernetesError as err:  # the role's next round counts
+            log.info(
+                "could not count the Peers of Identity %s/%s: %s",
+                ref.namespace,
+                ref.name,
+                err,
+                extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
+            )
+            return False
+        patch = recounted(identity, counts)
+        if patch is None:
+            return False
+        try:
+            written = self._identities.patch_status(ref, patch) is not None
+        except KubeError as err:  # the next change of the Identity, or the role's next round, counts
+            log.info(
+                "could not write the Peer counts of Identity %s/%s: %s",
+                ref.namespace,
+                ref.name,
+                err,
+                extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
+            )
+            return False
+        if written:
+            log.info(
+                "counted the Peers of Identity %s/%s by swarm entry: %s",
+                ref.namespace,
+                ref.name,
+                ", ".join(f"{i}={n}" for i, n in sorted(counts.items())),
+                extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
+            )
+        return written

@@ -1,0 +1,82 @@
+"""The PEERS column kept true between the identity role's rounds: what is counted, what is written, on what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import Scope, selector
+from cluster_discovery_agent.kube import ObjectRef
+from cluster_discovery_agent.peer_counts import PeerCounts, recounted, swarm_scope
+
+
+def entry(swarm: str, *, peers: int, published: bool = True) -> dict[str, Any]:
+    return {"namespace": "pools", "swarmPool": "pool", "swarm": swarm, "published": published, "peers": peers}
+
+
+def identity(*entries: dict[str, Any], column: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "cluster-a", "namespace": "ids", "resourceVersion": "41"},
+        "status": {"swarms": list(entries), "peerCounts": column},
+    }
+
+
+def test_a_published_swarm_owns_the_peers_labelled_for_the_identity_there() -> None:
+    scope = swarm_scope(identity(column=""), entry("main", peers=0))
+    assert scope == Scope("cluster-a", "ids", None, "pools", "pool", "main")
+    assert swarm_scope(identity(column=""), entry("main", peers=0, published=False)) is None
+    assert swarm_scope(identity(column=""), {"published": True, "swarm": "main"}) is None
+
+
+def test_only_counts_that_differ_are_written_on_the_version_read() -> None:
+    current = identity(entry("main", peers=0), entry("other", peers=2), column="main=0,other=2")
+    patch = recounted(current, {0: 1, 1: 2})
+    assert patch == {
+        "metadata": {"resourceVersion": "41"},
+        "status": {"swarms": [entry("main", peers=1), entry("other", peers=2)], "peerCounts": "main=1,other=2"},
+    }
+    assert current["status"]["swarms"][0]["peers"] == 0, "the object read is left as it was"
+    assert recounted(current, {0: 0, 1: 2}) is None
+    stale_column = identity(entry("main", peers=1), column="main=0")
+    only_the_column = {"metadata": {"resourceVersion": "41"}, "status": {"peerCounts": "main=1"}}
+    assert recounted(stale_column, {0: 1}) == only_the_column
+    refused = {"metadata": {"name": "cluster-a", "namespace": "ids", "resourceVersion": "7"}, "status": {}}
+    assert recounted(refused, {}) is None, "an Identity published nowhere keeps the status the role wrote"
+
+
+class Listed:
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        self.selectors: list[tuple[str, str | None]] = []
+
+    def list(self, namespace: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+        self.selectors.append((namespace, label_selector))
+        return [{}] * self.counts.get(label_selector or "", 0)
+
+
+class Identities:
+    def __init__(self, answer: dict[str, Any] | None) -> None:
+        self.answer = answer
+        self.patches: list[tuple[ObjectRef, dict[str, Any]]] = []
+
+    def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> dict[str, Any] | None:
+        self.patches.append((ref, patch))
+        return self.answer
+
+
+def test_the_peers_are_counted_from_the_api_and_a_refused_write_is_left_to_the_next_change() -> None:
+    current = identity(entry("main", peers=0), entry("off", peers=0, published=False), column="main=0")
+    main = selector(Scope("cluster-a", "ids", None, "pools", "pool", "main"))
+    peers = Listed({main: 3})
+    identities = Identities(answer={})
+    counts = PeerCounts(identities, peers)  # type: ignore[arg-type]
+    assert counts(current) is True
+    assert peers.selectors == [("pools", main)], "only the published swarm is counted"
+    [(ref, patch)] = identities.patches
+    assert ref == ObjectRef(namespace="ids", name="cluster-a")
+    assert patch["status"]["peerCounts"] == "main=3"
+    assert patch["metadata"]["resourceVersion"] == "41"
+
+    refused = PeerCounts(Identities(answer=None), peers)  # type: ignore[arg-type]
+    assert refused(current) is False, "a conflict (the role wrote since) writes nothing more"
+    deleting = {**current, "metadata": {**current["metadata"], "deletionTimestamp": "2026-12-03T00:00:00Z"}}
+    assert PeerCounts(identities, Listed({})).__call__(deleting) is False  # type: ignore[arg-type]
