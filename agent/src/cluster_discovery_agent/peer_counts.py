@@ -86,13 +86,7 @@ class PeerCounts:
                 if scope is not None:
                     counts[index] = len(self._peers.list(scope.namespace, label_selector=selector(scope)))
         except KubernetesError as err:  # the role's next round counts
-            log.info(
-                "could not count the Peers of Identity %s/%s: %s",
-                ref.namespace,
-                ref.name,
-                err,
-                extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
-            )
+            _say(ref, "could not count the Peers", str(err))
             return False
         patch = recounted(identity, counts)
         if patch is None:
@@ -100,20 +94,19 @@ class PeerCounts:
         try:
             written = self._identities.patch_status(ref, patch) is not None
         except KubeError as err:  # the next change of the Identity, or the role's next round, counts
-            log.info(
-                "could not write the Peer counts of Identity %s/%s: %s",
-                ref.namespace,
-                ref.name,
-                err,
-                extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
-            )
+            _say(ref, "could not write the Peer counts", str(err))
             return False
         if written:
-            log.info(
-                "counted the Peers of Identity %s/%s by swarm entry: %s",
-                ref.namespace,
-                ref.name,
-                ", ".join(f"{i}={n}" for i, n in sorted(counts.items())),
-                extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
-            )
+            _say(ref, "counted the Peers by swarm entry", ", ".join(f"{i}={n}" for i, n in sorted(counts.items())))
         return written
+
+
+def _say(ref: ObjectRef, what: str, detail: str) -> None:
+    log.info(
+        "%s of Identity %s/%s: %s",
+        what,
+        ref.namespace,
+        ref.name,
+        detail,
+        extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
+    )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import Scope, selector
 from cluster_discovery_agent.kube import ObjectRef
 from cluster_discovery_agent.peer_counts import PeerCounts, recounted, swarm_scope
+from cluster_discovery_operator.kube import KubeError
 
 
 def entry(swarm: str, *, peers: int, published: bool = True) -> dict[str, Any]:
@@ -80,3 +82,18 @@ def test_the_peers_are_counted_from_the_api_and_a_refused_write_is_left_to_the_n
     assert refused(current) is False, "a conflict (the role wrote since) writes nothing more"
     deleting = {**current, "metadata": {**current["metadata"], "deletionTimestamp": "2026-12-03T00:00:00Z"}}
     assert PeerCounts(identities, Listed({})).__call__(deleting) is False  # type: ignore[arg-type]
+
+
+def test_an_api_server_that_fails_leaves_the_counts_to_the_next_change() -> None:
+    class Failing(Listed):
+        def list(self, namespace: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+            raise KubernetesError("Failed to list Peer: 503")
+
+    class Refusing(Identities):
+        def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> dict[str, Any] | None:
+            raise KubeError("Failed to update the status of Identity: 500")
+
+    current = identity(entry("main", peers=0), column="main=0")
+    main = selector(Scope("cluster-a", "ids", None, "pools", "pool", "main"))
+    assert PeerCounts(Identities(answer={}), Failing({})).__call__(current) is False  # type: ignore[arg-type]
+    assert PeerCounts(Refusing(answer={}), Listed({main: 1})).__call__(current) is False  # type: ignore[arg-type]
