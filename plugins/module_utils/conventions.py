@@ -228,7 +228,9 @@ def per_swarm(counts: Iterable[tuple[str, int]]) -> str:
 def peer_counts(report: Iterable[Mapping[str, Any]]) -> str:
     """``status.peerCounts`` of an Identity: the Peers of each swarm it is published on (``status.swarms``)."""
     return per_swarm(
-        (str(entry["swarm"]), int(entry.get("peers") or 0)) for entry in report or [] if entry.get("published")
+        (str(entry["swarm"]), int(entry.get("peers") or 0))
+        for entry in report or []
+        if entry.get("published") and entry.get("swarm")
     )
 
 
