@@ -203,6 +203,22 @@ def last_heard(identities: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {item["peer_id"]: item["heard_at"] for item in identities if item.get("heard_at")}
 
 
+def _at(value: Any) -> datetime | None:
+    return datetime.strptime(value, TIME_FORMAT) if heard_time(value) is not None else None
+
+
+def _stale_online(previous: Mapping[str, Any], heard: Any) -> bool:
+    """Whether turning a Peer shown as ``previous`` Online, on a member last heard at ``heard``, undoes a later word.
+
+    A round learns the members, then lists the Peers and writes, seconds apart under load. Meanwhile the agent may
+    have turned a member that fell silent Offline, with lastSeen the time of its last announcement; a round that
+    knew no later one leaves that Peer Offline. (The reverse race heals itself: the agent turns a Peer Online
+    again at the member's next announcement.)
+    """
+    last_seen, known = _at(previous.get("lastSeen")), _at(heard)
+    return previous.get("status") == OFFLINE and last_seen is not None and known is not None and known <= last_seen
+
+
 def _online_since(identity: Mapping[str, Any], previous: Mapping[str, Any], now: str) -> str:
     """lastSeen of a Peer found Online: unchanged while it stays Online with the same document."""
     kept = heard_time(previous.get("lastSeen"))
@@ -307,9 +323,12 @@ def plan(
                 )
                 continue
             room -= 1
+        previous = (current or {}).get("status") or {}
+        if _stale_online(previous, identity.get("heard_at")):
+            result.offline += 1
+            continue
         result.online += 1
         result.synchronized += 1
-        previous = (current or {}).get("status") or {}
         result.actions.append(
             Action(
                 verb="apply",

@@ -21,6 +21,8 @@ description:
     after O(forget_after) misses.
   - A Peer's C(lastSeen) changes only with the Peer (created, C(Online) again, a new document, or C(Offline), which
     shows the last time its member was heard), so a round that learns nothing new writes nothing.
+  - An C(Offline) Peer turns C(Online) again only when its member was heard after the Peer's C(lastSeen), so a round
+    that learned the members before the discovery agent turned a silent one C(Offline) leaves that Peer C(Offline).
   - A member whose documents were all refused (O(rejected)) keeps its Peer exactly as it is.
   - Peers carrying another Identity's labels are never touched.
   - O(state=absent) deletes every Peer of this Identity and swarm (the Identity's finalizer uses it).

@@ -310,3 +310,48 @@ def test_rounds_that_hear_a_steady_member_write_nothing_and_offline_shows_when_i
     assert (offline["status"]["status"], offline["status"]["lastSeen"]) == ("Offline", "2026-12-01T03:32:10Z")
     later = role_round(scope, peers, secrets, now="2026-12-01T03:36:00Z", heard_at="2026-12-01T03:32:10Z", live=False)
     assert (later["status"]["missingCounter"], later["status"]["lastSeen"]) == (2, "2026-12-01T03:32:10Z")
+
+
+def agent_hears(scope: Scope, peers: KindObjects, secrets: KindObjects, *, heard_at: str, live: bool) -> dict[str, Any]:
+    """One fast-path pass: the member heard at ``heard_at`` (Online), or silent since then (Offline at once)."""
+    decided = plan(
+        scope,
+        existing=peers.list(scope.namespace, label_selector=selector(scope)),
+        discovered=[{**heard(1), "heard_at": heard_at}] if live else [],
+        removed={},
+        refused=[],
+        now=heard_at,
+        offline_after=1,
+        forget_after=1440,
+        count_misses=False,
+        silent=[] if live else [MEMBER],
+        last_heard={MEMBER: heard_at},
+    )
+    done = apply(decided, scope, peers=peers, secrets=secrets, check_mode=False)
+    assert not done.failed, done.failed
+    found = peers.get(peer_name(MEMBER), scope.namespace)
+    assert found is not None
+    return found
+
+
+def test_a_round_that_learned_the_members_before_the_agents_last_word_does_not_undo_it(
+    writers: tuple[Scope, KindObjects, KindObjects, Any],
+) -> None:
+    """Issue 19: the role learns the members, then lists the Peers and writes; under load seconds apart. CI saw a
+    round that learned a member still live (heard 70 s before, inside the Offline time) write its Peer back Online,
+    with no misses, after the agent had turned it Offline. A round now turns an Offline Peer Online only when it
+    heard the member after the Peer's lastSeen, as the agent does when the member announces again."""
+    scope, peers, secrets, _ = writers
+    role_round(scope, peers, secrets, now="2026-12-01T03:00:00Z", heard_at="2026-12-01T02:59:58Z", live=True)
+    offline = agent_hears(scope, peers, secrets, heard_at="2026-12-01T03:00:30Z", live=False)
+    assert (offline["status"]["status"], offline["status"]["missingCounter"]) == ("Offline", 1)
+    stale = role_round(scope, peers, secrets, now="2026-12-01T03:02:05Z", heard_at="2026-12-01T03:00:30Z", live=True)
+    assert (stale["status"]["status"], stale["status"]["missingCounter"]) == ("Offline", 1), "a stale Online"
+    assert stale["metadata"]["resourceVersion"] == offline["metadata"]["resourceVersion"]
+
+    back = agent_hears(scope, peers, secrets, heard_at="2026-12-01T03:03:00Z", live=True)
+    assert (back["status"]["status"], back["status"]["lastSeen"]) == ("Online", "2026-12-01T03:03:00Z")
+    fresh = role_round(scope, peers, secrets, now="2026-12-01T03:06:00Z", heard_at="2026-12-01T03:03:00Z", live=False)
+    assert (fresh["status"]["status"], fresh["status"]["missingCounter"]) == ("Offline", 1), "silent since"
+    fresh = role_round(scope, peers, secrets, now="2026-12-01T03:07:00Z", heard_at="2026-12-01T03:06:30Z", live=True)
+    assert (fresh["status"]["status"], fresh["status"]["missingCounter"]) == ("Online", 0), "heard again"

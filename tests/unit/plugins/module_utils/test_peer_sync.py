@@ -159,6 +159,17 @@ def test_a_peer_heard_again_is_online_with_no_misses() -> None:
     assert action.status["status"] == ONLINE and action.status["missingCounter"] == 0
 
 
+def test_an_offline_peer_is_online_again_only_on_a_member_heard_after_its_last_seen() -> None:
+    """Issue 19: a round that learned the members before the agent turned a silent one Offline leaves it Offline."""
+    offline = existing(B, status=OFFLINE, lastSeen="2026-11-29T11:58:30Z", missingCounter=1)
+    for heard_at in ("2026-11-29T11:58:30Z", "2026-11-29T11:58:00Z"):
+        result = round_(existing=[offline], discovered=[identity(heard_at=heard_at)])
+        assert (result.actions, result.online, result.offline) == ([], 0, 1), heard_at
+    for heard_at in ("2026-11-29T11:58:31Z", None):
+        [action] = round_(existing=[offline], discovered=[identity(heard_at=heard_at)]).actions
+        assert (action.status["status"], action.status["missingCounter"]) == (ONLINE, 0), heard_at
+
+
 def test_a_member_whose_documents_were_refused_keeps_its_peer_as_it_is() -> None:
     result = round_(existing=[existing(B, missingCounter=1)], refused=[B])
     assert result.actions == []
