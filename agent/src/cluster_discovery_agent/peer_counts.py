@@ -74,11 +74,15 @@ class PeerCounts:
         self._peers = peers
 
     def __call__(self, identity: Mapping[str, Any]) -> bool:
-        """Count again for ``identity`` as last read; True when the status was written."""
+        """Count again for ``identity``, as the watch has it now; True when the status was written."""
+        metadata = identity.get("metadata") or {}
+        ref = ObjectRef(namespace=str(metadata.get("namespace") or ""), name=str(metadata.get("name") or ""))
+        # Not the copy a pass read when it started: the role may have published the Identity since, and its
+        # status event may have been counted before this pass's Peers existed.
+        identity = self._identities.get(ref) or identity
         metadata = identity.get("metadata") or {}
         if metadata.get("deletionTimestamp") or not metadata.get("resourceVersion"):
             return False
-        ref = ObjectRef(namespace=str(metadata.get("namespace") or ""), name=str(metadata.get("name") or ""))
         counts: dict[int, int] = {}
         try:
             for index, entry in enumerate((identity.get("status") or {}).get("swarms") or []):

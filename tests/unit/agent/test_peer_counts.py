@@ -56,9 +56,13 @@ class Listed:
 
 
 class Identities:
-    def __init__(self, answer: dict[str, Any] | None) -> None:
+    def __init__(self, answer: dict[str, Any] | None, cached: dict[str, Any] | None = None) -> None:
         self.answer = answer
+        self.cached = cached
         self.patches: list[tuple[ObjectRef, dict[str, Any]]] = []
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        return self.cached
 
     def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> dict[str, Any] | None:
         self.patches.append((ref, patch))
@@ -97,3 +101,16 @@ def test_an_api_server_that_fails_leaves_the_counts_to_the_next_change() -> None
     main = selector(Scope("cluster-a", "ids", None, "pools", "pool", "main"))
     assert PeerCounts(Identities(answer={}), Failing({})).__call__(current) is False  # type: ignore[arg-type]
     assert PeerCounts(Refusing(answer={}), Listed({main: 1})).__call__(current) is False  # type: ignore[arg-type]
+
+
+def test_a_pass_that_read_the_identity_before_the_role_published_it_counts_on_what_the_watch_has_now() -> None:
+    """The walkthrough's two Identities were created at once: the agent's pass that created the other's Peer had
+    read its Identity before the role's first round wrote ``published``, and the role's status event came before
+    that Peer existed. Neither counted it: the column read 0 until the next round, 2 minutes later."""
+    read_by_the_pass = {"metadata": {"name": "cluster-a", "namespace": "ids", "resourceVersion": "40"}}
+    published = identity(entry("main", peers=0), column="main=0")
+    main = selector(Scope("cluster-a", "ids", None, "pools", "pool", "main"))
+    identities = Identities(answer={}, cached=published)
+    assert PeerCounts(identities, Listed({main: 1}))(read_by_the_pass) is True  # type: ignore[arg-type]
+    [(_, patch)] = identities.patches
+    assert (patch["status"]["peerCounts"], patch["metadata"]["resourceVersion"]) == ("main=1", "41")
