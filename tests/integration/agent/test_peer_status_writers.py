@@ -274,9 +274,11 @@ def test_the_agent_and_the_check_racing_on_one_peer_each_keep_their_last_word(
 
 
 def role_round(
-    scope: Scope, peers: KindObjects, secrets: KindObjects, *, now: str, heard_at: str, live: bool
+    scope: Scope, peers: KindObjects, secrets: KindObjects, *, now: str, heard_at: str, live: bool, agent: bool = False
 ) -> dict[str, Any]:
-    """One discovery round of the identity role (misses counted) in which the member was last heard at ``heard_at``."""
+    """One discovery round of the identity role (misses counted) in which the member was last heard at ``heard_at``;
+    with ``agent``, a pass of the agent's fast path instead (no misses; a member not live is silent, Offline at once).
+    """
     decided = plan(
         scope,
         existing=peers.list(scope.namespace, label_selector=selector(scope)),
@@ -286,6 +288,8 @@ def role_round(
         now=now,
         offline_after=1,
         forget_after=1440,
+        count_misses=not agent,
+        silent=[MEMBER] if agent and not live else [],
         last_heard={MEMBER: heard_at},
     )
     done = apply(decided, scope, peers=peers, secrets=secrets, check_mode=False)
@@ -312,28 +316,6 @@ def test_rounds_that_hear_a_steady_member_write_nothing_and_offline_shows_when_i
     assert (later["status"]["missingCounter"], later["status"]["lastSeen"]) == (2, "2026-12-01T03:32:10Z")
 
 
-def agent_hears(scope: Scope, peers: KindObjects, secrets: KindObjects, *, heard_at: str, live: bool) -> dict[str, Any]:
-    """One fast-path pass: the member heard at ``heard_at`` (Online), or silent since then (Offline at once)."""
-    decided = plan(
-        scope,
-        existing=peers.list(scope.namespace, label_selector=selector(scope)),
-        discovered=[{**heard(1), "heard_at": heard_at}] if live else [],
-        removed={},
-        refused=[],
-        now=heard_at,
-        offline_after=1,
-        forget_after=1440,
-        count_misses=False,
-        silent=[] if live else [MEMBER],
-        last_heard={MEMBER: heard_at},
-    )
-    done = apply(decided, scope, peers=peers, secrets=secrets, check_mode=False)
-    assert not done.failed, done.failed
-    found = peers.get(peer_name(MEMBER), scope.namespace)
-    assert found is not None
-    return found
-
-
 def test_a_round_that_learned_the_members_before_the_agents_last_word_does_not_undo_it(
     writers: tuple[Scope, KindObjects, KindObjects, Any],
 ) -> None:
@@ -343,13 +325,17 @@ def test_a_round_that_learned_the_members_before_the_agents_last_word_does_not_u
     heard the member after the Peer's lastSeen, as the agent does when the member announces again."""
     scope, peers, secrets, _ = writers
     role_round(scope, peers, secrets, now="2026-12-01T03:00:00Z", heard_at="2026-12-01T02:59:58Z", live=True)
-    offline = agent_hears(scope, peers, secrets, heard_at="2026-12-01T03:00:30Z", live=False)
+    offline = role_round(
+        scope, peers, secrets, now="2026-12-01T03:02:00Z", heard_at="2026-12-01T03:00:30Z", live=False, agent=True
+    )
     assert (offline["status"]["status"], offline["status"]["missingCounter"]) == ("Offline", 1)
     stale = role_round(scope, peers, secrets, now="2026-12-01T03:02:05Z", heard_at="2026-12-01T03:00:30Z", live=True)
     assert (stale["status"]["status"], stale["status"]["missingCounter"]) == ("Offline", 1), "a stale Online"
     assert stale["metadata"]["resourceVersion"] == offline["metadata"]["resourceVersion"]
 
-    back = agent_hears(scope, peers, secrets, heard_at="2026-12-01T03:03:00Z", live=True)
+    back = role_round(
+        scope, peers, secrets, now="2026-12-01T03:03:01Z", heard_at="2026-12-01T03:03:00Z", live=True, agent=True
+    )
     assert (back["status"]["status"], back["status"]["lastSeen"]) == ("Online", "2026-12-01T03:03:00Z")
     fresh = role_round(scope, peers, secrets, now="2026-12-01T03:06:00Z", heard_at="2026-12-01T03:03:00Z", live=False)
     assert (fresh["status"]["status"], fresh["status"]["missingCounter"]) == ("Offline", 1), "silent since"
