@@ -187,24 +187,24 @@ def desired_peer(scope: Scope, identity: Mapping[str, Any], *, kubeconfig: str |
     }
 
 
-def heard_time(value: Any) -> str | None:
-    """``value`` when it is a time as Kubernetes writes one (the Peer CRD's lastSeen is a date-time), else None."""
+def _at(value: Any) -> datetime | None:
+    """``value`` read as a time as Kubernetes writes one (the Peer CRD's lastSeen is a date-time), else None."""
     if not isinstance(value, str):
         return None
     try:
-        datetime.strptime(value, TIME_FORMAT)
+        return datetime.strptime(value, TIME_FORMAT)
     except ValueError:
         return None
-    return value
+
+
+def heard_time(value: Any) -> str | None:
+    """``value`` when it is a time as Kubernetes writes one, else None."""
+    return value if _at(value) is not None else None
 
 
 def last_heard(identities: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """``plan``'s ``last_heard``: when each member of a discovery round's ``identities`` was heard, where known."""
     return {item["peer_id"]: item["heard_at"] for item in identities if item.get("heard_at")}
-
-
-def _at(value: Any) -> datetime | None:
-    return datetime.strptime(value, TIME_FORMAT) if heard_time(value) is not None else None
 
 
 def _stale_online(previous: Mapping[str, Any], heard: Any) -> bool:
