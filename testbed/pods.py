@@ -155,6 +155,10 @@ class Container:
         self.readiness_failures = 0
         self.next_liveness = 0.0
         self.liveness_failures = 0
+        self.started = False
+        """The startupProbe passed (or there is none): until then neither readiness nor liveness is probed."""
+        self.next_startup = 0.0
+        self.startup_failures = 0
 
     @property
     def pid(self) -> int | None:
@@ -174,7 +178,7 @@ class Container:
             "imageID": f"testbed://{image}",
             "ready": self.ready,
             "restartCount": self.restart_count,
-            "started": "running" in self.state,
+            "started": self.started and "running" in self.state,
             "state": self.state,
         }
         if self.process is not None:
@@ -691,9 +695,14 @@ class PodWorker(threading.Thread):
         container.state = {"running": {"startedAt": now_rfc3339()}}
         started = time.monotonic()
         readiness, liveness = container.spec.get("readinessProbe") or {}, container.spec.get("livenessProbe") or {}
+        startup = container.spec.get("startupProbe")
+        # Each delay counts from the container's start, as a kubelet counts it; readiness and liveness wait for
+        # the startupProbe besides.
         container.next_readiness = started + float(readiness.get("initialDelaySeconds", 0))
         container.next_liveness = started + float(liveness.get("initialDelaySeconds", 0))
-        container.readiness_failures = container.liveness_failures = 0
+        container.next_startup = started + float((startup or {}).get("initialDelaySeconds", 0))
+        container.started = not startup
+        container.readiness_failures = container.liveness_failures = container.startup_failures = 0
         self.kubelet.log(f"{self.name}: started {container.name} as PID {container.process.pid}: {' '.join(argv)}")
         self._event("Normal", "Started", f"Started container {container.name} (PID {container.process.pid})")
         return True
@@ -720,6 +729,7 @@ class PodWorker(threading.Thread):
                 pod_security=self.pod["spec"].get("securityContext") or {},
                 pod_ip=self.ip.ip,
                 resources=spec.get("resources") or {},
+                cgroup_parent=self.kubelet.pods_cgroup.create(),
             )
         )
 
@@ -755,6 +765,10 @@ class PodWorker(threading.Thread):
         proc = container.process
         if proc is not None and proc.alive():
             now = time.monotonic()
+            if not container.started:
+                if now >= container.next_startup:
+                    self._check_startup(container)
+                return
             if now >= container.next_readiness:
                 self._probe(container)
             if now >= container.next_liveness:
@@ -846,6 +860,19 @@ class PodWorker(threading.Thread):
         container.api_url, container.peer_id = url, peer_id
         return True
 
+    def _check_startup(self, container: Container) -> None:
+        """A startupProbe holds readiness and liveness back until it passes; failureThreshold failures kill."""
+        probe = container.spec.get("startupProbe") or {}
+        container.next_startup = time.monotonic() + float(probe.get("periodSeconds", 10))
+        if self._probe_passes(probe, container):
+            container.started = True
+            self.kubelet.log(f"{self.name}: container {container.name} started: its startup probe passed")
+            return
+        container.startup_failures += 1
+        if container.startup_failures < int(probe.get("failureThreshold", 3)):
+            return
+        self._kill_unhealthy(container, "Startup")
+
     def _check_liveness(self, container: Container) -> None:
         """A livenessProbe failing failureThreshold times in a row kills the container; its restart policy follows."""
         probe = container.spec.get("livenessProbe")
@@ -859,9 +886,15 @@ class PodWorker(threading.Thread):
         container.liveness_failures += 1
         if container.liveness_failures < int(probe.get("failureThreshold", 3)):
             return
-        self._event("Warning", "Unhealthy", f"Liveness probe failed for container {container.name}")
-        self._event("Normal", "Killing", f"Container {container.name} failed liveness probe, will be restarted")
-        self.kubelet.log(f"{self.name}: container {container.name} failed its liveness probe: stopping it")
+        self._kill_unhealthy(container, "Liveness")
+
+    def _kill_unhealthy(self, container: Container, probe_kind: str) -> None:
+        """Stop a container whose startup or liveness probe failed; its restart policy follows."""
+        assert container.process is not None
+        probe = probe_kind.lower()
+        self._event("Warning", "Unhealthy", f"{probe_kind} probe failed for container {container.name}")
+        self._event("Normal", "Killing", f"Container {container.name} failed {probe} probe, will be restarted")
+        self.kubelet.log(f"{self.name}: container {container.name} failed its {probe} probe: stopping it")
         grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
         container.process.stop(grace=min(grace, MAX_GRACE_SECONDS))
 

@@ -346,6 +346,67 @@ def test_kubelet_stand_in_restarts_a_crashed_kubo_container_and_counts_the_resta
     assert status["lastState"]["terminated"]["exitCode"] == 128 + signal.SIGKILL
 
 
+def with_probes(manifests: list[dict[str, Any]], **probes: dict[str, Any]) -> list[dict[str, Any]]:
+    manifests[-1]["spec"]["template"]["spec"]["containers"][0].update(probes)
+    return manifests
+
+
+def pod_events(cp: ControlPlane, namespace: str, pod: str) -> list[str]:
+    selector = f"involvedObject.name={pod}"
+    listed = cp.kubectl("get", "events", "-n", namespace, "--field-selector", selector, "-o", "json")
+    return [event["message"] for event in json.loads(listed.stdout)["items"]]
+
+
+def test_kubelet_stand_in_probes_liveness_only_once_the_startup_probe_passed(
+    control_plane: ControlPlane, kubelet: KuboKubelet, namespace: str
+) -> None:
+    # Port 4999 never listens. Alone, this liveness probe would kill the container after its first run; behind a
+    # startup probe it is not run at all, and the startup probe kills after its own failureThreshold.
+    never = {"tcpSocket": {"port": 4999}, "periodSeconds": 1}
+    apply(
+        control_plane,
+        namespace,
+        with_probes(
+            swarm_manifests("slow", new_swarm_key()),
+            startupProbe={**never, "failureThreshold": 4},
+            livenessProbe={**never, "failureThreshold": 1},
+        ),
+    )
+
+    def restarted() -> dict[str, Any] | None:
+        statuses = (read_pod(control_plane, namespace, "slow-0").get("status") or {}).get("containerStatuses") or []
+        return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
+
+    status = wait_until(restarted, timeout=90, what="a restart after the startup probe failed")
+    assert "terminated" in status["lastState"]
+    messages = pod_events(control_plane, namespace, "slow-0")
+    assert "Startup probe failed for container kubo" in messages, messages
+    assert not any(message.startswith("Liveness probe failed") for message in messages), messages
+
+
+def test_kubelet_stand_in_reports_started_and_ready_once_the_startup_probe_passed(
+    control_plane: ControlPlane, kubelet: KuboKubelet, namespace: str
+) -> None:
+    swarm_port = {"tcpSocket": {"port": "swarm"}, "periodSeconds": 1}
+    apply(
+        control_plane,
+        namespace,
+        with_probes(
+            swarm_manifests("starts", new_swarm_key()),
+            startupProbe={**swarm_port, "failureThreshold": 60},
+            livenessProbe={**swarm_port, "failureThreshold": 1},
+        ),
+    )
+    kubelet.wait_for_pod(namespace, "starts-0")
+
+    def reported() -> dict[str, Any] | None:
+        (status,) = read_pod(control_plane, namespace, "starts-0")["status"]["containerStatuses"]
+        return status if status["ready"] else None
+
+    status = wait_until(reported, timeout=30, what="the ready container in the Pod status")
+    assert status["started"] is True and status["restartCount"] == 0
+
+
 def compact_etcd(cp: ControlPlane) -> None:
     """Compact etcd at its newest revision, through its gRPC gateway."""
     key = base64.b64encode(b"/").decode()
