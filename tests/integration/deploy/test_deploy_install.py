@@ -387,7 +387,8 @@ def test_the_chart_installed_as_the_seed_does_gives_the_seed_names_and_the_manag
     assert list(chart_containers) == list(kustomize_containers) == ["manager", "agent"]
     for name, chart_container in chart_containers.items():
         kustomize_container = kustomize_containers[name]
-        for field in ("command", "args", "securityContext", "image", "ports", "livenessProbe", "readinessProbe"):
+        probes = ("startupProbe", "livenessProbe", "readinessProbe")
+        for field in ("command", "args", "securityContext", "image", "ports", *probes):
             assert chart_container.get(field) == kustomize_container.get(field), (name, field)
     (config_role,) = load_yaml_documents(CONFIG_DIR / "rbac" / "role.yaml")
     assert _rules(index[("ClusterRole", "cluster-discovery-manager-role")]["rules"]) == _rules(config_role["rules"])

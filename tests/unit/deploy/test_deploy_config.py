@@ -186,6 +186,9 @@ def test_the_probes_and_ports_match_the_flags() -> None:
         "/readyz",
         "health",
     )
+    # A busy node may take minutes to start Python and ansible-core: the liveness probe waits for the startup probe.
+    assert MANAGER["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert MANAGER["startupProbe"]["periodSeconds"] * MANAGER["startupProbe"]["failureThreshold"] >= 300
     assert set(MANAGER["resources"]) == {"requests", "limits"}
 
 
@@ -254,8 +257,9 @@ def test_the_agent_runs_beside_the_manager_from_the_same_image() -> None:
     assert AGENT["command"] == ["cluster-discovery-agent"]
     assert AGENT["args"] == ["--health-probe-bind-address=:8082", "--announce-period=30", "--offline-after=90"]
     assert {p["name"]: p["containerPort"] for p in AGENT["ports"]} == {"agent-health": 8082}
-    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         assert AGENT[probe]["httpGet"] == {"path": path, "port": "agent-health"}
+    assert AGENT["startupProbe"]["periodSeconds"] * AGENT["startupProbe"]["failureThreshold"] >= 300
     assert [m["mountPath"] for m in AGENT["volumeMounts"]] == ["/tmp"]
 
 
