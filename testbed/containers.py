@@ -24,10 +24,17 @@ What stands in for a real node, and why:
   a CFS quota, ``requests.cpu`` the CPU shares and ``requests.memory`` a soft
   reservation. An exit from the memory limit is reported as ``Error`` with
   137, not ``OOMKilled``: the container is removed on exit, with its state.
+  Each kubelet stand-in puts its containers under a cgroup of its own whose
+  CPU shares are the node's allocatable CPU, as a kubelet sets its
+  ``kubepods`` cgroup (PodsCgroup). In podman's default parent the kernel
+  would weigh the containers of every node together as one process against
+  each process outside, so three busy test processes would leave the pods of
+  all nodes a quarter of a CPU between them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -142,6 +149,7 @@ def run_argv(
     pod_security: Obj,
     pod_ip: str,
     resources: Obj | None = None,
+    cgroup_parent: str | None = None,
 ) -> list[str]:
     """The ``podman run`` arguments (after ``podman``) for one container."""
     uid, gid = effective_user(security, pod_security, image_user)
@@ -172,6 +180,8 @@ def run_argv(
     for cap in capabilities.get("add") or []:
         argv += ["--cap-add", str(cap)]
     argv += resource_args(resources or {})
+    if cgroup_parent:
+        argv += ["--cgroup-parent", cgroup_parent]
     if working_dir:
         argv += ["--workdir", working_dir]
     for mount in mounts:
@@ -202,6 +212,50 @@ def resource_args(resources: Obj) -> list[str]:
     except ValueError as err:
         raise ContainerConfigError(f"resources: {err}") from err
     return argv
+
+
+class PodsCgroup:
+    """A node's cgroup for its pods' containers: CPU shares of its allocatable CPU, as a kubelet's ``kubepods``.
+
+    cgroup v1 only, as here; where the CPU hierarchy is not a writable v1 one, ``path`` is None and podman puts the
+    containers in its default parent.
+    """
+
+    CPU_HIERARCHY = Path("/sys/fs/cgroup/cpu")
+
+    def __init__(self, name: str, *, cpus: float) -> None:
+        self.name = name
+        self.cpus = cpus
+        self.path: str | None = None
+
+    def create(self) -> str | None:
+        """Make the cgroup (once) and return the ``--cgroup-parent`` that puts a container in it."""
+        if self.path is not None:
+            return self.path
+        folder = self.CPU_HIERARCHY / self.name
+        try:
+            folder.mkdir(exist_ok=True)
+            (folder / "cpu.shares").write_text(str(max(2, int(self.cpus * 1024))))
+        except OSError:
+            return None
+        self.path = f"/{self.name}"
+        return self.path
+
+    def remove(self) -> None:
+        """Remove the cgroup from every hierarchy runc made it in; one that still holds a process stays."""
+        if self.path is None:
+            return
+        for hierarchy in self.CPU_HIERARCHY.parent.iterdir():
+            folder = hierarchy / self.name
+            if not folder.is_dir():
+                continue
+            # Children first (podman leaves an empty ``conmon`` one); a cgroup goes with its control files.
+            for child in sorted((f for f in folder.rglob("*") if f.is_dir()), key=lambda f: -len(f.parts)):
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self.path = None
 
 
 def pod_local_bind(arg: str, pod_ip: str) -> str:

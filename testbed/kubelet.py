@@ -43,6 +43,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from typing import Any
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from testbed import binaries
+from testbed import binaries, containers
 from testbed.controlplane import ControlPlane
 from testbed.kube import Obj, Watcher, new_api_client, now_micro, now_rfc3339, uid_of
 from testbed.pods import PodView, PodWorker
@@ -85,6 +86,10 @@ class KuboKubelet:
         self.spawn_lock = threading.Lock()
         """Held while a pod process is spawned, so stop() cannot miss one."""
         self.allocatable = {"cpu": str(os.cpu_count() or 1), "memory": f"{_memory_bytes()}", "pods": "110"}
+        self.pods_cgroup = containers.PodsCgroup(
+            f"cluster-discovery-testbed-{uuid.uuid4().hex[:12]}", cpus=float(self.allocatable["cpu"])
+        )
+        """Where this node's podman containers run, weighed as the node's CPU (see testbed/containers.py)."""
         self.service_env = _service_env(cp.server)
         self._client: kubernetes.client.ApiClient | None = None
         self._workers: dict[str, PodWorker] = {}
@@ -214,6 +219,7 @@ class KuboKubelet:
             for container in worker.containers + worker.init_containers:
                 if container.process is not None:
                     container.process.stop(grace=5)
+        self.pods_cgroup.remove()
         with contextlib.suppress(Exception):
             self._set_node_ready(False, "KubeletStopped", "the testbed kubelet stand-in stopped")
         if self._client is not None:

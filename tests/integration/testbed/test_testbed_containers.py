@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from testbed.containers import BindMount, ContainerConfigError, pod_local_bind, run_argv
+from testbed.containers import BindMount, ContainerConfigError, PodsCgroup, pod_local_bind, run_argv
 from testbed.images import _ignored, debian_mirror
 
 
@@ -89,6 +89,32 @@ def test_resources_become_the_cgroup_settings_a_kubelet_makes() -> None:
     joined = " ".join(result)
     assert "--memory 1073741824" in joined and "--memory-reservation 268435456" in joined
     assert "--cpus 1.5" in joined and "--cpu-shares 102" in joined
+
+
+def test_a_nodes_containers_go_in_its_own_cgroup_weighed_as_its_cpus(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(PodsCgroup, "CPU_HIERARCHY", tmp_path / "cpu")
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "memory" / "testbed-node").mkdir(parents=True)  # as runc makes it in each hierarchy
+    pods = PodsCgroup("testbed-node", cpus=2)
+    parent = pods.create()
+    assert parent == "/testbed-node" and pods.create() == parent
+    assert (tmp_path / "cpu" / "testbed-node" / "cpu.shares").read_text() == "2048"  # a kubelet's kubepods shares
+    joined = " ".join(argv(cgroup_parent=parent))
+    assert "--cgroup-parent /testbed-node" in joined
+    (tmp_path / "cpu" / "testbed-node" / "conmon").mkdir()  # as podman leaves it
+    (tmp_path / "cpu" / "testbed-node" / "cpu.shares").unlink()  # cgroupfs removes a cgroup with its control files
+    pods.remove()
+    assert not (tmp_path / "cpu" / "testbed-node").exists() and not (tmp_path / "memory" / "testbed-node").exists()
+
+
+def test_without_a_writable_cpu_hierarchy_containers_stay_in_podmans_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(PodsCgroup, "CPU_HIERARCHY", tmp_path / "no-cgroup-v1")
+    assert PodsCgroup("testbed-node", cpus=2).create() is None
+    assert "--cgroup-parent" not in argv(cgroup_parent=None)
 
 
 def test_a_resource_that_is_no_quantity_is_a_container_config_error() -> None:

@@ -111,6 +111,11 @@ def test_a_kubo_pod_runs_in_podman_from_the_built_image_as_its_security_context_
     # uid 1000 and gid 100 (runAsUser, runAsGroup) are the image's ipfs user and users group.
     assert {(p["user"], p["group"]) for p in processes} == {("ipfs", "users")}, processes
     assert any(p["args"].startswith("/sbin/tini -- /usr/local/bin/start_ipfs") for p in processes), processes
+    # In the node's own cgroup, weighed as the node's CPUs, as a kubelet's kubepods.
+    (inspected,) = json.loads(images.podman("container", "inspect", name).stdout)
+    assert inspected["HostConfig"]["CgroupParent"] == kubelet.pods_cgroup.path
+    shares = containers.PodsCgroup.CPU_HIERARCHY / kubelet.pods_cgroup.name / "cpu.shares"
+    assert int(shares.read_text()) == int(float(kubelet.allocatable["cpu"]) * 1024)
     log = view.log_path("kubo").read_text()
     assert "testbed network stand-in: listen addresses" in log and "Daemon is ready" in log
 
