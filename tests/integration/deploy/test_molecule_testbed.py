@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ from tests.unit.deploy.deploy_support import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Below pytest's own timeout (pyproject.toml), which would end the test without stopping what molecule started.
+MOLECULE_SECONDS = 540
 
 
 def test_molecule_test_passes_on_a_test_bed_cluster_with_the_image_built_here(tmp_path: Path) -> None:
@@ -42,17 +45,28 @@ def test_molecule_test_passes_on_a_test_bed_cluster_with_the_image_built_here(tm
         }
     )
     env.pop("KUBECONFIG", None)
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "molecule"), "test", "--scenario-name", "testbed"],
+    molecule = [str(Path(sys.executable).parent / "molecule")]
+    # In its own process group: past the deadline the whole group goes, then the scenario's destroy stops the
+    # cluster that create started (a process of its own), so nothing of it outlives the test.
+    run = subprocess.Popen(
+        [*molecule, "test", "--scenario-name", "testbed"],
         cwd=REPO_ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=1500,
-        check=False,
+        start_new_session=True,
     )
-    output = ANSI.sub("", result.stdout + result.stderr)
+    try:
+        stdout, _ = run.communicate(timeout=MOLECULE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        stdout, _ = run.communicate()
+        destroy = [*molecule, "destroy", "--scenario-name", "testbed"]
+        subprocess.run(destroy, cwd=REPO_ROOT, env=env, capture_output=True, timeout=120, check=False)
+        pytest.fail(f"molecule test ran past {MOLECULE_SECONDS} s:\n{ANSI.sub('', stdout)[-8000:]}")
+    output = ANSI.sub("", stdout)
     (tmp_path / "molecule.log").write_text(output)
-    assert result.returncode == 0, output[-8000:]
+    assert run.returncode == 0, output[-8000:]
     for step in ("create", "prepare", "converge", "idempotence", "verify", "destroy"):
         assert re.search(rf"\[testbed > {step}\] Executed: Successful", output), f"{step} did not succeed"
