@@ -565,13 +565,19 @@ def test_a_real_prometheus_scrapes_each_operator_with_a_metrics_reader_token(
         timeout=60,
         interval=1,
     )
-    synchronized = prometheus.query(
-        'cluster_discovery_controller_identity_controller_peers_number{status="Synchronized"} == 1'
+
+    def synchronized() -> set[tuple[str, str]]:
+        found = prometheus.query(
+            'cluster_discovery_controller_identity_controller_peers_number{status="Synchronized"} == 1'
+        )
+        return {(s["metric"]["cluster"], s["metric"]["identity_name"]) for s in found}
+
+    # The identity role sets the gauges at each of its rounds (roles/identity/README.md), so they follow a Peer
+    # that turned Synchronized within one round, not at once.
+    both = {("cluster1", "cluster1-identity"), ("cluster2", "cluster2-identity")}
+    walk.clusters["cluster2"].wait_for(
+        lambda: synchronized() == both, "Prometheus counts one synchronized peer on each cluster", timeout=TIMEOUT
     )
-    assert {(s["metric"]["cluster"], s["metric"]["identity_name"]) for s in synchronized} == {
-        ("cluster1", "cluster1-identity"),
-        ("cluster2", "cluster2-identity"),
-    }
     assert not walk.alerts("ClusterDiscoveryOperatorDown")
     assert not walk.alerts("ClusterDiscoveryMemberOffline")
 
