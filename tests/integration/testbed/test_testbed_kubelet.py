@@ -346,9 +346,16 @@ def test_kubelet_stand_in_restarts_a_crashed_kubo_container_and_counts_the_resta
     assert status["lastState"]["terminated"]["exitCode"] == 128 + signal.SIGKILL
 
 
-def with_probes(manifests: list[dict[str, Any]], **probes: dict[str, Any]) -> list[dict[str, Any]]:
-    manifests[-1]["spec"]["template"]["spec"]["containers"][0].update(probes)
-    return manifests
+def apply_probed(
+    cp: ControlPlane, namespace: str, name: str, probe: dict[str, Any], *, startup_failures: int, liveness_failures: int
+) -> None:
+    """A swarm StatefulSet whose kubo container has a startup and a liveness probe, both ``probe``."""
+    manifests = swarm_manifests(name, new_swarm_key())
+    manifests[-1]["spec"]["template"]["spec"]["containers"][0].update(
+        startupProbe={**probe, "failureThreshold": startup_failures},
+        livenessProbe={**probe, "failureThreshold": liveness_failures},
+    )
+    apply(cp, namespace, manifests)
 
 
 def pod_events(cp: ControlPlane, namespace: str, pod: str) -> list[str]:
@@ -363,15 +370,7 @@ def test_kubelet_stand_in_probes_liveness_only_once_the_startup_probe_passed(
     # Port 4999 never listens. Alone, this liveness probe would kill the container after its first run; behind a
     # startup probe it is not run at all, and the startup probe kills after its own failureThreshold.
     never = {"tcpSocket": {"port": 4999}, "periodSeconds": 1}
-    apply(
-        control_plane,
-        namespace,
-        with_probes(
-            swarm_manifests("slow", new_swarm_key()),
-            startupProbe={**never, "failureThreshold": 4},
-            livenessProbe={**never, "failureThreshold": 1},
-        ),
-    )
+    apply_probed(control_plane, namespace, "slow", never, startup_failures=4, liveness_failures=1)
 
     def restarted() -> dict[str, Any] | None:
         statuses = (read_pod(control_plane, namespace, "slow-0").get("status") or {}).get("containerStatuses") or []
@@ -388,15 +387,7 @@ def test_kubelet_stand_in_reports_started_and_ready_once_the_startup_probe_passe
     control_plane: ControlPlane, kubelet: KuboKubelet, namespace: str
 ) -> None:
     swarm_port = {"tcpSocket": {"port": "swarm"}, "periodSeconds": 1}
-    apply(
-        control_plane,
-        namespace,
-        with_probes(
-            swarm_manifests("starts", new_swarm_key()),
-            startupProbe={**swarm_port, "failureThreshold": 60},
-            livenessProbe={**swarm_port, "failureThreshold": 1},
-        ),
-    )
+    apply_probed(control_plane, namespace, "starts", swarm_port, startup_failures=60, liveness_failures=1)
     kubelet.wait_for_pod(namespace, "starts-0")
 
     def reported() -> dict[str, Any] | None:
