@@ -120,6 +120,11 @@ ASK_ANSWER_INTERVAL_SECONDS = 1.0
 SILENCE_CHECK_SECONDS = 5.0
 # How often the listener looks at who is on the topic, to announce to a member that has just appeared there.
 TOPIC_PEERS_CHECK_SECONDS = 2.0
+# After its node answers again (a freeze, a restart), the listener announces at these delays besides: the
+# connections its node still lists can be dead ones whose members come back between two checks of the topic,
+# never seen gone, and then neither the announcement made at once nor an appearance reached them (the
+# walkthrough's frozen member was heard again a whole period, 30 s, after its node went on).
+RECOVERY_ANNOUNCE_DELAYS = (3.0, 8.0, 15.0)
 
 
 class RateLimit:
@@ -438,7 +443,8 @@ class SwarmIdentity:
         meanwhile is learned again. For a period after its node was away or
         alone on the topic (a freeze, a cut, a start), a member that appears
         there gets an announcement within TOPIC_PEERS_CHECK_SECONDS: what was
-        published while it was not there never reached it. With ``ask`` false it never asks: for a
+        published while it was not there never reached it. After its node was
+        away it also announces at RECOVERY_ANNOUNCE_DELAYS. With ``ask`` false it never asks: for a
         member that consumes nothing (the light member), since every member
         answers an ask, N answers that each reach N nodes.
         """
@@ -546,13 +552,20 @@ class SwarmIdentity:
             # creation reached a whole cluster in 3.6-6.7 s instead of under one).
             seen: set[str] = set()
             cut_at = time.monotonic()
+            away = False
+            follow_ups: list[float] = []
             while not stop.wait(TOPIC_PEERS_CHECK_SECONDS):
                 now = time.monotonic()
                 try:
                     present = set(self.client.pubsub_peers(self.topic))
                 except KuboError:
-                    seen, cut_at = set(), now  # what it sent meanwhile went nowhere
+                    seen, cut_at, away = set(), now, True  # what it sent meanwhile went nowhere
                     continue
+                if away:
+                    away, follow_ups = False, [now + delay for delay in RECOVERY_ANNOUNCE_DELAYS]
+                if follow_ups and now >= follow_ups[0]:
+                    follow_ups = [at for at in follow_ups if at > now]
+                    asked.set()
                 if not present:
                     cut_at = now
                 elif present - seen and now - cut_at <= announce_every:

@@ -7,6 +7,8 @@ member heard again after such a silence (the fast path marks it Online as soon a
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +19,9 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
+    RECOVERY_ANNOUNCE_DELAYS,
     SILENCE_CHECK_SECONDS,
+    TOPIC_PEERS_CHECK_SECONDS,
     SwarmIdentity,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import generate
@@ -219,6 +223,57 @@ def test_members_that_meet_after_announcing_hear_each_other_at_once_not_a_period
             thread.join(timeout=10)
         for client in clients:
             client.close()
+
+
+class PublishTimingClient(KuboClient):
+    """A KuboClient that notes when each of its publications went through."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.published_at: list[float] = []
+
+    def pubsub_pub(self, topic: str | bytes, data: bytes) -> None:
+        super().pubsub_pub(topic, data)
+        self.published_at.append(time.monotonic())
+
+
+def test_a_member_whose_node_answers_again_announces_again_while_its_connections_come_back(
+    kubo_node: Callable[..., Any],
+) -> None:
+    """Seen in the walkthrough: a member's node froze past the Offline time; when it went on, its announcement made
+    at once went down a connection the others had closed meanwhile, and the member came back on the topic between
+    two of its checks, so no appearance was seen either: it was heard again only a period (30 s) later. After its
+    node was away, a listener announces again at RECOVERY_ANNOUNCE_DELAYS."""
+    key = generate()
+    node = kubo_node(key.text, name="frozen")
+    client = PublishTimingClient(node.api_url, timeout=2, retries=0)
+    member = SwarmIdentity(client, key.key)
+    member.publish(
+        owner="ns/frozen",
+        document=IdentityDocument(publisher="", sequence=0, issued_at="", name="frozen", url="https://127.0.0.1:1"),
+        kubeconfig=None,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=member.serve, kwargs={"stop": stop, "announce_every": 120.0}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: topic_for(key.key) in node.pubsub_topics(), "the subscription")
+        os.kill(node.pid, signal.SIGSTOP)  # the node this test started: nothing answers, nothing closes
+        try:
+            time.sleep(3 * TOPIC_PEERS_CHECK_SECONDS + 2)  # checks of the topic time out: the node is away
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        went_on = time.monotonic()
+        time.sleep(max(RECOVERY_ANNOUNCE_DELAYS) + 2 * TOPIC_PEERS_CHECK_SECONDS + 1)
+        after = [round(at - went_on, 1) for at in client.published_at if at >= went_on]
+        # What the node's return sets off at once (a retried announcement, a new subscription's announcement and
+        # ask) comes within a few seconds; with a period of 120 s, only the follow-ups come later.
+        later = [delay for delay in after if delay > min(RECOVERY_ANNOUNCE_DELAYS) + TOPIC_PEERS_CHECK_SECONDS + 1]
+        assert len(later) >= len(RECOVERY_ANNOUNCE_DELAYS) - 1, f"publications after the node went on: {after}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        client.close()
 
 
 class ReadCountingClient(KuboClient):
