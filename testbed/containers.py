@@ -29,7 +29,7 @@ What stands in for a real node, and why:
   ``kubepods`` cgroup (PodsCgroup). In podman's default parent the kernel
   would weigh the containers of every node together as one process against
   each process outside, so three busy test processes would leave the pods of
-  all nodes a quarter of a CPU between them.
+  all nodes a quarter of the machine between them.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,21 +242,34 @@ class PodsCgroup:
         self.path = f"/{self.name}"
         return self.path
 
-    def remove(self) -> None:
-        """Remove the cgroup from every hierarchy runc made it in; one that still holds a process stays."""
+    def remove(self, *, timeout: float = 10.0) -> None:
+        """Remove the cgroup from every hierarchy runc made it in, once the processes in it have ended.
+
+        podman's conmon, in a ``conmon`` child, ends a moment after its container: a cgroup still busy is tried
+        again until ``timeout``, then left.
+        """
         if self.path is None:
             return
+        deadline = time.monotonic() + timeout
+        while not self._remove_once() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.path = None
+
+    def _remove_once(self) -> bool:
+        """One pass over the hierarchies, children first (a cgroup goes with its control files); True when gone."""
+        gone = True
         for hierarchy in self.CPU_HIERARCHY.parent.iterdir():
             folder = hierarchy / self.name
             if not folder.is_dir():
                 continue
-            # Children first (podman leaves an empty ``conmon`` one); a cgroup goes with its control files.
             for child in sorted((f for f in folder.rglob("*") if f.is_dir()), key=lambda f: -len(f.parts)):
                 with contextlib.suppress(OSError):
                     child.rmdir()
-            with contextlib.suppress(OSError):
+            try:
                 folder.rmdir()
-        self.path = None
+            except OSError:
+                gone = False
+        return gone
 
 
 def pod_local_bind(arg: str, pod_ip: str) -> str:
