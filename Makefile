@@ -5,8 +5,6 @@ BIN := $(VENV)/bin
 IMG ?= ghcr.io/irt-saintexupery/cluster-discovery-operator:0.1.0
 PYTEST_ARGS ?=
 # Test processes of `make test`: most tests wait on servers rather than compute, so four share two cores well.
-# Files go to them in collection order (--no-loadscope-reorder; xdist would start with the files of most tests),
-# so the walkthrough, tests/e2e and the longest file, starts first instead of minutes in.
 TEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
@@ -19,7 +17,7 @@ demo: setup testbed ## Run the three-cluster federation of the walkthrough on th
 
 .PHONY: test
 test: setup testbed images ## Run every test: unit, integration and end to end, against the real test bed (TEST_WORKERS in parallel)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 ##@ Development
 
