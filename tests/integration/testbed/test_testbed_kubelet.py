@@ -25,7 +25,7 @@ import requests
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from testbed.controlplane import ControlPlane
+from testbed.controlplane import ControlPlane, KubectlError
 from testbed.kube import WATCH_TIMEOUT_SECONDS
 from testbed.kubelet import POD_LABELS, KuboKubelet
 from testbed.kubo import KuboNode, new_swarm_key
@@ -134,6 +134,15 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str) -> An
 
 def read_pod(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     return json.loads(cp.kubectl("get", "pod", name, "-n", namespace, "-o", "json").stdout)
+
+
+def restarted(cp: ControlPlane, namespace: str, pod: str) -> dict[str, Any] | None:
+    """The pod's container status once it restarted at least once (None before, or while the Pod is not made yet)."""
+    try:
+        statuses = read_pod(cp, namespace, pod)["status"].get("containerStatuses") or []
+    except KubectlError:  # the StatefulSet controller has not made the Pod yet
+        return None
+    return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
 
 
 def process_alive(pid: int) -> bool:
@@ -372,11 +381,11 @@ def test_kubelet_stand_in_probes_liveness_only_once_the_startup_probe_passed(
     never = {"tcpSocket": {"port": 4999}, "periodSeconds": 1}
     apply_probed(control_plane, namespace, "slow", never, startup_failures=4, liveness_failures=1)
 
-    def restarted() -> dict[str, Any] | None:
-        statuses = (read_pod(control_plane, namespace, "slow-0").get("status") or {}).get("containerStatuses") or []
-        return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
-
-    status = wait_until(restarted, timeout=90, what="a restart after the startup probe failed")
+    status = wait_until(
+        lambda: restarted(control_plane, namespace, "slow-0"),
+        timeout=90,
+        what="a restart after the startup probe failed",
+    )
     assert "terminated" in status["lastState"]
     messages = pod_events(control_plane, namespace, "slow-0")
     assert "Startup probe failed for container kubo" in messages, messages

@@ -23,13 +23,13 @@ import pytest
 import requests
 
 from testbed import containers, images
-from testbed.controlplane import ControlPlane, KubectlError
+from testbed.controlplane import ControlPlane
 from testbed.kubelet import KuboKubelet
 from testbed.kubo import KuboNode, new_swarm_key
 from tests.integration.testbed.test_testbed_kubelet import (
     apply,
     process_alive,
-    read_pod,
+    restarted,
     rpc,
     swarm_manifests,
     wait_until,
@@ -72,15 +72,6 @@ def product_shaped(name: str, swarm_key: str, **container: Any) -> list[dict[str
     pod_spec["volumes"][0]["secret"]["defaultMode"] = 0o440
     pod_spec["volumes"][1]["configMap"]["defaultMode"] = 0o555
     return manifests
-
-
-def restarted(cp: ControlPlane, namespace: str, pod: str) -> dict[str, Any] | None:
-    """The pod's container status once it restarted at least once (None before, or while the Pod is not made yet)."""
-    try:
-        statuses = read_pod(cp, namespace, pod)["status"].get("containerStatuses") or []
-    except KubectlError:  # the StatefulSet controller has not made the Pod yet
-        return None
-    return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
 
 
 def container_processes(name: str) -> list[dict[str, str]]:
