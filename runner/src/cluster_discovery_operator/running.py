@@ -324,6 +324,19 @@ class _EventReader:
 # is how they are found afterwards, even once reparented.
 RUN_MARKER = "CLUSTER_DISCOVERY_OPERATOR_RUN"
 
+# What ansible-runner writes under ``env/`` from its arguments. It writes each only when the file is not there
+# yet; otherwise the file of an earlier run stands: its environment wins over the new one (so this run's marker
+# would be lost), and the new extra vars go on the command line as one argument, which Linux caps at 128 KiB
+# (a batch of large objects then fails to start, again at every retry).
+_RUN_INPUT_FILES = ("extravars", "envvars", "cmdline")
+
+
+def _forget_previous_inputs(private_dir: Path) -> None:
+    """Remove what an earlier run in ``private_dir`` left under ``env/``, so ansible-runner writes this run's."""
+    for name in _RUN_INPUT_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (private_dir / "env" / name).unlink()
+
 
 def marked_processes(marker: str, proc: str = "/proc") -> list[int]:
     """Live processes whose environment carries ``RUN_MARKER=marker`` (none without procfs)."""
@@ -468,6 +481,7 @@ class AnsibleRunner:
         max_artifacts = items[0].max_artifacts if single else watch.max_runner_artifacts
         cmdline = " ".join(self.settings.ansible_args) or None
         marker = f"{os.getpid()}/{ident}"
+        _forget_previous_inputs(private_dir)
         began = time.monotonic()
         runner = ansible_runner.run(
             private_data_dir=str(private_dir),

@@ -6,12 +6,14 @@ extra vars reach the role with native types and beat a role's ``vars/`` and
 ``set_fact`` (extra-var precedence, as under operator-sdk), per-object failure
 messages, rescued and ignored failures not counting, requeue_after and
 osdk_metric read per object, ``ansibleResult`` counts, artifacts rotation and
-the ``latest`` link, and that a shared process gives every object exactly the
-result it gets alone.
+the ``latest`` link, that a shared process gives every object exactly the
+result it gets alone, and that each run hands ansible its own inputs in files
+(a reused folder, a batch larger than one command-line argument).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_discovery_operator.running import AnsibleRunner, RunItem, RunOutcome, marked_processes
+from cluster_discovery_operator.running import RUN_MARKER, AnsibleRunner, RunItem, RunOutcome, marked_processes
 from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
 
@@ -170,3 +172,43 @@ def test_a_cancelled_run_leaves_no_process_behind(runner: AnsibleRunner, tmp_pat
     assert outcome.hosts["localhost"].failed
     assert time.monotonic() - began < 60
     assert marked_processes(marker) == []
+
+
+def _command(outcome: RunOutcome) -> list[str]:
+    command: list[str] = json.loads((outcome.artifacts_dir / "command").read_text())["command"]
+    return command
+
+
+def test_each_run_hands_ansible_its_own_extra_vars_in_a_file(runner: AnsibleRunner, tmp_path: Path) -> None:
+    """An object's folder is reused: its second run's extra vars are in env/extravars, not on the command line.
+
+    ansible-runner writes ``env/extravars`` only when the file does not exist yet, and otherwise passes the
+    extra vars inline as one argument, which the kernel limits to 128 KiB.
+    """
+    _run(runner, tmp_path, [_obj("a", size=3, tagList=[], failMessage="", requeue="")])
+    item = _item(tmp_path, _obj("a", size=7, tagList=[], failMessage="", requeue=""))
+    item = RunItem(**{**item.__dict__, "reconcile_id": "run-a-again"})
+    second = runner.run(WATCH, [item], batch_dir=tmp_path / "batch", cancel=threading.Event())
+    assert not second.hosts["localhost"].failed, second.hosts["localhost"].message
+    assert "a size=7 type=int" in (second.artifacts_dir / "stdout").read_text()
+    extravars = json.loads((tmp_path / "objects" / "a" / "env" / "extravars").read_text())
+    assert extravars["size"] == 7
+    assert not [arg for arg in _command(second) if arg.startswith("{")]
+    # The environment is this run's too: its marker is how a cancelled run's processes are found.
+    envvars = json.loads((tmp_path / "objects" / "a" / "env" / "envvars").read_text())
+    assert envvars[RUN_MARKER] == f"{os.getpid()}/run-a-again"
+
+
+def test_a_batch_larger_than_one_command_line_argument_runs_again(runner: AnsibleRunner, tmp_path: Path) -> None:
+    """Three objects of 50 KiB each share a process twice in the same batch folder: both runs start."""
+    note = "n" * 50 * 1024
+
+    def batch(size: int) -> list[dict[str, Any]]:
+        return [_obj(name, size=size, tagList=[], failMessage="", requeue="", note=note) for name in "xyz"]
+
+    _run(runner, tmp_path, batch(1))
+    second = _run(runner, tmp_path, batch(2))
+    stdout = (second.artifacts_dir / "stdout").read_text()
+    for name in "xyz":
+        assert not second.hosts[f"ns/{name}"].failed, second.hosts[f"ns/{name}"].message
+        assert f"{name} size=2 type=int" in stdout
