@@ -92,6 +92,11 @@ def exec_kubeconfig(marker: Path) -> dict[str, Any]:
     return value
 
 
+def touching_template(marker: Path) -> str:
+    """Jinja that creates ``marker`` if ansible ever evaluates it (a command run with the operator's rights)."""
+    return "{{ lookup('ansible.builtin.pipe', 'touch " + str(marker) + "') }}"
+
+
 @pytest.fixture(scope="module")
 def swarm(cluster: Cluster) -> Swarm:
     return running_swarm(cluster, cluster.control_plane.create_namespace("trust"))
@@ -131,6 +136,7 @@ class Rogue:
         kubeconfig: str | None = None,
         addresses: tuple[str, ...] = (),
         url: str = "https://127.0.0.1:1",
+        name: str = "Rogue",
     ) -> None:
         sealed = (
             seal(self.swarm.key, kubeconfig.encode(), publisher=self.peer_id, sequence=sequence)
@@ -141,7 +147,7 @@ class Rogue:
             publisher=self.peer_id,
             sequence=sequence,
             issued_at=utc_now(),
-            name="Rogue",
+            name=name,
             url=url,
             addresses=addresses,
             kubeconfig=sealed,
@@ -327,7 +333,47 @@ def test_a_member_naming_an_address_nobody_answers_fails_no_reconcile(
     cluster.delete("peer", rogue.peer_id.lower(), namespace=swarm.namespace)
 
 
+def test_a_members_name_written_as_a_template_is_kept_as_written_and_never_evaluated(
+    cluster: Cluster, swarm: Swarm, rogue: Rogue, tmp_path: Path
+) -> None:
+    """The name lands in the Peer's spec, and the operator runs the Peer's role with the Peer as extra vars."""
+    marker = tmp_path / "member-template-ran"
+    template = touching_template(marker)
+    rogue.publish(sequence=40, name=template)
+    peer_name = rogue.peer_id.lower()
+    discovery_round(cluster, swarm)
+    peer = cluster.wait_for(
+        lambda: (
+            (cluster.get("peer", peer_name, namespace=swarm.namespace) or {}).get("status", {}).get("conditions")
+            and cluster.get("peer", peer_name, namespace=swarm.namespace)
+        ),
+        "the rogue's Peer is written and checked",
+        timeout=TIMEOUT,
+    )
+    assert "Reachable" in conditions(peer), "the Peer's role has not run yet"
+    assert not marker.exists(), "the operator evaluated a template a swarm member published"
+    assert peer["spec"]["name"] == template
+
+
 # -- namespace users --------------------------------------------------------------------------
+
+
+def test_a_spec_written_as_a_template_is_published_as_written_and_never_evaluated(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Jinja in an Identity's spec: the operator, with its cluster-wide rights, would run it for a namespace user."""
+    marker = tmp_path / "spec-template-ran"
+    template = touching_template(marker)
+    own = running_swarm(cluster, cluster.control_plane.create_namespace("templates"))
+    cluster.apply([own.identity("templated", own.namespace, url=cluster.control_plane.server, description=template)])
+    obj = wait_for_run(cluster, "identity", "templated", own.namespace)
+    assert not marker.exists(), "the operator evaluated a template a namespace user wrote"
+    assert_successful(obj)
+    record = own.published()
+    assert record is not None
+    document = json.loads(rpc_call(own.api_url, "cat", record["cid"], authorization=own.authorization).content)
+    assert document["description"] == template
+    cluster.delete("identity", "templated", namespace=own.namespace, wait=True)
 
 
 def test_a_kubeconfig_a_user_writes_into_the_identitys_secret_is_never_published(
