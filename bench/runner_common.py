@@ -50,9 +50,7 @@ def bench_cluster(base_dir: Path) -> Iterator[ControlPlane]:
     activate()
     with control_plane_running("bench", base_dir) as cp:
         kubectl(cp, "apply", "-f", os.fspath(DATA / "crd.yaml"))
-        kubectl(
-            cp, "wait", "--for=condition=Established", "crd/widgets.test.cluster-discovery.example.com", "--timeout=60s"
-        )
+        cp.wait_established("widgets.test.cluster-discovery.example.com")
         yield cp
 
 

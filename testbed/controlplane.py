@@ -44,6 +44,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import kubernetes.client
 import kubernetes.config
@@ -84,6 +85,36 @@ CONTROLLERS = (
     "node-lifecycle-controller",
     "clusterrole-aggregation-controller",
 )
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def wait_established(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]], *names: str, timeout: float = 60.0
+) -> None:
+    """Wait until the CustomResourceDefinitions ``names`` (``plural.group``; none: every one) are Established.
+
+    ``kubectl`` runs kubectl against the cluster (``check=False`` returns a failed run instead of raising). Not
+    ``kubectl wait --for=condition=Established``: a CRD read before the API server first wrote its status has
+    no conditions, and kubectl then fails at once (".status.conditions accessor error: <nil>",
+    kubernetes/kubernetes#66439) instead of waiting. A busy machine makes that window wide: 42 tests of one file
+    errored on it in one suite run.
+    """
+    deadline = time.monotonic() + timeout
+    pending: list[str] = list(names) or ["(any)"]
+    while time.monotonic() < deadline:
+        found = kubectl("get", "customresourcedefinitions", *names, "-o", "json", check=False)
+        if found.returncode == 0:
+            listed = json.loads(found.stdout)
+            crds = listed["items"] if listed.get("kind") == "List" else [listed]
+            pending = [crd["metadata"]["name"] for crd in crds if not _established(crd)]
+            if crds and not pending:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"CustomResourceDefinitions not Established after {timeout:.0f} s: {', '.join(pending)}")
 
 
 class ControlPlaneStartError(RuntimeError):
@@ -136,6 +167,10 @@ class ControlPlane:
         if check and result.returncode != 0:
             raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
         return result
+
+    def wait_established(self, *names: str, timeout: float = 60.0) -> None:
+        """Wait until the CustomResourceDefinitions ``names`` (none: every one) are Established; see the function."""
+        wait_established(self.kubectl, *names, timeout=timeout)
 
     def api_client(self) -> kubernetes.client.ApiClient:
         """A fresh client authenticated as the admin (group system:masters)."""

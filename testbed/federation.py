@@ -248,7 +248,7 @@ class Cluster:
         """
         assert self.cp is not None
         self._helm("install", "--set=replicaCount=0", "--timeout=120s")
-        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        self.cp.wait_established()
         account = self.kubectl(
             "get", "serviceaccount", "-n", RELEASE_NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}",
             "-o", "jsonpath={.items[0].metadata.name}",

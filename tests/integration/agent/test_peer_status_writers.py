@@ -92,7 +92,7 @@ def heard(sequence: int) -> dict[str, Any]:
 @pytest.fixture
 def writers(control_plane: ControlPlane) -> tuple[Scope, KindObjects, KindObjects, Any]:
     control_plane.kubectl("apply", "--server-side", "-f", str(CRD))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/peers.{GROUP}", "--timeout=60s")
+    control_plane.wait_established(f"peers.{GROUP}")
     namespace = control_plane.create_namespace("writers")
     scope = Scope(
         identity_name="cluster1-identity",

@@ -43,7 +43,7 @@ def kind_in_namespaces(
 ) -> tuple[list[str], client.ApiClient, client.CustomObjectsApi]:
     """The product's CRD of ``plural`` established, a new namespace per prefix, and a client to write objects."""
     control_plane.kubectl("apply", "-f", str(CRD / f"{GROUP}_{plural}.yaml"))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{plural}.{GROUP}", "--timeout=60s")
+    control_plane.wait_established(f"{plural}.{GROUP}")
     namespaces = [control_plane.create_namespace(prefix) for prefix in prefixes]
     api = control_plane.api_client()
     return namespaces, api, client.CustomObjectsApi(api)

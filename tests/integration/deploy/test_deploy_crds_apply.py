@@ -61,12 +61,7 @@ APPLY_ORDER = [
 def cluster(control_plane: ControlPlane) -> Iterator[ControlPlane]:
     """The shared control plane with our CRDs installed; the seed's namespaces are removed afterwards."""
     control_plane.kubectl("apply", "-k", str(CONFIG_DIR / "crd"))
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *[f"customresourcedefinition/{plural}.{GROUP}" for plural in PLURALS.values()],
-    )
+    control_plane.wait_established(*[f"{plural}.{GROUP}" for plural in PLURALS.values()])
     try:
         yield control_plane
     finally:

@@ -171,12 +171,7 @@ def deployed(cp: ControlPlane) -> dict[str, subprocess.CompletedProcess[str]]:
 
 def test_make_install_applies_the_crds(cp: ControlPlane, deployed: dict[str, Any]) -> None:
     assert "customresourcedefinition.apiextensions.k8s.io/swarmpools" in deployed["install"].stdout
-    cp.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *[f"customresourcedefinition/{plural}.{GROUP}" for plural in PLURALS.values()],
-    )
+    cp.wait_established(*[f"{plural}.{GROUP}" for plural in PLURALS.values()])
 
 
 def test_make_deploy_installs_the_operator_with_the_given_image(cp: ControlPlane, deployed: dict[str, Any]) -> None:
@@ -645,7 +640,7 @@ def test_molecule_stands_in_for_the_load_balancer_controller_where_there_is_none
     """
     inventory, _ = molecule_inventory
     cp.kubectl("apply", "-k", str(CONFIG_DIR / "crd"))
-    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"customresourcedefinition/swarmpools.{GROUP}")
+    cp.wait_established(f"swarmpools.{GROUP}")
     namespace = cp.create_namespace("molecule-lb")
     service = {
         "apiVersion": "v1",

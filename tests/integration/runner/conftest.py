@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from testbed.controlplane import wait_established
 from tests.integration.runner.operator_process import DATA, OperatorProcess, wait_for
 
 
@@ -73,6 +74,9 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
+
+    def wait_established(self, *names: str) -> None:
+        wait_established(self.kubectl, *names)
 
     def apply(self, obj: dict[str, Any]) -> None:
         self.kubectl("apply", "-f", "-", input=json.dumps(obj))
@@ -121,7 +125,7 @@ CRD_NAME = "widgets.test.cluster-discovery.example.com"
 def widget_crd(cluster: Cluster) -> Iterator[str]:
     """The test CRD, registered and established (removed at the end on a real cluster)."""
     cluster.kubectl("apply", "-f", os.fspath(DATA / "crd.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    cluster.wait_established(CRD_NAME)
     yield CRD_NAME
     if cluster.etcd_url is None:
         cluster.kubectl("delete", "crd", CRD_NAME, "--wait=false", check=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 import time
@@ -78,7 +79,7 @@ def widget_group(control_plane: ControlPlane) -> Iterator[str]:
     """A Widget CRD applied with kubectl in a fresh API group, Established before the test starts."""
     group = f"w{secrets.token_hex(3)}.testbed.example.com"
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd_manifest(group)))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=60s")
+    control_plane.wait_established(f"widgets.{group}")
     yield group
     control_plane.kubectl("delete", f"crd/widgets.{group}", "--wait=false")
 
@@ -111,6 +112,24 @@ def test_a_crd_applied_with_kubectl_becomes_established_and_served(control_plane
 
     resources = control_plane.kubectl("api-resources", f"--api-group={widget_group}", "-o", "name").stdout.split()
     assert resources == [f"widgets.{widget_group}"]
+
+
+def test_waiting_for_a_crd_waits_until_the_api_server_says_it_is_established(control_plane: ControlPlane) -> None:
+    """The CRD is created while the wait runs: it does not fail at once, as kubectl wait does, and returns once
+    the CRD's Established condition is True; a CRD that never comes is named in the timeout's error."""
+    group = f"w{secrets.token_hex(3)}.testbed.example.com"
+    manifest = yaml.safe_dump(crd_manifest(group))
+    creator = threading.Timer(1.0, lambda: control_plane.kubectl("apply", "-f", "-", input=manifest))
+    creator.start()
+    try:
+        control_plane.wait_established(f"widgets.{group}", timeout=60)
+        crd = json.loads(control_plane.kubectl("get", "crd", f"widgets.{group}", "-o", "json").stdout)
+        assert any(c["type"] == "Established" and c["status"] == "True" for c in crd["status"]["conditions"])
+    finally:
+        creator.join()
+        control_plane.kubectl("delete", f"crd/widgets.{group}", "--wait=false", check=False)
+    with pytest.raises(TimeoutError, match=re.escape("widgets.nowhere.testbed.example.com")):
+        control_plane.wait_established("widgets.nowhere.testbed.example.com", timeout=1)
 
 
 def test_a_custom_resource_valid_against_its_schema_is_accepted(
