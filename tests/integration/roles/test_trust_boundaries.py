@@ -342,14 +342,12 @@ def test_a_members_name_written_as_a_template_is_kept_as_written_and_never_evalu
     rogue.publish(sequence=40, name=template)
     peer_name = rogue.peer_id.lower()
     discovery_round(cluster, swarm)
-    peer = cluster.wait_for(
-        lambda: (
-            (cluster.get("peer", peer_name, namespace=swarm.namespace) or {}).get("status", {}).get("conditions")
-            and cluster.get("peer", peer_name, namespace=swarm.namespace)
-        ),
-        "the rogue's Peer is written and checked",
-        timeout=TIMEOUT,
-    )
+
+    def checked() -> dict[str, Any] | None:
+        peer = cluster.get("peer", peer_name, namespace=swarm.namespace)
+        return peer if peer is not None and "Reachable" in conditions(peer) else None
+
+    peer = cluster.wait_for(checked, "the rogue's Peer is written and checked", timeout=TIMEOUT)
     assert "Reachable" in conditions(peer), "the Peer's role has not run yet"
     assert not marker.exists(), "the operator evaluated a template a swarm member published"
     assert peer["spec"]["name"] == template

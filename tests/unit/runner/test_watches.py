@@ -306,3 +306,5 @@ def test_the_repositorys_watches_file_is_valid() -> None:
     assert identity.finalizer.name == f"{GROUP}/finalizer"
     assert identity.finalizer.vars == {"state": "absent"}
     assert identity.finalizer_target == ("peerdiscovery.cluster_discovery.identity", "")
+    # Custom resources hold what namespace users and swarm members wrote: never evaluated as Jinja.
+    assert [w.mark_unsafe for w in (pool, identity, peer)] == [True, True, True]
