@@ -10,7 +10,7 @@ written for it needs no change: ``--watches-file ./watches.yaml``,
 ``--leader-elect-lease-duration 15s``, ``--leader-elect-renew-deadline 10s``,
 ``--graceful-shutdown-timeout``. The namespaces come from ``--namespace`` or
 ``WATCH_NAMESPACE`` (comma separated; empty means all). Ours:
-``--max-batch-size``, ``--batch-window``, ``--max-forks``, ``--reconcile-backoff-base`` and
+``--max-batch-size``, ``--batch-window``, ``--max-forks``, ``--min-reconcile-period``, ``--reconcile-backoff-base`` and
 ``--reconcile-backoff-max``, ``--artifacts-dir``,
 ``--metrics-secure`` / ``--metrics-cert-dir``, ``--kubeconfig``/``--context``,
 ``--log-format``, ``--ansible-run-timeout``.
@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="report a false `when` without forking a worker (the cdo_linear strategy; true|false; default true)",
     )
     g.add_argument(
+        "--min-reconcile-period",
+        type=_duration,
+        default=QueueingSettings.min_reconcile_period,
+        help="shortest period an object's reconcile-period annotation may ask for (Go duration; 0 = any)",
+    )
+    g.add_argument(
         "--reconcile-backoff-base",
         type=_duration,
         default=QueueingSettings.backoff_base,
@@ -263,6 +269,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             max_concurrent_reconciles=args.max_concurrent_reconciles,
             max_batch_size=args.max_batch_size,
             batch_window=args.batch_window,
+            min_reconcile_period=args.min_reconcile_period,
             backoff_base=max(args.reconcile_backoff_base, 0.001),
             backoff_max=max(args.reconcile_backoff_max, args.reconcile_backoff_base),
         ),

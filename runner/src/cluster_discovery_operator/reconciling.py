@@ -7,7 +7,11 @@ operator-sdk's ``reconcile.go`` step by step, with the cost edge in front:
 
 1. read the object from the watch cache; gone -> forget it;
 2. deleted without our finalizer -> skip (operator-sdk's rule); a malformed
-   ``reconcile-period`` annotation -> Failure condition, no run;
+   ``reconcile-period`` annotation -> Failure condition, no run. Annotations are
+   written by whoever may edit the object, so they are bounded by what the
+   operator's admin set: a ``reconcile-period`` no shorter than
+   ``--min-reconcile-period``, a ``max-runner-artifacts`` no larger than the
+   watch's ``maxRunnerArtifacts`` (operator-sdk takes both as written);
 3. **the skip rule** (``skipping``): unchanged inputs since a successful run,
    no dependent change, period not elapsed -> done, no ansible;
 4. add the finalizer if the watch has one (before the first run);
@@ -320,11 +324,22 @@ class Controller:
                 plans.append(plan)
         return plans
 
-    def _period(self, obj: KubeObject) -> float:
+    def _period(self, obj: KubeObject, context: Mapping[str, Any]) -> float:
+        """The object's period: its reconcile-period annotation, no shorter than --min-reconcile-period, else the
+        watch's. DurationError for an annotation that is no Go duration."""
         text = annotations_of(obj).get(RECONCILE_PERIOD_ANNOTATION)
         if text is None:
             return self.watch.reconcile_period
-        return parse_duration(text)
+        asked = parse_duration(text)
+        shortest = self.settings.queueing.min_reconcile_period
+        if 0 < asked < shortest:
+            log.warning(
+                "the reconcile-period annotation asks for a shorter period than --min-reconcile-period allows;"
+                " using the shortest allowed",
+                extra=fields(**context, annotation=RECONCILE_PERIOD_ANNOTATION, value=text, used=shortest),
+            )
+            return shortest
+        return asked
 
     def _prepare(self, key: ObjectKey) -> ReconcilePlan | None:
         began = time.monotonic()
@@ -346,7 +361,7 @@ class Controller:
             log.info("resource is terminated, skipping reconciliation", extra=fields(**context))
             return None
         try:
-            period = self._period(obj)
+            period = self._period(obj, context)
         except DurationError as exc:
             message = f"Unable to parse reconcile period annotation: {exc}"
             log.error(message, extra=fields(**context))
@@ -426,6 +441,20 @@ class Controller:
         artifacts = _int_annotation(
             annotations, MAX_RUNNER_ARTIFACTS_ANNOTATION, self.watch.max_runner_artifacts, context
         )
+        if not 0 < artifacts <= self.watch.max_runner_artifacts:
+            # Whoever may edit the object may annotate it; its runs' artifacts fill the operator's disk (0 keeps
+            # them all). The annotation may keep fewer than the watch says, never more.
+            log.warning(
+                "the max-runner-artifacts annotation asks to keep more runs than the watch's maxRunnerArtifacts;"
+                " keeping the watch's number",
+                extra=fields(
+                    **context,
+                    annotation=MAX_RUNNER_ARTIFACTS_ANNOTATION,
+                    value=annotations.get(MAX_RUNNER_ARTIFACTS_ANNOTATION),
+                    used=self.watch.max_runner_artifacts,
+                ),
+            )
+            artifacts = self.watch.max_runner_artifacts
         object_dir = self.kind_dir / namespace / name if namespace else self.kind_dir / name
         return RunItem(
             obj=obj,

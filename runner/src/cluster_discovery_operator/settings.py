@@ -66,6 +66,13 @@ class QueueingSettings:
     plugins' imports once: measured on 2 CPUs, 300 new objects took 102-105 s with 20, 85.5 s with 40 and 89.6 s
     with 60 or 100."""
 
+    min_reconcile_period: float = 60.0
+    """Shortest period the ``ansible.sdk.operatorframework.io/reconcile-period`` annotation may ask for; a shorter
+    one is raised to it. Whoever may edit an object may annotate it, and operator-sdk takes the annotation as
+    written: ``1ms`` had the operator, shared by every namespace, run that object's role back to back. The
+    watch's own ``reconcilePeriod`` and a role's ``requeue_after`` are the operator author's and are not bounded.
+    0 takes the annotation as written, as operator-sdk does."""
+
     batch_window: float = 0.2
     """Seconds a worker that must start ansible waits for more ready objects of its kind to share the process.
     Negligible next to ansible's own start-up (about a second), and only paid when ansible runs at all."""

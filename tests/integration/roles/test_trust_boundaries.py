@@ -10,7 +10,9 @@ Each test is an attack seen in review, made the way an attacker would make it:
   annotation names a Secret of their own holding such a kubeconfig;
 - a namespace user names an Identity after an existing ServiceAccount;
 - a namespace user's Identity publishes through another namespace's SwarmPool;
-- an Identity on a swarm whose key is public (the manual's).
+- an Identity on a swarm whose key is public (the manual's);
+- a namespace user annotates a SwarmPool to be reconciled every millisecond,
+  and to keep every run's artifacts.
 
 What the attacks would do is observed directly (a file the exec plugin would
 create, a token Secret, what the node published), and what the product did
@@ -26,6 +28,7 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import os
 import re
 import ssl
 import threading
@@ -48,10 +51,13 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import open_sealed, seal
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
+from cluster_discovery_operator.watches import parse as parse_watches
+from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.certs import CertificateAuthority
 from testbed.federation import Cluster, secret, swarm_pool
 from tests.integration.roles.support import (
+    API_GROUP,
     API_VERSION,
     POLL,
     TIMEOUT,
@@ -70,6 +76,13 @@ from tests.kubeconfigs import kubeconfig_dict
 pytestmark = pytest.mark.integration
 
 IDENTITY = "cluster-a"
+WATCHES = Path(__file__).parents[3] / "watches.yaml"
+# What the operator keeps of a SwarmPool's runs, as the product's watches.yaml says.
+WATCH_MAX_RUNNER_ARTIFACTS = next(
+    watch.max_runner_artifacts
+    for watch in parse_watches(WATCHES.read_text(), path=WATCHES, check_paths=False)
+    if watch.gvk.kind == "SwarmPool"
+)
 # The key printed in the original manual's walkthrough: public, whoever holds it.
 MANUAL_KEY = "/key/swarm/psk/1.0.0/\n/base16/\n0849c7ce4cb89ef22842da52295d7f21072bf1243fb6b7e5506533392adaea0c"
 
@@ -602,3 +615,46 @@ def test_swarm_key_secret_ref_never_writes_into_a_secret_the_product_did_not_mak
     assert after["data"] == before["data"], "a swarm key was written into the user's Secret"
     assert not after["metadata"].get("ownerReferences"), "the user's Secret now goes with the SwarmPool"
     cluster.delete("swarmpool", "grabby", namespace=ns)
+
+
+def swarm_pool_runs(cluster: Cluster) -> float:
+    """ansible-playbook processes the operator started for SwarmPools so far (its own counter)."""
+    for family in text_string_to_metric_families(cluster.metrics()):
+        for sample in family.samples:
+            if sample.name == "cluster_discovery_operator_ansible_runs_total" and sample.labels["kind"] == "SwarmPool":
+                return float(sample.value)
+    return 0.0
+
+
+def test_annotations_cannot_make_the_operator_run_an_object_back_to_back_or_keep_every_run(
+    cluster: Cluster,
+) -> None:
+    """operator-sdk takes an object's reconcile-period and max-runner-artifacts annotations as written. Whoever may
+    edit a SwarmPool could ask for a run every millisecond (the operator, shared by every namespace, then runs
+    that role back to back) and for every run's artifacts to be kept (about half a megabyte each, on the
+    operator's disk, until it is full)."""
+    own = running_swarm(cluster, cluster.control_plane.create_namespace("hurried"))
+    kept = cluster.base_dir / "artifacts" / API_GROUP / "v1alpha1" / "SwarmPool" / own.namespace / own.pool
+    kept /= "artifacts"
+    for number in range(2 * WATCH_MAX_RUNNER_ARTIFACTS):  # earlier runs' folders, as if the operator ran for a while
+        (kept / f"earlier-{number}").mkdir()
+        os.utime(kept / f"earlier-{number}", (1_000_000_000 + number, 1_000_000_000 + number))
+    before = swarm_pool_runs(cluster)
+    cluster.kubectl(
+        "annotate", "swarmpool", own.pool, "-n", own.namespace,
+        "ansible.sdk.operatorframework.io/reconcile-period=1ms",
+        "ansible.sdk.operatorframework.io/max-runner-artifacts=0",
+    )  # fmt: skip
+    # Annotations are inputs: the change itself wakes one run.
+    cluster.wait_for(lambda: swarm_pool_runs(cluster) > before, "the annotated SwarmPool's run", timeout=TIMEOUT)
+    started = swarm_pool_runs(cluster)
+    time.sleep(45)
+    more = swarm_pool_runs(cluster) - started
+    assert more <= 1, f"the operator ran SwarmPools {more:.0f} more times in 45 s for a reconcile-period of 1ms"
+    folders = len(list(kept.iterdir()))
+    assert folders <= WATCH_MAX_RUNNER_ARTIFACTS, f"{folders} runs' artifacts kept: max-runner-artifacts=0 kept all"
+    log = (cluster.base_dir / "operator.log").read_text()
+    for annotation in ("reconcile-period", "max-runner-artifacts"):
+        said = rf"{annotation}.*{own.namespace}|{own.namespace}.*{annotation}"
+        assert re.search(said, log), f"the operator's log says nothing of the {annotation} annotation it bounded"
+    cluster.delete("swarmpool", own.pool, namespace=own.namespace)

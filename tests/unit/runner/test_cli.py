@@ -71,6 +71,7 @@ def test_an_unusable_kubeconfig_is_reported(tmp_path: Path) -> None:
     [
         pytest.param(["--max-concurrent-reconciles", "0"], "expected at least 1", id="zero-workers"),
         pytest.param(["--batch-window", "soon"], "invalid duration", id="bad-duration"),
+        pytest.param(["--min-reconcile-period=-1s"], "is negative", id="negative-duration"),
         pytest.param(["--metrics-secure", "maybe"], "expected true or false", id="bad-bool"),
         pytest.param(["--health-probe-bind-address", "nowhere"], "expected host:port", id="bad-address"),
     ],
@@ -86,3 +87,13 @@ def test_a_renew_deadline_longer_than_the_lease_is_refused(tmp_path: Path) -> No
     result = run("--leader-elect-lease-duration", "5s", "--leader-elect-renew-deadline", "10s", cwd=tmp_path)
     assert result.returncode == 2
     assert "renew-deadline must be shorter" in str(error_line(result)["error"])
+
+
+def test_the_shortest_annotated_period_is_a_minute_unless_the_admin_says_otherwise() -> None:
+    from cluster_discovery_operator import cli
+
+    assert cli.settings_from(cli.build_parser().parse_args([])).queueing.min_reconcile_period == 60.0
+    chosen = cli.settings_from(cli.build_parser().parse_args(["--min-reconcile-period=0"]))
+    assert chosen.queueing.min_reconcile_period == 0.0
+    chosen = cli.settings_from(cli.build_parser().parse_args(["--min-reconcile-period=2m30s"]))
+    assert chosen.queueing.min_reconcile_period == 150.0

@@ -311,6 +311,60 @@ def test_a_bad_reconcile_period_annotation_fails_without_running(h: Harness) -> 
     assert "Unable to parse reconcile period annotation" in h.conditions()["Failure"]["message"]
 
 
+def annotated_widget(h: Harness, **annotations: str) -> None:
+    """A widget with operator-sdk's annotations: ``reconcile_period=...`` is ``.../reconcile-period``."""
+    prefix = "ansible.sdk.operatorframework.io/"
+    h.kube.put(
+        WIDGETS,
+        {
+            "metadata": {
+                "name": "w",
+                "namespace": "ns",
+                "annotations": {prefix + key.replace("_", "-"): value for key, value in annotations.items()},
+            },
+            "spec": {},
+        },
+    )
+
+
+def test_a_reconcile_period_annotation_is_no_shorter_than_the_operators_minimum(
+    harness: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever may edit an object may annotate it: 1ms had the shared operator run that object back to back."""
+    h = harness(min_reconcile_period=0.2)
+    annotated_widget(h, reconcile_period="1ms")
+    h.drain()
+    assert len(h.runner.runs) == 1
+    time.sleep(0.05)
+    h.drain()
+    assert len(h.runner.runs) == 1, "the object ran again before the operator's minimum period"
+    assert "--min-reconcile-period" in caplog.text
+    time.sleep(0.2)
+    h.drain()
+    assert len(h.runner.runs) == 2, "the minimum period elapsed: the object runs again"
+
+
+def test_a_reconcile_period_annotation_is_taken_as_written_without_a_minimum(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(min_reconcile_period=0.0)
+    annotated_widget(h, reconcile_period="1ms")
+    h.drain()
+    time.sleep(0.01)
+    h.drain()
+    assert len(h.runner.runs) >= 2, "operator-sdk's behaviour, when the operator's admin asks for it"
+
+
+@pytest.mark.parametrize(("asked", "kept"), [("0", 20), ("1000000", 20), ("3", 3), ("20", 20), ("many", 20)])
+def test_a_max_runner_artifacts_annotation_keeps_no_more_than_the_watch_says(h: Harness, asked: str, kept: int) -> None:
+    """0 would keep every run's artifacts (about half a megabyte each for the collection's roles)."""
+    assert WATCH.max_runner_artifacts == 20
+    annotated_widget(h, max_runner_artifacts=asked)
+    h.drain()
+    ((item,),) = h.runner.runs
+    assert item.max_artifacts == kept
+
+
 def test_requeue_after_and_the_period_annotation_schedule_the_next_run(h: Harness) -> None:
     h.runner.behaviour = lambda item: HostOutcome(counts={}, requeue_after=0.05)
     h.widget(sizeCount=1)
