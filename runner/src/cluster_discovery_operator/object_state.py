@@ -51,6 +51,8 @@ class ObjectState:
     written: set[tuple[str, str]] = field(default_factory=set)
     """(uid, resourceVersion) of every object the last run wrote."""
     last_event: FailureEvent | None = None
+    bounded: dict[str, str] = field(default_factory=dict)
+    """Annotation -> the value last bounded and logged, so one value is logged once, not at every reconcile."""
 
 
 @dataclass(frozen=True)
@@ -137,3 +139,12 @@ class ObjectStates:
     def set_last_event(self, key: ObjectKey, event: FailureEvent) -> None:
         with self._lock:
             self._state(key).last_event = event
+
+    def first_bounded(self, key: ObjectKey, annotation: str, value: str) -> bool:
+        """Record that ``annotation`` of the object was bounded at ``value``; True when that is news to log."""
+        with self._lock:
+            bounded = self._state(key).bounded
+            if bounded.get(annotation) == value:
+                return False
+            bounded[annotation] = value
+            return True

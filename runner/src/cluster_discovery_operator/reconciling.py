@@ -324,7 +324,7 @@ class Controller:
                 plans.append(plan)
         return plans
 
-    def _period(self, obj: KubeObject, context: Mapping[str, Any]) -> float:
+    def _period(self, key: ObjectKey, obj: KubeObject, context: Mapping[str, Any]) -> float:
         """The object's period: its reconcile-period annotation, no shorter than --min-reconcile-period, else the
         watch's. DurationError for an annotation that is no Go duration."""
         text = annotations_of(obj).get(RECONCILE_PERIOD_ANNOTATION)
@@ -333,11 +333,12 @@ class Controller:
         asked = parse_duration(text)
         shortest = self.settings.queueing.min_reconcile_period
         if 0 < asked < shortest:
-            log.warning(
-                "the reconcile-period annotation asks for a shorter period than --min-reconcile-period allows;"
-                " using the shortest allowed",
-                extra=fields(**context, annotation=RECONCILE_PERIOD_ANNOTATION, value=text, used=shortest),
-            )
+            if self.objects.first_bounded(key, RECONCILE_PERIOD_ANNOTATION, text):
+                log.warning(
+                    "the reconcile-period annotation asks for a shorter period than --min-reconcile-period allows;"
+                    " using the shortest allowed",
+                    extra=fields(**context, annotation=RECONCILE_PERIOD_ANNOTATION, value=text, used=shortest),
+                )
             return shortest
         return asked
 
@@ -361,7 +362,7 @@ class Controller:
             log.info("resource is terminated, skipping reconciliation", extra=fields(**context))
             return None
         try:
-            period = self._period(obj, context)
+            period = self._period(key, obj, context)
         except DurationError as exc:
             message = f"Unable to parse reconcile period annotation: {exc}"
             log.error(message, extra=fields(**context))
@@ -444,16 +445,18 @@ class Controller:
         if not 0 < artifacts <= self.watch.max_runner_artifacts:
             # Whoever may edit the object may annotate it; its runs' artifacts fill the operator's disk (0 keeps
             # them all). The annotation may keep fewer than the watch says, never more.
-            log.warning(
-                "the max-runner-artifacts annotation asks to keep more runs than the watch's maxRunnerArtifacts;"
-                " keeping the watch's number",
-                extra=fields(
-                    **context,
-                    annotation=MAX_RUNNER_ARTIFACTS_ANNOTATION,
-                    value=annotations.get(MAX_RUNNER_ARTIFACTS_ANNOTATION),
-                    used=self.watch.max_runner_artifacts,
-                ),
-            )
+            asked = str(annotations.get(MAX_RUNNER_ARTIFACTS_ANNOTATION))
+            if self.objects.first_bounded(plan.key, MAX_RUNNER_ARTIFACTS_ANNOTATION, asked):
+                log.warning(
+                    "the max-runner-artifacts annotation asks to keep more runs than the watch's maxRunnerArtifacts;"
+                    " keeping the watch's number",
+                    extra=fields(
+                        **context,
+                        annotation=MAX_RUNNER_ARTIFACTS_ANNOTATION,
+                        value=asked,
+                        used=self.watch.max_runner_artifacts,
+                    ),
+                )
             artifacts = self.watch.max_runner_artifacts
         object_dir = self.kind_dir / namespace / name if namespace else self.kind_dir / name
         return RunItem(

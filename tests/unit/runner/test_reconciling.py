@@ -311,7 +311,7 @@ def test_a_bad_reconcile_period_annotation_fails_without_running(h: Harness) -> 
     assert "Unable to parse reconcile period annotation" in h.conditions()["Failure"]["message"]
 
 
-def annotated_widget(h: Harness, **annotations: str) -> None:
+def annotated_widget(h: Harness, spec: dict[str, Any] | None = None, **annotations: str) -> None:
     """A widget with operator-sdk's annotations: ``reconcile_period=...`` is ``.../reconcile-period``."""
     prefix = "ansible.sdk.operatorframework.io/"
     h.kube.put(
@@ -322,7 +322,7 @@ def annotated_widget(h: Harness, **annotations: str) -> None:
                 "namespace": "ns",
                 "annotations": {prefix + key.replace("_", "-"): value for key, value in annotations.items()},
             },
-            "spec": {},
+            "spec": spec or {},
         },
     )
 
@@ -342,6 +342,7 @@ def test_a_reconcile_period_annotation_is_no_shorter_than_the_operators_minimum(
     time.sleep(0.2)
     h.drain()
     assert len(h.runner.runs) == 2, "the minimum period elapsed: the object runs again"
+    assert caplog.text.count("--min-reconcile-period") == 1, "the same decision was logged again"
 
 
 def test_a_reconcile_period_annotation_is_taken_as_written_without_a_minimum(
@@ -356,13 +357,20 @@ def test_a_reconcile_period_annotation_is_taken_as_written_without_a_minimum(
 
 
 @pytest.mark.parametrize(("asked", "kept"), [("0", 20), ("1000000", 20), ("3", 3), ("20", 20), ("many", 20)])
-def test_a_max_runner_artifacts_annotation_keeps_no_more_than_the_watch_says(h: Harness, asked: str, kept: int) -> None:
+def test_a_max_runner_artifacts_annotation_keeps_no_more_than_the_watch_says(
+    h: Harness, caplog: pytest.LogCaptureFixture, asked: str, kept: int
+) -> None:
     """0 would keep every run's artifacts (about half a megabyte each for the collection's roles)."""
     assert WATCH.max_runner_artifacts == 20
     annotated_widget(h, max_runner_artifacts=asked)
     h.drain()
     ((item,),) = h.runner.runs
     assert item.max_artifacts == kept
+    annotated_widget(h, {"sizeCount": 2}, max_runner_artifacts=asked)  # a second run, the same annotation
+    h.drain()
+    assert [run[0].max_artifacts for run in h.runner.runs] == [kept, kept]
+    said = caplog.text.count("keeping the watch's number")
+    assert said == (1 if asked in ("0", "1000000") else 0), "a bounded annotation is said once"
 
 
 def test_requeue_after_and_the_period_annotation_schedule_the_next_run(h: Harness) -> None:
