@@ -325,6 +325,16 @@ class Cluster:
         assert isinstance(self.operator, ProductProcess), "in containers, /metrics needs a token: use metrics_url"
         return requests.get(self.metrics_url, timeout=10).text
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The first sample ``name`` of the operator's metrics whose labels include ``labels``; None if none."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        for family in text_string_to_metric_families(self.metrics()):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return None
+
     def logs(self) -> str:
         parts = [f"--- {p.name} of {self.name} ---\n{p.log_tail()}" for p in (self.operator, self.agent) if p]
         if self.kubelet is not None:

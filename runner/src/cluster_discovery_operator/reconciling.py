@@ -333,14 +333,24 @@ class Controller:
         asked = parse_duration(text)
         shortest = self.settings.queueing.min_reconcile_period
         if 0 < asked < shortest:
-            if self.objects.first_bounded(key, RECONCILE_PERIOD_ANNOTATION, text):
-                log.warning(
-                    "the reconcile-period annotation asks for a shorter period than --min-reconcile-period allows;"
-                    " using the shortest allowed",
-                    extra=fields(**context, annotation=RECONCILE_PERIOD_ANNOTATION, value=text, used=shortest),
-                )
+            self._say_bounded(
+                key,
+                context,
+                RECONCILE_PERIOD_ANNOTATION,
+                text,
+                shortest,
+                "the reconcile-period annotation asks for a shorter period than --min-reconcile-period allows;"
+                " using the shortest allowed",
+            )
             return shortest
         return asked
+
+    def _say_bounded(
+        self, key: ObjectKey, context: Mapping[str, Any], annotation: str, value: str, used: float, message: str
+    ) -> None:
+        """Log that an annotation was bounded to ``used``: once per object and value, not at every reconcile."""
+        if self.objects.first_bounded(key, annotation, value):
+            log.warning(message, extra=fields(**context, annotation=annotation, value=value, used=used))
 
     def _prepare(self, key: ObjectKey) -> ReconcilePlan | None:
         began = time.monotonic()
@@ -445,18 +455,15 @@ class Controller:
         if not 0 < artifacts <= self.watch.max_runner_artifacts:
             # Whoever may edit the object may annotate it; its runs' artifacts fill the operator's disk (0 keeps
             # them all). The annotation may keep fewer than the watch says, never more.
-            asked = str(annotations.get(MAX_RUNNER_ARTIFACTS_ANNOTATION))
-            if self.objects.first_bounded(plan.key, MAX_RUNNER_ARTIFACTS_ANNOTATION, asked):
-                log.warning(
-                    "the max-runner-artifacts annotation asks to keep more runs than the watch's maxRunnerArtifacts;"
-                    " keeping the watch's number",
-                    extra=fields(
-                        **context,
-                        annotation=MAX_RUNNER_ARTIFACTS_ANNOTATION,
-                        value=asked,
-                        used=self.watch.max_runner_artifacts,
-                    ),
-                )
+            self._say_bounded(
+                plan.key,
+                context,
+                MAX_RUNNER_ARTIFACTS_ANNOTATION,
+                str(annotations.get(MAX_RUNNER_ARTIFACTS_ANNOTATION)),
+                self.watch.max_runner_artifacts,
+                "the max-runner-artifacts annotation asks to keep more runs than the watch's maxRunnerArtifacts;"
+                " keeping the watch's number",
+            )
             artifacts = self.watch.max_runner_artifacts
         object_dir = self.kind_dir / namespace / name if namespace else self.kind_dir / name
         return RunItem(

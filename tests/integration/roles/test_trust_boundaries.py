@@ -52,7 +52,6 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.me
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sealing import open_sealed, seal
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 from cluster_discovery_operator.watches import parse as parse_watches
-from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.certs import CertificateAuthority
 from testbed.federation import Cluster, secret, swarm_pool
@@ -175,21 +174,13 @@ def rogue(kubo_node: Callable[..., Any], swarm: Swarm, published: str) -> Rogue:
 
 def refused_members(cluster: Cluster, swarm: Swarm, identity: str = IDENTITY) -> int:
     """The identity role's count of members whose documents it refused in its last round (a Prometheus gauge)."""
-    pattern = re.compile(
-        r"^cluster_discovery_controller_identity_controller_sync_peers_number\{(?P<labels>[^}]*)\} (?P<value>\S+)$"
+    refused = cluster.metric(
+        "cluster_discovery_controller_identity_controller_sync_peers_number",
+        identity_name=identity,
+        status="Out of sync",
+        swarmpool_namespace=swarm.namespace,
     )
-    for line in cluster.metrics().splitlines():
-        match = pattern.match(line)
-        if match and all(
-            part in match["labels"]
-            for part in (
-                f'identity_name="{identity}"',
-                'status="Out of sync"',
-                f'swarmpool_namespace="{swarm.namespace}"',
-            )
-        ):
-            return int(float(match["value"]))
-    return 0
+    return int(refused or 0)
 
 
 def refused_or_checked(cluster: Cluster, swarm: Swarm, peer_name: str) -> str:
@@ -619,11 +610,7 @@ def test_swarm_key_secret_ref_never_writes_into_a_secret_the_product_did_not_mak
 
 def swarm_pool_runs(cluster: Cluster) -> float:
     """ansible-playbook processes the operator started for SwarmPools so far (its own counter)."""
-    for family in text_string_to_metric_families(cluster.metrics()):
-        for sample in family.samples:
-            if sample.name == "cluster_discovery_operator_ansible_runs_total" and sample.labels["kind"] == "SwarmPool":
-                return float(sample.value)
-    return 0.0
+    return cluster.metric("cluster_discovery_operator_ansible_runs_total", kind="SwarmPool") or 0.0
 
 
 def test_annotations_cannot_make_the_operator_run_an_object_back_to_back_or_keep_every_run(
