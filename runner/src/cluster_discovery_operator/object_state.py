@@ -148,3 +148,10 @@ class ObjectStates:
                 return False
             bounded[annotation] = value
             return True
+
+    def taken_as_written(self, key: ObjectKey, annotation: str) -> None:
+        """``annotation`` is absent or used as written: bounding it later, at any value, is news to log again."""
+        with self._lock:
+            state = self._objects.get(key)
+            if state is not None:
+                state.bounded.pop(annotation, None)

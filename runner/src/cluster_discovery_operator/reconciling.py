@@ -329,6 +329,7 @@ class Controller:
         watch's. DurationError for an annotation that is no Go duration."""
         text = annotations_of(obj).get(RECONCILE_PERIOD_ANNOTATION)
         if text is None:
+            self.objects.taken_as_written(key, RECONCILE_PERIOD_ANNOTATION)
             return self.watch.reconcile_period
         asked = parse_duration(text)
         shortest = self.settings.queueing.min_reconcile_period
@@ -343,6 +344,7 @@ class Controller:
                 " using the shortest allowed",
             )
             return shortest
+        self.objects.taken_as_written(key, RECONCILE_PERIOD_ANNOTATION)
         return asked
 
     def _say_bounded(
@@ -351,6 +353,45 @@ class Controller:
         """Log that an annotation was bounded to ``used``: once per object and value, not at every reconcile."""
         if self.objects.first_bounded(key, annotation, value):
             log.warning(message, extra=fields(**context, annotation=annotation, value=value, used=used))
+
+    def _annotated_count(
+        self,
+        key: ObjectKey,
+        annotations: Mapping[str, str],
+        annotation: str,
+        context: Mapping[str, Any],
+        default: int,
+        *,
+        most: int | None = None,
+    ) -> int:
+        """A whole-number annotation as written; else ``default``, said once per object and value.
+
+        With ``most``, the annotation may ask for 1 to ``most`` and no more (0 would mean no limit).
+        """
+        text = annotations.get(annotation)
+        if text is None:
+            self.objects.taken_as_written(key, annotation)
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            self._say_bounded(key, context, annotation, text, default, "ignoring an annotation that is no whole number")
+            return default
+        if value < 0:
+            self._say_bounded(key, context, annotation, text, default, "ignoring a negative annotation")
+            return default
+        if most is not None and not 0 < value <= most:
+            self._say_bounded(
+                key,
+                context,
+                annotation,
+                text,
+                default,
+                "the annotation asks for more than the watch sets (0: no limit); keeping the watch's number",
+            )
+            return default
+        self.objects.taken_as_written(key, annotation)
+        return value
 
     def _prepare(self, key: ObjectKey) -> ReconcilePlan | None:
         began = time.monotonic()
@@ -448,23 +489,15 @@ class Controller:
             return None
         plan.obj = obj
         annotations = annotations_of(obj)
-        verbosity = _int_annotation(annotations, VERBOSITY_ANNOTATION, self.watch.ansible_verbosity, context)
-        artifacts = _int_annotation(
-            annotations, MAX_RUNNER_ARTIFACTS_ANNOTATION, self.watch.max_runner_artifacts, context
+        verbosity = self._annotated_count(
+            plan.key, annotations, VERBOSITY_ANNOTATION, context, self.watch.ansible_verbosity
         )
-        if not 0 < artifacts <= self.watch.max_runner_artifacts:
-            # Whoever may edit the object may annotate it; its runs' artifacts fill the operator's disk (0 keeps
-            # them all). The annotation may keep fewer than the watch says, never more.
-            self._say_bounded(
-                plan.key,
-                context,
-                MAX_RUNNER_ARTIFACTS_ANNOTATION,
-                str(annotations.get(MAX_RUNNER_ARTIFACTS_ANNOTATION)),
-                self.watch.max_runner_artifacts,
-                "the max-runner-artifacts annotation asks to keep more runs than the watch's maxRunnerArtifacts;"
-                " keeping the watch's number",
-            )
-            artifacts = self.watch.max_runner_artifacts
+        # Whoever may edit the object may annotate it; its runs' artifacts fill the operator's disk (0 keeps them
+        # all). The annotation may keep fewer than the watch says, never more.
+        most = self.watch.max_runner_artifacts
+        artifacts = self._annotated_count(
+            plan.key, annotations, MAX_RUNNER_ARTIFACTS_ANNOTATION, context, most, most=most
+        )
         object_dir = self.kind_dir / namespace / name if namespace else self.kind_dir / name
         return RunItem(
             obj=obj,
@@ -672,21 +705,6 @@ class Controller:
             self.writes.conditions(key_of(obj), lambda c: error_conditions(c, message=message, now=now_rfc3339()))
         except KubeError as exc:
             log.warning("could not write the error status", extra=fields(kind=self.watch.gvk.kind, error=str(exc)))
-
-
-def _int_annotation(annotations: Mapping[str, str], name: str, default: int, context: Mapping[str, Any]) -> int:
-    text = annotations.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        log.warning("ignoring a non-integer annotation", extra=fields(**context, annotation=name, value=text))
-        return default
-    if value < 0:
-        log.warning("ignoring a negative annotation", extra=fields(**context, annotation=name, value=text))
-        return default
-    return value
 
 
 class Manager:

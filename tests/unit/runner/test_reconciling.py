@@ -374,6 +374,38 @@ def test_a_max_runner_artifacts_annotation_keeps_no_more_than_the_watch_says(
     assert said == (1 if asked in ("0", "1000000") else 0), "a bounded annotation is said once"
 
 
+@pytest.mark.parametrize("annotation", ["verbosity", "max_runner_artifacts"])
+@pytest.mark.parametrize("junk", ["many", "-2"])
+def test_an_annotation_that_is_no_count_is_said_once_and_again_after_it_was_taken_away(
+    h: Harness, caplog: pytest.LogCaptureFixture, annotation: str, junk: str
+) -> None:
+    """Every event of the object reconciles it: a warning at each would drown the operator's log."""
+    for description in ("a", "b"):  # two runs with the same annotation
+        annotated_widget(h, {"sizeCount": description}, **{annotation: junk})
+        h.drain()
+    assert caplog.text.count("ignoring") == 1, caplog.text
+    annotated_widget(h, {"sizeCount": "c"})  # taken away, then written again
+    h.drain()
+    annotated_widget(h, {"sizeCount": "d"}, **{annotation: junk})
+    h.drain()
+    assert caplog.text.count("ignoring") == 2, caplog.text
+    assert len(h.runner.runs) == 4
+
+
+def test_a_bounded_annotation_is_said_again_after_it_was_taken_away(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once the object's owner removed it, writing it again is news to whoever reads the operator's log."""
+    for spec, written in (
+        ({"sizeCount": 1}, {"max_runner_artifacts": "0"}),
+        ({"sizeCount": 2}, {}),
+        ({"sizeCount": 3}, {"max_runner_artifacts": "0"}),
+    ):
+        annotated_widget(h, spec, **written)
+        h.drain()
+    assert caplog.text.count("keeping the watch's number") == 2, caplog.text
+
+
 def test_requeue_after_and_the_period_annotation_schedule_the_next_run(h: Harness) -> None:
     h.runner.behaviour = lambda item: HostOutcome(counts={}, requeue_after=0.05)
     h.widget(sizeCount=1)
