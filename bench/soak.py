@@ -216,9 +216,9 @@ class Soak:
         return wrong
 
 
-def sample(clusters: dict[str, Cluster]) -> dict[str, tuple[int | None, float, int]]:
-    """PID, RSS (MiB) and open files of each product process of each cluster."""
-    figures: dict[str, tuple[int | None, float, int]] = {}
+def sample(clusters: dict[str, Cluster]) -> dict[str, tuple[int | None, float, Counter[str]]]:
+    """PID, RSS (MiB) and open files (what each is, counted) of each product process of each cluster."""
+    figures: dict[str, tuple[int | None, float, Counter[str]]] = {}
     for name, cluster in clusters.items():
         operator_pid = process(cluster.operator).pid
         zygote = next(iter(proctree.children_running(operator_pid, b"zygote")), None)
@@ -229,7 +229,7 @@ def sample(clusters: dict[str, Cluster]) -> dict[str, tuple[int | None, float, i
             ("agent", process(cluster.agent).pid),
             ("kubo", pod.pid if pod is not None else None),
         ):
-            figures[f"{name} {part}"] = (pid, proctree.rss_mib(pid), proctree.open_fds(pid))
+            figures[f"{name} {part}"] = (pid, proctree.rss_mib(pid), proctree.open_files(pid))
     return figures
 
 
@@ -341,12 +341,24 @@ def main() -> int:
     print("actions:", ", ".join(f"{what} x{count}" for what, count in sorted(soak.actions.items())))
     print()
     print(f"{'process':<16} {'RSS start':>10} {'RSS end':>10} {'growth':>8} {'files start':>12} {'files end':>10}")
-    for part, (pid, rss, files) in start_figures.items():
-        end_pid, end_rss, end_files = end_figures.get(part, (None, 0.0, 0))
+    grown: list[str] = []
+    for part, (pid, rss, opened) in start_figures.items():
+        end_pid, end_rss, end_opened = end_figures.get(part, (None, 0.0, Counter()))
+        files, end_files = opened.total(), end_opened.total()
         note = "" if pid == end_pid else "  (restarted during the run)"
         print(f"{part:<16} {rss:>9.0f}M {end_rss:>9.0f}M {end_rss - rss:>+7.0f}M {files:>12} {end_files:>10}{note}")
+        if pid == end_pid and end_opened != opened:
+            # Which files: a connection pool that grew to its size is not a leak; files or pipes that pile up are.
+            change = [f"+{n} {what}" for what, n in (end_opened - opened).items()]
+            change += [f"-{n} {what}" for what, n in (opened - end_opened).items()]
+            grown.append(f"{part}: " + ", ".join(sorted(change)))
         if pid == end_pid and part.endswith(("operator", "agent")) and end_files > files + 20:
             soak.failures.append(f"{part} holds {end_files} open files, {files} at the start")
+    if grown:
+        print()
+        print("open files that changed, by what they are:")
+        for line in grown:
+            print(f"  {line}")
     print()
     print(
         "product processes on this machine: before "

@@ -6,7 +6,10 @@ caller sampling a tree that changes under it never fails on a race.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+from collections import Counter
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -88,3 +91,61 @@ def open_fds(pid: int | None) -> int:
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return 0
+
+
+# /proc/net/tcp's connection states (include/net/tcp_states.h) that a leak check tells apart.
+TCP_STATES = {"01": "established", "06": "time-wait", "07": "closed", "08": "close-wait", "0A": "listening"}
+
+
+def open_files(pid: int | None) -> Counter[str]:
+    """What ``pid``'s file descriptors are, counted: a TCP connection as its peer and state, a file as its path.
+
+    Where a count of open files grows, this says whether the growth is a bounded connection pool or a leak.
+    """
+    found: Counter[str] = Counter()
+    if pid is None:
+        return found
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    sockets = _tcp_sockets(pid)
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue  # closed since the listing
+        inode = re.fullmatch(r"socket:\[(\d+)\]", target)
+        if inode:
+            found[sockets.get(inode.group(1), "socket (not TCP)")] += 1
+        elif target.startswith(("pipe:", "anon_inode:")):
+            found[target.split(":[", 1)[0]] += 1
+        else:
+            found[target] += 1
+    return found
+
+
+def _tcp_sockets(pid: int) -> dict[str, str]:
+    """Socket inode -> "tcp to <peer> (<state>)" for the TCP sockets of ``pid``'s network namespace."""
+    sockets: dict[str, str] = {}
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            state = TCP_STATES.get(fields[3], f"state {fields[3]}")
+            peer = _address(fields[2]) if state != "listening" else _address(fields[1])
+            sockets[fields[9]] = f"tcp {'listening on' if state == 'listening' else 'to'} {peer} ({state})"
+    return sockets
+
+
+def _address(hex_address: str) -> str:
+    """ "0100007F:1F90" -> "127.0.0.1:8080": /proc/net/tcp{,6} keep each 32-bit word in host (little-endian) order."""
+    host, port = hex_address.split(":")
+    raw = b"".join(bytes.fromhex(host[i : i + 8])[::-1] for i in range(0, len(host), 8))
+    ip = ipaddress.ip_address(raw)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return f"{ip}:{int(port, 16)}"
