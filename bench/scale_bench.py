@@ -232,6 +232,35 @@ PeerEvent = Callable[[str, dict[str, Any]], bool]
 """Whether a watch event (its type and the Peer) is the one awaited."""
 
 
+def applying_pass(agent_log: Path, peer_id: str, *, since: float) -> dict[str, Any] | None:
+    """The agent's first fast-path pass at or after ``since`` that updated ``peer_id``'s Peer: its log fields,
+    with when it started and ended (seconds since the epoch)."""
+    name = f"'{peer_id.lower()}'"
+    for line in agent_log.read_text(errors="replace").splitlines():
+        event = json.loads(line) if line.startswith("{") else {}
+        message = str(event.get("msg", ""))
+        if not message.startswith("applied news") or name not in message.split("updated", 1)[-1].split("deleted")[0]:
+            continue
+        ended = log_time(event["ts"])
+        took = float(message.split(" in ", 1)[1].split(" ms", 1)[0]) / 1000
+        if ended - took >= since - 1:
+            return {**event, "started": ended - took, "ended": ended}
+    return None
+
+
+def where_the_time_went(total: float, published: float, heard: float | None, applied: dict[str, Any] | None) -> str:
+    """One update's propagation, split: the swarm's part, the wait for the agent's pass, the pass, the watch."""
+    if heard is None or applied is None:
+        return f"{total:.2f} s (not split: {'no pass logged' if applied is None else 'not heard'})"
+    return (
+        f"{total:.2f} s = heard {heard - published:.2f} + waited {applied['started'] - heard:.2f}"
+        f" + pass {applied['ended'] - applied['started']:.2f} (resolve {applied.get('ms_resolve')} ms,"
+        f" discover {applied.get('ms_discover')} ms of which {applied.get('fetches')} fetches"
+        f" {applied.get('ms_fetch')} ms, list {applied.get('ms_list')} ms, write {applied.get('ms_write')} ms)"
+        f" + seen {published + total - applied['ended']:.2f}"
+    )
+
+
 def peer_named(peer: dict[str, Any], peer_id: str) -> bool:
     return bool((peer.get("metadata") or {}).get("name") == peer_id.lower())
 
@@ -374,7 +403,9 @@ def main() -> None:
                 events = PeerEvents(w)
                 token = w.get("secret", api_token_secret("pool", "pool"), namespace=NS)
                 arrivals = Arrivals(w_node_api, topic, authorization(token))
-                updates, swarm_parts = [], []
+                updates, swarm_parts, splits = [], [], []
+                assert w.agent is not None
+                agent_log = w.agent.log_path
                 for trial in range(args.trials):
                     index = trial % size
                     node = members.members[index].node
@@ -385,6 +416,8 @@ def main() -> None:
                     heard = arrivals.first(node.peer_id, since=published - 1)
                     if heard is not None:
                         swarm_parts.append(heard - published)
+                    applied = applying_pass(agent_log, node.peer_id, since=published)
+                    splits.append(where_the_time_went(seen - published, published, heard, applied))
                 arrivals.stop.set()
                 print(f"N={size}: updates {', '.join(f'{u:.2f}' for u in updates)} s", flush=True)
                 print(
@@ -392,6 +425,8 @@ def main() -> None:
                     f" {', '.join(f'{h:.2f}' for h in swarm_parts)} s",
                     flush=True,
                 )
+                for split in splits:
+                    print(f"N={size}: update {split}", flush=True)
                 creations, deletions, joined = [], [], []
                 for _ in range(args.trials):
                     index, published = members.join()
