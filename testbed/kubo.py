@@ -136,6 +136,8 @@ class KuboNode:
         self.start_seconds: float | None = None
         """How long the last :meth:`start` took until the RPC API answered."""
         self._process: ManagedProcess | None = None
+        self.api_token: str | None = None
+        """The token the RPC API asks for (see :meth:`require_token`); None: it answers anyone on loopback."""
 
     # -- creation -----------------------------------------------------------
 
@@ -193,6 +195,25 @@ class KuboNode:
         for dotted, value in overrides.items():
             set_dotted(config, dotted, value)
         path.write_text(json.dumps(config, indent=2))
+
+    def require_token(self, token: str) -> None:
+        """Have the RPC API answer only requests bearing ``token``, as a SwarmPool's node does (kubo's
+        API.Authorizations, as roles/swarmpool/templates/configure-private-network.sh.j2 sets them); from the next
+        start on. A node given a new one is what a SwarmPool made anew under the same name looks like."""
+        if self.pid is not None:
+            raise RuntimeError(f"kubo node {self.name} reads its API.Authorizations at start: stop it first")
+        path = self.repo / "config"
+        config = json.loads(path.read_text())
+        set_dotted(
+            config,
+            "API.Authorizations",
+            {"cluster-discovery": {"AuthSecret": f"bearer:{token}", "AllowedPaths": ["/api/v0"]}},
+        )
+        path.write_text(json.dumps(config, indent=2))
+        self.api_token = token
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
 
     # -- what tests read ----------------------------------------------------
 
@@ -263,7 +284,7 @@ class KuboNode:
                     f" log {self.log_path}:\n{self._process.log_tail()}"
                 )
             with contextlib.suppress(requests.RequestException):
-                reply = requests.post(f"{self.api_url}/api/v0/id", timeout=2)
+                reply = requests.post(f"{self.api_url}/api/v0/id", headers=self._headers(), timeout=2)
                 if reply.status_code == 200 and reply.json().get("ID") == self.peer_id:
                     return
             time.sleep(0.1)
@@ -275,7 +296,9 @@ class KuboNode:
     def rpc(self, command: str, *args: str, timeout: float = 30, **params: Any) -> Any:
         """POST /api/v0/<command> with ``arg`` parameters and return kubo's JSON answer (tests look with it)."""
         query: list[tuple[str, Any]] = [("arg", arg) for arg in args] + list(params.items())
-        reply = requests.post(f"{self.api_url}/api/v0/{command}", params=query, timeout=timeout)
+        reply = requests.post(
+            f"{self.api_url}/api/v0/{command}", params=query, headers=self._headers(), timeout=timeout
+        )
         reply.raise_for_status()
         return reply.json()
 

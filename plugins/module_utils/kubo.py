@@ -282,6 +282,11 @@ class KuboClient:
         backoff_max: the longest wait between two retries.
         authorization: value of the ``Authorization`` header, for nodes whose
             ``API.Authorizations`` require one (``Basic ...`` or ``Bearer ...``).
+        reauthorize: where a new ``authorization`` comes from when the node
+            refuses the one held (HTTP 401 or 403): a node made anew asks for a
+            new token. A refused request is sent once more with a different
+            value (the node did not act on it); an unchanged one is not tried
+            again. Like the kubernetes client's ``refresh_api_key_hook``.
     """
 
     def __init__(
@@ -294,6 +299,7 @@ class KuboClient:
         backoff: float = DEFAULT_BACKOFF,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         authorization: str | None = None,
+        reauthorize: Callable[[], str | None] | None = None,
     ) -> None:
         if not HAS_REQUESTS:
             raise CollectionError("The kubo client needs the Python library requests on the host that runs it")
@@ -312,17 +318,25 @@ class KuboClient:
         self.node = _redact_url(self.api_url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        headers = {"Authorization": authorization} if authorization else {}
+        self._reauthorize = reauthorize
         self._sessions: dict[bool, requests.Session] = {}
         for idempotent in (True, False):
             session = requests.Session()
-            session.headers.update(headers)
             adapter = HTTPAdapter(
                 max_retries=_retry(retries, backoff=backoff, backoff_max=backoff_max, idempotent=idempotent)
             )
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._sessions[idempotent] = session
+        self._authorize(authorization)
+
+    def _authorize(self, authorization: str | None) -> None:
+        self.authorization = authorization
+        for session in self._sessions.values():
+            if authorization:
+                session.headers["Authorization"] = authorization
+            else:
+                session.headers.pop("Authorization", None)
 
     def close(self) -> None:
         for session in self._sessions.values():
@@ -370,9 +384,36 @@ class KuboClient:
             if value is None:
                 continue
             params.append((name, ("true" if value else "false") if isinstance(value, bool) else str(value)))
+        response = self._post(endpoint, params, files=files, idempotent=idempotent, stream=stream, timeout=timeout)
+        if response.status_code in (401, 403) and self._reauthorize is not None:
+            held = self.authorization
+            self._authorize(self._reauthorize())
+            if self.authorization != held:
+                response.close()
+                response = self._post(
+                    endpoint, params, files=files, idempotent=idempotent, stream=stream, timeout=timeout
+                )
+        if response.status_code >= 400:
+            try:
+                raise self._http_error(endpoint, response)
+            finally:
+                response.close()
+        return response
+
+    def _post(
+        self,
+        endpoint: str,
+        params: list[tuple[str, str]],
+        *,
+        files: Mapping[str, tuple[str, bytes, str]] | None,
+        idempotent: bool,
+        stream: bool,
+        timeout: Timeout | None,
+    ) -> requests.Response:
+        """One POST, with transport failures as KuboError; HTTP errors are the caller's to judge."""
         connect_timeout, read_timeout = self._timeouts(timeout)
         try:
-            response = self._sessions[idempotent].post(
+            return self._sessions[idempotent].post(
                 self.api_url + endpoint,
                 params=params,
                 files=files,
@@ -403,12 +444,6 @@ class KuboClient:
                 endpoint=endpoint,
                 node=self.node,
             ) from err
-        if response.status_code >= 400:
-            try:
-                raise self._http_error(endpoint, response)
-            finally:
-                response.close()
-        return response
 
     def _http_error(self, endpoint: str, response: requests.Response) -> KuboError:
         status = response.status_code

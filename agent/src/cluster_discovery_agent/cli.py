@@ -25,8 +25,6 @@ from typing import Any
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     DEFAULT_FRESH_WITHIN,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
     Heard,
     SwarmIdentity,
@@ -42,7 +40,7 @@ from .kube import Watched
 from .nodestatus import DEFAULT_PERIOD, NodeStatus
 from .objects import SECRETS, KindObjects
 from .publisher import Publisher
-from .swarms import NodeReader, NodeTokens, node_authorization
+from .swarms import NodeReader, NodeTokens
 
 DEFAULT_OFFLINE_AFTER = DEFAULT_FRESH_WITHIN
 
@@ -148,18 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     fast_path = FastPath(
         kube, identities, pools, peers, offline_after=args.offline_after, tokens=tokens, heard_on=heard_on
     )
-    publisher = Publisher(kube, kubernetes_version=kubernetes_version)
+    publisher = Publisher(kube, kubernetes_version=kubernetes_version, tokens=tokens)
     node_status = NodeStatus(pools, read=NodeReader(tokens), period=args.node_status_period)
 
     def make_serve(channel: Channel) -> Callable[..., None]:
-        try:
-            authorization = node_authorization(
-                secrets, namespace=channel.namespace, pool=channel.swarm_pool, swarm=channel.swarm
-            )
-        except CollectionError as err:  # the node then refuses us, and the listener retries
-            log.warning("no RPC API token for %s: %s", channel.api_url, err)
-            authorization = None
-        client = KuboClient(channel.api_url, timeout=30, retries=1, authorization=authorization)
+        client = tokens.client(
+            channel.api_url,
+            namespace=channel.namespace,
+            pool=channel.swarm_pool,
+            swarm=channel.swarm,
+            timeout=30,
+            retries=1,
+        )
         node = SwarmIdentity(client, None, topic=channel.topic)
         listening[channel] = node  # the latest listener of the channel
 

@@ -23,7 +23,6 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import Resolutions
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_now
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,
     apply,
@@ -45,7 +44,7 @@ from .channels import Channel, IdentityRef
 from .kube import CacheFirst, Watched
 from .objects import PEERS, SECRETS, SWARM_POOLS, KindObjects
 from .peer_counts import PeerCounts
-from .swarms import NodeTokens, SwarmNotReady, refused_token, resolve
+from .swarms import NodeTokens, SwarmNotReady, resolve
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class FastPath:
                 for entry in (identity.get("status") or {}).get("swarms") or []:
                     if entry.get("apiUrl") == channel.api_url and entry.get("topic") == channel.topic:
                         try:
-                            self._apply_once_authorized(identity, entry, channel)
+                            self._apply(identity, entry, channel)
                         except (CollectionError, SwarmNotReady, ValueError) as err:
                             log.warning(
                                 "could not apply news for %s/%s: %s",
@@ -98,16 +97,6 @@ class FastPath:
                                 err,
                                 extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
                             )
-
-    def _apply_once_authorized(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
-        """One pass; once more with the token read again when the node refused the one kept (a SwarmPool made anew)."""
-        try:
-            self._apply(identity, entry, channel)
-        except KuboError as err:
-            if not refused_token(err):
-                raise
-            self._tokens.forget(namespace=entry["namespace"], pool=entry["swarmPool"], swarm=entry["swarm"])
-            self._apply(identity, entry, channel)
 
     def _apply(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
         started = time.monotonic()
@@ -119,11 +108,17 @@ class FastPath:
             namespace=entry["namespace"],
             pool=entry["swarmPool"],
             swarm=entry["swarm"],
-            tokens=self._tokens,
         )
         resolved = time.monotonic()
         fetches, fetch_seconds = self._documents.fetches, self._documents.fetch_seconds
-        with KuboClient(channel.api_url, timeout=30, retries=1, authorization=swarm_node.authorization) as client:
+        with self._tokens.client(
+            channel.api_url,
+            namespace=entry["namespace"],
+            pool=entry["swarmPool"],
+            swarm=entry["swarm"],
+            timeout=30,
+            retries=1,
+        ) as client:
             node = SwarmIdentity(client, swarm_node.key)
             found, live = node.discover(
                 window=0,

@@ -37,7 +37,6 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.er
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import (
     DocumentError,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ownership import (
     is_identitys,
 )
@@ -47,15 +46,16 @@ from cluster_discovery_operator.logs import fields
 
 from .channels import IdentityRef
 from .objects import SECRETS, SWARM_POOLS, KindObjects
-from .swarms import SwarmNotReady, resolve
+from .swarms import NodeTokens, SwarmNotReady, resolve
 
 log = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, kube: KubeClient, *, kubernetes_version: str) -> None:
+    def __init__(self, kube: KubeClient, *, kubernetes_version: str, tokens: NodeTokens | None = None) -> None:
         self._pools = KindObjects(kube, SWARM_POOLS)
         self._secrets = KindObjects(kube, SECRETS)
+        self._tokens = tokens if tokens is not None else NodeTokens(self._secrets)
         self._version = kubernetes_version
         self._lock = threading.Lock()
         self._done: dict[IdentityRef, tuple[Any, bool]] = {}
@@ -113,7 +113,14 @@ class Publisher:
             swarm=str(entry.get("swarm")),
         )
         owner = identity_owner(ref.namespace, ref.name)
-        with KuboClient(node.api_url, timeout=30, retries=1, authorization=node.authorization) as client:
+        with self._tokens.client(
+            node.api_url,
+            namespace=str(entry.get("namespace")),
+            pool=str(entry.get("swarmPool")),
+            swarm=str(entry.get("swarm")),
+            timeout=30,
+            retries=1,
+        ) as client:
             swarm_node = SwarmIdentity(client, node.key)
             if deleting:
                 outcome = swarm_node.retract(owner=owner)

@@ -7,9 +7,10 @@ node's RPC API, peer id and addresses, its spec the swarm key Secret
 another namespace than the Identity's serves it only if it admits that
 namespace (module_utils/swarm_access.py, the rule the role applies too).
 
-:class:`NodeTokens` keeps each node's RPC API token, read once;
-:class:`NodeReader` reads a node's status counters for nodestatus.py with it,
-and the swarmpool role's own counting code.
+:class:`NodeTokens` keeps each node's RPC API token, read once and again when
+the node refuses it, and makes every client of a node (listener, fast path,
+publisher, status reader); :class:`NodeReader` reads a node's status counters
+for nodestatus.py with one, and the swarmpool role's own counting code.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.co
     STATUS_API,
     api_token_secret,
 )
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import (
+    DEFAULT_CONNECT_TIMEOUT,
+    KuboClient,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import counters
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import (
     admits,
@@ -56,8 +61,6 @@ class SwarmNode:
     api_url: str
     addresses: tuple[str, ...]
     key: bytes
-    authorization: str | None
-    """What the node's RPC API asks for in the Authorization header."""
 
 
 def node_authorization(secrets: Readable, *, namespace: str, pool: str, swarm: str) -> str | None:
@@ -65,10 +68,10 @@ def node_authorization(secrets: Readable, *, namespace: str, pool: str, swarm: s
 
 
 class NodeTokens:
-    """Each swarm node's RPC API token, read once from its SwarmPool's Secret, and again once forgotten.
+    """Each swarm node's RPC API token, read once from its SwarmPool's Secret, and again when the node refuses it.
 
-    A SwarmPool made anew has a new token: its node then refuses the old one (401 or 403), and whoever was
-    refused forgets it.
+    A SwarmPool made anew has a new token: its node then refuses the old one (401 or 403), and the client made
+    by :meth:`client` reads the Secret again and repeats the refused request once.
     """
 
     def __init__(self, secrets: Readable) -> None:
@@ -86,14 +89,46 @@ class NodeTokens:
             self._tokens[key] = value
         return value
 
-    def forget(self, *, namespace: str, pool: str, swarm: str) -> None:
+    def client(
+        self,
+        api_url: str,
+        *,
+        namespace: str,
+        pool: str,
+        swarm: str,
+        timeout: float,
+        retries: int,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> KuboClient:
+        """A client of that node with its token, which reads the token again when the node refuses the one kept.
+
+        Every caller of a node of a SwarmPool (the listener, a fast-path pass, the status reader) gets its client
+        here, so a SwarmPool made anew under the same name is followed by all of them alike.
+        """
+        try:
+            held = self.authorization(namespace=namespace, pool=pool, swarm=swarm)
+        except CollectionError:  # the API server is away: the node refuses the call, which reads the Secret again
+            held = None
+        return KuboClient(
+            api_url,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            authorization=held,
+            reauthorize=lambda: self.read_again(namespace=namespace, pool=pool, swarm=swarm),
+        )
+
+    def read_again(self, *, namespace: str, pool: str, swarm: str) -> str | None:
+        """The token as its Secret holds it now, kept from now on; the one kept when the Secret cannot be read."""
+        key = (namespace, pool, swarm)
+        try:
+            value = node_authorization(self._secrets, namespace=namespace, pool=pool, swarm=swarm)
+        except CollectionError:  # the API server is away: the refusal stands, and the next refusal reads again
+            with self._lock:
+                return self._tokens.get(key)
         with self._lock:
-            self._tokens.pop((namespace, pool, swarm), None)
-
-
-def refused_token(err: KuboError) -> bool:
-    """Whether the node refused the token it was given (or asked for one it was not given)."""
-    return err.status in (401, 403)
+            self._tokens[key] = value
+        return value
 
 
 def resolve(
@@ -104,12 +139,8 @@ def resolve(
     namespace: str,
     pool: str,
     swarm: str,
-    tokens: NodeTokens | None = None,
 ) -> SwarmNode:
-    """The node serving ``swarm`` of that SwarmPool to an Identity of ``identity_namespace``, and the swarm's key.
-
-    The token comes from ``tokens`` when given (kept between calls), else is read anew.
-    """
+    """The node serving ``swarm`` of that SwarmPool to an Identity of ``identity_namespace``, and the swarm's key."""
     obj = pools.get(pool, namespace) or {}
     if obj and not admits(obj, identity_namespace):
         raise SwarmRefused(refusal(namespace, pool, identity_namespace))
@@ -125,11 +156,6 @@ def resolve(
         api_url=str(node[STATUS_API]),
         addresses=tuple(node.get(STATUS_ADDRESSES) or ()),
         key=parse(base64.b64decode(value)).key,
-        authorization=(
-            tokens.authorization(namespace=namespace, pool=pool, swarm=swarm)
-            if tokens is not None
-            else node_authorization(secrets, namespace=namespace, pool=pool, swarm=swarm)
-        ),
     )
 
 
@@ -140,17 +166,14 @@ class NodeReader:
         self._tokens = tokens
 
     def __call__(self, node: NodeRef) -> Counters:
-        try:
-            with KuboClient(
-                node.api_url,
-                timeout=READ_TIMEOUT,
-                connect_timeout=CONNECT_TIMEOUT,
-                retries=0,
-                authorization=self._tokens.authorization(namespace=node.namespace, pool=node.pool, swarm=node.swarm),
-            ) as kubo:
-                counted: Counters = counters(kubo.bootstrap_list(), kubo.swarm_peers())
-                return counted
-        except KuboError as err:
-            if refused_token(err):
-                self._tokens.forget(namespace=node.namespace, pool=node.pool, swarm=node.swarm)
-            raise
+        with self._tokens.client(
+            node.api_url,
+            namespace=node.namespace,
+            pool=node.pool,
+            swarm=node.swarm,
+            timeout=READ_TIMEOUT,
+            connect_timeout=CONNECT_TIMEOUT,
+            retries=0,
+        ) as kubo:
+            counted: Counters = counters(kubo.bootstrap_list(), kubo.swarm_peers())
+            return counted

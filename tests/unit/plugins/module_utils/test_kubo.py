@@ -117,6 +117,69 @@ def test_the_authorization_header_is_sent_when_given() -> None:
     assert stub.requests[0].headers["authorization"] == "Bearer s3cret"
 
 
+def only_with(token: str) -> Script:
+    """A node whose API.Authorizations accept ``Bearer <token>`` only, as kubo answers (403, plain text)."""
+
+    def answer(recorded: Recorded) -> Reply:
+        if recorded.headers.get("authorization") != f"Bearer {token}":
+            return Reply(status=403, body=b"403 - Forbidden\n", content_type="text/plain")
+        return json_reply('{"Hash": "QmX", "Name": "x", "Size": "1"}')
+
+    return answer
+
+
+@pytest.mark.parametrize("call", ["id", "pubsub_pub"], ids=["idempotent", "not-idempotent"])
+def test_a_refused_token_is_asked_for_again_and_the_call_sent_once_more(call: str) -> None:
+    """A SwarmPool made anew has a new token: whoever keeps the old one must follow without a restart."""
+    asked: list[str] = []
+
+    def reauthorize() -> str:
+        asked.append("new")
+        return "Bearer new"
+
+    with (
+        http_stub(only_with("new")) as stub,
+        KuboClient(stub.url, authorization="Bearer old", reauthorize=reauthorize, retries=0) as client,
+    ):
+        if call == "id":
+            client.id()
+        else:
+            client.pubsub_pub("topic", b"news")  # refused before the node acted on it: safe to send again
+        client.id()  # the new token is kept
+    assert asked == ["new"]
+    assert [r.headers.get("authorization") for r in stub.requests] == ["Bearer old", "Bearer new", "Bearer new"]
+    if call == "pubsub_pub":
+        assert multipart_files(stub.requests[1]) == multipart_files(stub.requests[0])
+
+
+def test_a_token_refused_again_is_reported_after_one_more_try_and_an_unchanged_one_is_not_sent_again() -> None:
+    with http_stub(only_with("right")) as stub:
+        with (
+            KuboClient(stub.url, authorization="Bearer old", reauthorize=lambda: "Bearer wrong", retries=0) as client,
+            pytest.raises(KuboError) as refused,
+        ):
+            client.id()
+        assert refused.value.status == 403
+        assert len(stub.requests) == 2
+        with (
+            KuboClient(stub.url, authorization="Bearer old", reauthorize=lambda: "Bearer old", retries=0) as client,
+            pytest.raises(KuboError),
+        ):
+            client.id()
+        assert len(stub.requests) == 3, "the same token again would be refused again"
+
+
+def test_other_errors_do_not_ask_for_a_token() -> None:
+    asked: list[str] = []
+    with (
+        http_stub(lambda _: Reply(status=500, body=b'{"Message": "x", "Code": 0, "Type": "error"}')) as stub,
+        KuboClient(stub.url, authorization="Bearer t", reauthorize=lambda: asked.append("x") or "Bearer u") as client,
+        pytest.raises(KuboError),
+    ):
+        client.id()
+    assert (asked, len(stub.requests)) == ([], 1)
+
+
 def test_credentials_in_the_api_url_never_appear_in_error_messages() -> None:
     port = free_port()
     with KuboClient(f"http://user:hunter2@127.0.0.1:{port}", retries=0) as client, pytest.raises(KuboError) as caught:
