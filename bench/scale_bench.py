@@ -232,20 +232,27 @@ PeerEvent = Callable[[str, dict[str, Any]], bool]
 """Whether a watch event (its type and the Peer) is the one awaited."""
 
 
-def applying_pass(agent_log: Path, peer_id: str, *, since: float) -> dict[str, Any] | None:
+def applying_pass(agent_log: Path, peer_id: str, *, since: float, timeout: float = 10) -> dict[str, Any] | None:
     """The agent's first fast-path pass at or after ``since`` that updated ``peer_id``'s Peer: its log fields,
-    with when it started and ended (seconds since the epoch)."""
+    with when it started and ended (seconds since the epoch). The pass logs after its writes, which a watch may
+    see first."""
     name = f"'{peer_id.lower()}'"
-    for line in agent_log.read_text(errors="replace").splitlines():
-        event = json.loads(line) if line.startswith("{") else {}
-        message = str(event.get("msg", ""))
-        if not message.startswith("applied news") or name not in message.split("updated", 1)[-1].split("deleted")[0]:
-            continue
-        ended = log_time(event["ts"])
-        took = float(message.split(" in ", 1)[1].split(" ms", 1)[0]) / 1000
-        if ended - took >= since - 1:
-            return {**event, "started": ended - took, "ended": ended}
-    return None
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in agent_log.read_text(errors="replace").splitlines():
+            event = json.loads(line) if line.startswith("{") else {}
+            message = str(event.get("msg", ""))
+            if not message.startswith("applied news"):
+                continue
+            if name not in message.split("updated", 1)[-1].split("deleted")[0]:
+                continue
+            ended = log_time(event["ts"])
+            took = float(message.split(" in ", 1)[1].split(" ms", 1)[0]) / 1000
+            if ended - took >= since - 1:
+                return {**event, "started": ended - took, "ended": ended}
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
 
 
 def where_the_time_went(total: float, published: float, heard: float | None, applied: dict[str, Any] | None) -> str:

@@ -328,3 +328,61 @@ def test_news_is_told_once_heard_json_holds_it_and_a_pass_given_that_copy_reads_
         assert reading.heard_reads == 0
     assert member_node.peer_id in live
     assert [rejection.sender for rejection in found.rejected] == [member_node.peer_id]  # its junk was fetched
+
+
+class HeldWritesClient(KuboClient):
+    """A KuboClient whose writes of heard.json wait until ``release`` is set: a node slow to write its files."""
+
+    release = threading.Event()
+
+    def files_write(self, path: str, data: bytes) -> None:
+        if path.endswith("/heard.json"):
+            assert self.release.wait(timeout=30), "the test never let the write go"
+        super().files_write(path, data)
+
+
+def test_news_is_told_before_heard_json_is_written_and_the_copy_holds_it_already(
+    kubo_node: Callable[..., Any],
+) -> None:
+    """Issue 20: at 50 members the agent's pass waited a third of an update's propagation for the listener's write
+    of heard.json, a round trip to the node, although the pass reads what was heard from the listener's memory."""
+    _key, listener_node, member_node, topic = listener_and_member(kubo_node)
+    told: list[Any] = []
+    stop = threading.Event()
+    with HeldWritesClient(listener_node.api_url) as listening, KuboClient(member_node.api_url) as member:
+        listening.release.clear()
+        member.swarm_connect(listener_node.swarm_addr)
+        listener = SwarmIdentity(listening, None, topic=topic)
+        thread = threading.Thread(
+            target=listener.serve,
+            kwargs={
+                "stop": stop,
+                "announce_every": 60.0,
+                "on_news": lambda known: told.append((dict(known), listener.heard_as_written())),
+            },
+            daemon=True,
+        )
+        thread.start()
+        try:
+            wait_for_the_topic(listener_node, member_node, topic)
+            cid = member.add(b"not a document", cid_version=1)
+            member.pubsub_pub(topic, Announce(member_node.peer_id, cid, 7).encode())
+            wait_until(lambda: len(told) == 1, "the announcement to be told while heard.json is not written yet")
+            known, heard = told[0]
+            assert known[member_node.peer_id] == 7
+            assert heard is not None and (heard[member_node.peer_id].cid, heard[member_node.peer_id].sequence) == (
+                cid,
+                7,
+            )
+            assert listening.files_read(f"{listener.folder}/heard.json") is None, "written before it was released"
+            listening.release.set()
+            wait_until(
+                lambda: member_node.peer_id in SwarmIdentity(listening, None, topic=topic).heard(),
+                "heard.json to be written once the node lets it",
+            )
+            time.sleep(1.0)
+            assert len(told) == 1, "told once"
+        finally:
+            listening.release.set()
+            stop.set()
+            thread.join(timeout=10)
