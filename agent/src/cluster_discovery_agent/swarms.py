@@ -102,7 +102,7 @@ class NodeTokens:
     ) -> KuboClient:
         """A client of that node with its token, which reads the token again when the node refuses the one kept.
 
-        Every caller of a node of a SwarmPool (the listener, a fast-path pass, the status reader) gets its client
+        Every caller of a node of a SwarmPool (listener, fast-path pass, publisher, status reader) gets its client
         here, so a SwarmPool made anew under the same name is followed by all of them alike.
         """
         try:
