@@ -44,7 +44,7 @@ from .channels import Channel, IdentityRef
 from .kube import CacheFirst, Watched
 from .objects import PEERS, SECRETS, SWARM_POOLS, KindObjects
 from .peer_counts import PeerCounts
-from .swarms import NodeTokens, SwarmNotReady, resolve
+from .swarms import NodeTokens, SwarmKeys, SwarmNotReady, resolve
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,15 @@ class FastPath:
         self._peers = KindObjects(kube, PEERS)
         self._secrets = KindObjects(kube, SECRETS)
         # Round trips a pass need not make (issue 20): the SwarmPool and the Peer list come from the agent's
-        # watches, the node's token is read once (forgotten when refused). The node's peer id is asked every
-        # pass: a node made anew (its repository lost) answers with a new one before its SwarmPool's status says
-        # so, and a pass that took the old one would take the node's own document for another member's.
+        # watches, the node's token is read once (again when refused), the swarm key once per topic (SwarmKeys).
+        # The node's peer id is asked every pass: a node made anew (its repository lost) answers with a new one
+        # before its SwarmPool's status says so, and a pass that took the old one would take the node's own
+        # document for another member's.
         self._pools = CacheFirst(pools, KindObjects(kube, SWARM_POOLS))
         self._listed_peers = CacheFirst(peers, self._peers)
         self.count_peers = PeerCounts(identities, self._peers)
         self._tokens = tokens if tokens is not None else NodeTokens(self._secrets)
+        self._keys = SwarmKeys()
         self._heard_on = heard_on
         self._lock = threading.Lock()  # one channel's news at a time: writes stay ordered
         self._documents = DocumentCache()  # content-addressed: fetched once, whatever the channel
@@ -108,6 +110,8 @@ class FastPath:
             namespace=entry["namespace"],
             pool=entry["swarmPool"],
             swarm=entry["swarm"],
+            topic=channel.topic,
+            keys=self._keys,
         )
         resolved = time.monotonic()
         fetches, fetch_seconds = self._documents.fetches, self._documents.fetch_seconds
