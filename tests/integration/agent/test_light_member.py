@@ -1,8 +1,10 @@
 """cluster-discovery-member (issue 20): a kubo node that announces an identity with the product's own code, no
-control plane. Another node of the swarm discovers it, live and without a kubeconfig; its retraction is heard."""
+control plane. Another node of the swarm discovers it, live and without a kubeconfig; its retraction is heard; and
+a whole cluster's listener keeps hearing it when its own node is made anew with a new RPC API token."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -14,10 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import Announce, Ask, decode
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.announcement import (
+    Announce,
+    Ask,
+    decode,
+    topic_for,
+)
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import generate
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import SwarmKey, generate
+from cluster_discovery_agent.swarms import NodeTokens
 
 from testbed.collection import activate
 
@@ -47,14 +55,19 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 30) -> 
         time.sleep(0.2)
 
 
-def test_a_light_member_is_discovered_live_without_a_kubeconfig_and_its_retraction_is_heard(
-    kubo_node: Callable[..., Any], tmp_path: Path
-) -> None:
+def light_and_whole(kubo_node: Callable[..., Any], tmp_path: Path) -> tuple[SwarmKey, Path, Any, Any]:
+    """A new private swarm: its key and key file, the light member's node and a whole cluster's."""
     key = generate()
     key_file = tmp_path / "swarm.key"
     key_file.write_text(key.text)
     light = kubo_node(key.text, name="light")
-    whole = kubo_node(key.text, name="whole", bootstrap=[light.swarm_addr])
+    return key, key_file, light, kubo_node(key.text, name="whole", bootstrap=[light.swarm_addr])
+
+
+def test_a_light_member_is_discovered_live_without_a_kubeconfig_and_its_retraction_is_heard(
+    kubo_node: Callable[..., Any], tmp_path: Path
+) -> None:
+    key, key_file, light, whole = light_and_whole(kubo_node, tmp_path)
     common = ["--api-url", light.api_url, "--swarm-key-file", str(key_file), "--log-format", "json"]
     process = member(
         *common, "--name", "Light 1", "--description", "found, consumes nothing", "--category", "edge",
@@ -114,11 +127,7 @@ def test_a_bad_swarm_key_file_is_a_clear_error_not_a_traceback(tmp_path: Path) -
 def test_a_light_member_announces_and_answers_but_never_asks(kubo_node: Callable[..., Any], tmp_path: Path) -> None:
     """Issue 20: every member answers an ask, N answers that each reach N nodes; at 50 members that burst, set off by
     each light member (re)starting, delayed news by seconds, and a member that consumes nothing has nothing to learn."""
-    key = generate()
-    key_file = tmp_path / "swarm.key"
-    key_file.write_text(key.text)
-    light = kubo_node(key.text, name="light")
-    whole = kubo_node(key.text, name="whole", bootstrap=[light.swarm_addr])
+    key, key_file, light, whole = light_and_whole(kubo_node, tmp_path)
     with KuboClient(whole.api_url) as client:
         client.swarm_connect(light.swarm_addr)
         listener = SwarmIdentity(client, key.key)
@@ -140,3 +149,63 @@ def test_a_light_member_announces_and_answers_but_never_asks(kubo_node: Callable
     assert not any(isinstance(m, Ask) for m in sent), sent
     announces = [m for m in sent if isinstance(m, Announce)]
     assert len(announces) >= 2, f"announced on start and answered the ask: {sent}"
+
+
+class TokenSecret:
+    """The SwarmPool's `<pool>-<swarm>-api-token` Secret, as the agent reads it."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get(self, name: str, namespace: str) -> dict[str, Any] | None:
+        return {"data": {"token": base64.b64encode(self.token.encode()).decode()}}
+
+
+def test_the_listener_hears_again_once_its_node_asks_for_a_new_token(
+    kubo_node: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A SwarmPool made anew under the same name: its node asks for a new token, at the same address. The agent's
+    listener read the token once, when it started: the node then refused its subscription and every write, and the
+    agent heard nothing on that swarm until it was restarted."""
+    key, key_file, light, whole = light_and_whole(kubo_node, tmp_path)
+    whole.stop()
+    whole.require_token("old")
+    whole.start()
+    secret = TokenSecret("old")
+    # As the agent makes a channel's listener (cli.make_serve).
+    client = NodeTokens(secret).client(whole.api_url, namespace="ns", pool="pool", swarm="s", timeout=30, retries=1)
+    listener = SwarmIdentity(client, None, topic=topic_for(key.key))
+    news: list[dict[str, int]] = []
+    ended = threading.Event()
+    thread = threading.Thread(
+        target=listener.serve,
+        kwargs={"stop": ended, "announce_every": 30.0, "on_news": news.append, "retry_after": 0.5},
+        daemon=True,
+    )
+    thread.start()
+    common = ["--api-url", light.api_url, "--swarm-key-file", str(key_file), "--name", "Light 1"]
+    process = member(*common, "--description", "first", "--announce-period", "2", tmp_path=tmp_path)
+    try:
+        wait_until(lambda: any(light.peer_id in known for known in news), "the member's first news")
+        first = max(known[light.peer_id] for known in news if light.peer_id in known)
+
+        # The SwarmPool is made anew: the same node and address, a new token in its Secret.
+        whole.stop()
+        whole.require_token("new")
+        secret.token = "new"
+        whole.start()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        process = member(*common, "--description", "second", "--announce-period", "2", tmp_path=tmp_path)
+        wait_until(
+            lambda: any(known.get(light.peer_id, -1) > first for known in news),
+            "news of the member's new sequence, heard through the node that now asks for the new token",
+            timeout=45,
+        )
+        assert client.authorization == "Bearer new"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        ended.set()
+        thread.join(timeout=10)
+        client.close()

@@ -7,11 +7,12 @@ member heard again after such a silence (the fast path marks it Online as soon a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -46,6 +47,21 @@ def listener_and_member(kubo_node: Callable[..., Any]) -> tuple[bytes, Any, Any,
     listener_node = kubo_node(key.text, name="listener")
     member_node = kubo_node(key.text, name="member", bootstrap=[listener_node.swarm_addr])
     return key.key, listener_node, member_node, topic_for(key.key)
+
+
+@contextlib.contextmanager
+def serving(listener: SwarmIdentity, **options: Any) -> Iterator[None]:
+    """``listener.serve`` on a thread for the block's time (announcing every minute unless told), then stopped."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=listener.serve, kwargs={"stop": stop, "announce_every": 60.0, **options}, daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def wait_for_the_topic(listener_node: Any, member_node: Any, topic: str) -> None:
@@ -293,29 +309,15 @@ def test_news_is_told_once_heard_json_holds_it_and_a_pass_given_that_copy_reads_
     """Issue 20: the agent's pass read heard.json back from the node right after its listener wrote it."""
     key, listener_node, member_node, topic = listener_and_member(kubo_node)
     told: list[Any] = []
-    stop = threading.Event()
     with KuboClient(listener_node.api_url) as listening, KuboClient(member_node.api_url) as member:
         member.swarm_connect(listener_node.swarm_addr)
         listener = SwarmIdentity(listening, None, topic=topic)  # as the agent's listener: no swarm key
         assert listener.heard_as_written() is None
-        thread = threading.Thread(
-            target=listener.serve,
-            kwargs={
-                "stop": stop,
-                "announce_every": 60.0,
-                "on_news": lambda known: told.append(listener.heard_as_written()),
-            },
-            daemon=True,
-        )
-        thread.start()
-        try:
+        with serving(listener, on_news=lambda known: told.append(listener.heard_as_written())):
             wait_for_the_topic(listener_node, member_node, topic)
             cid = member.add(b"not a document", cid_version=1)
             member.pubsub_pub(topic, Announce(member_node.peer_id, cid, 7).encode())
             wait_until(lambda: len(told) == 1, "the announcement to be news")
-        finally:
-            stop.set()
-            thread.join(timeout=10)
 
     heard = told[0]
     assert heard is not None and (heard[member_node.peer_id].cid, heard[member_node.peer_id].sequence) == (cid, 7)
@@ -348,41 +350,27 @@ def test_news_is_told_before_heard_json_is_written_and_the_copy_holds_it_already
     of heard.json, a round trip to the node, although the pass reads what was heard from the listener's memory."""
     _key, listener_node, member_node, topic = listener_and_member(kubo_node)
     told: list[Any] = []
-    stop = threading.Event()
     with HeldWritesClient(listener_node.api_url) as listening, KuboClient(member_node.api_url) as member:
         listening.release.clear()
         member.swarm_connect(listener_node.swarm_addr)
         listener = SwarmIdentity(listening, None, topic=topic)
-        thread = threading.Thread(
-            target=listener.serve,
-            kwargs={
-                "stop": stop,
-                "announce_every": 60.0,
-                "on_news": lambda known: told.append((dict(known), listener.heard_as_written())),
-            },
-            daemon=True,
-        )
-        thread.start()
-        try:
-            wait_for_the_topic(listener_node, member_node, topic)
-            cid = member.add(b"not a document", cid_version=1)
-            member.pubsub_pub(topic, Announce(member_node.peer_id, cid, 7).encode())
-            wait_until(lambda: len(told) == 1, "the announcement to be told while heard.json is not written yet")
-            known, heard = told[0]
-            assert known[member_node.peer_id] == 7
-            assert heard is not None and (heard[member_node.peer_id].cid, heard[member_node.peer_id].sequence) == (
-                cid,
-                7,
-            )
-            assert listening.files_read(f"{listener.folder}/heard.json") is None, "written before it was released"
-            listening.release.set()
-            wait_until(
-                lambda: member_node.peer_id in SwarmIdentity(listening, None, topic=topic).heard(),
-                "heard.json to be written once the node lets it",
-            )
-            time.sleep(1.0)
-            assert len(told) == 1, "told once"
-        finally:
-            listening.release.set()
-            stop.set()
-            thread.join(timeout=10)
+        with serving(listener, on_news=lambda known: told.append((dict(known), listener.heard_as_written()))):
+            try:
+                wait_for_the_topic(listener_node, member_node, topic)
+                cid = member.add(b"not a document", cid_version=1)
+                member.pubsub_pub(topic, Announce(member_node.peer_id, cid, 7).encode())
+                wait_until(lambda: len(told) == 1, "the announcement to be told while heard.json is not written yet")
+                known, heard = told[0]
+                assert known[member_node.peer_id] == 7
+                assert heard is not None
+                assert (heard[member_node.peer_id].cid, heard[member_node.peer_id].sequence) == (cid, 7)
+                assert listening.files_read(f"{listener.folder}/heard.json") is None, "written before it was released"
+                listening.release.set()
+                wait_until(
+                    lambda: member_node.peer_id in SwarmIdentity(listening, None, topic=topic).heard(),
+                    "heard.json to be written once the node lets it",
+                )
+                time.sleep(1.0)
+                assert len(told) == 1, "told once"
+            finally:
+                listening.release.set()  # else serve's held write would keep its thread past the block
