@@ -280,12 +280,21 @@ def test_a_member_whose_node_answers_again_announces_again_while_its_connections
         finally:
             os.kill(node.pid, signal.SIGCONT)
         went_on = time.monotonic()
-        time.sleep(max(RECOVERY_ANNOUNCE_DELAYS) + 2 * TOPIC_PEERS_CHECK_SECONDS + 1)
-        after = [round(at - went_on, 1) for at in client.published_at if at >= went_on]
-        # What the node's return sets off at once (a retried announcement, a new subscription's announcement and
-        # ask) comes within a few seconds; with a period of 120 s, only the follow-ups come later.
-        later = [delay for delay in after if delay > min(RECOVERY_ANNOUNCE_DELAYS) + TOPIC_PEERS_CHECK_SECONDS + 1]
-        assert len(later) >= len(RECOVERY_ANNOUNCE_DELAYS) - 1, f"publications after the node went on: {after}"
+
+        def after() -> list[float]:
+            return [round(at - went_on, 1) for at in client.published_at if at >= went_on]
+
+        def later() -> list[float]:
+            # What the node's return sets off at once (a retried announcement, a new subscription's announcement and
+            # ask) comes within a few seconds; with a period of 120 s, only the follow-ups come later.
+            return [delay for delay in after() if delay > min(RECOVERY_ANNOUNCE_DELAYS) + TOPIC_PEERS_CHECK_SECONDS + 1]
+
+        # Within half the period: on a loaded machine the topic checks that time the follow-ups drift by seconds
+        # (a run of the suite saw them at 6.0 and 14.0 s, the third not yet 20 s after the node went on).
+        deadline = went_on + max(RECOVERY_ANNOUNCE_DELAYS) + 45
+        while len(later()) < len(RECOVERY_ANNOUNCE_DELAYS) - 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(later()) >= len(RECOVERY_ANNOUNCE_DELAYS) - 1, f"publications after the node went on: {after()}"
     finally:
         stop.set()
         thread.join(timeout=10)
