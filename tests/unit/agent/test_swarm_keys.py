@@ -61,21 +61,10 @@ def test_a_key_kept_does_not_skip_the_admission_check() -> None:
     """Only the Secret read is saved: the SwarmPool (from the watch's cache) is judged at every pass."""
     key = generate()
     pools, secrets, keys = Objects(pool=pool()), Objects(**{"pool-main-swarm-key": key_secret(key.text)}), SwarmKeys()
-    topic = topic_for(key.key)
-    resolve(pools, secrets, identity_namespace="ns", namespace="ns", pool="pool", swarm="main", topic=topic, keys=keys)
+    where = {"namespace": "ns", "pool": "pool", "swarm": "main", "topic": topic_for(key.key), "keys": keys}
+    resolve(pools, secrets, identity_namespace="ns", **where)
     with pytest.raises(SwarmRefused):
-        resolve(
-            pools,
-            secrets,
-            identity_namespace="other",
-            namespace="ns",
-            pool="pool",
-            swarm="main",
-            topic=topic,
-            keys=keys,
-        )
+        resolve(pools, secrets, identity_namespace="other", **where)
     pools.objects["pool"] = pool(admits="other")
-    node = resolve(
-        pools, secrets, identity_namespace="other", namespace="ns", pool="pool", swarm="main", topic=topic, keys=keys
-    )
+    node = resolve(pools, secrets, identity_namespace="other", **where)
     assert (node.key, secrets.reads) == (key.key, 1)
