@@ -83,16 +83,6 @@ def cpu_seconds(pid: int | None, *, children: bool) -> float:
     return used / TICKS
 
 
-def open_fds(pid: int | None) -> int:
-    """How many file descriptors ``pid`` holds open."""
-    if pid is None:
-        return 0
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return 0
-
-
 # /proc/net/tcp's connection states (include/net/tcp_states.h) that a leak check tells apart.
 TCP_STATES = {"01": "established", "06": "time-wait", "07": "closed", "08": "close-wait", "0A": "listening"}
 
