@@ -81,13 +81,16 @@ class NodeTokens:
         self._tokens: dict[tuple[str, str, str], str | None] = {}
 
     def authorization(self, *, namespace: str, pool: str, swarm: str) -> str | None:
-        key = (namespace, pool, swarm)
         with self._lock:
-            if key in self._tokens:
-                return self._tokens[key]
+            if (namespace, pool, swarm) in self._tokens:
+                return self._tokens[(namespace, pool, swarm)]
+        return self._read(namespace=namespace, pool=pool, swarm=swarm)
+
+    def _read(self, *, namespace: str, pool: str, swarm: str) -> str | None:
+        """The token as its Secret holds it now, kept from now on."""
         value = node_authorization(self._secrets, namespace=namespace, pool=pool, swarm=swarm)
         with self._lock:
-            self._tokens[key] = value
+            self._tokens[(namespace, pool, swarm)] = value
         return value
 
     def client(
@@ -121,15 +124,11 @@ class NodeTokens:
 
     def read_again(self, *, namespace: str, pool: str, swarm: str) -> str | None:
         """The token as its Secret holds it now, kept from now on; the one kept when the Secret cannot be read."""
-        key = (namespace, pool, swarm)
         try:
-            value = node_authorization(self._secrets, namespace=namespace, pool=pool, swarm=swarm)
+            return self._read(namespace=namespace, pool=pool, swarm=swarm)
         except CollectionError:  # the API server is away: the refusal stands, and the next refusal reads again
             with self._lock:
-                return self._tokens.get(key)
-        with self._lock:
-            self._tokens[key] = value
-        return value
+                return self._tokens.get((namespace, pool, swarm))
 
 
 class SwarmKeys:
