@@ -40,7 +40,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,13 +185,18 @@ class KuboNode:
         return node
 
     def _write_config(self, *, bootstrap: Sequence[str] | None = None) -> None:
+        if bootstrap is None:
+            bootstrap = json.loads((self.repo / "config").read_text()).get("Bootstrap") or []
+        self._set_config(
+            loopback_private_config(
+                api_port=self.api_port, gateway_port=self.gateway_port, swarm_port=self.swarm_port, bootstrap=bootstrap
+            )
+        )
+
+    def _set_config(self, overrides: Mapping[str, Any]) -> None:
+        """Set these dotted keys in the repository's config, the rest as it is."""
         path = self.repo / "config"
         config = json.loads(path.read_text())
-        if bootstrap is None:
-            bootstrap = config.get("Bootstrap") or []
-        overrides = loopback_private_config(
-            api_port=self.api_port, gateway_port=self.gateway_port, swarm_port=self.swarm_port, bootstrap=bootstrap
-        )
         for dotted, value in overrides.items():
             set_dotted(config, dotted, value)
         path.write_text(json.dumps(config, indent=2))
@@ -202,14 +207,13 @@ class KuboNode:
         start on. A node given a new one is what a SwarmPool made anew under the same name looks like."""
         if self.pid is not None:
             raise RuntimeError(f"kubo node {self.name} reads its API.Authorizations at start: stop it first")
-        path = self.repo / "config"
-        config = json.loads(path.read_text())
-        set_dotted(
-            config,
-            "API.Authorizations",
-            {"cluster-discovery": {"AuthSecret": f"bearer:{token}", "AllowedPaths": ["/api/v0"]}},
+        self._set_config(
+            {
+                "API.Authorizations": {
+                    "cluster-discovery": {"AuthSecret": f"bearer:{token}", "AllowedPaths": ["/api/v0"]}
+                }
+            }
         )
-        path.write_text(json.dumps(config, indent=2))
         self.api_token = token
 
     def _headers(self) -> dict[str, str]:
