@@ -16,7 +16,7 @@ from typing import Any
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import LABEL_SWARM
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import label_value
 
-from .kube import ObjectRef
+from .kube import ObjectRef, Presence
 
 log = logging.getLogger(__name__)
 
@@ -170,17 +170,11 @@ class PeerArrivals:
 
     def __init__(self, channels: Channels) -> None:
         self._channels = channels
-        self._lock = threading.Lock()
-        self._known: set[ObjectRef] = set()
+        self._presence = Presence()
 
     def __call__(self, ref: ObjectRef, peer: dict[str, Any] | None) -> None:
-        with self._lock:
-            if peer is None:
-                self._known.discard(ref)
-                return
-            if ref in self._known:
-                return
-            self._known.add(ref)
+        if not self._presence.moved(ref, peer is not None) or peer is None:
+            return
         swarm = ((peer.get("metadata") or {}).get("labels") or {}).get(LABEL_SWARM)
         if not isinstance(swarm, str) or not swarm:
             return

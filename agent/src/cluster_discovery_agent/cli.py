@@ -36,7 +36,7 @@ from cluster_discovery_operator.settings import KubeSettings, ProbeSettings, par
 
 from .channels import Channel, Channels, IdentityRef, PeerArrivals, channels_of
 from .fastpath import FastPath
-from .kube import Watched
+from .kube import ObjectRef, Watched
 from .nodestatus import DEFAULT_PERIOD, NodeStatus
 from .objects import SECRETS, KindObjects
 from .publisher import Publisher
@@ -180,12 +180,19 @@ def main(argv: list[str] | None = None) -> int:
         publisher(ref, obj)
         channels.set_identity(ref, channels_of(obj) if obj is not None else set())
         if obj is not None:
-            fast_path.count_peers(obj)  # a round of the role may have written counts older than its Peers
+            fast_path.count_peers.request(ref)  # a round of the role may have written counts older than its Peers
+
+    arrivals = PeerArrivals(channels)
+
+    def on_peer(ref: ObjectRef, peer: dict[str, Any] | None) -> None:
+        arrivals(ref, peer)
+        fast_path.count_peers.peer_changed(ref, peer)
 
     threads = [
         threading.Thread(target=identities.run, args=(on_change, stop), name="watch identities", daemon=True),
         threading.Thread(target=pools.run, args=(None, stop), name="watch swarmpools", daemon=True),
-        threading.Thread(target=peers.run, args=(PeerArrivals(channels), stop), name="watch peers", daemon=True),
+        threading.Thread(target=peers.run, args=(on_peer, stop), name="watch peers", daemon=True),
+        threading.Thread(target=fast_path.count_peers.run, args=(stop,), name="peer counts", daemon=True),
         threading.Thread(target=node_status.run, args=(stop,), name="node status", daemon=True),
     ]
     health = ProbeServer(

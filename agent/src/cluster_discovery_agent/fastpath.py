@@ -41,7 +41,7 @@ from cluster_discovery_operator.kube import KubeClient
 from cluster_discovery_operator.logs import fields
 
 from .channels import Channel, IdentityRef
-from .kube import CacheFirst, Watched
+from .kube import CacheFirst, Watched, ref_of
 from .objects import PEERS, SECRETS, SWARM_POOLS, KindObjects
 from .peer_counts import PeerCounts
 from .swarms import NodeTokens, SwarmKeys, SwarmNotReady, resolve
@@ -73,7 +73,7 @@ class FastPath:
         # document for another member's.
         self._pools = CacheFirst(pools, KindObjects(kube, SWARM_POOLS))
         self._listed_peers = CacheFirst(peers, self._peers)
-        self.count_peers = PeerCounts(identities, self._peers)
+        self.count_peers = PeerCounts(identities, self._listed_peers)
         self._tokens = tokens if tokens is not None else NodeTokens(self._secrets)
         self._keys = SwarmKeys()
         self._heard_on = heard_on
@@ -161,7 +161,9 @@ class FastPath:
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
         if done.created or done.deleted:
-            self.count_peers(identity)  # the PEERS column, without waiting for the role's next round
+            # The PEERS column, without waiting for the role's next round; counted on the counts' own thread, from
+            # the Peer watch, which counts again when it shows what this pass wrote.
+            self.count_peers.request(ref_of(identity))
         for failure in done.failed:
             log.warning(
                 "could not write Peer %s/%s; left as it was",

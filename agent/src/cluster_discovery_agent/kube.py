@@ -41,6 +41,25 @@ def ref_of(obj: dict[str, Any]) -> ObjectRef:
     return ObjectRef(namespace=str(metadata.get("namespace", "")), name=str(metadata.get("name", "")))
 
 
+class Presence:
+    """Which objects a watch has shown: tells an object's appearance or disappearance from a change of one known."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: set[ObjectRef] = set()
+
+    def moved(self, ref: ObjectRef, present: bool) -> bool:
+        """Record ``ref`` as present or gone; True when it was not already known so."""
+        with self._lock:
+            if present == (ref in self._known):
+                return False
+            if present:
+                self._known.add(ref)
+            else:
+                self._known.discard(ref)
+            return True
+
+
 class Watched:
     """The latest of each object of one kind, in some namespaces or all, kept by the operator's informers.
 

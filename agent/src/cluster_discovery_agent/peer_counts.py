@@ -4,16 +4,23 @@ The role writes the number of Peers of each swarm an Identity publishes on (``st
 column's string (``status.peerCounts``) at the end of a round, from what that round planned. The agent's
 passes create and delete Peers between rounds, and a round that planned before a pass wrote ends by writing
 its older count: in the walkthrough the column said 0 for two minutes while ``kubectl get peers`` listed the
-member. The agent counts again, from the API server, after a pass that created or deleted a Peer and after
-every change of an Identity it watches (the role's status write among them), and writes only counts that
-differ, on the resourceVersion it read: a write of the role in between wins and is counted in turn.
+member. The agent counts again when a Peer appears or goes (its Peer watch), after a pass that created or
+deleted one, and after every change of an Identity it watches (the role's status write among them). It writes
+only counts that differ, on the resourceVersion it read: a write of the role in between wins and is counted
+in turn.
+
+Counts come from the agent's Peer watch where it covers the namespace (``CacheFirst``), on a thread of their
+own: requests that arrive while a count runs are counted once after it. Counting from the API server after
+each pass listed 1 + 2 + ... + 49 Peers while a newcomer of a 50-member swarm created its Peers, and held up
+the pass that was to create the next one (issue 20).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import peer_counts
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
@@ -21,10 +28,13 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
 from cluster_discovery_operator.kube import KubeError
 from cluster_discovery_operator.logs import fields
 
-from .kube import ObjectRef, Watched
-from .objects import KindObjects
+from .kube import ObjectRef, Presence, Watched, ref_of
 
 log = logging.getLogger(__name__)
+
+
+class Listable(Protocol):
+    def list(self, namespace: str, *, label_selector: str | None = None) -> list[dict[str, Any]]: ...
 
 
 def swarm_scope(identity: Mapping[str, Any], entry: Mapping[str, Any]) -> Scope | None:
@@ -69,9 +79,42 @@ def recounted(identity: Mapping[str, Any], counts: Mapping[int, int]) -> dict[st
 class PeerCounts:
     """Counts each published swarm's Peers of an Identity and writes what differs (see the module's docstring)."""
 
-    def __init__(self, identities: Watched, peers: KindObjects) -> None:
+    def __init__(self, identities: Watched, peers: Listable) -> None:
         self._identities = identities
         self._peers = peers
+        self._presence = Presence()
+        self._requested: set[ObjectRef] = set()
+        self._wake = threading.Condition()
+
+    def request(self, ref: ObjectRef) -> None:
+        """Count ``ref``'s Peers again soon, on the thread of :meth:`run`."""
+        with self._wake:
+            self._requested.add(ref)
+            self._wake.notify()
+
+    def peer_changed(self, ref: ObjectRef, peer: dict[str, Any] | None) -> None:
+        """The Peer watch's handler: a Peer that appears or goes asks for a count of the Identities that own it."""
+        if not self._presence.moved(ref, peer is not None):
+            return  # a change of a Peer already known (its status, mostly) changes no count
+        for identity in self._identities.snapshot():
+            scopes = [swarm_scope(identity, entry) for entry in _entries(identity)]
+            if any(scope is not None and scope.namespace == ref.namespace for scope in scopes):
+                self.request(ref_of(identity))
+
+    def run(self, stop: threading.Event) -> None:
+        """Count what was requested, until ``stop``."""
+        while not stop.is_set():
+            with self._wake:
+                while not self._requested and not stop.is_set():
+                    self._wake.wait(timeout=1)
+                requested, self._requested = self._requested, set()
+            for ref in sorted(requested):
+                identity = self._identities.get(ref)
+                try:
+                    if identity is not None:
+                        self(identity)
+                except Exception:  # a bug on one Identity must not stop the counts of the others for good
+                    log.exception("could not count the Peers of Identity %s/%s", ref.namespace, ref.name)
 
     def __call__(self, identity: Mapping[str, Any]) -> bool:
         """Count again for ``identity``, as the watch has it now; True when the status was written."""
@@ -85,8 +128,8 @@ class PeerCounts:
             return False
         counts: dict[int, int] = {}
         try:
-            for index, entry in enumerate((identity.get("status") or {}).get("swarms") or []):
-                scope = swarm_scope(identity, entry) if isinstance(entry, Mapping) else None
+            for index, entry in enumerate(_entries(identity)):
+                scope = swarm_scope(identity, entry)
                 if scope is not None:
                     counts[index] = len(self._peers.list(scope.namespace, label_selector=selector(scope)))
         except KubernetesError as err:  # the role's next round counts
@@ -103,6 +146,12 @@ class PeerCounts:
         if written:
             _say(ref, "counted the Peers by swarm entry", ", ".join(f"{i}={n}" for i, n in sorted(counts.items())))
         return written
+
+
+def _entries(identity: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``status.swarms`` as the role wrote it; an entry of another shape counts nothing."""
+    entries = (identity.get("status") or {}).get("swarms") or []
+    return [entry if isinstance(entry, Mapping) else {} for entry in entries]
 
 
 def _say(ref: ObjectRef, what: str, detail: str) -> None:

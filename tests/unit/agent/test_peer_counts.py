@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
@@ -114,3 +116,76 @@ def test_a_pass_that_read_the_identity_before_the_role_published_it_counts_on_wh
     assert PeerCounts(identities, Listed({main: 1}))(read_by_the_pass) is True  # type: ignore[arg-type]
     [(_, patch)] = identities.patches
     assert (patch["status"]["peerCounts"], patch["metadata"]["resourceVersion"]) == ("main=1", "41")
+
+
+class Watching(Identities):
+    """Identities as the watch has them, by reference."""
+
+    def __init__(self, *known: dict[str, Any]) -> None:
+        super().__init__(answer={})
+        self.known = {ObjectRef(item["metadata"]["namespace"], item["metadata"]["name"]): item for item in known}
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        return self.known.get(ref)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return list(self.known.values())
+
+
+def named(name: str, namespace: str, *entries: dict[str, Any]) -> dict[str, Any]:
+    obj = identity(*entries, column="")
+    obj["metadata"] = {**obj["metadata"], "name": name, "namespace": namespace}
+    return obj
+
+
+def test_a_peer_that_appears_or_goes_asks_a_count_of_the_identities_publishing_in_its_namespace_only() -> None:
+    here = named("here", "ids", entry("main", peers=0))
+    elsewhere = named("elsewhere", "ids", {**entry("main", peers=0), "namespace": "other-pools"})
+    unpublished = named("unpublished", "ids", entry("main", peers=0, published=False))
+    counts = PeerCounts(Watching(here, elsewhere, unpublished), Listed({}))  # type: ignore[arg-type]
+    peer = ObjectRef("pools", "member")
+    counts.peer_changed(peer, {"metadata": {"name": "member", "namespace": "pools"}})
+    assert counts._requested == {ObjectRef("ids", "here")}
+    counts._requested.clear()
+    counts.peer_changed(peer, {"metadata": {"name": "member", "namespace": "pools", "resourceVersion": "2"}})
+    assert counts._requested == set(), "a change of a Peer already known asks no count"
+    counts.peer_changed(peer, None)
+    assert counts._requested == {ObjectRef("ids", "here")}, "a Peer that went asks a count"
+
+
+def test_requests_made_while_a_count_runs_are_counted_once_after_it() -> None:
+    here = named("here", "ids", entry("main", peers=0))
+    main = selector(Scope("here", "ids", None, "pools", "pool", "main"))
+    stop = threading.Event()
+    peers = Listed({main: 1})
+    counted = threading.Event()
+    release = threading.Event()
+    first = True
+
+    class Held(Listed):
+        def list(self, namespace: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+            nonlocal first
+            if first:
+                first = False
+                counted.set()
+                release.wait(5)
+            return peers.list(namespace, label_selector=label_selector)
+
+    counts = PeerCounts(Watching(here), Held({}))  # type: ignore[arg-type]
+    worker = threading.Thread(target=counts.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        counts.request(ObjectRef("ids", "here"))
+        assert counted.wait(5)
+        for _ in range(10):
+            counts.request(ObjectRef("ids", "here"))
+        release.set()
+        deadline = time.monotonic() + 5
+        while len(peers.selectors) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert len(peers.selectors) == 2, "ten requests during a count make one count after it"
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+    assert not worker.is_alive()
