@@ -432,6 +432,7 @@ class SwarmIdentity:
         refresh_every: float = 10.0,
         retry_after: float = 2.0,
         ask: bool = True,
+        remember: bool = True,
     ) -> None:
         """Keep this node's identity heard on the swarm until ``stop`` is set.
 
@@ -454,9 +455,11 @@ class SwarmIdentity:
         published while it was not there never reached it. After its node was
         away it also announces at RECOVERY_ANNOUNCE_DELAYS. With ``ask`` false it never asks: for a
         member that consumes nothing (the light member), since every member
-        answers an ask, N answers that each reach N nodes.
+        answers an ask, N answers that each reach N nodes. With ``remember`` false it keeps no heard.json and
+        tells no news, for the same member: it hears announcements only to answer asks, and a file write of
+        its node for each member's news and every ``refresh_every`` seconds would buy it nothing.
         """
-        remembered = self._heard_or_empty()
+        remembered = self._heard_or_empty() if remember else {}
         known: dict[str, int] = {publisher: entry.sequence for publisher, entry in remembered.items()}
         # Heard and not yet written to heard.json (with when, on this node's clock), and when it was last written.
         pending: dict[str, tuple[Announce, float]] = {}
@@ -606,6 +609,8 @@ class SwarmIdentity:
                 if answers.allow():
                     asked.set()
                 return
+            if not remember:
+                return
             if parsed.publisher != sender:
                 return  # a member announcing for another peer is ignored, as in discovery
             now = time.monotonic()
@@ -642,10 +647,11 @@ class SwarmIdentity:
 
         threads = [
             threading.Thread(target=announcer, daemon=True),
-            threading.Thread(target=watch_silence, daemon=True),
             threading.Thread(target=watch_topic_peers, daemon=True),
             threading.Thread(target=closer, daemon=True),
         ]
+        if remember:
+            threads.append(threading.Thread(target=watch_silence, daemon=True))
         for thread in threads:
             thread.start()
         while not stop.is_set():

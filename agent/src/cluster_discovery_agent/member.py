@@ -5,7 +5,8 @@ without running the operator: it publishes an identity document with the
 product's own code (``SwarmIdentity``) through a kubo node's RPC API, then
 answers members' asks and re-announces the identity every ``--announce-period``
 seconds until SIGTERM or SIGINT. It never asks (it consumes nothing, and every
-member answers an ask). It writes nothing to Kubernetes and publishes
+member answers an ask), and keeps no record of what members announce. It
+writes nothing to Kubernetes and publishes
 no kubeconfig, so members get a Peer without a kubeconfig Secret. ``--retract``
 publishes a tombstone instead, announces it for two periods and exits: members
 delete its Peer.
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 timer.daemon = True
                 timer.start()
                 log.info("retracted", extra=logs.fields(peer_id=node.peer_id, topic=node.topic, linger=linger))
-                node.serve(stop=stop, announce_every=args.announce_period, ask=False)
+                node.serve(stop=stop, announce_every=args.announce_period, ask=False, remember=False)
                 return 0
             addresses = tuple(args.addresses) or tuple(
                 f"{address}/p2p/{node.peer_id}" if "/p2p/" not in address else address
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 peer_id=node.peer_id, topic=node.topic, changed=outcome.changed, announce_period=args.announce_period
             ),
         )
-        node.serve(stop=stop, announce_every=args.announce_period, ask=False)
+        node.serve(stop=stop, announce_every=args.announce_period, ask=False, remember=False)
     log.info("stopping")
     return 0
 

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
     decode,
     topic_for,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.identity import IdentityDocument
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import SwarmKey, generate
@@ -149,6 +151,36 @@ def test_a_light_member_announces_and_answers_but_never_asks(kubo_node: Callable
     assert not any(isinstance(m, Ask) for m in sent), sent
     announces = [m for m in sent if isinstance(m, Announce)]
     assert len(announces) >= 2, f"announced on start and answered the ask: {sent}"
+
+
+def test_a_light_member_keeps_no_record_of_what_members_announce(kubo_node: Callable[..., Any], tmp_path: Path) -> None:
+    """Issue 20: a member that consumes nothing has no use for heard.json. Writing it cost each light member's node
+    a file write for every member's news and every 10 s, and at 50 members on one machine each update's burst of
+    50 writes was most of the agent's wait for the cores."""
+    key, key_file, light, whole = light_and_whole(kubo_node, tmp_path)
+    process = member(
+        "--api-url", light.api_url, "--swarm-key-file", str(key_file), "--name", "Light 1",
+        "--announce-period", "30", tmp_path=tmp_path,
+    )  # fmt: skip
+    try:
+        with KuboClient(whole.api_url) as client, KuboClient(light.api_url) as light_client:
+            client.swarm_connect(light.swarm_addr)
+            whole_node, light_node = SwarmIdentity(client, key.key), SwarmIdentity(light_client, key.key)
+            wait_until(lambda: light_node.published(), "the light member's identity published")
+            wait_until(lambda: client.pubsub_peers(whole_node.topic), "the light member on the topic")
+            document = IdentityDocument(publisher=whole_node.peer_id, sequence=0, issued_at="", name="Whole")
+            for name in ("Whole", "Whole, renamed"):
+                outcome = whole_node.publish(owner="test", document=replace(document, name=name), kubeconfig=None)
+                assert outcome.published is not None
+                for _ in range(6):  # news, then the same announcement again: liveness only
+                    whole_node.announce(outcome.published)
+                    time.sleep(0.5)
+            heard_path = f"{light_node.folder}/heard.json"
+            assert light_client.files_read(heard_path) is None, "the light member wrote what it heard to its node"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0, (tmp_path / "member.log").read_text()
+    assert "Traceback" not in (tmp_path / "member.log").read_text()
 
 
 class TokenSecret:
