@@ -54,6 +54,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.an
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import api_token_secret
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_access import authorization
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
 from bench.figures import log_time, measure, percentile
@@ -116,6 +117,12 @@ class Members:
                     return at
             time.sleep(0.05)
         raise TimeoutError(f"member {index} did not log {msg!r} within {timeout:.0f} s")
+
+    def published_sequence(self, index: int) -> int:
+        """The sequence of the document member ``index``'s node holds as published (-1: none yet)."""
+        with KuboClient(self.members[index].node.api_url) as client:
+            record = SwarmIdentity(client, parse(self.swarm_key).key).published()
+        return -1 if record is None else record.sequence
 
     @staticmethod
     def name(number: int) -> str:
@@ -289,7 +296,7 @@ class Arrivals:
     publication -> W's node) and W's own (-> the Peer written)."""
 
     def __init__(self, api_url: str, topic: str, authorization: str | None) -> None:
-        self.heard: list[tuple[float, str]] = []
+        self.heard: list[tuple[float, str, int]] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
         subscribed = threading.Event()
@@ -308,17 +315,22 @@ class Arrivals:
                                 continue
                             if isinstance(announced, Announce):
                                 with self.lock:
-                                    self.heard.append((time.time(), message.sender))
+                                    self.heard.append((time.time(), message.sender, announced.sequence))
 
         threading.Thread(target=listen, daemon=True).start()
         subscribed.wait(30)
 
-    def first(self, sender: str, *, since: float, timeout: float = 60) -> float | None:
-        """The wall time W's node first received an announcement of ``sender`` since ``since``; None if it did not."""
+    def first(self, sender: str, *, above: int, timeout: float = 60) -> float | None:
+        """The wall time W's node first received an announcement of ``sender`` with a sequence above ``above``.
+
+        By sequence, not by time: the member's log line that dates its publication may come after its announcement,
+        and an announcement of its previous document may arrive just before it; either way a time window misplaced
+        the announcement (negative splits at N = 10). None if it did not arrive.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
-                found = next((at for at, who in self.heard if at >= since and who == sender), None)
+                found = next((at for at, who, sequence in self.heard if who == sender and sequence > above), None)
             if found is not None:
                 return found
             time.sleep(0.05)
@@ -417,10 +429,11 @@ def main() -> None:
                     index = trial % size
                     node = members.members[index].node
                     text = f"update {size}-{trial}"
+                    sequence_before = members.published_sequence(index)
                     published = members.republish(index, text)
                     seen = events.seen(describes(node.peer_id, text), since=published)
                     updates.append(seen - published)
-                    heard = arrivals.first(node.peer_id, since=published - 1)
+                    heard = arrivals.first(node.peer_id, above=sequence_before)
                     if heard is not None:
                         swarm_parts.append(heard - published)
                     applied = applying_pass(agent_log, node.peer_id, since=published)
