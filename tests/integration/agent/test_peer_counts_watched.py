@@ -1,9 +1,9 @@
 """The PEERS column counted from the agent's watches on a real API server (cluster_discovery_agent.peer_counts).
 
 At 50 members a newcomer's agent creates 49 Peers in a row; counting each time from the API server listed
-1 + 2 + ... + 49 Peers (its LISTs were a third of the fast path's time in the scale benchmark, issue 20). The
-count now follows the Peer watch: a Peer that appears or goes asks for a count, on a thread of its own, from
-the cache, and requests that arrive while one count runs are counted once after it.
+1 + 2 + ... + 49 Peers (with their status writes, about half of the fast path's time in a profile of the scale
+benchmark, issue 20). The count now follows the Peer watch: a Peer that appears or goes asks for a count, on a
+thread of its own, from the cache, and requests that arrive while one count runs are counted once after it.
 """
 
 from __future__ import annotations
