@@ -144,6 +144,26 @@ def test_a_killed_client_takes_its_module_process_with_it(zygote: Zygote, tmp_pa
         time.sleep(0.05)
 
 
+def _cpu_of_waited_children(pid: int) -> float:
+    """cutime + cstime of ``pid``: the CPU of the children it waited for, as ps, top and the benchmarks read it."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_what_a_module_process_uses_is_counted_in_the_zygotes_cpu_time(tmp_path: Path) -> None:
+    # Whoever measures the operator (its process tree's CPU, as the benchmarks do) must see its modules.
+    with Zygote(tmp_path) as zygote:
+        assert zygote.process is not None
+        before = _cpu_of_waited_children(zygote.process.pid)
+        burn = "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass\n"
+        done = _client(zygote, code=burn)
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 10
+        while _cpu_of_waited_children(zygote.process.pid) - before < 0.4:
+            assert time.monotonic() < deadline, "the module's half CPU-second is counted nowhere"
+            time.sleep(0.1)
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
