@@ -57,7 +57,7 @@ from bench.runner_common import (
     widgets,
 )
 from testbed.controlplane import ControlPlane
-from testbed.proctree import children, cpu_seconds, rss_mib
+from testbed.proctree import children, cpu_seconds, rss_mib, tree_cpu_seconds
 from tests.integration.runner.operator_process import OperatorProcess
 
 
@@ -233,8 +233,8 @@ def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, v
 
 
 def runner_cpu_seconds(op: OperatorProcess) -> float:
-    """CPU the runner has used: the operator with the ansible processes it reaped, and its live children's trees."""
-    return cpu_seconds(op.pid, children=True) + sum(cpu_seconds(pid, children=True) for pid in children(op.pid))
+    """CPU the runner has used: the operator, its ansible processes and the module zygote with its modules."""
+    return tree_cpu_seconds(op.pid)
 
 
 def control_plane_cpu_seconds(cp: ControlPlane) -> float:

@@ -16,8 +16,8 @@ code), added in steps up to each size N. For each N it prints:
   it: a new member's Peer Online, a new description (the member's process restarted with it),
   the Peer of a member that retracted deleted;
 - steady state, nothing changing for ``--steady`` seconds: CPU seconds per minute and RSS of
-  W's operator (with the ansible processes it waited for), its module zygote (with its
-  children), its agent and its kubo node; Kubernetes writes per minute seen on Peers,
+  W's operator (with its ansible processes), its module zygote (with the modules it forked),
+  its agent and its kubo node; Kubernetes writes per minute seen on Peers,
   Identities and SwarmPools of W (watch events that changed an object); pubsub messages per
   minute on the swarm's topic, as one node receives them (every node receives each once);
 - the wall time of W's last Identity reconcile (the operator's "ansible run finished").
@@ -62,7 +62,7 @@ from testbed.collection import activate
 from testbed.federation import Cluster, Federation, ProductProcess, identity, namespace, swarm_node, swarm_pool
 from testbed.kube import Watcher
 from testbed.kubo import KuboNode, KuboNodes
-from testbed.proctree import children_running, cpu_seconds, rss_mib
+from testbed.proctree import children_running, cpu_seconds, rss_mib, tree_cpu_seconds
 
 NS = "bench-scale"
 GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
@@ -354,6 +354,22 @@ def online_peers(w: Cluster) -> list[dict[str, Any]]:
     return [p for p in w.get("peers", namespace=NS) or [] if (p.get("status") or {}).get("status") == "Online"]
 
 
+def steady_cpu(parts: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds used so far by each of W's operator, zygote, agent and kubo node.
+
+    Whole trees, running processes included: a window gets the ansible runs and the modules (the zygote's
+    children) within it, not the runs that happened to end in it. The operator's tree leaves out the zygote's,
+    which has a column of its own.
+    """
+    zygote = parts["zygote"]
+    return {
+        "operator": tree_cpu_seconds(parts["operator"], exclude=[zygote] if zygote else []),
+        "zygote": tree_cpu_seconds(zygote),
+        "agent": tree_cpu_seconds(parts["agent"]),
+        "kubo": cpu_seconds(parts["kubo"], children=False),
+    }
+
+
 def last_identity_run_seconds(w: Cluster) -> float | None:
     seconds = None
     for line in (w.base_dir / "operator.log").read_text().splitlines():
@@ -474,19 +490,14 @@ def main() -> None:
                 assert w.kubelet is not None
                 pod = w.kubelet.pod(NS, "pool-pool-ss-0")
                 kubo_pid = pod.pid if pod else None
-                parts = {
-                    "operator": (operator_pid, True),
-                    "zygote": (zygote_pid, True),
-                    "agent": (agent_pid, False),
-                    "kubo": (kubo_pid, False),
-                }
+                parts = {"operator": operator_pid, "zygote": zygote_pid, "agent": agent_pid, "kubo": kubo_pid}
                 counter = WriteCounter(w)
                 time.sleep(2)
-                before = {name: cpu_seconds(pid, children=c) for name, (pid, c) in parts.items()}
+                before = steady_cpu(parts)
                 writes_before = counter.snapshot()
                 messages = count_messages(members.members[0].node.api_url, topic, args.steady)
                 time.sleep(args.steady)
-                after = {name: cpu_seconds(pid, children=c) for name, (pid, c) in parts.items()}
+                after = steady_cpu(parts)
                 writes = {k: v - writes_before[k] for k, v in counter.snapshot().items()}
                 counter.stop.set()
                 minutes = args.steady / 60
@@ -504,7 +515,7 @@ def main() -> None:
                         "deletion p50": percentile(deletions, 0.5),
                         "deletion p95": percentile(deletions, 0.95),
                         **{f"cpu {k}": (after[k] - before[k]) / minutes for k in parts},
-                        **{f"rss {k}": rss_mib(pid) for k, (pid, _) in parts.items()},
+                        **{f"rss {k}": rss_mib(pid) for k, pid in parts.items()},
                         **{f"writes {k}": v / minutes for k, v in writes.items()},
                         "pubsub messages": messages[0] / minutes,
                         "identity run": last_identity_run_seconds(w),

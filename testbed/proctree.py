@@ -6,23 +6,30 @@ caller sampling a tree that changes under it never fails on a race.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int | None) -> list[int]:
-    """The direct children of ``pid``."""
+    """The direct children of ``pid``, whichever of its threads started them (the kernel lists them per thread)."""
     if pid is None:
         return []
+    found: list[int] = []
     try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
+    for thread in threads:
+        with contextlib.suppress(OSError):
+            found.extend(int(p) for p in Path(f"/proc/{pid}/task/{thread}/children").read_text().split())
+    return found
 
 
 def descendants(pid: int | None) -> list[int]:
@@ -81,6 +88,19 @@ def cpu_seconds(pid: int | None, *, children: bool) -> float:
     # fields[0] is the state (field 3): utime, stime, cutime, cstime are fields 14-17.
     used = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
     return used / TICKS
+
+
+def tree_cpu_seconds(pid: int | None, *, exclude: Collection[int] = ()) -> float:
+    """CPU seconds used so far by ``pid`` and every process under it, ended or running, except ``exclude``'s trees.
+
+    ``cpu_seconds(children=True)`` counts a child only once it has been waited
+    for: a run in progress at either end of a measured window is counted whole
+    or not at all. Counting the running ones too, each window gets the CPU
+    spent within it.
+    """
+    if pid is None or pid in exclude:
+        return 0.0
+    return cpu_seconds(pid, children=True) + sum(tree_cpu_seconds(child, exclude=exclude) for child in children(pid))
 
 
 # /proc/net/tcp's connection states (include/net/tcp_states.h) that a leak check tells apart.
