@@ -209,7 +209,8 @@ class Zygote:
 # -- the server side -----------------------------------------------------------------
 
 
-def _preload(names: tuple[str, ...]) -> list[str]:
+def preload(names: tuple[str, ...]) -> list[str]:
+    """Import each of ``names`` that can be imported here; the names imported."""
     loaded = []
     for name in names:
         try:
@@ -341,7 +342,7 @@ def _reap_children() -> None:
 
 def serve(socket_path: str) -> None:
     parent = os.getppid()
-    _preload(PRELOAD)
+    preload(PRELOAD)
     zipimport._compile_source = caching_compiler(Path(socket_path).parent / "code")  # type: ignore[attr-defined]
     # A child's garbage collections would otherwise walk, and so copy, every page the
     # preloaded modules live on (CPython's advice for a preforking server).

@@ -163,3 +163,31 @@ def test_a_false_condition_it_can_decide_and_a_worker_free_action_take_no_worker
     )
     assert spared == 18 + 5 * 3
     assert _workers_started(STRATEGY) == _workers_started("linear") - spared
+
+
+def _imported_in_a_worker(tmp_path: Path, strategy: str) -> str:
+    """Whether the Kubernetes client was imported in a worker before its task imported anything, as it says."""
+    (tmp_path / "filter_plugins").mkdir(parents=True)
+    (tmp_path / "filter_plugins" / "imported.py").write_text(
+        "import sys\n\n\nclass FilterModule:\n"
+        "    def filters(self):\n        return {'imported': lambda name: name in sys.modules}\n"
+    )
+    (tmp_path / "play.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n        msg: \"{{ 'kubernetes.client' | imported }}\"\n"
+    )
+    completed = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "play.yml"],
+        env={**os.environ, **_environment(strategy)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout
+
+
+def test_workers_start_with_the_kubernetes_client_imported(tmp_path: Path) -> None:
+    # A worker that reads objects with query('kubernetes.core.k8s', ...) does not import the client again.
+    assert '"msg": true' in _imported_in_a_worker(tmp_path / "cdo", STRATEGY)
+    assert '"msg": false' in _imported_in_a_worker(tmp_path / "linear", "linear")

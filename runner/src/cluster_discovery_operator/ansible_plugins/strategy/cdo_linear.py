@@ -52,6 +52,7 @@ from ansible.plugins.loader import action_loader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
 
 from cluster_discovery_operator.ansible_plugins.compiled_templates import install as install_compiled_templates
+from cluster_discovery_operator.zygote import preload
 
 try:
     from ansible._internal import _display_utils, _task
@@ -74,6 +75,8 @@ description:
   - A task whose action plugin sets C(RUNS_WITHOUT_WORKER = True) runs in the strategy process, unless it has a loop,
     C(until), C(async), C(timeout), C(become), delegation, C(run_once) or an C(environment), or is a handler.
     So do M(kubernetes.core.k8s) and M(kubernetes.core.k8s_info) tasks that neither C(wait) nor fetch a URL C(src).
+  - Imports the Kubernetes client and kubernetes.core's client code once, when installed, so that every forked worker
+    starts with them.
 author: cluster-discovery
 """
 
@@ -88,6 +91,23 @@ _SKIPPED_REASON = "Conditional result was False"
 
 # The processes that use this strategy are the runner's, where one process renders each task for a whole batch.
 install_compiled_templates()
+
+# The Kubernetes client and kubernetes.core's client code, imported once here so that every worker forked from this
+# process has them, as the module zygote gives them to module processes. Roles written for operator-sdk read objects
+# with `query('kubernetes.core.k8s', ...)`, and a worker that ran one imported the client itself (kubernetes.core's
+# module_utils compiled from source each time): about a third of a CPU-second per task, and several per Identity
+# reconcile. The in-process actions (k8s_status, peer_sync...) import the same on their first use. Whatever is not
+# installed is left out and costs nothing.
+KUBERNETES_PRELOAD = (
+    "kubernetes.client",
+    "kubernetes.config",
+    "kubernetes.dynamic",
+    "ansible_collections.kubernetes.core.plugins.module_utils.args_common",
+    "ansible_collections.kubernetes.core.plugins.module_utils.k8s.client",
+    "ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions",
+    "ansible_collections.kubernetes.core.plugins.module_utils.k8s.resource",
+)
+preload(KUBERNETES_PRELOAD)
 
 
 class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-core ships no type information
