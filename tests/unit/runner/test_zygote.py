@@ -28,6 +28,7 @@ from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
 from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote
 
+from testbed.proctree import cpu_seconds
 from tests.unit.runner.run_items import run_item
 
 PLAYBOOK = Path(__file__).resolve().parent / "data" / "playbooks" / "modules.yml"
@@ -145,9 +146,8 @@ def test_a_killed_client_takes_its_module_process_with_it(zygote: Zygote, tmp_pa
 
 
 def _cpu_of_waited_children(pid: int) -> float:
-    """cutime + cstime of ``pid``: the CPU of the children it waited for, as ps, top and the benchmarks read it."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    """The CPU of the children ``pid`` waited for, as ps, top and the benchmarks read it."""
+    return cpu_seconds(pid, children=True) - cpu_seconds(pid, children=False)
 
 
 def test_what_a_module_process_uses_is_counted_in_the_zygotes_cpu_time(tmp_path: Path) -> None:
