@@ -66,6 +66,8 @@ from .logs import fields
 # What a kubernetes.core or cluster-discovery module imports before its first request.
 # Nothing under ``ansible_collections``: a module finds its collection's code in
 # its own payload, through a package that must not be imported before it runs.
+# The Kubernetes client, which kubernetes.core's modules and lookups import; the cdo_linear strategy preloads it too.
+KUBERNETES_CLIENT = ("kubernetes.client", "kubernetes.config", "kubernetes.dynamic")
 PRELOAD = (
     "ansible.module_utils.basic",
     "ansible.module_utils._internal._ansiballz._loader",
@@ -74,9 +76,7 @@ PRELOAD = (
     # kubernetes.core's resource loading imports ansible's HTTP helpers, and with
     # them cryptography.x509: a tenth of a burst's CPU when every module child paid it.
     "ansible.module_utils.urls",
-    "kubernetes.client",
-    "kubernetes.config",
-    "kubernetes.dynamic",
+    *KUBERNETES_CLIENT,
     "urllib3",
     "requests",
     "yaml",

@@ -52,7 +52,7 @@ from ansible.plugins.loader import action_loader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
 
 from cluster_discovery_operator.ansible_plugins.compiled_templates import install as install_compiled_templates
-from cluster_discovery_operator.zygote import preload
+from cluster_discovery_operator.zygote import KUBERNETES_CLIENT, preload
 
 try:
     from ansible._internal import _display_utils, _task
@@ -99,9 +99,7 @@ install_compiled_templates()
 # reconcile. The in-process actions (k8s_status, peer_sync...) import the same on their first use. Whatever is not
 # installed is left out and costs nothing.
 KUBERNETES_PRELOAD = (
-    "kubernetes.client",
-    "kubernetes.config",
-    "kubernetes.dynamic",
+    *KUBERNETES_CLIENT,
     "ansible_collections.kubernetes.core.plugins.module_utils.args_common",
     "ansible_collections.kubernetes.core.plugins.module_utils.k8s.client",
     "ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions",
