@@ -17,7 +17,7 @@ demo: setup testbed ## Run the three-cluster federation of the walkthrough on th
 
 .PHONY: test
 test: setup testbed images ## Run every test: unit, integration and end to end, against the real test bed (TEST_WORKERS in parallel)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20 $(PYTEST_ARGS)
 
 ##@ Development
 
