@@ -43,7 +43,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from testbed import binaries
+from testbed import binaries, proctree
 from testbed.collection import REPO_ROOT, activate
 from testbed.controlplane import ControlPlane, start_control_plane
 from testbed.images import build as build_images
@@ -74,10 +74,14 @@ class ProductProcess:
         self.log_path = log_path
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
+        # What a crash left running under the process, as (PID, start): in a container they would have gone
+        # with it; here the next start, or the final stop, ends them.
+        self.left_by_crash: list[tuple[int, int]] = []
 
     def start(self) -> None:
         if self.process is not None and self.process.poll() is None:
             return
+        self._end_what_a_crash_left()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         log.close()
@@ -87,10 +91,23 @@ class ProductProcess:
         return self.process.pid if self.process is not None else None
 
     def stop(self, timeout: float = 30, *, crash: bool = False) -> int | None:
-        """SIGTERM, SIGKILL after ``timeout``; SIGKILL at once when ``crash`` (no chance to shut down)."""
+        """SIGTERM, SIGKILL after ``timeout``; SIGKILL at once when ``crash`` (no chance to shut down).
+
+        A crash kills the process alone, as a crash of the product's own process would: what it started is left
+        for the product's own safeguards (the module zygote ends with its operator) and is ended at the next
+        start or stop, as a container's end would end it (an ansible-playbook run in flight otherwise waits on
+        its dead worker for good, using CPU).
+        """
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
+            self._end_what_a_crash_left()
             return None if process is None else process.returncode
+        if crash:
+            self.left_by_crash += [
+                (pid, start)
+                for pid in proctree.descendants(process.pid)
+                if (start := proctree.started(pid)) is not None
+            ]
         process.send_signal(signal.SIGKILL if crash else signal.SIGTERM)
         try:
             return process.wait(timeout)
@@ -100,6 +117,19 @@ class ProductProcess:
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def _end_what_a_crash_left(self) -> None:
+        left, self.left_by_crash = self.left_by_crash, []
+        for pid, start in left:
+            if proctree.started(pid) == start:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        # Gone before anything starts again, as a container's processes are before it restarts.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            proctree.started(pid) == start and proctree.alive(pid) for pid, start in left
+        ):
+            time.sleep(0.02)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -65,6 +65,15 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def started(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot); None once it has gone. With the PID it names one process:
+    a PID the kernel gave again to another process reads with another start."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def rss_mib(pid: int | None) -> float:
     if pid is None:
         return 0.0
