@@ -43,7 +43,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from testbed import binaries, proctree
+from testbed import binaries, procs, proctree
 from testbed.collection import REPO_ROOT, activate
 from testbed.controlplane import ControlPlane, start_control_plane
 from testbed.images import build as build_images
@@ -125,11 +125,12 @@ class ProductProcess:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         # Gone before anything starts again, as a container's processes are before it restarts.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(
-            proctree.started(pid) == start and proctree.alive(pid) for pid, start in left
-        ):
-            time.sleep(0.02)
+        procs.wait_for(
+            lambda: not any(proctree.started(pid) == start and proctree.alive(pid) for pid, start in left),
+            timeout=10,
+            interval=0.02,
+            what=f"what {self.name}'s crash left running to end",
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         try:
