@@ -30,7 +30,8 @@ wrote its own view, each run would undo the other's. So both state one rule
 here: the list is the given addresses plus every peer the node protects
 after this run (``Peering.Peers``, as :func:`plan` computes it, so a peering
 change of the same run counts), which the identity role keeps equal to the
-bootstrap nodes and the live members.
+bootstrap nodes and the live members, and to which the discovery agent adds a
+member as soon as it makes or updates its Peer (:func:`protect_members`).
 
 :func:`counters` is the SwarmPool status's two numbers, computed once for
 the swarmpool role (the module's ``counters``) and the discovery agent, which
@@ -434,3 +435,21 @@ def ensure(client: KuboClient, spec: SwarmSpec, *, check_mode: bool) -> tuple[Sw
         "peering": peering_view(peering),
         "counters": counters(bootstrap, connected),
     }
+
+
+def protect_members(client: KuboClient, addresses: Sequence[str]) -> SwarmPlan:
+    """Protect the members at ``addresses`` and bootstrap from them, by the rule above; nothing is removed.
+
+    What the discovery agent applies between discovery rounds, for the live members whose Peer it made or
+    updated: a member is kept connected and bootstrapped from when its Identity is heard, not at the next round.
+    Who left is the round's to drop (ipfs_swarm with ``peers_exclusive``): only it holds the whole list. kubo's
+    peering subsystem dials in the background, so an unreachable member fails nothing. Raises MultiaddrError for
+    an address that does not parse, KuboError as :func:`apply`.
+    """
+    spec = SwarmSpec(
+        bootstrap=(), peers=tuple(parse_peer_addresses(addresses)), connect=False, bootstrap_include_peering=True
+    )
+    the_plan = plan(observe(client), spec)
+    if the_plan.changed:
+        apply(client, the_plan)
+    return the_plan

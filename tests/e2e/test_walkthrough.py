@@ -452,15 +452,9 @@ def test_both_identities_appear_as_online_peers_as_the_manual_shows(walk: Walkth
 
 def test_cluster1_bootstraps_from_cluster2_once_its_identity_is_published(walk: Walkthrough) -> None:
     # The manual: "Bootstrap peer list get actualized when an Identity is published on the IPFS network".
-    # cluster 1's round does it: one round period, plus the round, may pass since cluster 2 published (the test
-    # above no longer waits that long, now that the PEERS column counts cluster 2 without a round).
+    # Cluster 1's agent does it in the pass that makes cluster 2's Peer, not at cluster 1's next round.
     walk.wait_for_status(
-        "cluster1",
-        NS,
-        "cluster1-private",
-        lambda node: node.get("Number of bootstraps") == 1,
-        "it bootstraps from 2",
-        timeout=ROUND_SECONDS + TIMEOUT,
+        "cluster1", NS, "cluster1-private", lambda node: node.get("Number of bootstraps") == 1, "it bootstraps from 2"
     )
     with walk.node_api("cluster1") as kubo:
         assert [entry.rsplit("/p2p/", 1)[1] for entry in kubo.bootstrap_list()] == [walk.peer_ids["cluster2"]]

@@ -19,10 +19,12 @@ from typing import Any
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import (
     DEFAULT_FORGET_AFTER,
     DEFAULT_OFFLINE_AFTER,
+    peer_name,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.discovery import Resolutions
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import utc_now
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,
     apply,
@@ -31,6 +33,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     selector,
     tombstones,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm import protect_members
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import (
     DocumentCache,
     Heard,
@@ -100,6 +103,16 @@ class FastPath:
                                 extra=fields(kind="Identity", namespace=ref.namespace, name=ref.name),
                             )
 
+    def _node_client(self, channel: Channel, entry: Mapping[str, Any]) -> KuboClient:
+        return self._tokens.client(
+            channel.api_url,
+            namespace=entry["namespace"],
+            pool=entry["swarmPool"],
+            swarm=entry["swarm"],
+            timeout=30,
+            retries=1,
+        )
+
     def _apply(self, identity: dict[str, Any], entry: dict[str, Any], channel: Channel) -> None:
         started = time.monotonic()
         metadata = identity.get("metadata") or {}
@@ -115,14 +128,7 @@ class FastPath:
         )
         resolved = time.monotonic()
         fetches, fetch_seconds = self._documents.fetches, self._documents.fetch_seconds
-        with self._tokens.client(
-            channel.api_url,
-            namespace=entry["namespace"],
-            pool=entry["swarmPool"],
-            swarm=entry["swarm"],
-            timeout=30,
-            retries=1,
-        ) as client:
+        with self._node_client(channel, entry) as client:
             node = SwarmIdentity(client, swarm_node.key)
             found, live = node.discover(
                 window=0,
@@ -160,6 +166,19 @@ class FastPath:
             last_heard=last_heard(round_["identities"]),
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
+        joined = set(done.created) | set(done.updated)
+        addresses = [
+            address
+            for item in round_["identities"]
+            if item["live"] and peer_name(item["peer_id"]) in joined
+            for address in item["addresses"]
+        ]
+        if addresses:
+            # Seed 000: the bootstrap list "get actualized when an Identity is published": protected and
+            # bootstrapped from in this pass, not at the role's next round (two minutes). Only added: a member that
+            # left is dropped by the round, whose list of the live members is complete.
+            with self._node_client(channel, entry) as client:
+                protect_members(client, addresses)
         if done.created or done.deleted:
             # The PEERS column, without waiting for the role's next round; counted on the counts' own thread, from
             # the Peer watch, which counts again when it shows what this pass wrote.

@@ -50,6 +50,7 @@ from tests.integration.roles.support import (
     force_reconcile,
     node_authorization,
     rpc,
+    run_marker,
     wait_for_run,
 )
 
@@ -261,7 +262,9 @@ def test_the_creators_peers_column_counts_the_joiner_without_waiting_for_its_nex
 def test_the_creator_bootstraps_from_the_joiner_once_both_identities_are_published(
     cluster: Cluster, members: Members
 ) -> None:
-    assert members.creator.bootstrap(cluster) == []  # the swarm's creator has no bootstrap node of its own
+    # The swarm's creator has no bootstrap node of its own: only members join its list (the joiner already may,
+    # published by the test above: the creator's agent adds it in the pass that makes its Peer).
+    assert set(members.creator.bootstrap(cluster)) <= {members.joiner_address}
     assert members.joiner.bootstrap(cluster) == [members.creator_address]
     publish(cluster, members.creator, "creator")
     publish(cluster, members.joiner, "joiner")
@@ -352,3 +355,44 @@ def test_a_peer_written_back_by_a_stale_round_after_its_member_retracted_is_dele
         interval=0.2,
     )
     print(f"stale Peer deleted {time.monotonic() - written:.1f} s after it was written")
+
+
+def test_a_member_that_publishes_is_protected_and_bootstrapped_from_by_the_agent_without_a_round(
+    cluster: Cluster, members: Members
+) -> None:
+    """Seed 000: the bootstrap list "get actualized when an Identity is published". The creator's agent, in the
+    pass that makes the member's Peer, protects it and bootstraps from it; the creator's next round is an hour away.
+    """
+    namespace = members.creator.namespace
+    publish(cluster, members.creator, "creator")
+    before = cluster.wait_for(
+        lambda: run_marker(cluster.get("identity", "creator", namespace=namespace)),
+        "the creator's round has ended",
+        timeout=TIMEOUT,
+        interval=POLL,
+    )
+    cluster.kubectl(
+        "annotate", "identity", "creator", "-n", namespace, f"{RECONCILE_PERIOD_ANNOTATION}=1h", "--overwrite"
+    )
+    quiet = run_marker(wait_for_run(cluster, "identity", "creator", namespace, after=before))
+    joiner_id = members.joiner_address.rsplit("/p2p/", 1)[1]
+    assert members.joiner_address not in members.creator.bootstrap(cluster)  # the joiner has not published yet
+
+    publish(cluster, members.joiner, "joiner")
+    published = time.monotonic()
+    cluster.wait_for(
+        lambda: members.joiner_address in members.creator.bootstrap(cluster),
+        "the creator bootstraps from the joiner",
+        timeout=BOUND,
+        interval=0.5,
+    )
+    print(f"the creator bootstrapped from the joiner {time.monotonic() - published:.1f} s after it published")
+    protected = rpc(members.creator.api_url(cluster), "swarm/peering/ls", authorization=members.creator.authorization)
+    assert joiner_id in {entry["ID"] for entry in protected["Peers"] or []}
+    assert run_marker(cluster.get("identity", "creator", namespace=namespace)) == quiet, "a round of the creator ran"
+    cluster.wait_for(
+        lambda: members.creator.entry(cluster).get("Number of bootstraps") == 1,
+        "the creator's status counts its bootstrap peer",
+        timeout=BOUND,
+        interval=POLL,
+    )

@@ -82,6 +82,9 @@ WATCH_MAX_RUNNER_ARTIFACTS = next(
     for watch in parse_watches(WATCHES.read_text(), path=WATCHES, check_paths=False)
     if watch.gvk.kind == "SwarmPool"
 )
+# How soon the discovery agent applies what a member publishes (a pass within a second; the rest is room for a
+# loaded machine). The identity role's round comes every 2 minutes.
+AGENT_BOUND = 15
 # The key printed in the original manual's walkthrough: public, whoever holds it.
 MANUAL_KEY = "/key/swarm/psk/1.0.0/\n/base16/\n0849c7ce4cb89ef22842da52295d7f21072bf1243fb6b7e5506533392adaea0c"
 
@@ -314,6 +317,35 @@ def test_junk_addresses_and_addresses_of_other_peers_are_dropped_not_dialled(
     assert rogue.peer_id in peering, "the member's own address is kept"
     assert set(peering[rogue.peer_id]["Addrs"]) <= {own.rsplit("/p2p/", 1)[0]}
     cluster.delete("peer", peer_name, namespace=swarm.namespace)
+
+
+def test_the_agent_protects_a_member_it_hears_between_rounds_at_its_own_addresses_only(
+    cluster: Cluster, swarm: Swarm, rogue: Rogue
+) -> None:
+    """The agent protects and bootstraps from a member in the pass that makes its Peer (seed 000's bootstrap
+    list), without a round: from the same checked document, so junk and an address of another peer go nowhere."""
+    own = rogue.node.swarm_addr
+    other_peer = "QmZ9JTRZdiARHzW1x28M51rareFNHtJ8xNohyT8Ewr7sQx"
+    rogue.publish(sequence=35, addresses=("/x", f"/ip4/127.0.0.1/tcp/9/p2p/{other_peer}", own))
+
+    def protected() -> dict[str, Any]:
+        return {
+            entry["ID"]: entry
+            for entry in rpc(swarm.api_url, "swarm/peering/ls", authorization=swarm.authorization).get("Peers") or []
+        }
+
+    peering = cluster.wait_for(
+        lambda: protected() if rogue.peer_id in protected() else None,
+        "the agent protects the member",
+        timeout=AGENT_BOUND,
+        interval=0.5,
+    )
+    assert set(peering[rogue.peer_id]["Addrs"]) == {own.rsplit("/p2p/", 1)[0]}
+    assert other_peer not in peering
+    bootstrap = rpc(swarm.api_url, "bootstrap/list", authorization=swarm.authorization)["Peers"] or []
+    assert f"{own.rsplit('/p2p/', 1)[0]}/p2p/{rogue.peer_id}" in bootstrap
+    assert not [entry for entry in bootstrap if other_peer in entry or entry.startswith("/x")]
+    cluster.delete("peer", rogue.peer_id.lower(), namespace=swarm.namespace)
 
 
 def test_a_member_naming_an_address_nobody_answers_fails_no_reconcile(

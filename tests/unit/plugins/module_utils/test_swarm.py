@@ -6,8 +6,9 @@ bootstrap/exclusive and peers/peers_exclusive against a node's observed state,
 and bootstrap_include_peering (the bootstrap list follows the peering after
 the run, so the swarmpool and identity roles do not undo each other);
 ``counters`` (the SwarmPool status's numbers: distinct peers, not entries);
-``apply``'s order and error wording, and ``ensure`` in check mode, with a
-recording stand-in for the client. Real kubo behaviour is covered by
+``apply``'s order and error wording, ``ensure`` in check mode, and
+``protect_members`` (the agent's additions between rounds), with a recording
+stand-in for the client. Real kubo behaviour is covered by
 tests/integration/modules/test_ipfs_swarm.py.
 """
 
@@ -27,6 +28,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     diff,
     ensure,
     plan,
+    protect_members,
     spec_from_params,
 )
 
@@ -519,3 +521,33 @@ def test_ensure_returns_the_counters_of_the_node_after_the_run() -> None:
     _, result = ensure(Recorder(node), SwarmSpec(), check_mode=False)  # type: ignore[arg-type]
     assert result["counters"] == {"Number of bootstraps": 1, "Number of connected peers": 2}
     assert len(result["connected_peers"]) == 3  # still one entry per connection
+
+
+# -- protect_members: what the discovery agent adds between rounds ---------------------------------
+
+
+def test_protect_members_adds_the_member_to_peering_and_bootstrap_and_removes_or_dials_nothing() -> None:
+    kept = {"ID": C, "Addrs": ["/ip4/10.0.0.3/tcp/4001"]}
+    node = state(bootstrap=[addr(C, "10.0.0.3")], config=[kept], live=[kept], connected=[C])
+    client = Recorder(node)
+    the_plan = protect_members(client, [addr(A)])  # type: ignore[arg-type]
+    assert the_plan.changed
+    assert client.calls == [
+        ("bootstrap_add", (addr(A),)),
+        ("config_set", ("Peering.Peers", [kept, {"ID": A, "Addrs": ["/ip4/10.0.0.1/tcp/4001"]}])),
+        ("peering_add", (addr(A),)),
+    ]
+
+
+def test_protect_members_already_protected_and_listed_writes_nothing() -> None:
+    entry = {"ID": A, "Addrs": ["/ip4/10.0.0.1/tcp/4001"]}
+    client = Recorder(state(bootstrap=[addr(A)], config=[entry], live=[entry]))
+    assert not protect_members(client, [addr(A)]).changed  # type: ignore[arg-type]
+    assert client.calls == []
+
+
+def test_protect_members_refuses_a_malformed_address_before_writing() -> None:
+    client = Recorder(state())
+    with pytest.raises(MultiaddrError):
+        protect_members(client, ["/x"])  # type: ignore[arg-type]
+    assert client.calls == []
