@@ -198,6 +198,8 @@ class Cluster:
         env["ANSIBLE_COLLECTIONS_PATH"] = str(activate())
         env.pop("KUBECONFIG", None)
         self.metrics_port = free_port()
+        # Shared by the two, as the chart's /tmp emptyDir shares it between the manager pod's containers.
+        role_metrics = f"--role-metrics-socket={self.base_dir / 'role-metrics.sock'}"
         self.operator = ProductProcess(
             "operator",
             [
@@ -210,6 +212,7 @@ class Cluster:
                 f"--artifacts-dir={self.base_dir / 'artifacts'}",
                 # Several clusters share this machine's cores: one ansible run per kind at a time each.
                 "--max-concurrent-reconciles=1",
+                role_metrics,
                 *operator_args,
             ],
             log_path=self.base_dir / "operator.log",
@@ -221,6 +224,7 @@ class Cluster:
                 str(BIN_DIR / "cluster-discovery-agent"),
                 f"--kubeconfig={self.operator_kubeconfig}",
                 "--health-probe-bind-address=0",
+                role_metrics,
             ],
             log_path=self.base_dir / "agent.log",
             env=env,

@@ -144,6 +144,41 @@ class SyncPlan:
     warnings: list[str] = field(default_factory=list)
 
 
+PEERS_GAUGE = "cluster_discovery_controller_identity_controller_peers_number"
+SYNC_PEERS_GAUGE = "cluster_discovery_controller_identity_controller_sync_peers_number"
+_PEERS_HELP = "Number of known peer associated to a given identity"
+_SYNC_PEERS_HELP = "Number of synchronized peers (peer with a valid published identity) associated to a given identity"
+
+
+def gauges(scope: Scope, counted: SyncPlan, *, refused: int | None = None) -> list[dict[str, Any]]:
+    """The Prometheus gauges of one Identity and swarm, as osdk_metric requests, from a plan's counts.
+
+    The original controller's names and labels: ``peers_number`` counts the Peers Online (status
+    ``Synchronized``) and Offline (``Out of sync``); ``sync_peers_number`` the members heard with a valid
+    identity (``Synchronized``) and, given ``refused``, the members whose documents were refused (``Out of
+    sync``). The identity role sets them at each round; the discovery agent after each pass, which hears no
+    refused announcements (its listener drops them), so it leaves ``refused`` out rather than set 0.
+    """
+    labels = {
+        "identity_name": scope.identity_name,
+        "identity_namespace": scope.identity_namespace,
+        "swarm_name": scope.swarm,
+        "swarmpool_name": scope.swarm_pool,
+        "swarmpool_namespace": scope.namespace,
+    }
+    counts = [
+        (PEERS_GAUGE, _PEERS_HELP, "Synchronized", counted.online),
+        (PEERS_GAUGE, _PEERS_HELP, "Out of sync", counted.offline),
+        (SYNC_PEERS_GAUGE, _SYNC_PEERS_HELP, "Synchronized", counted.synchronized),
+    ]
+    if refused is not None:
+        counts.append((SYNC_PEERS_GAUGE, _SYNC_PEERS_HELP, "Out of sync", refused))
+    return [
+        {"name": name, "description": help_text, "labels": {**labels, "status": status}, "gauge": {"set": value}}
+        for name, help_text, status, value in counts
+    ]
+
+
 def secret_name(peer_id: str) -> str:
     return peer_kubeconfig_secret(peer_name(peer_id))
 

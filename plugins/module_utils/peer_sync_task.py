@@ -21,6 +21,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,
     apply,
+    gauges,
     last_heard,
     plan,
     selector,
@@ -129,4 +130,5 @@ def execute(module: TaskModule, make_client: MakeClient) -> dict[str, Any]:
         "online": decided.online,
         "offline": decided.offline,
         "synchronized": decided.synchronized,
+        "gauges": gauges(scope, decided, refused=len(set(rejected))),
     }

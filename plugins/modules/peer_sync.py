@@ -222,6 +222,25 @@ synchronized:
   returned: success
   type: int
   sample: 2
+gauges:
+  description:
+    - The Prometheus gauges of this Identity and swarm, as P(peerdiscovery.cluster_discovery.osdk_metric#module)
+      requests (O(peerdiscovery.cluster_discovery.osdk_metric#module:name),
+      O(peerdiscovery.cluster_discovery.osdk_metric#module:description),
+      O(peerdiscovery.cluster_discovery.osdk_metric#module:labels),
+      O(peerdiscovery.cluster_discovery.osdk_metric#module:gauge)), one per series.
+    - C(cluster_discovery_controller_identity_controller_peers_number) with RV(online) (status C(Synchronized)) and
+      RV(offline) (C(Out of sync)); C(cluster_discovery_controller_identity_controller_sync_peers_number) with
+      RV(synchronized) and the number of members in O(rejected) (C(Out of sync)).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - name: cluster_discovery_controller_identity_controller_peers_number
+      description: Number of known peer associated to a given identity
+      labels: {identity_name: cluster1-identity, identity_namespace: default, status: Synchronized,
+               swarm_name: private, swarmpool_name: cluster1, swarmpool_namespace: default}
+      gauge: {set: 2}
 """
 
 import traceback

@@ -40,6 +40,7 @@ from .kube import ObjectRef, Watched
 from .nodestatus import DEFAULT_PERIOD, NodeStatus
 from .objects import SECRETS, KindObjects
 from .publisher import Publisher
+from .role_metrics import RoleMetrics
 from .swarms import NodeReader, NodeTokens
 
 DEFAULT_OFFLINE_AFTER = DEFAULT_FRESH_WITHIN
@@ -75,6 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_PERIOD,
         help="seconds between two reads of each SwarmPool node's counters, written to the SwarmPool's status when"
         f" they changed (default: {DEFAULT_PERIOD:g})",
+    )
+    parser.add_argument(
+        "--role-metrics-socket",
+        default=None,
+        help="the operator's --role-metrics-socket: after each pass, the identity role's peer gauges are set there,"
+        " so they follow the Peers between rounds (default: none, the rounds set them)",
     )
     parser.add_argument(
         "--health-probe-bind-address",
@@ -144,7 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         return None if node is None else node.heard_as_written()
 
     fast_path = FastPath(
-        kube, identities, pools, peers, offline_after=args.offline_after, tokens=tokens, heard_on=heard_on
+        kube,
+        identities,
+        pools,
+        peers,
+        offline_after=args.offline_after,
+        tokens=tokens,
+        heard_on=heard_on,
+        role_metrics=RoleMetrics(args.role_metrics_socket),
     )
     publisher = Publisher(kube, kubernetes_version=kubernetes_version, tokens=tokens)
     node_status = NodeStatus(pools, read=NodeReader(tokens), period=args.node_status_period)

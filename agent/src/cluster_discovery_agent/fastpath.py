@@ -28,6 +28,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.ku
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
     Scope,
     apply,
+    gauges,
     last_heard,
     plan,
     selector,
@@ -47,6 +48,7 @@ from .channels import Channel, IdentityRef
 from .kube import CacheFirst, Watched, ref_of
 from .objects import PEERS, SECRETS, SWARM_POOLS, KindObjects
 from .peer_counts import PeerCounts
+from .role_metrics import RoleMetrics
 from .swarms import NodeTokens, SwarmKeys, SwarmNotReady, resolve
 
 log = logging.getLogger(__name__)
@@ -63,9 +65,11 @@ class FastPath:
         offline_after: float,
         tokens: NodeTokens | None = None,
         heard_on: Callable[[Channel], Mapping[str, Heard] | None] = lambda channel: None,
+        role_metrics: RoleMetrics | None = None,
     ) -> None:
         """``heard_on(channel)``: heard.json as the channel's listener last wrote it, None to read the file."""
         self._identities = identities
+        self._role_metrics = role_metrics if role_metrics is not None else RoleMetrics(None)
         self._offline_after = offline_after
         self._peers = KindObjects(kube, PEERS)
         self._secrets = KindObjects(kube, SECRETS)
@@ -166,6 +170,7 @@ class FastPath:
             last_heard=last_heard(round_["identities"]),
         )
         done = apply(decided, scope, peers=self._peers, secrets=self._secrets, check_mode=False)
+        self._role_metrics.send(gauges(scope, decided))
         joined = set(done.created) | set(done.updated)
         addresses = [
             address

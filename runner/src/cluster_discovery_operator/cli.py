@@ -12,7 +12,7 @@ written for it needs no change: ``--watches-file ./watches.yaml``,
 ``WATCH_NAMESPACE`` (comma separated; empty means all). Ours:
 ``--max-batch-size``, ``--batch-window``, ``--max-forks``, ``--min-reconcile-period``, ``--reconcile-backoff-base`` and
 ``--reconcile-backoff-max``, ``--artifacts-dir``,
-``--metrics-secure`` / ``--metrics-cert-dir``, ``--kubeconfig``/``--context``,
+``--metrics-secure`` / ``--metrics-cert-dir``, ``--role-metrics-socket``, ``--kubeconfig``/``--context``,
 ``--log-format``, ``--ansible-run-timeout``.
 
 Start-up validates everything before touching the cluster (watches.yaml,
@@ -42,6 +42,7 @@ from .durations import DurationError, parse_duration
 from .kube import ConfigurationError, KubeClient, KubeError, pod_namespace
 from .leadership import LeaderElector, default_identity
 from .logs import configure, fields
+from .metric_requests import MetricRequests
 from .metrics import Authorizer, MetricsServer, OperatorMetrics
 from .probes import ProbeServer
 from .reconciling import Manager, discover_resources
@@ -228,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--metrics-cert-dir", type=Path, default=None, help="folder with tls.crt and tls.key (default: self-signed)"
     )
+    g.add_argument(
+        "--role-metrics-socket",
+        type=Path,
+        default=None,
+        help="Unix socket (made mode 0600) on which the pod's other containers, the discovery agent, set role metrics"
+        " between runs, one osdk_metric request per line (default: none)",
+    )
     g.add_argument("--health-probe-bind-address", type=_address, default=":6789", help="probes host:port (0 disables)")
     g = p.add_argument_group("leader election")
     g.add_argument("--leader-elect", action="store_true", help="elect a leader on a Lease before reconciling")
@@ -275,7 +283,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ),
         running=running,
         metrics=MetricsSettings(
-            bind_address=args.metrics_bind_address, secure=args.metrics_secure, cert_dir=args.metrics_cert_dir
+            bind_address=args.metrics_bind_address,
+            secure=args.metrics_secure,
+            cert_dir=args.metrics_cert_dir,
+            requests_socket=args.role_metrics_socket,
         ),
         probes=ProbeSettings(bind_address=args.health_probe_bind_address),
         leadership=LeadershipSettings(
@@ -365,13 +376,22 @@ def run(settings: Settings, *, stop: threading.Event) -> int:
 
     authorizer = Authorizer(kube, ttl=settings.metrics.auth_cache_ttl) if settings.metrics.secure else None
     metrics_server = MetricsServer(settings.metrics, metrics, authorizer)
+    requests = (
+        MetricRequests(settings.metrics.requests_socket, metrics, unknown_object=manager.unknown_object)
+        if settings.metrics.requests_socket is not None
+        else None
+    )
     probe_server = ProbeServer(settings.probes, readiness)
     try:
         metrics_server.start()
+        if requests is not None:
+            requests.start()
         probe_server.start()
     except OSError as exc:
         log.error("cannot listen", extra=fields(error=str(exc)))
         metrics_server.stop()
+        if requests is not None:
+            requests.stop()
         runner.close()
         return EXIT_USAGE
     log.info(
@@ -406,6 +426,8 @@ def run(settings: Settings, *, stop: threading.Event) -> int:
     if elector is not None:
         elector.release()
     metrics_server.stop()
+    if requests is not None:
+        requests.stop()
     probe_server.stop()
     runner.close()
     kube.close()

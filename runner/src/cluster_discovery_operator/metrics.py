@@ -12,7 +12,8 @@ and whether this process leads. Plus whatever roles declare with
 **Role metrics.** operator-sdk's ``osdk_metric`` module POSTs to an unauthenticated
 HTTP listener in the operator. Ours needs no listener: the module returns the
 metric in its result and the runner reads it from ansible-runner's event stream
-(``running``), then applies it here with operator-sdk's semantics (counter
+(``running``), or, between runs, from the pod's other containers on a Unix
+socket (``metric_requests``), then applies it here with operator-sdk's semantics (counter
 increment/add, gauge set/increment/decrement/add/subtract/set_to_current_time,
 histogram and summary observe), with two deliberate differences: a gauge
 ``set: 0`` sets 0 (Go's zero value made operator-sdk ignore it), and ``labels``

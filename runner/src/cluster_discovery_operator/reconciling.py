@@ -64,6 +64,7 @@ from .bodies import (
     key_of,
     name_of,
     namespace_of,
+    object_key,
     split_key,
     uid_of,
 )
@@ -745,6 +746,21 @@ class Manager:
 
     def synced(self) -> bool:
         return self.started.is_set() and all(c.synced() for c in self.controllers)
+
+    def unknown_object(self, labels: Mapping[str, str]) -> str | None:
+        """Which object a metric's labels describe (``<kind>_namespace``, ``<kind>_name``) that no watch cache
+        holds; None when every one they describe is there. Labels that describe nothing are an answer too: such a
+        series would outlive every object."""
+        described = False
+        for controller in self.controllers:
+            kind = controller.watch.gvk.kind
+            namespace, name = labels.get(f"{kind.lower()}_namespace"), labels.get(f"{kind.lower()}_name")
+            if namespace is None or name is None:
+                continue
+            described = True
+            if controller.cached(object_key(namespace, name)) is None:
+                return f"{kind} {namespace}/{name} is not in this operator's watches"
+        return None if described else "the labels describe no watched object (<kind>_namespace and <kind>_name)"
 
     def stop(self, grace: float) -> bool:
         """Stop every controller within ``grace`` seconds in total; True if no run had to be cancelled."""

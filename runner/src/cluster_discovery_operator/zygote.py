@@ -312,7 +312,7 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
         os._exit(code)
 
 
-def _same_user(conn: socket.socket) -> bool:
+def same_user(conn: socket.socket) -> bool:
     """True when the process at the other end runs as our user (SO_PEERCRED: pid, uid, gid)."""
     try:
         credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -360,7 +360,7 @@ def serve(socket_path: str) -> None:
                 return
             continue
         conn, _ = server.accept()
-        if not _same_user(conn):
+        if not same_user(conn):
             conn.close()  # the folder is private; a peer of another user is refused all the same
             continue
         try:

@@ -188,6 +188,7 @@ def test_make_deploy_installs_the_operator_with_the_given_image(cp: ControlPlane
         "--health-probe-bind-address=:8081",
         "--metrics-bind-address=:8443",
         "--watches-file=/opt/ansible/watches.yaml",
+        "--role-metrics-socket=/tmp/role-metrics.sock",
     ]
     service = json.loads(
         cp.kubectl(
@@ -418,6 +419,8 @@ def test_the_chart_values_map_onto_the_manager_flags(values: list[str], expected
     assert not [d for d in docs if d["kind"] == kind and (not name or d["metadata"]["name"] == name)]
     containers = _containers(docs, "cd-cluster-discovery-controller-manager")
     assert list(containers) == (["manager"] if "agent.enabled=false" in values else ["manager", "agent"])
+    # The socket the agent sets the peer gauges on: listened on only when the agent runs.
+    assert ("--role-metrics-socket=/tmp/role-metrics.sock" in args) == ("agent.enabled=false" not in values)
     if "--leader-elect" in args:
         assert args[0] == "--leader-elect"
 

@@ -39,7 +39,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import Scope, desired_peer
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import (
+    PEERS_GAUGE,
+    Scope,
+    desired_peer,
+)
 
 from testbed.federation import Cluster, identity, secret, swarm_pool
 from tests.integration.roles.support import (
@@ -357,11 +361,16 @@ def test_a_peer_written_back_by_a_stale_round_after_its_member_retracted_is_dele
     print(f"stale Peer deleted {time.monotonic() - written:.1f} s after it was written")
 
 
-def test_a_member_that_publishes_is_protected_and_bootstrapped_from_by_the_agent_without_a_round(
+def online_gauge(cluster: Cluster, identity_name: str, namespace: str) -> float | None:
+    return cluster.metric(PEERS_GAUGE, identity_name=identity_name, identity_namespace=namespace, status="Synchronized")
+
+
+def test_a_member_that_publishes_is_protected_bootstrapped_from_and_counted_by_the_agent_without_a_round(
     cluster: Cluster, members: Members
 ) -> None:
     """Seed 000: the bootstrap list "get actualized when an Identity is published". The creator's agent, in the
-    pass that makes the member's Peer, protects it and bootstraps from it; the creator's next round is an hour away.
+    pass that makes the member's Peer, protects it and bootstraps from it, and sets the creator's peer gauges
+    through the operator; the creator's next round is an hour away.
     """
     namespace = members.creator.namespace
     publish(cluster, members.creator, "creator")
@@ -377,6 +386,7 @@ def test_a_member_that_publishes_is_protected_and_bootstrapped_from_by_the_agent
     quiet = run_marker(wait_for_run(cluster, "identity", "creator", namespace, after=before))
     joiner_id = members.joiner_address.rsplit("/p2p/", 1)[1]
     assert members.joiner_address not in members.creator.bootstrap(cluster)  # the joiner has not published yet
+    assert online_gauge(cluster, "creator", namespace) == 0
 
     publish(cluster, members.joiner, "joiner")
     published = time.monotonic()
@@ -389,6 +399,12 @@ def test_a_member_that_publishes_is_protected_and_bootstrapped_from_by_the_agent
     print(f"the creator bootstrapped from the joiner {time.monotonic() - published:.1f} s after it published")
     protected = rpc(members.creator.api_url(cluster), "swarm/peering/ls", authorization=members.creator.authorization)
     assert joiner_id in {entry["ID"] for entry in protected["Peers"] or []}
+    cluster.wait_for(
+        lambda: online_gauge(cluster, "creator", namespace) == 1,
+        "the creator's gauge counts the joiner Online",
+        timeout=BOUND,
+        interval=0.5,
+    )
     assert run_marker(cluster.get("identity", "creator", namespace=namespace)) == quiet, "a round of the creator ran"
     cluster.wait_for(
         lambda: members.creator.entry(cluster).get("Number of bootstraps") == 1,

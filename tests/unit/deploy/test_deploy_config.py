@@ -149,6 +149,7 @@ def test_the_manager_runs_the_runner_with_the_expected_flags() -> None:
         "--health-probe-bind-address=:8081",
         "--metrics-bind-address=:8443",
         "--watches-file=/opt/ansible/watches.yaml",
+        "--role-metrics-socket=/tmp/role-metrics.sock",
     ]
 
 
@@ -255,7 +256,15 @@ def test_the_agent_runs_beside_the_manager_from_the_same_image() -> None:
     assert AGENT["name"] == "agent"
     assert AGENT["image"] == MANAGER["image"], "kustomize's images transformer must reach both containers"
     assert AGENT["command"] == ["cluster-discovery-agent"]
-    assert AGENT["args"] == ["--health-probe-bind-address=:8082", "--announce-period=30", "--offline-after=90"]
+    assert AGENT["args"] == [
+        "--health-probe-bind-address=:8082",
+        "--announce-period=30",
+        "--offline-after=90",
+        "--role-metrics-socket=/tmp/role-metrics.sock",
+    ]
+    # The agent sets the peer gauges on the manager's socket: both mount its folder from the same volume.
+    mounts = [{m["mountPath"]: m["name"] for m in c["volumeMounts"]} for c in (MANAGER, AGENT)]
+    assert mounts[0]["/tmp"] == mounts[1]["/tmp"]
     assert {p["name"]: p["containerPort"] for p in AGENT["ports"]} == {"agent-health": 8082}
     for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         assert AGENT[probe]["httpGet"] == {"path": path, "port": "agent-health"}

@@ -22,9 +22,12 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.pe
     MAX_PEERS_PER_SWARM,
     OFFLINE,
     ONLINE,
+    SYNC_PEERS_GAUGE,
     Scope,
+    SyncPlan,
     apply,
     category_label,
+    gauges,
     label_value,
     plan,
     selector,
@@ -449,3 +452,36 @@ def test_a_status_write_carries_only_what_peer_sync_owns_so_the_peer_checks_cond
     assert peers.objects[B.lower()]["status"]["conditions"][0]["message"] == "written after the round read"
     owned = {"status", "missingCounter", "swarm", "identity", "lastSeen", "peerId", "sequence", "kubernetesVersion"}
     assert all(set(patch) <= owned for patch in peers.status_patches), peers.status_patches
+
+
+# -- the Prometheus gauges of a round or a pass ------------------------------------------------------
+
+
+def test_the_gauges_carry_the_original_controllers_names_and_labels_and_the_plans_counts() -> None:
+    counted = SyncPlan(online=2, offline=1, synchronized=2)
+    series = {
+        (item["name"].rsplit("_controller_", 1)[1], item["labels"]["status"]): item["gauge"]["set"]
+        for item in gauges(SCOPE, counted, refused=3)
+    }
+    assert series == {
+        ("peers_number", "Synchronized"): 2,
+        ("peers_number", "Out of sync"): 1,
+        ("sync_peers_number", "Synchronized"): 2,
+        ("sync_peers_number", "Out of sync"): 3,
+    }
+    for item in gauges(SCOPE, counted, refused=3):
+        assert item["name"].startswith("cluster_discovery_controller_identity_controller_")
+        assert item["description"]
+        assert {key: value for key, value in item["labels"].items() if key != "status"} == {
+            "identity_name": "cluster1-identity",
+            "identity_namespace": "private-network-peer-configuration",
+            "swarm_name": "cluster1-private",
+            "swarmpool_name": "cluster1-private",
+            "swarmpool_namespace": "private-network-peer-configuration",
+        }
+
+
+def test_without_a_refused_count_its_gauge_is_left_out_not_set_to_zero() -> None:
+    statuses = [(item["name"], item["labels"]["status"]) for item in gauges(SCOPE, SyncPlan(online=1))]
+    assert (SYNC_PEERS_GAUGE, "Out of sync") not in statuses
+    assert len(statuses) == 3
