@@ -181,9 +181,20 @@ class FastPath:
         if addresses:
             # Seed 000: the bootstrap list "get actualized when an Identity is published": protected and
             # bootstrapped from in this pass, not at the role's next round (two minutes). Only added: a member that
-            # left is dropped by the round, whose list of the live members is complete.
-            with self._node_client(channel, entry) as client:
-                protect_members(client, addresses)
+            # left is dropped by the round, whose list of the live members is complete. A node that does not take
+            # it now gets it at that round; the Peers written above stand.
+            try:
+                with self._node_client(channel, entry) as client:
+                    protect_members(client, addresses)
+            except CollectionError as err:
+                log.warning(
+                    "could not protect the members of %s/%s/%s on its node; the next round does: %s",
+                    scope.namespace,
+                    scope.swarm_pool,
+                    scope.swarm,
+                    err,
+                    extra=fields(kind="SwarmPool", namespace=scope.namespace, name=scope.swarm_pool),
+                )
         if done.created or done.deleted:
             # The PEERS column, without waiting for the role's next round; counted on the counts' own thread, from
             # the Peer watch, which counts again when it shows what this pass wrote.

@@ -286,7 +286,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             bind_address=args.metrics_bind_address,
             secure=args.metrics_secure,
             cert_dir=args.metrics_cert_dir,
-            requests_socket=args.role_metrics_socket,
+            role_metrics_socket=args.role_metrics_socket,
         ),
         probes=ProbeSettings(bind_address=args.health_probe_bind_address),
         leadership=LeadershipSettings(
@@ -377,8 +377,8 @@ def run(settings: Settings, *, stop: threading.Event) -> int:
     authorizer = Authorizer(kube, ttl=settings.metrics.auth_cache_ttl) if settings.metrics.secure else None
     metrics_server = MetricsServer(settings.metrics, metrics, authorizer)
     requests = (
-        MetricRequests(settings.metrics.requests_socket, metrics, unknown_object=manager.unknown_object)
-        if settings.metrics.requests_socket is not None
+        MetricRequests(settings.metrics.role_metrics_socket, metrics, unknown_object=manager.unknown_object)
+        if settings.metrics.role_metrics_socket is not None
         else None
     )
     probe_server = ProbeServer(settings.probes, readiness)

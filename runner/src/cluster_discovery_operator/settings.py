@@ -140,7 +140,7 @@ class MetricsSettings:
     auth_cache_ttl: float = 60.0
     """Seconds a token's review result is reused, so a scrape every few seconds costs no API calls."""
 
-    requests_socket: Path | None = None
+    role_metrics_socket: Path | None = None
     """A Unix socket on which the pod's other containers set role metrics between runs (metric_requests); None
     listens on none."""
 

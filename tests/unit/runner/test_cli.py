@@ -97,3 +97,13 @@ def test_the_shortest_annotated_period_is_a_minute_unless_the_admin_says_otherwi
     assert chosen.queueing.min_reconcile_period == 0.0
     chosen = cli.settings_from(cli.build_parser().parse_args(["--min-reconcile-period=2m30s"]))
     assert chosen.queueing.min_reconcile_period == 150.0
+
+
+def test_role_metrics_are_taken_between_runs_only_on_a_socket_the_admin_names() -> None:
+    from pathlib import Path
+
+    from cluster_discovery_operator import cli
+
+    assert cli.settings_from(cli.build_parser().parse_args([])).metrics.role_metrics_socket is None
+    chosen = cli.settings_from(cli.build_parser().parse_args(["--role-metrics-socket=/tmp/role-metrics.sock"]))
+    assert chosen.metrics.role_metrics_socket == Path("/tmp/role-metrics.sock")
