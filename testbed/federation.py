@@ -33,15 +33,18 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
+from cluster_discovery_operator.zygote import MAX_SOCKET_PATH
 
 from testbed import binaries, procs, proctree
 from testbed.collection import REPO_ROOT, activate
@@ -184,6 +187,7 @@ class Cluster:
         self.agent: ProductProcess | ProductContainer | None = None
         self.operator_kubeconfig: Path | None = None
         self.metrics_port = 0
+        self._short_dir: Path | None = None
 
     def start(self, *, operator_args: Sequence[str] = ()) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +203,7 @@ class Cluster:
         env.pop("KUBECONFIG", None)
         self.metrics_port = free_port()
         # Shared by the two, as the chart's /tmp emptyDir shares it between the manager pod's containers.
-        role_metrics = f"--role-metrics-socket={self.base_dir / 'role-metrics.sock'}"
+        role_metrics = f"--role-metrics-socket={self._role_metrics_socket()}"
         self.operator = ProductProcess(
             "operator",
             [
@@ -231,6 +235,14 @@ class Cluster:
         )
         self.operator.start()
         self.agent.start()
+
+    def _role_metrics_socket(self) -> Path:
+        """In the cluster's folder, unless it would not fit AF_UNIX's 107 bytes: then in a short folder of its own."""
+        path = self.base_dir / "role-metrics.sock"
+        if len(os.fsencode(path.resolve())) > MAX_SOCKET_PATH:
+            self._short_dir = Path(tempfile.mkdtemp(prefix="cd-metrics-"))
+            path = self._short_dir / "sock"
+        return path
 
     def _start_in_containers(self, operator_args: Sequence[str]) -> None:
         """``helm install`` of the chart with the image built here; the manager pod runs in podman."""
@@ -311,6 +323,8 @@ class Cluster:
             self.kubelet.stop()
         if self.cp is not None:
             self.cp.stop()
+        if self._short_dir is not None:
+            shutil.rmtree(self._short_dir, ignore_errors=True)
 
     # -- using the cluster ---------------------------------------------------------
 

@@ -94,7 +94,8 @@ class MetricRequests:
         log.info("listening for role metrics", extra=fields(socket=os.fspath(self.path)))
 
     def apply(self, line: bytes) -> bool:
-        """Apply one request line; False (and a warning naming why) when it is refused."""
+        """Apply one request line; False when it is refused, logged with why: at debug level when it describes an
+        object this operator does not have (deleted meanwhile, or this replica does not lead), else a warning."""
         try:
             request: Any = json.loads(line)
         except ValueError as exc:
