@@ -446,10 +446,12 @@ def protect_members(client: KuboClient, addresses: Sequence[str]) -> SwarmPlan:
     peering subsystem dials in the background, so an unreachable member fails nothing. Raises MultiaddrError for
     an address that does not parse, KuboError as :func:`apply`.
     """
-    spec = SwarmSpec(
-        bootstrap=(), peers=tuple(parse_peer_addresses(addresses)), connect=False, bootstrap_include_peering=True
+    spec = spec_from_params(
+        bootstrap=[],
+        exclusive=False,
+        peers=addresses,
+        peers_exclusive=False,
+        connect=False,
+        bootstrap_include_peering=True,
     )
-    the_plan = plan(observe(client), spec)
-    if the_plan.changed:
-        apply(client, the_plan)
-    return the_plan
+    return ensure(client, spec, check_mode=False)[0]
