@@ -4,7 +4,8 @@
 virtualenv at ``-vvv`` (check and diff mode on request) and returns each
 named task's result, plus every byte the run printed or left in its artifact
 folder (events, stdout, command line), so a test can assert that no key ever
-appears anywhere.
+appears anywhere. Modules run with this virtualenv's Python, or with the
+``python`` given (the ``module_python`` fixture: the operator's module zygote).
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ import ansible_runner
 import yaml
 
 _runs = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ModulePython:
+    """What modules run with: ``ansible_python_interpreter`` and the environment it needs."""
+
+    interpreter: str = sys.executable
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,12 +56,14 @@ def run_tasks(
     diff: bool = False,
     env: dict[str, str] | None = None,
     extravars: dict[str, Any] | None = None,
+    python: ModulePython | None = None,
 ) -> Run:
     """Run ``tasks`` on localhost (no facts) with the collection and kubernetes.core; never raises on task failure."""
     private = base_dir / f"ansible-run-{next(_runs)}"
     (private / "project").mkdir(parents=True)
     play = [{"name": "Integration run", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     (private / "project" / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    python = python or ModulePython()
     cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
     envvars = {
         "ANSIBLE_COLLECTIONS_PATH": os.environ["ANSIBLE_COLLECTIONS_PATH"],
@@ -61,12 +72,13 @@ def run_tasks(
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
         # This virtualenv's ansible-playbook, whatever the caller's PATH.
         "PATH": os.pathsep.join([os.fspath(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        **python.env,
         **(env or {}),
     }
     runner = ansible_runner.run(
         private_data_dir=os.fspath(private),
         playbook="play.yml",
-        inventory=f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
+        inventory=f"localhost ansible_connection=local ansible_python_interpreter={python.interpreter}",
         envvars=envvars,
         extravars=extravars or {},
         cmdline=cmdline or None,

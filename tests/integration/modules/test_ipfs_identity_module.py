@@ -51,7 +51,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     SwarmKey,
     generate,
 )
-from playbook_runs import Run, run_tasks
+from playbook_runs import ModulePython, Run, run_tasks
 
 from testbed.procs import wait_for
 from tests.kubeconfigs import kubeconfig_text
@@ -70,9 +70,9 @@ def task(title: str, /, **args: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def play(tmp_path: Path) -> Any:
+def play(tmp_path: Path, module_python: ModulePython) -> Any:
     def run(*tasks: dict[str, Any], check: bool = False, diff: bool = False) -> Run:
-        return run_tasks(list(tasks), base_dir=tmp_path, check=check, diff=diff)
+        return run_tasks(list(tasks), base_dir=tmp_path, check=check, diff=diff, python=module_python)
 
     return run
 
