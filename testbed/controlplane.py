@@ -52,6 +52,7 @@ from kubernetes.client.exceptions import ApiException
 
 from testbed import binaries
 from testbed.certs import CertificateAuthority, new_private_key, private_key_pem, public_key_pem, write_kubeconfig
+from testbed.kube import ObjectReader
 from testbed.ports import free_port, is_port_clash
 from testbed.procs import ManagedProcess
 
@@ -156,6 +157,8 @@ class ControlPlane:
         self.startup: StartupReport | None = None
         self._processes: dict[str, ManagedProcess] = {}
         self._stopped = False
+        self._reader: ObjectReader | None = None
+        self._reader_lock = threading.Lock()
 
     # -- for tests ----------------------------------------------------------
 
@@ -178,6 +181,13 @@ class ControlPlane:
             config_file=os.fspath(self.kubeconfig), context=self.name
         )
         return client
+
+    def read(self, kind: str, name: str | None = None, *, namespace: str | None = None) -> dict[str, Any] | None:
+        """``kubectl get KIND [NAME] -o json`` as the admin, in this process (see testbed.kube.ObjectReader)."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = ObjectReader(self.kubeconfig, context=self.name)
+        return self._reader.get(kind, name, namespace=namespace)
 
     def create_namespace(self, prefix: str = "test") -> str:
         """Create a namespace with a unique name starting with ``prefix`` and return its name."""
@@ -214,6 +224,8 @@ class ControlPlane:
         if self._stopped:
             return
         self._stopped = True
+        if self._reader is not None:
+            self._reader.close()
         for component in ("kube-controller-manager", "kube-apiserver", "etcd"):
             proc = self._processes.get(component)
             if proc is not None:

@@ -34,11 +34,8 @@ SEED_KEY = "/key/swarm/psk/1.0.0/\n/base16/\n0849c7ce4cb89ef22842da52295d7f21072
 
 
 def secret(cp: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    reply = cp.kubectl("get", "secret", "-n", namespace, name, "-o", "json", check=False)
-    if reply.returncode != 0:
-        assert "NotFound" in reply.stderr, reply.stderr
-        return None
-    return json.loads(reply.stdout)
+    found: dict[str, Any] | None = cp.read("secret", name, namespace=namespace)
+    return found
 
 
 def stored_key(cp: Any, namespace: str, name: str) -> SwarmKey:

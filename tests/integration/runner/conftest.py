@@ -22,13 +22,14 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from testbed.controlplane import wait_established
+from testbed.kube import ObjectReader
 from tests.integration.runner.operator_process import DATA, OperatorProcess, wait_for
 
 
@@ -59,6 +60,7 @@ class Cluster:
     kubectl_binary: str
     etcd_url: str | None
     """The test bed's etcd (for forced compaction); None on a real cluster."""
+    _reader: ObjectReader | None = field(default=None, repr=False)
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -82,14 +84,10 @@ class Cluster:
         self.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        args = ["get", kind, name, "-o", "json"] + (["-n", namespace] if namespace else [])
-        result = self.kubectl(*args, check=False)
-        if result.returncode != 0:
-            if "NotFound" in result.stderr or "not found" in result.stderr:
-                return None
-            raise AssertionError(result.stderr)
-        value: dict[str, Any] = json.loads(result.stdout)
-        return value
+        """``kubectl get KIND NAME -o json``, read in this process (the tests poll with it); None when absent."""
+        if self._reader is None:
+            self._reader = ObjectReader(self.kubeconfig)
+        return self._reader.get(kind, name, namespace=namespace)
 
     def create_namespace(self, prefix: str) -> str:
         name = f"{prefix}-{secrets.token_hex(4)}"

@@ -177,6 +177,42 @@ def test_printer_columns_show_in_kubectl_get(control_plane: ControlPlane, widget
     assert lines[1].split()[:3] == ["shown", "7", "blue"]
 
 
+def test_read_prints_what_kubectl_get_o_json_prints_for_every_spelling_of_a_kind(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """The tests poll with ControlPlane.read instead of a kubectl process: it must read exactly what kubectl does."""
+    control_plane.kubectl("create", "configmap", "shown", "-n", namespace, "--from-literal=colour=blue")
+    control_plane.read("configmap", "shown", namespace=namespace)  # discovery now, before the CRD below exists
+    group = f"w{secrets.token_hex(3)}.testbed.example.com"
+    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd_manifest(group)))
+    control_plane.wait_established(f"widgets.{group}")
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(widget("w", group, size=3)))
+    try:
+        for kind, name, in_namespace in [
+            ("configmap", "shown", namespace),
+            ("ConfigMap", None, namespace),
+            ("cm", None, None),
+            ("configmaps", "missing", namespace),
+            ("ns", namespace, None),
+            ("serviceaccount", "default", namespace),
+            ("statefulsets.apps", None, namespace),
+            ("events", None, namespace),
+            ("widget", "w", namespace),  # served since the reader's first discovery
+            (f"widgets.{group}", None, None),
+        ]:
+            read = control_plane.read(kind, name, namespace=in_namespace)
+            args = ["get", kind, *([name] if name else []), "-o", "json"]
+            printed = control_plane.kubectl(*args, *(["-n", in_namespace] if in_namespace else ["-A"]), check=False)
+            if printed.returncode != 0:
+                assert "NotFound" in printed.stderr and read is None, (kind, name, printed.stderr)
+            else:
+                assert read == json.loads(printed.stdout), (kind, name)
+        with pytest.raises(LookupError, match="no-such-kind"):
+            control_plane.read("no-such-kind")
+    finally:
+        control_plane.kubectl("delete", f"crd/widgets.{group}", "--wait=false")
+
+
 def test_a_watch_delivers_added_modified_and_deleted(control_plane: ControlPlane, widget_group: str, namespace: str):
     seen: list[tuple[str, int | None]] = []
     started = threading.Event()
