@@ -720,6 +720,8 @@ class PodWorker(threading.Thread):
                 name=container.podman_name,
                 image=image,
                 image_user=str(containers.image_config(image).get("User") or ""),
+                rootfs=containers.image_rootfs(image),
+                image_settings=containers.image_config(image),
                 command=[kuboimage.expand(part, env) for part in spec.get("command") or []],
                 args=[kuboimage.expand(part, env) for part in spec.get("args") or []],
                 env=env,

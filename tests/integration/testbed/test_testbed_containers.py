@@ -71,6 +71,48 @@ def test_a_command_replaces_the_entrypoint_and_its_cmd() -> None:
     assert result[-1] == "localhost/cluster-discovery-operator:abc"
 
 
+IMAGE_SETTINGS = {
+    "Entrypoint": ["cluster-discovery-operator"],
+    "Cmd": ["--watches-file=/opt/ansible/watches.yaml"],
+    "Env": ["PATH=/opt/venv/bin:/usr/bin", "HOME=/opt/ansible", "TMPDIR=/var/tmp"],
+    "WorkingDir": "/opt/ansible",
+}
+
+
+def test_on_the_images_own_files_a_read_only_root_is_them_and_the_image_settings_come_along() -> None:
+    result = argv(rootfs="/store/vfs/dir/layer", image_settings=IMAGE_SETTINGS)
+    joined = " ".join(result)
+    assert "localhost/cluster-discovery-operator:abc" not in result
+    rootfs = result.index("--rootfs")
+    assert result[rootfs + 1] == "/store/vfs/dir/layer"  # read-only: no overlay, nothing can write to them
+    assert "--read-only --read-only-tmpfs=false" in joined
+    # A kubelet's rules: args replace the image's Cmd and follow its Entrypoint.
+    assert result[rootfs + 2 :] == [
+        "cluster-discovery-operator",
+        "--health-probe-bind-address=127.0.0.7:8081",
+        "--watches-file=/opt/ansible/watches.yaml",
+    ]
+    # The image's env under the container's (TMPDIR is the spec's), its working folder unless the spec sets one.
+    assert "--env PATH=/opt/venv/bin:/usr/bin" in joined and "--env HOME=/opt/ansible" in joined
+    assert "--env TMPDIR=/tmp" in joined and "TMPDIR=/var/tmp" not in joined
+    assert "--workdir /opt/ansible" in joined
+    assert "--workdir /data" in " ".join(argv(rootfs="/l", image_settings=IMAGE_SETTINGS, working_dir="/data"))
+
+
+def test_on_the_images_own_files_a_writable_root_is_an_overlay_and_command_and_cmd_combine_as_in_a_kubelet() -> None:
+    writable = {"readOnlyRootFilesystem": False}
+    result = argv(rootfs="/l", image_settings=IMAGE_SETTINGS, security=writable, args=[])
+    assert result[result.index("--rootfs") + 1 :] == [
+        "/l:O",
+        "cluster-discovery-operator",
+        "--watches-file=/opt/ansible/watches.yaml",
+    ]
+    result = argv(rootfs="/l", image_settings=IMAGE_SETTINGS, security=writable, command=["sh", "-c"], args=["id"])
+    assert result[result.index("--rootfs") + 1 :] == ["/l:O", "sh", "-c", "id"]
+    with pytest.raises(ContainerConfigError, match="neither Entrypoint nor Cmd"):
+        argv(rootfs="/l", image_settings={}, args=[])
+
+
 @pytest.mark.parametrize("image_user", ["", "0", "root"])
 def test_run_as_non_root_refuses_an_image_that_runs_as_root(image_user: str) -> None:
     with pytest.raises(ContainerConfigError, match="runAsNonRoot"):
