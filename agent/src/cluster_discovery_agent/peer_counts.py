@@ -85,6 +85,8 @@ class PeerCounts:
         self._presence = Presence()
         self._requested: set[ObjectRef] = set()
         self._wake = threading.Condition()
+        # This counter's last status write of each Identity, with the version the watch had then (see _latest).
+        self._own_writes: dict[ObjectRef, tuple[str, dict[str, Any]]] = {}
 
     def request(self, ref: ObjectRef) -> None:
         """Count ``ref``'s Peers again soon, on the thread of :meth:`run`."""
@@ -122,7 +124,8 @@ class PeerCounts:
         ref = ObjectRef(namespace=str(metadata.get("namespace") or ""), name=str(metadata.get("name") or ""))
         # Not the copy a pass read when it started: the role may have published the Identity since, and its
         # status event may have been counted before this pass's Peers existed.
-        identity = self._identities.get(ref) or identity
+        cached = self._identities.get(ref)
+        identity = self._latest(ref, cached) or identity
         metadata = identity.get("metadata") or {}
         if metadata.get("deletionTimestamp") or not metadata.get("resourceVersion"):
             return False
@@ -139,13 +142,36 @@ class PeerCounts:
         if patch is None:
             return False
         try:
-            written = self._identities.patch_status(ref, patch) is not None
+            answer = self._identities.patch_status(ref, patch)
         except KubeError as err:  # the next change of the Identity, or the role's next round, counts
             _say(ref, "could not write the Peer counts", str(err))
             return False
+        written = answer is not None
+        if answer and _version(answer) and cached is not None:
+            self._own_writes[ref] = (_version(cached), answer)
         if written:
             _say(ref, "counted the Peers by swarm entry", ", ".join(f"{i}={n}" for i, n in sorted(counts.items())))
         return written
+
+    def _latest(self, ref: ObjectRef, cached: dict[str, Any] | None) -> Mapping[str, Any] | None:
+        """The watch's copy, or this counter's own last write while the watch still has the version it replaced.
+
+        Under load the watch delivers a status write well after the next Peer event: counting on the copy it
+        still had wrote the same counts again, on a version the API server then refused (409), once for each
+        Peer event in between. Once the watch has any other version (this write, or anyone's after it), its
+        copy is the truth again.
+        """
+        own = self._own_writes.get(ref)
+        if own is not None:
+            version_then, written = own
+            if cached is not None and _version(cached) == version_then:
+                return written
+            del self._own_writes[ref]
+        return cached
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _entries(identity: Mapping[str, Any]) -> list[Mapping[str, Any]]:
