@@ -55,9 +55,10 @@ def test_an_operator_that_does_not_listen_is_said_once(tmp_path: Path, caplog: p
     with caplog.at_level(logging.INFO, logger="cluster_discovery_agent.role_metrics"):
         assert not metrics.send([REQUEST])
         assert not metrics.send([REQUEST])
-        server, _, _ = listen(path)
+        server, _, reader = listen(path)
         with server:
             assert metrics.send([REQUEST])
+            reader.join(timeout=5)  # accepted and read before the server closes, or accept() fails in its thread
     assert [record.getMessage() for record in caplog.records] == [
         "could not set the peer gauges; the next round sets them",
         "setting the peer gauges again",
