@@ -75,8 +75,10 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -86,6 +88,7 @@ from typing import Any
 
 import ansible_runner
 
+from .ansible_plugins.module_payloads import STORE_VARIABLE as PAYLOAD_STORE_VARIABLE
 from .bodies import KubeObject, metadata, name_of, namespace_of, owner_references_of, spec_of, uid_of
 from .durations import DurationError, parse_duration
 from .logs import fields
@@ -400,6 +403,13 @@ class AnsibleRunner:
             self._zygote = Zygote(settings.artifacts_dir, python=self.python).start()
             self.interpreter = os.fspath(self._zygote.client_path)
             self._envvars[SOCKET_VARIABLE] = os.fspath(self._zygote.socket_path)
+        # Module payloads kept from run to run by the strategy (ansible_plugins/module_payloads.py), in a folder
+        # of our own: made 0700 under an unpredictable name, since modules run what it holds.
+        self._payloads: Path | None = None
+        if self._envvars.get("ANSIBLE_STRATEGY") == STRATEGY:
+            settings.artifacts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._payloads = Path(tempfile.mkdtemp(prefix="payloads-", dir=settings.artifacts_dir))
+            self._envvars[PAYLOAD_STORE_VARIABLE] = os.fspath(self._payloads)
 
     @property
     def zygote_pid(self) -> int | None:
@@ -408,10 +418,13 @@ class AnsibleRunner:
         return process.pid if process is not None and process.poll() is None else None
 
     def close(self) -> None:
-        """Stop what the runner started for its runs (the module zygote); runs must be over."""
+        """Stop what the runner started for its runs (the module zygote, the payload store); runs must be over."""
         if self._zygote is not None:
             self._zygote.stop()
             self._zygote = None
+        if self._payloads is not None:
+            shutil.rmtree(self._payloads, ignore_errors=True)
+            self._payloads = None
 
     def _build_envvars(self) -> dict[str, str]:
         env: dict[str, str] = {

@@ -52,6 +52,7 @@ from ansible.plugins.loader import action_loader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
 
 from cluster_discovery_operator.ansible_plugins.compiled_templates import install as install_compiled_templates
+from cluster_discovery_operator.ansible_plugins.module_payloads import PayloadStore, store_from_environment
 from cluster_discovery_operator.zygote import KUBERNETES_CLIENT, preload
 
 try:
@@ -77,6 +78,8 @@ description:
     So do M(kubernetes.core.k8s) and M(kubernetes.core.k8s_info) tasks that neither C(wait) nor fetch a URL C(src).
   - Imports the Kubernetes client and kubernetes.core's client code once, when installed, so that every forked worker
     starts with them.
+  - Where the environment names the cluster-discovery runner's payload store, uses the module payloads earlier runs
+    built from the same sources, and keeps what the play built.
 author: cluster-discovery
 """
 
@@ -107,8 +110,21 @@ KUBERNETES_PRELOAD = (
 )
 preload(KUBERNETES_PRELOAD)
 
+# The payloads of modules that the runner's earlier runs built (module_payloads.py): copied into this process's
+# payload cache before the play's first task, and what the play built copied back after it.
+_PAYLOADS: PayloadStore | None = store_from_environment()
+
 
 class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-core ships no type information
+    def run(self, iterator: Any, play_context: Any) -> Any:
+        if _PAYLOADS is None:
+            return super().run(iterator, play_context)
+        _PAYLOADS.restore_quietly()
+        try:
+            return super().run(iterator, play_context)
+        finally:
+            _PAYLOADS.keep_quietly()
+
     def _queue_task(self, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any) -> None:
         result = self._false_condition_result(host, task, task_vars, play_context)
         if result is not None:
