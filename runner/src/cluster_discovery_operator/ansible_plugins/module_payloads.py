@@ -54,7 +54,7 @@ def sources_fingerprint(ansible_package: Path, collection_paths: Iterable[str], 
     for root in roots:
         digest.update(f"{root}\0".encode())
         for folder, subfolders, files in os.walk(root, followlinks=True):
-            subfolders.sort()
+            subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
             for name in sorted(files):
                 if name.endswith((".pyc", ".pyo")):
                     continue
