@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.conventions import peer_counts
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kube import KubernetesError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync import Scope, selector
+from cluster_discovery_operator.bodies import resource_version_of
 from cluster_discovery_operator.kube import KubeError
 from cluster_discovery_operator.logs import fields
 
@@ -147,8 +148,8 @@ class PeerCounts:
             _say(ref, "could not write the Peer counts", str(err))
             return False
         written = answer is not None
-        if answer and _version(answer) and cached is not None:
-            self._own_writes[ref] = (_version(cached), answer)
+        if answer and resource_version_of(answer) and cached is not None:
+            self._own_writes[ref] = (resource_version_of(cached), answer)
         if written:
             _say(ref, "counted the Peers by swarm entry", ", ".join(f"{i}={n}" for i, n in sorted(counts.items())))
         return written
@@ -164,14 +165,10 @@ class PeerCounts:
         own = self._own_writes.get(ref)
         if own is not None:
             version_then, written = own
-            if cached is not None and _version(cached) == version_then:
+            if cached is not None and resource_version_of(cached) == version_then:
                 return written
             del self._own_writes[ref]
         return cached
-
-
-def _version(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _entries(identity: Mapping[str, Any]) -> list[Mapping[str, Any]]:
