@@ -139,15 +139,15 @@ def test_only_payloads_of_covered_sources_are_kept_and_nothing_kept_is_replaced(
     for name in names:
         (cache / name).write_text(name)
     store = PayloadStore(tmp_path / "store", "f1", cache)
-    assert store.keep(cache) == 2
+    assert store.keep() == 2
     assert sorted(path.name for path in store.folder.iterdir()) == sorted(names[:2])
     assert oct(store.folder.stat().st_mode & 0o777) == "0o700"
     (cache / names[0]).write_text("built again")
-    assert store.keep(cache) == 0 and (store.folder / names[0]).read_text() == names[0]
+    assert store.keep() == 0 and (store.folder / names[0]).read_text() == names[0]
     fresh = tmp_path / "fresh-cache"
-    assert store.restore(fresh) == 2
+    assert PayloadStore(tmp_path / "store", "f1", fresh).restore() == 2
     assert sorted(path.name for path in fresh.iterdir()) == sorted(names[:2])
-    assert PayloadStore(tmp_path / "store", "f2", fresh).restore(fresh) == 0, "another fingerprint: nothing"
+    assert PayloadStore(tmp_path / "store", "f2", fresh).restore() == 0, "another fingerprint: nothing"
 
 
 def test_the_runner_gives_its_runs_a_private_store_and_removes_it_when_it_stops(tmp_path: Path) -> None:

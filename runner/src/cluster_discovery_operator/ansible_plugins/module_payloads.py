@@ -100,40 +100,39 @@ class PayloadStore:
         self.cache = cache
 
     def restore_quietly(self) -> None:
-        """:meth:`restore` into the run's cache; a failure only means the run builds its payloads itself."""
+        """:meth:`restore`; a failure only means the run builds its payloads itself."""
         with contextlib.suppress(OSError):
-            self.restore(self.cache)
+            self.restore()
 
     def keep_quietly(self) -> None:
-        """:meth:`keep` from the run's cache; a failure only means later runs build them again."""
+        """:meth:`keep`; a failure only means later runs build them again."""
         with contextlib.suppress(OSError):
-            self.keep(self.cache)
+            self.keep()
 
-    def restore(self, cache: Path) -> int:
-        """Copy the kept payloads into a run's payload cache before its first task; the number copied."""
+    def restore(self) -> int:
+        """Copy the kept payloads into the run's payload cache before its first task; the number copied."""
         if not self.folder.is_dir():
             return 0
-        cache.mkdir(parents=True, exist_ok=True)
-        copied = 0
-        for kept in self.folder.iterdir():
-            target = cache / kept.name
-            if kept.name.startswith(KEPT_PREFIXES) and not kept.name.endswith(".lock") and not target.exists():
-                _copy_atomically(kept, target)
-                copied += 1
-        return copied
+        self.cache.mkdir(parents=True, exist_ok=True)
+        return _copy_missing(self.folder, self.cache)
 
-    def keep(self, cache: Path) -> int:
-        """Copy what a run built into the store, for the runs after it; the number copied."""
-        if not cache.is_dir():
+    def keep(self) -> int:
+        """Copy what the run built into the store, for the runs after it; the number copied."""
+        if not self.cache.is_dir():
             return 0
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        copied = 0
-        for built in cache.iterdir():
-            target = self.folder / built.name
-            if built.name.startswith(KEPT_PREFIXES) and not built.name.endswith(".lock") and not target.exists():
-                _copy_atomically(built, target)
-                copied += 1
-        return copied
+        return _copy_missing(self.cache, self.folder)
+
+
+def _copy_missing(source: Path, target: Path) -> int:
+    """Copy the payloads of covered sources that ``target`` lacks (never a lock, never over one it has)."""
+    copied = 0
+    for payload in source.iterdir():
+        name = payload.name
+        if name.startswith(KEPT_PREFIXES) and not name.endswith(".lock") and not (target / name).exists():
+            _copy_atomically(payload, target / name)
+            copied += 1
+    return copied
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
