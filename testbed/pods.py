@@ -710,6 +710,7 @@ class PodWorker(threading.Thread):
     def _podman_argv(self, container: Container, env: dict[str, str]) -> list[str]:
         assert self.ip is not None and container.podman_name is not None and container.podman_image is not None
         image = container.podman_image
+        settings = containers.image_config(image)
         spec = container.spec
         mounts = [containers.BindMount(str(m.host_path), m.container_path, m.read_only) for m in container.fs.mounts]
         if container.kubo:
@@ -719,9 +720,9 @@ class PodWorker(threading.Thread):
             *containers.run_argv(
                 name=container.podman_name,
                 image=image,
-                image_user=str(containers.image_config(image).get("User") or ""),
+                image_user=str(settings.get("User") or ""),
                 rootfs=containers.image_rootfs(image),
-                image_settings=containers.image_config(image),
+                image_settings=settings,
                 command=[kuboimage.expand(part, env) for part in spec.get("command") or []],
                 args=[kuboimage.expand(part, env) for part in spec.get("args") or []],
                 env=env,
