@@ -158,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run modules in processes forked from a Python that preloaded their imports (true|false; default true)",
     )
     g.add_argument(
+        "--playbook-zygote",
+        type=_bool,
+        default=RunningSettings.playbook_zygote,
+        help="run ansible-playbook in processes forked from a Python that preloaded its imports (true|false; "
+        "default true)",
+    )
+    g.add_argument(
         "--skip-in-strategy",
         type=_bool,
         default=RunningSettings.skip_in_strategy,
@@ -262,6 +269,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     running = RunningSettings(
         max_forks=args.max_forks,
         module_zygote=args.module_zygote,
+        playbook_zygote=args.playbook_zygote,
         skip_in_strategy=args.skip_in_strategy,
         ansible_verbosity=args.ansible_verbosity,
         run_timeout=args.ansible_run_timeout,
@@ -334,6 +342,7 @@ def run(settings: Settings, *, stop: threading.Event) -> int:
         log.error("cannot start the ansible runner", extra=fields(error=str(exc)))
         return EXIT_FAILURE
     metrics.watch_process("cluster_discovery_operator_zygote", lambda: runner.zygote_pid)
+    metrics.watch_process("cluster_discovery_operator_playbook_zygote", lambda: runner.playbook_zygote_pid)
     manager = Manager(
         watches=watches,
         resources=resources,

@@ -398,14 +398,26 @@ class AnsibleRunner:
         self.python = settings.python_interpreter or sys.executable
         self._envvars = self._build_envvars()
         self._zygote: Zygote | None = None
+        self._playbook_zygote: Zygote | None = None
+        self._payloads: Path | None = None
         self.interpreter = self.python
         if settings.module_zygote:
             self._zygote = Zygote(settings.artifacts_dir, python=self.python).start()
             self.interpreter = os.fspath(self._zygote.client_path)
             self._envvars[SOCKET_VARIABLE] = os.fspath(self._zygote.socket_path)
+        playbook = os.path.join(os.path.dirname(self.python), "ansible-playbook")
+        if settings.playbook_zygote and os.path.exists(playbook):
+            try:
+                self._playbook_zygote = Zygote(settings.artifacts_dir, python=self.python, playbook=playbook).start()
+            except RuntimeError:
+                self.close()
+                raise
+            # ansible-runner starts the first ansible-playbook on PATH: the zygote's client, which takes itself
+            # off PATH again for what it starts.
+            path = self._envvars.get("PATH", os.environ.get("PATH", ""))
+            self._envvars["PATH"] = os.fspath(self._playbook_zygote.client_path.parent) + os.pathsep + path
         # Module payloads kept from run to run by the strategy (ansible_plugins/module_payloads.py), in a folder
         # of our own: made 0700 under an unpredictable name, since modules run what it holds.
-        self._payloads: Path | None = None
         if self._envvars.get("ANSIBLE_STRATEGY") == STRATEGY:
             settings.artifacts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._payloads = Path(tempfile.mkdtemp(prefix="payloads-", dir=settings.artifacts_dir))
@@ -414,14 +426,19 @@ class AnsibleRunner:
     @property
     def zygote_pid(self) -> int | None:
         """The module zygote's process id while it runs."""
-        process = self._zygote.process if self._zygote is not None else None
-        return process.pid if process is not None and process.poll() is None else None
+        return _running_pid(self._zygote)
+
+    @property
+    def playbook_zygote_pid(self) -> int | None:
+        """The playbook zygote's process id while it runs."""
+        return _running_pid(self._playbook_zygote)
 
     def close(self) -> None:
-        """Stop what the runner started for its runs (the module zygote, the payload store); runs must be over."""
-        if self._zygote is not None:
-            self._zygote.stop()
-            self._zygote = None
+        """Stop what the runner started for its runs (the zygotes, the payload store); runs must be over."""
+        for zygote in (self._zygote, self._playbook_zygote):
+            if zygote is not None:
+                zygote.stop()
+        self._zygote = self._playbook_zygote = None
         if self._payloads is not None:
             shutil.rmtree(self._payloads, ignore_errors=True)
             self._payloads = None
@@ -569,6 +586,11 @@ class AnsibleRunner:
             link.symlink_to(artifacts_dir, target_is_directory=True)
         except OSError as exc:
             log.debug("could not link the latest artifacts", extra=fields(path=str(link), error=str(exc)))
+
+
+def _running_pid(zygote: Zygote | None) -> int | None:
+    process = zygote.process if zygote is not None else None
+    return process.pid if process is not None and process.poll() is None else None
 
 
 def group_items(items: list[RunItem], signature: Callable[[RunItem], Any]) -> list[list[RunItem]]:

@@ -113,6 +113,11 @@ class RunningSettings:
     """Run modules in processes forked from a Python that imported ansible's and kubernetes.core's module code
     once (zygote.py), instead of a new Python per module: same results, a fraction of the CPU."""
 
+    playbook_zygote: bool = True
+    """Run each ansible-playbook in a process forked from a Python that imported ansible-playbook's code once
+    (zygote.py, "Playbooks"), when the run's ansible settings are those it imported with; a new
+    ansible-playbook process otherwise."""
+
     skip_in_strategy: bool = True
     """Run plays with the cdo_linear strategy (ansible_plugins/strategy): linear, except that a task whose
     ``when`` is false is reported skipped without forking a worker; False (or ANSIBLE_STRATEGY set in the

@@ -30,12 +30,29 @@ so tracebacks stay exact. A changed file is another key: nothing stale runs.
 **Failures.** A client that cannot reach the server executes the real
 interpreter instead, so modules still run, only slower. A child whose client
 went away (a cancelled or timed-out run kills ansible's process group) kills
+what it started, ansible's workers included though they leave its group, and
 its own process group at once.
+
+**Playbooks.** ansible-playbook itself pays its imports too (about 0.4 CPU-s
+before it reads the play, with the Kubernetes client the cdo_linear strategy
+loads), once per reconcile. Started with ``playbook=``, the server forks runs
+of that ansible-playbook script instead, and its client, named
+``ansible-playbook``, goes first on the PATH ansible-runner searches. ansible
+reads its settings when it is imported, so the server imports
+:data:`PLAYBOOK_PRELOAD` at its first request, under that run's environment
+and in its folder, and each child then checks that it is the process its own
+start would have made: same interpreter variables, same ansible.cfg, every
+setting computed anew equal to what was imported, except
+:data:`PER_RUN_SETTINGS`, set anew. A run that differs (another ANSIBLE_*
+value, another ansible.cfg) is handed to a new ansible-playbook process. What
+ansible decided at import from the server's streams (colours, banner width)
+is decided again on the run's.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import gc
 import hashlib
@@ -90,20 +107,23 @@ _MAX_REQUEST = 4 * 1024 * 1024
 
 CLIENT = """\
 #!{python} -S
-# ansible_python_interpreter of the cluster-discovery operator: runs a module in a
-# process forked from its preloaded Python ({module}); the real Python when that is away.
+# {purpose} of the cluster-discovery operator: runs {what} in a process forked
+# from a preloaded Python ({module}); in the real Python when that is away.
 import json, os, socket, struct, sys
+argv = [sys.argv[0], *{prefix!r}, *sys.argv[1:]]
+env = dict(os.environ)
+{adjust_env}
 try:
-    if sys.argv[1:2] and sys.argv[1].startswith("-"):
+    if argv[1:2] and argv[1].startswith("-"):
         raise OSError("interpreter options: only the real Python takes them")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.connect(os.environ[{variable!r}])
+    s.connect({socket})
     umask = os.umask(0o022)
     os.umask(umask)
-    request = {{"argv": sys.argv, "env": dict(os.environ), "cwd": os.getcwd(), "umask": umask}}
+    request = {{"argv": argv, "env": env, "cwd": os.getcwd(), "umask": umask}}
     socket.send_fds(s, [json.dumps(request).encode()], [0, 1, 2])
 except (OSError, KeyError):
-    os.execv({python!r}, [{python!r}, *sys.argv[1:]])
+    os.execve({python!r}, [{python!r}, *argv[1:]], env)
 data = b""
 while len(data) < 4:
     chunk = s.recv(4 - len(data))
@@ -113,10 +133,40 @@ while len(data) < 4:
 sys.exit(struct.unpack("!i", data)[0])
 """
 
+# The playbook client is found first on PATH by ansible-runner; what it starts must not find it again.
+_WITHOUT_OWN_FOLDER = """\
+here = os.path.dirname(os.path.abspath(__file__))
+env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and os.path.abspath(p) != here)"""
 
-def write_client(path: Path, *, python: str) -> Path:
-    """Write the client script (an executable file) at ``path``."""
-    path.write_text(CLIENT.format(python=python, module=__name__, variable=SOCKET_VARIABLE))
+
+def write_client(path: Path, *, python: str, playbook: str | None = None) -> Path:
+    """Write the client script (an executable file) at ``path``.
+
+    Without ``playbook``, the client stands for Python (an ``ansible_python_interpreter``) and finds
+    the server through :data:`SOCKET_VARIABLE`; with it, for that ansible-playbook script, and the
+    server's socket is the one beside it.
+    """
+    if playbook is None:
+        text = CLIENT.format(
+            purpose="ansible_python_interpreter",
+            what="a module",
+            module=__name__,
+            python=python,
+            prefix=[],
+            adjust_env="",
+            socket=f"os.environ[{SOCKET_VARIABLE!r}]",
+        )
+    else:
+        text = CLIENT.format(
+            purpose="ansible-playbook",
+            what="ansible-playbook",
+            module=__name__,
+            python=python,
+            prefix=[playbook],
+            adjust_env=_WITHOUT_OWN_FOLDER,
+            socket=repr(os.fspath(path.parent / "sock")),
+        )
+    path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
 
@@ -126,26 +176,33 @@ MAX_SOCKET_PATH = 107
 
 
 class Zygote:
-    """The server process and its client script, in ``folder``; a context manager."""
+    """The server process and its client script, in ``folder``; a context manager.
 
-    def __init__(self, parent: Path, *, python: str = sys.executable, start_timeout: float = 60.0) -> None:
+    A module zygote by default; given the path of an ansible-playbook script, a playbook zygote
+    (see "Playbooks" above), whose client is named ``ansible-playbook`` for ``folder`` to go on PATH.
+    """
+
+    def __init__(
+        self, parent: Path, *, python: str = sys.executable, start_timeout: float = 60.0, playbook: str | None = None
+    ) -> None:
         self.parent = parent
         self.python = python
         self.start_timeout = start_timeout
+        self.playbook = playbook
         self.process: subprocess.Popen[bytes] | None = None
         self.folder: Path | None = None
 
     @property
     def socket_path(self) -> Path:
         if self.folder is None:
-            raise RuntimeError("the module zygote is not started")
+            raise RuntimeError(f"the {self.kind} zygote is not started")
         return self.folder / "sock"
 
     @property
     def client_path(self) -> Path:
         if self.folder is None:
-            raise RuntimeError("the module zygote is not started")
-        return self.folder / "python"
+            raise RuntimeError(f"the {self.kind} zygote is not started")
+        return self.folder / ("python" if self.playbook is None else "ansible-playbook")
 
     def start(self) -> Zygote:
         # A folder of our own, made anew under an unpredictable name: whoever
@@ -154,21 +211,29 @@ class Zygote:
         self.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.folder = Path(tempfile.mkdtemp(prefix="zygote-", dir=self._folder_parent()))
         self.process = subprocess.Popen(
-            [self.python, "-m", __name__, "serve", "--socket", os.fspath(self.socket_path)],
+            [
+                self.python,
+                *("-m", __name__, "serve", "--socket", os.fspath(self.socket_path)),
+                *(() if self.playbook is None else ("--playbooks",)),
+            ],
             stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + self.start_timeout
         while not self._answers():
             if self.process.poll() is not None:
-                raise RuntimeError(f"the module zygote exited with code {self.process.returncode} at start")
+                raise RuntimeError(f"the {self.kind} zygote exited with code {self.process.returncode} at start")
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the module zygote did not listen within {self.start_timeout:.0f} s")
+                raise RuntimeError(f"the {self.kind} zygote did not listen within {self.start_timeout:.0f} s")
             time.sleep(0.05)
-        write_client(self.client_path, python=self.python)
+        write_client(self.client_path, python=self.python, playbook=self.playbook)
         # Logged here, not by the zygote: the operator's log has one format, which the zygote does not know.
-        log.info("module zygote ready", extra=fields(socket=os.fspath(self.socket_path), pid=self.process.pid))
+        log.info(f"{self.kind} zygote ready", extra=fields(socket=os.fspath(self.socket_path), pid=self.process.pid))
         return self
+
+    @property
+    def kind(self) -> str:
+        return "module" if self.playbook is None else "playbook"
 
     def _folder_parent(self) -> Path:
         """``parent``, unless a socket there would not fit AF_UNIX's path limit: then the system's temporary folder.
@@ -254,10 +319,10 @@ def caching_compiler(folder: Path) -> Callable[[str, bytes], types.CodeType]:
     return compile_cached
 
 
-def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
-    """In the forked child: become the client's Python, run the payload, report the exit code. Never returns."""
+def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int], *, playbooks: bool) -> None:
+    """In the forked child: become the client's process, run its script, report the exit code. Never returns."""
     code = 1
-    finished = threading.Event()  # set once the module ended: what it left running is its own business
+    finished = threading.Event()  # set once the script ended: what it left running is its own business
     try:
         os.setpgid(0, 0)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -270,18 +335,30 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
         os.environ.update(request["env"])
         argv = list(request["argv"])
         sys.argv = argv[1:] if len(argv) > 1 else [""]  # as `python file args...` or `python < code`
-        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
-        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        if playbooks:
+            # ansible wrapped the server's own stream objects (display.py); they now write to the client's
+            # descriptors, buffered as a new process's would be on them.
+            sys.stdout.reconfigure(line_buffering=os.isatty(1))  # type: ignore[union-attr]
+        else:
+            sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+            sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
 
         def orphaned() -> None:
             # The client only waits for the exit code; end of stream before it means it was killed.
             with contextlib.suppress(OSError):
                 conn.recv(1)
             if not finished.is_set():
+                _kill_descendants()
                 os.killpg(0, signal.SIGKILL)
 
         threading.Thread(target=orphaned, daemon=True).start()
+        if playbooks:
+            if not (_same_interpreter(request["env"]) and ansible_settings_made_current()):
+                # Not what the preloaded ansible was set up for: a process of its own reads it all anew.
+                code = subprocess.call([sys.executable, *sys.argv])
+                return
+            _terminal_made_current()
         if len(argv) > 1:
             filename = argv[1]
             source = Path(filename).read_text(encoding="utf-8")
@@ -302,6 +379,9 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
 
             traceback.print_exc()
             code = 1
+        if playbooks:
+            # What a process's normal end runs: ansible removes its temporary folder, multiprocessing its queues.
+            atexit._run_exitfuncs()
     finally:
         finished.set()
         with contextlib.suppress(Exception):
@@ -310,6 +390,154 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
         with contextlib.suppress(OSError):
             conn.sendall(_EXIT.pack(code))
         os._exit(code)
+
+
+# -- playbooks -----------------------------------------------------------------------
+
+# What ansible-playbook imports before and while it runs a role of this operator (python -X importtime);
+# the Kubernetes client because the cdo_linear strategy and kubernetes.core's lookups load it.
+PLAYBOOK_PRELOAD = (
+    "ansible.cli.playbook",
+    "ansible.executor.playbook_executor",
+    "ansible.executor.task_queue_manager",
+    "ansible.executor.task_executor",
+    "ansible.executor.process.worker",
+    "ansible.executor.module_common",
+    "ansible.inventory.manager",
+    "ansible.vars.manager",
+    "ansible.playbook.play",
+    "ansible.playbook.role",
+    "ansible.playbook.task",
+    "ansible.playbook.handler_task_include",
+    "ansible.template",
+    "ansible.utils.hashing",
+    # The plugins every run loads (ansible.builtin's are imported under these names, and loaded from here).
+    "ansible.plugins.strategy.linear",
+    "ansible.plugins.action.normal",
+    "ansible.plugins.cache.jsonfile",
+    "ansible.plugins.vars.host_group_vars",
+    *(f"ansible.plugins.inventory.{name}" for name in ("auto", "host_list", "ini", "script", "toml", "yaml")),
+    # PlaybookExecutor reads every connection, shell and become plugin's options before the play.
+    *(f"ansible.plugins.connection.{name}" for name in ("local", "ssh", "paramiko_ssh", "psrp", "winrm")),
+    *(f"ansible.plugins.shell.{name}" for name in ("sh", "cmd", "powershell")),
+    *(f"ansible.plugins.become.{name}" for name in ("su", "sudo")),
+    "multiprocessing.synchronize",
+    "multiprocessing.shared_memory",
+    *KUBERNETES_CLIENT,
+    "jinja2",
+    "yaml",
+)
+
+# Settings that differ from run to run and that ansible reads where it uses them (``C.NAME`` then, copied
+# nowhere at import): each process's own temporary folder, made by ansible's configuration for its pid,
+# and the fact cache ansible-runner puts in each run's artifacts.
+PER_RUN_SETTINGS = ("CACHE_PLUGIN_CONNECTION", "DEFAULT_LOCAL_TMP")
+
+
+def _interpreter_variables(env: dict[str, str]) -> dict[str, str]:
+    """The variables Python and the C library read when a process starts (paths, encodings, locale)."""
+    return {name: value for name, value in env.items() if name.startswith(("PYTHON", "LC_")) or name == "LANG"}
+
+
+_SERVER_INTERPRETER: dict[str, str] = {}
+
+
+def _same_interpreter(env: dict[str, str]) -> bool:
+    return _interpreter_variables(env) == _SERVER_INTERPRETER
+
+
+def ansible_settings_made_current() -> bool:
+    """Make the preloaded ansible's settings this process's own; False when they cannot be.
+
+    True when the configuration file this process's environment and folder lead to is the one
+    loaded, and every setting computed anew is the value ansible's constants hold, except
+    :data:`PER_RUN_SETTINGS`, which are set anew: then the process is the ansible-playbook its
+    own start would have made. Anything else (another ansible.cfg, an ANSIBLE_* variable of
+    another value) is for a process of its own.
+    """
+    from ansible import constants
+    from ansible.config.manager import find_ini_config_file
+
+    config = constants.config
+    if find_ini_config_file(set()) != config._config_file:
+        return False
+    # Computing a setting again records its warnings again: they were recorded once already.
+    warnings, deprecated = set(config.WARNINGS), list(config.DEPRECATED)
+    try:
+        for name in config.get_configuration_definitions():
+            if name in PER_RUN_SETTINGS:
+                continue
+            if config.get_config_value(name, variables=vars(constants)) != getattr(constants, name, None):
+                return False
+    finally:
+        config.WARNINGS.clear()
+        config.WARNINGS.update(warnings)
+        config.DEPRECATED[:] = deprecated
+    atexit._clear()  # the server's exit handlers remove the server's temporary folder, not this run's
+    for name in PER_RUN_SETTINGS:
+        constants.set_constant(name, config.get_config_value(name, variables=vars(constants)))
+    return True
+
+
+def _terminal_made_current() -> None:
+    """Decide again, on the run's own streams, what ansible decided at import from the server's."""
+    color = sys.modules.get("ansible.utils.color")
+    if color is not None:
+        importlib.reload(color)  # ANSIBLE_COLOR: whether stdout is a terminal that takes colours
+    from ansible.utils.display import Display
+
+    Display()._set_column_width()  # the banners' width, from the terminal's
+
+
+def _preload_playbooks(request: dict[str, Any]) -> None:
+    """Import what ansible-playbook needs, under the first run's environment and in its folder.
+
+    ansible reads its configuration when it is imported: from the environment and the folder
+    of the first run served, which the next runs of the same runner share (the rest is checked
+    for each, by :func:`ansible_settings_made_current`).
+    """
+    _SERVER_INTERPRETER.update(_interpreter_variables(dict(os.environ)))
+    os.environ.clear()
+    os.environ.update(request["env"])
+    try:
+        os.chdir(request["cwd"])
+    except OSError:
+        return
+    preload(PLAYBOOK_PRELOAD)
+    os.chdir("/")
+    gc.freeze()
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes started from ``pid``, however deep, whatever group or session they moved to."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError), open(f"{entry.path}/stat", "rb") as stat_file:
+                parents[int(entry.name)] = int(stat_file.read().rsplit(b")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _kill_descendants() -> None:
+    """SIGKILL what this process started, including ansible's workers, which leave its group (setsid).
+
+    Each is stopped first, until a look finds nothing new: one killed before its children were
+    found would leave them to init, out of reach.
+    """
+    stopped: set[int] = set()
+    while fresh := descendants(os.getpid()) - stopped:
+        for pid in fresh:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= fresh
+    for pid in stopped:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def same_user(conn: socket.socket) -> bool:
@@ -340,13 +568,16 @@ def _reap_children() -> None:
             return
 
 
-def serve(socket_path: str) -> None:
+def serve(socket_path: str, *, playbooks: bool = False) -> None:
     parent = os.getppid()
-    preload(PRELOAD)
-    zipimport._compile_source = caching_compiler(Path(socket_path).parent / "code")  # type: ignore[attr-defined]
-    # A child's garbage collections would otherwise walk, and so copy, every page the
-    # preloaded modules live on (CPython's advice for a preforking server).
-    gc.freeze()
+    if playbooks:
+        preloaded = False
+    else:
+        preload(PRELOAD)
+        zipimport._compile_source = caching_compiler(Path(socket_path).parent / "code")  # type: ignore[attr-defined]
+        # A child's garbage collections would otherwise walk, and so copy, every page the
+        # preloaded modules live on (CPython's advice for a preforking server).
+        gc.freeze()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     old_umask = os.umask(0o077)  # the socket is the operator's alone
     server.bind(socket_path)
@@ -371,9 +602,12 @@ def serve(socket_path: str) -> None:
         except (OSError, ValueError):
             conn.close()
             continue
+        if playbooks and not preloaded:
+            _preload_playbooks(request)
+            preloaded = True
         if os.fork() == 0:
             server.close()
-            _run_child(conn, request, fds)
+            _run_child(conn, request, fds, playbooks=playbooks)
         for fd in fds:
             os.close(fd)
         conn.close()
@@ -384,9 +618,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="preload the module imports and fork a process per module")
     serve_parser.add_argument("--socket", required=True)
+    serve_parser.add_argument(
+        "--playbooks", action="store_true", help="preload ansible-playbook's imports instead; fork a process per run"
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve(args.socket)
+    serve(args.socket, playbooks=args.playbooks)
     return 0
 
 

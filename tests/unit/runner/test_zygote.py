@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -26,7 +27,7 @@ import pytest
 from cluster_discovery_operator.running import AnsibleRunner
 from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
-from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote
+from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote, descendants
 
 from testbed.proctree import cpu_seconds
 from tests.unit.runner.run_items import run_item
@@ -308,3 +309,106 @@ def test_an_artifacts_folder_too_deep_for_a_socket_puts_the_socket_in_the_tempor
         result = _client(started, code="print('hello from the zygote')")
         assert (result.returncode, result.stdout) == (0, "hello from the zygote\n"), result.stderr
     assert not folder.exists()
+
+
+# -- playbooks ---------------------------------------------------------------------
+
+WHOSE_CHILD = Path(__file__).resolve().parent / "data" / "playbooks" / "whose_child.yml"
+SLEEP = Path(__file__).resolve().parent / "data" / "playbooks" / "sleep.yml"
+_STARTED_BY = re.compile(r"started by (\d+) with (\d+) forks")
+
+
+def _started_by(stdout: str) -> tuple[int, int]:
+    """The parent of the run's ansible-playbook process, and the forks it ran with (whose_child.yml)."""
+    found = _STARTED_BY.search(stdout)
+    assert found, stdout
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_runs_are_forked_from_the_playbook_zygote_and_print_what_a_new_process_prints(tmp_path: Path) -> None:
+    watch = Watch(gvk=GroupVersionKind("test.example.com", "v1", "Echo"), playbook=str(WHOSE_CHILD))
+    fresh_settings = RunningSettings(artifacts_dir=tmp_path / "fresh", module_zygote=False, playbook_zygote=False)
+    fresh = AnsibleRunner(fresh_settings, KubeSettings())
+    forked = AnsibleRunner(RunningSettings(artifacts_dir=tmp_path / "forked", module_zygote=False), KubeSettings())
+    try:
+        assert fresh.playbook_zygote_pid is None and forked.playbook_zygote_pid is not None
+        printed = {}
+        for label, runner in (("fresh", fresh), ("forked", forked)):
+            for name in ("a", "b"):
+                obj = {"apiVersion": "test.example.com/v1", "kind": "Echo", "metadata": {"name": name, "uid": name}}
+                item = run_item(watch, tmp_path / label, obj)
+                outcome = runner.run(watch, [item], batch_dir=tmp_path / "batch", cancel=threading.Event())
+                assert outcome.status == "successful" and not outcome.hosts["localhost"].failed
+                stdout = (outcome.artifacts_dir / "stdout").read_text()
+                parent, _forks = _started_by(stdout)
+                if label == "forked":
+                    assert parent == forked.playbook_zygote_pid, "each run is a child of the zygote"
+                else:
+                    assert parent == os.getpid(), "ansible-runner started ansible-playbook itself"
+                printed[label, name] = _STARTED_BY.sub("started by PID", stdout)
+        # Word for word, colours included (ansible-runner gives ansible-playbook a terminal).
+        assert printed["forked", "b"] == printed["fresh", "b"]
+        assert "\x1b[" in printed["forked", "b"]
+    finally:
+        forked.close()
+        fresh.close()
+    assert forked.playbook_zygote_pid is None
+
+
+def test_a_run_with_other_ansible_settings_gets_an_ansible_playbook_of_its_own(tmp_path: Path) -> None:
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    configured = tmp_path / "configured"
+    configured.mkdir()
+    (configured / "ansible.cfg").write_text("[defaults]\nforks = 9\n")
+
+    def run(env: dict[str, str] | None = None, cwd: Path = tmp_path) -> tuple[int, int]:
+        command = [os.fspath(zygote.client_path), "-i", "localhost,", "-c", "local", os.fspath(WHOSE_CHILD)]
+        done = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return _started_by(done.stdout)
+
+    with Zygote(tmp_path / "zygote", playbook=playbook) as zygote:
+        assert zygote.process is not None and zygote.client_path.name == "ansible-playbook"
+        server = zygote.process.pid
+        assert run() == (server, 5)
+        parent, forks = run({"ANSIBLE_FORKS": "7"})
+        assert (parent != server, forks) == (True, 7), "another ANSIBLE_* value: a process of its own"
+        parent, forks = run(cwd=configured)
+        assert (parent != server, forks) == (True, 9), "another ansible.cfg: a process of its own"
+        parent, _ = run({"PYTHONHASHSEED": "3"})
+        assert parent != server, "another interpreter setting: a process of its own"
+        assert run() == (server, 5), "the same settings again: forked"
+
+
+def test_a_killed_playbook_client_takes_ansible_playbook_its_workers_and_modules_with_it(tmp_path: Path) -> None:
+    """ansible's workers leave the run's process group (setsid): they are ended all the same."""
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    with Zygote(tmp_path / "zygote", playbook=playbook) as zygote:
+        assert zygote.process is not None
+        command = [os.fspath(zygote.client_path), "-i", "localhost,", "-c", "local", os.fspath(SLEEP)]
+        command += ["-e", f"ansible_python_interpreter={sys.executable}"]
+        client = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            running = descendants(zygote.process.pid)
+            commands = {pid: _command_line(pid) for pid in running}
+            if any(line.startswith("sleep") for line in commands.values()):
+                break
+            assert time.monotonic() < deadline, "the module never started"
+            time.sleep(0.1)
+        assert len(running) >= 3, commands  # ansible-playbook, its worker, the module (and its Python)
+        client.kill()
+        client.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while alive := [pid for pid in running if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"]:
+            assert time.monotonic() < deadline, {pid: commands[pid] for pid in alive}
+            time.sleep(0.05)
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
