@@ -4,8 +4,9 @@
 virtualenv at ``-vvv`` (check and diff mode on request) and returns each
 named task's result, plus every byte the run printed or left in its artifact
 folder (events, stdout, command line), so a test can assert that no key ever
-appears anywhere. Modules run with this virtualenv's Python, or with the
-``python`` given (the ``module_python`` fixture: the operator's module zygote).
+appears anywhere. Modules run with this virtualenv's Python and the run with its
+ansible-playbook, or both start from the ``zygotes`` given (the fixture of that
+name: the operator's module and playbook zygotes).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ _runs = itertools.count(1)
 
 
 @dataclass(frozen=True)
-class ModulePython:
-    """What modules run with: ``ansible_python_interpreter`` and the environment it needs."""
+class Zygotes:
+    """What a run starts its processes from: modules' ``ansible_python_interpreter``, the environment it needs,
+    and folders put first on PATH (where ansible-runner finds ``ansible-playbook``)."""
 
     interpreter: str = sys.executable
     env: dict[str, str] = field(default_factory=dict)
+    path: tuple[str, ...] = ()
 
 
 @dataclass
@@ -56,14 +59,14 @@ def run_tasks(
     diff: bool = False,
     env: dict[str, str] | None = None,
     extravars: dict[str, Any] | None = None,
-    python: ModulePython | None = None,
+    zygotes: Zygotes | None = None,
 ) -> Run:
     """Run ``tasks`` on localhost (no facts) with the collection and kubernetes.core; never raises on task failure."""
     private = base_dir / f"ansible-run-{next(_runs)}"
     (private / "project").mkdir(parents=True)
     play = [{"name": "Integration run", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     (private / "project" / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
-    python = python or ModulePython()
+    zygotes = zygotes or Zygotes()
     cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
     envvars = {
         "ANSIBLE_COLLECTIONS_PATH": os.environ["ANSIBLE_COLLECTIONS_PATH"],
@@ -71,14 +74,14 @@ def run_tasks(
         "ANSIBLE_LOCALHOST_WARNING": "0",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
         # This virtualenv's ansible-playbook, whatever the caller's PATH.
-        "PATH": os.pathsep.join([os.fspath(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        **python.env,
+        "PATH": os.pathsep.join([*zygotes.path, os.fspath(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        **zygotes.env,
         **(env or {}),
     }
     runner = ansible_runner.run(
         private_data_dir=os.fspath(private),
         playbook="play.yml",
-        inventory=f"localhost ansible_connection=local ansible_python_interpreter={python.interpreter}",
+        inventory=f"localhost ansible_connection=local ansible_python_interpreter={zygotes.interpreter}",
         envvars=envvars,
         extravars=extravars or {},
         cmdline=cmdline or None,

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
-from playbook_runs import ModulePython, Run, run_tasks
+from playbook_runs import Run, Zygotes, run_tasks
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +40,9 @@ def task(title: str, /, **args: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def play(tmp_path: Path, module_python: ModulePython) -> Any:
+def play(tmp_path: Path, zygotes: Zygotes) -> Any:
     def run(*tasks: dict[str, Any], check: bool = False, diff: bool = True, env: dict[str, str] | None = None) -> Run:
-        return run_tasks(list(tasks), base_dir=tmp_path, check=check, diff=diff, env=env, python=module_python)
+        return run_tasks(list(tasks), base_dir=tmp_path, check=check, diff=diff, env=env, zygotes=zygotes)
 
     return run
 

@@ -25,7 +25,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
     generate,
     parse,
 )
-from playbook_runs import ModulePython, Run, run_tasks
+from playbook_runs import Run, Zygotes, run_tasks
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def task(title: str, /, **args: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def play(control_plane: Any, tmp_path: Path, module_python: ModulePython) -> Any:
+def play(control_plane: Any, tmp_path: Path, zygotes: Zygotes) -> Any:
     """Run tasks against the test bed's control plane (kubeconfig through K8S_AUTH_KUBECONFIG)."""
 
     def run(*tasks: dict[str, Any], check: bool = False, diff: bool = True) -> Run:
@@ -59,7 +59,7 @@ def play(control_plane: Any, tmp_path: Path, module_python: ModulePython) -> Any
             check=check,
             diff=diff,
             env={"K8S_AUTH_KUBECONFIG": str(control_plane.kubeconfig)},
-            python=module_python,
+            zygotes=zygotes,
         )
 
     return run
