@@ -486,7 +486,7 @@ def main() -> None:
                 assert isinstance(w.operator, ProductProcess) and isinstance(w.agent, ProductProcess)
                 operator_pid = w.operator.process.pid if w.operator.process else None
                 agent_pid = w.agent.process.pid if w.agent.process else None
-                zygote_pid = next(iter(children_running(operator_pid, b"zygote")), None)
+                zygote_pid = next(iter(children_running(operator_pid, b"zygote\0serve\0--socket")), None)
                 assert w.kubelet is not None
                 pod = w.kubelet.pod(NS, "pool-pool-ss-0")
                 kubo_pid = pod.pid if pod else None

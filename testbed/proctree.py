@@ -44,7 +44,10 @@ def descendants(pid: int | None) -> list[int]:
 
 
 def children_running(pid: int | None, marker: bytes) -> list[int]:
-    """The direct children of ``pid`` whose command line holds ``marker`` (b"zygote": the operator's module zygote)."""
+    """The direct children of ``pid`` whose command line holds ``marker``.
+
+    b"zygote\0serve\0--socket" finds the operator's module zygote, b"zygote\0serve\0--playbooks" its playbook zygote.
+    """
     return [child for child in children(pid) if marker in cmdline(child)]
 
 

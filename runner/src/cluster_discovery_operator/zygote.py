@@ -212,9 +212,10 @@ class Zygote:
         self.folder = Path(tempfile.mkdtemp(prefix="zygote-", dir=self._folder_parent()))
         self.process = subprocess.Popen(
             [
-                self.python,
-                *("-m", __name__, "serve", "--socket", os.fspath(self.socket_path)),
+                *(self.python, "-m", __name__, "serve"),
+                # The kind first: b"zygote\0serve\0--socket" tells the module zygote in a command line.
                 *(() if self.playbook is None else ("--playbooks",)),
+                *("--socket", os.fspath(self.socket_path)),
             ],
             stdin=subprocess.DEVNULL,
         )

@@ -113,22 +113,26 @@ def test_a_crashed_kubo_node_is_restarted_and_changes_flow_both_ways_again(membe
 
 
 def zygotes_of(cluster: Cluster) -> list[int]:
+    """The operator's module and playbook zygotes (their servers, not their clients)."""
     assert cluster.operator is not None
-    return proctree.children_running(cluster.operator.pid, b"zygote")
+    return [
+        *proctree.children_running(cluster.operator.pid, b"zygote\0serve\0--socket"),
+        *proctree.children_running(cluster.operator.pid, b"zygote\0serve\0--playbooks"),
+    ]
 
 
 def test_a_deletion_made_while_the_operator_is_killed_completes_once_it_is_started_again(members: Members) -> None:
     a, b = members.a, members.b
     assert a.operator is not None
     zygotes = zygotes_of(a)
-    assert len(zygotes) == 1, f"the operator runs one module zygote: {zygotes}"
+    assert len(zygotes) == 2, f"the operator runs one module zygote and one playbook zygote: {zygotes}"
 
     a.operator.stop(crash=True)
     a.kubectl("delete", "identity", "a", "-n", NS, "--wait=false")
     deadline = time.monotonic() + 30
-    while proctree.alive(zygotes[0]) and time.monotonic() < deadline:
+    while any(proctree.alive(zygote) for zygote in zygotes) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not proctree.alive(zygotes[0]), "the killed operator's zygote outlived it"
+    assert not any(proctree.alive(zygote) for zygote in zygotes), "the killed operator's zygotes outlived it"
     # The retraction does not wait for the operator: A's agent publishes the tombstone, and B removes its Peer.
     b.wait_for(lambda: members.peer(b, "A") is None, "B removed its Peer of A", timeout=TIMEOUT)
     # The rest of the deletion does: the finalizer holds the Identity, and its account stays.
@@ -139,7 +143,7 @@ def test_a_deletion_made_while_the_operator_is_killed_completes_once_it_is_start
     a.operator.start()
     a.wait_for(lambda: a.get("identity", "a", namespace=NS) is None, "A's Identity is deleted", timeout=TIMEOUT)
     a.wait_for(lambda: a.get("serviceaccount", "a", namespace=NS) is None, "A's account is gone", timeout=TIMEOUT)
-    assert len(zygotes_of(a)) == 1, "the operator started again runs one zygote"
+    assert len(zygotes_of(a)) == 2, "the operator started again runs its two zygotes"
 
     members.publish(a, "A again")
     members.shows(b, "A", "A again")
