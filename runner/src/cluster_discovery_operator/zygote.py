@@ -46,7 +46,10 @@ setting computed anew equal to what was imported, except
 :data:`PER_RUN_SETTINGS`, set anew. A run that differs (another ANSIBLE_*
 value, another ansible.cfg) is handed to a new ansible-playbook process. What
 ansible decided at import from the server's streams (colours, banner width)
-is decided again on the run's.
+is decided again on the run's. ansible-runner starts ansible-playbook as the
+leader of a session on a terminal of its own; the client, which pexpect
+started so, gives that terminal up and the child, leader of a new session,
+takes it (a client on a terminal it does not lead runs the real ansible-playbook).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import fcntl
 import gc
 import hashlib
 import importlib
@@ -70,6 +74,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import types
@@ -112,15 +117,17 @@ CLIENT = """\
 import json, os, socket, struct, sys
 argv = [sys.argv[0], *{prefix!r}, *sys.argv[1:]]
 env = dict(os.environ)
+terminal = False
 {adjust_env}
 try:
     if argv[1:2] and argv[1].startswith("-"):
         raise OSError("interpreter options: only the real Python takes them")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect({socket})
+{hand_over}
     umask = os.umask(0o022)
     os.umask(umask)
-    request = {{"argv": argv, "env": env, "cwd": os.getcwd(), "umask": umask}}
+    request = {{"argv": argv, "env": env, "cwd": os.getcwd(), "umask": umask, "terminal": terminal}}
     socket.send_fds(s, [json.dumps(request).encode()], [0, 1, 2])
 except (OSError, KeyError):
     os.execve({python!r}, [{python!r}, *argv[1:]], env)
@@ -138,6 +145,19 @@ _WITHOUT_OWN_FOLDER = """\
 here = os.path.dirname(os.path.abspath(__file__))
 env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and os.path.abspath(p) != here)"""
 
+# ansible-runner starts ansible-playbook as the leader of a session on a terminal of its own (pexpect), and
+# what runs in it may use that (the pause action asks the terminal for its foreground group). The client hands
+# the terminal on to the forked process, which takes it; a terminal it cannot hand on runs the real one.
+_HAND_OVER_TERMINAL = """\
+    if os.isatty(0):
+        import fcntl, signal, termios
+        if os.getsid(0) != os.getpid() or os.tcgetpgrp(0) != os.getpgrp():
+            raise OSError("only the leader of the terminal's session can hand it on")
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # giving it up hangs up the terminal's group: ours
+        fcntl.ioctl(0, termios.TIOCNOTTY)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        terminal = True"""
+
 
 def write_client(path: Path, *, python: str, playbook: str | None = None) -> Path:
     """Write the client script (an executable file) at ``path``.
@@ -154,6 +174,7 @@ def write_client(path: Path, *, python: str, playbook: str | None = None) -> Pat
             python=python,
             prefix=[],
             adjust_env="",
+            hand_over="",
             socket=f"os.environ[{SOCKET_VARIABLE!r}]",
         )
     else:
@@ -164,6 +185,7 @@ def write_client(path: Path, *, python: str, playbook: str | None = None) -> Pat
             python=python,
             prefix=[playbook],
             adjust_env=_WITHOUT_OWN_FOLDER,
+            hand_over=_HAND_OVER_TERMINAL,
             socket=repr(os.fspath(path.parent / "sock")),
         )
     path.write_text(text)
@@ -325,11 +347,16 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int], *, 
     code = 1
     finished = threading.Event()  # set once the script ended: what it left running is its own business
     try:
-        os.setpgid(0, 0)
+        if playbooks:
+            os.setsid()  # as ansible-runner starts ansible-playbook: the leader of a session, on the terminal if any
+        else:
+            os.setpgid(0, 0)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
+        if request.get("terminal"):
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         os.chdir(request["cwd"])
         os.umask(int(request["umask"]))
         os.environ.clear()
