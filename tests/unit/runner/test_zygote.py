@@ -27,7 +27,7 @@ import pytest
 from cluster_discovery_operator.running import AnsibleRunner
 from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
-from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote, descendants
+from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote, descendants, parsing_once
 
 from testbed.proctree import cpu_seconds
 from tests.unit.runner.run_items import run_item
@@ -412,3 +412,24 @@ def _command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_the_builtin_routing_is_parsed_once_and_each_run_gets_its_own_copy() -> None:
+    import ansible
+    from ansible.utils.collection_loader._collection_meta import _meta_yml_to_dict
+
+    calls: list[object] = []
+
+    def parse(text: object, content_id: object) -> object:
+        calls.append(content_id)
+        return _meta_yml_to_dict(text, content_id)
+
+    parse_once = parsing_once(parse)
+    routing = (Path(ansible.__file__).parent / "config" / "ansible_builtin_runtime.yml").read_bytes()
+    first = parse_once(routing, ("ansible.builtin", "runtime.yml"))
+    first["plugin_routing"].clear()  # what one run does to its copy stays in it
+    second = parse_once(routing, ("ansible.builtin", "runtime.yml"))
+    assert second == _meta_yml_to_dict(routing, None) and second["plugin_routing"]
+    assert len(calls) == 1
+    other = parse_once(b"plugin_routing: {}\n", ("other.collection", "runtime.yml"))
+    assert other == {"plugin_routing": {}} and len(calls) == 2, "other text is parsed anew"
