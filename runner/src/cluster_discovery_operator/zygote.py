@@ -375,15 +375,23 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int], *, 
             sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
             sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
 
+        def end_all() -> None:
+            _kill_descendants()
+            os.killpg(0, signal.SIGKILL)
+
         def orphaned() -> None:
             # The client only waits for the exit code; end of stream before it means it was killed.
             with contextlib.suppress(OSError):
                 conn.recv(1)
             if not finished.is_set():
-                _kill_descendants()
-                os.killpg(0, signal.SIGKILL)
+                end_all()
 
         threading.Thread(target=orphaned, daemon=True).start()
+        if request.get("terminal"):
+            # A cancelled run's terminal closes, which hangs up its controlling process (this one) at once, maybe
+            # before the client's end is seen: a started ansible-playbook's workers carry the run's marker and are
+            # found by it; ours do not, and must go from here.
+            signal.signal(signal.SIGHUP, lambda *_: end_all())
         if playbooks:
             if not (_same_interpreter(request["env"]) and ansible_settings_made_current()):
                 # Not what the preloaded ansible was set up for: a process of its own reads it all anew.

@@ -433,3 +433,48 @@ def test_the_builtin_routing_is_parsed_once_and_each_run_gets_its_own_copy() -> 
     assert len(calls) == 1
     other = parse_once(b"plugin_routing: {}\n", ("other.collection", "runtime.yml"))
     assert other == {"plugin_routing": {}} and len(calls) == 2, "other text is parsed anew"
+
+
+def test_a_hang_up_of_the_runs_terminal_ends_all_of_its_forked_processes(tmp_path: Path) -> None:
+    """Cancelling, ansible-runner kills the client and closes the terminal, which hangs up the forked ansible-playbook
+    (the terminal's controlling process) at once: its workers, in sessions of their own and without the run's
+    marker, must not outlive it, whichever comes first."""
+    watch = Watch(gvk=GroupVersionKind("test.example.com", "v1", "Echo"), playbook=str(SLEEP))
+    runner = AnsibleRunner(RunningSettings(artifacts_dir=tmp_path / "artifacts", module_zygote=False), KubeSettings())
+    try:
+        server = runner.playbook_zygote_pid
+        assert server is not None
+        seen: dict[int, str] = {}
+
+        def hang_up_once_sleeping() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                running = {pid: _command_line(pid) for pid in descendants(server)}
+                if any(line.startswith("sleep") for line in running.values()):
+                    seen.update(running)
+                    break
+                time.sleep(0.1)
+            for pid in seen:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(server):
+                    os.kill(pid, signal.SIGHUP)  # the forked ansible-playbook, the terminal's controlling process
+            deadline = time.monotonic() + 10
+            while alive := [pid for pid in seen if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"]:
+                if time.monotonic() > deadline:
+                    left.update({pid: seen[pid] for pid in alive})
+                    return
+                time.sleep(0.05)
+
+        left: dict[int, str] = {}
+        helper = threading.Thread(target=hang_up_once_sleeping)
+        helper.start()
+        obj = {"apiVersion": "test.example.com/v1", "kind": "Echo", "metadata": {"name": "slow", "uid": "slow"}}
+        began = time.monotonic()
+        outcome = runner.run(
+            watch, [run_item(watch, tmp_path, obj)], batch_dir=tmp_path / "b", cancel=threading.Event()
+        )
+        helper.join()
+        assert len(seen) >= 3, seen
+        assert left == {}, "processes of the run outlived its hang-up"
+        assert outcome.hosts["localhost"].failed and time.monotonic() - began < 60
+    finally:
+        runner.close()
