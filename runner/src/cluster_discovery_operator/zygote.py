@@ -50,6 +50,8 @@ is decided again on the run's. ansible-runner starts ansible-playbook as the
 leader of a session on a terminal of its own; the client, which pexpect
 started so, gives that terminal up and the child, leader of a new session,
 takes it (a client on a terminal it does not lead runs the real ansible-playbook).
+A hang-up of that terminal (a cancelled run's, closed by ansible-runner) ends
+the child as its client's end does: what it started first, then its group.
 """
 
 from __future__ import annotations
