@@ -583,7 +583,7 @@ def _preload_playbooks(request: dict[str, Any]) -> None:
     gc.freeze()
 
 
-def descendants(pid: int) -> set[int]:
+def _descendants(pid: int) -> set[int]:
     """The processes started from ``pid``, however deep, whatever group or session they moved to."""
     parents: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -605,7 +605,7 @@ def _kill_descendants() -> None:
     found would leave them to init, out of reach.
     """
     stopped: set[int] = set()
-    while fresh := descendants(os.getpid()) - stopped:
+    while fresh := _descendants(os.getpid()) - stopped:
         for pid in fresh:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)

@@ -27,8 +27,9 @@ import pytest
 from cluster_discovery_operator.running import AnsibleRunner
 from cluster_discovery_operator.settings import KubeSettings, RunningSettings
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
-from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote, descendants, parsing_once
+from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote, parsing_once
 
+from testbed import proctree
 from testbed.proctree import cpu_seconds
 from tests.unit.runner.run_items import run_item
 
@@ -141,7 +142,7 @@ def test_a_killed_client_takes_its_module_process_with_it(zygote: Zygote, tmp_pa
     client.send_signal(signal.SIGKILL)
     client.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while Path(f"/proc/{module_pid}").exists() and "Z" not in _state(module_pid):
+    while proctree.alive(module_pid):
         assert time.monotonic() < deadline, "the module outlived its client"
         time.sleep(0.05)
 
@@ -163,13 +164,6 @@ def test_what_a_module_process_uses_is_counted_in_the_zygotes_cpu_time(tmp_path:
         while _cpu_of_waited_children(zygote.process.pid) - before < 0.4:
             assert time.monotonic() < deadline, "the module's half CPU-second is counted nowhere"
             time.sleep(0.1)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "Z"
 
 
 def test_a_zygote_that_cannot_start_is_reported(tmp_path: Path) -> None:
@@ -244,7 +238,7 @@ def test_the_server_ends_when_the_process_that_started_it_dies(tmp_path: Path) -
     operator.kill()
     operator.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while Path(f"/proc/{server_pid}").exists() and _state(server_pid) != "Z":
+    while proctree.alive(server_pid):
         assert time.monotonic() < deadline, "the zygote outlived the process that started it"
         time.sleep(0.1)
 
@@ -390,28 +384,33 @@ def test_a_killed_playbook_client_takes_ansible_playbook_its_workers_and_modules
         command = [os.fspath(zygote.client_path), "-i", "localhost,", "-c", "local", os.fspath(SLEEP)]
         command += ["-e", f"ansible_python_interpreter={sys.executable}"]
         client = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            running = descendants(zygote.process.pid)
-            commands = {pid: _command_line(pid) for pid in running}
-            if any(line.startswith("sleep") for line in commands.values()):
-                break
-            assert time.monotonic() < deadline, "the module never started"
-            time.sleep(0.1)
-        assert len(running) >= 3, commands  # ansible-playbook, its worker, the module (and its Python)
+        running = _once_sleeping(zygote.process.pid)
+        assert len(running) >= 3, running  # ansible-playbook, its worker, the module (and its Python)
         client.kill()
         client.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while alive := [pid for pid in running if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"]:
-            assert time.monotonic() < deadline, {pid: commands[pid] for pid in alive}
-            time.sleep(0.05)
+        left = _left_after(running, seconds=10)
+        assert left == {}, "processes of the run outlived its client"
 
 
-def _command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+def _once_sleeping(root: int) -> dict[int, bytes]:
+    """The command lines of the processes under ``root`` once one of them runs sleep.yml's ``sleep``."""
+    deadline = time.monotonic() + 60
+    while True:
+        running = {pid: proctree.cmdline(pid) for pid in proctree.descendants(root)}
+        if any(line.startswith(b"sleep\0") for line in running.values()):
+            return running
+        assert time.monotonic() < deadline, "the module never started"
+        time.sleep(0.1)
+
+
+def _left_after(processes: dict[int, bytes], *, seconds: float) -> dict[int, bytes]:
+    """Those of ``processes`` still alive after ``seconds`` (none as soon as all have ended)."""
+    deadline = time.monotonic() + seconds
+    while alive := {pid: line for pid, line in processes.items() if proctree.alive(pid)}:
+        if time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+    return {}
 
 
 def test_the_builtin_routing_is_parsed_once_and_each_run_gets_its_own_copy() -> None:
@@ -444,27 +443,15 @@ def test_a_hang_up_of_the_runs_terminal_ends_all_of_its_forked_processes(tmp_pat
     try:
         server = runner.playbook_zygote_pid
         assert server is not None
-        seen: dict[int, str] = {}
+        seen: dict[int, bytes] = {}
+        left: dict[int, bytes] = {}
 
         def hang_up_once_sleeping() -> None:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                running = {pid: _command_line(pid) for pid in descendants(server)}
-                if any(line.startswith("sleep") for line in running.values()):
-                    seen.update(running)
-                    break
-                time.sleep(0.1)
-            for pid in seen:
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(server):
-                    os.kill(pid, signal.SIGHUP)  # the forked ansible-playbook, the terminal's controlling process
-            deadline = time.monotonic() + 10
-            while alive := [pid for pid in seen if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"]:
-                if time.monotonic() > deadline:
-                    left.update({pid: seen[pid] for pid in alive})
-                    return
-                time.sleep(0.05)
+            seen.update(_once_sleeping(server))
+            for pid in proctree.children(server):
+                os.kill(pid, signal.SIGHUP)  # the forked ansible-playbook, the terminal's controlling process
+            left.update(_left_after(seen, seconds=10))
 
-        left: dict[int, str] = {}
         helper = threading.Thread(target=hang_up_once_sleeping)
         helper.start()
         obj = {"apiVersion": "test.example.com/v1", "kind": "Echo", "metadata": {"name": "slow", "uid": "slow"}}
