@@ -396,6 +396,8 @@ class AnsibleRunner:
         self.settings = settings
         self.kube = kube
         self.python = settings.python_interpreter or sys.executable
+        # The ansible-playbook next to our interpreter is the one of our virtualenv or image.
+        self._playbook = os.path.join(os.path.dirname(self.python), "ansible-playbook")
         self._envvars = self._build_envvars()
         self._zygote: Zygote | None = None
         self._playbook_zygote: Zygote | None = None
@@ -405,10 +407,11 @@ class AnsibleRunner:
             self._zygote = Zygote(settings.artifacts_dir, python=self.python).start()
             self.interpreter = os.fspath(self._zygote.client_path)
             self._envvars[SOCKET_VARIABLE] = os.fspath(self._zygote.socket_path)
-        playbook = os.path.join(os.path.dirname(self.python), "ansible-playbook")
-        if settings.playbook_zygote and os.path.exists(playbook):
+        if settings.playbook_zygote and os.path.exists(self._playbook):
             try:
-                self._playbook_zygote = Zygote(settings.artifacts_dir, python=self.python, playbook=playbook).start()
+                self._playbook_zygote = Zygote(
+                    settings.artifacts_dir, python=self.python, playbook=self._playbook
+                ).start()
             except RuntimeError:
                 self.close()
                 raise
@@ -452,10 +455,8 @@ class AnsibleRunner:
             # round trips (four subprocesses per task) without changing what any module does.
             "ANSIBLE_PIPELINING": os.environ.get("ANSIBLE_PIPELINING", "True"),
         }
-        # The ansible-playbook next to our interpreter is the one of our virtualenv or image.
-        bin_dir = os.path.dirname(self.python)
-        if os.path.exists(os.path.join(bin_dir, "ansible-playbook")):
-            env["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        if os.path.exists(self._playbook):
+            env["PATH"] = os.path.dirname(self._playbook) + os.pathsep + os.environ.get("PATH", "")
         if self.settings.skip_in_strategy and not os.environ.get("ANSIBLE_STRATEGY"):
             env["ANSIBLE_STRATEGY_PLUGINS"] = os.fspath(STRATEGY_PLUGINS)
             env["ANSIBLE_STRATEGY"] = STRATEGY
