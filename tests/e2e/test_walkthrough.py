@@ -103,6 +103,8 @@ class Walkthrough:
         self.offline_seen: dict[str, float] = {}
         """When each viewer was first seen showing cluster 1 Offline (time.monotonic)."""
         self.offline_watch: threading.Thread | None = None
+        self.cluster3_return: NodeReturn | None = None
+        """Cluster 2's view of cluster 3 across the one freeze of cluster 3's node (the MemberOffline test's)."""
         self.prometheus: Prometheus | None = None
         """A real Prometheus with the chart's alert rules, scraping every cluster's operator once started."""
         self.rules_dir = workdir / "prometheus-rules"
@@ -664,7 +666,10 @@ def test_a_member_offline_alert_fires_in_prometheus_and_resolves_once_the_member
     )
     labels = {"cluster": "cluster2", "identity_name": "cluster2-identity", "swarm_name": "cluster2-private"}
     assert not walk.alerts("ClusterDiscoveryMemberOffline", **labels)
-    with walk.node_frozen("cluster3") as frozen_at:
+    # The same freeze serves test_a_member_whose_node_answers_again_is_online_again_as_soon_as_it_is_heard: a second
+    # one would cost the scenario the Offline time again.
+    walk.cluster3_return = NodeReturn(walk, viewer="cluster2", member="cluster3")
+    with walk.cluster3_return, walk.node_frozen("cluster3") as frozen_at:
         firing = walk.clusters["cluster2"].wait_for(
             lambda: [a for a in walk.alerts("ClusterDiscoveryMemberOffline", **labels) if a["state"] == "firing"],
             "ClusterDiscoveryMemberOffline fires for cluster 2's identity",
@@ -752,6 +757,10 @@ def test_a_member_publishing_junk_or_impersonating_changes_nothing(
 
     # Issue 17: the refusals reach Prometheus; the shipped DocumentsRefused rule (its for: cut to 10 s) fires.
     began = time.monotonic()
+    # Refusals are counted at the Identity's rounds, every 2 minutes. Any change of the Identity wakes one: a touch
+    # of cluster 1's has it come now, not up to a period later.
+    poke = f"kubectl annotate identity cluster1-identity -n {NS} e2e/poked={time.time_ns()} --overwrite"
+    walk.shell("cluster1", poke)
     with KuboClient(rogue.api_url) as kubo:
 
         def refused_alerts() -> list[dict[str, Any]]:
@@ -894,28 +903,59 @@ def test_cluster1s_peers_go_offline_within_the_documented_time_after_its_node_st
     assert peer_state(walk, "cluster2", "cluster3") == peer_state(walk, "cluster3", "cluster2") == "Online"
 
 
+class NodeReturn:
+    """What ``viewer`` shows of ``member`` while the block freezes its node and after, polled twice a second."""
+
+    # Cluster 2's listener finds the member silent for the Offline time (90 s) and its agent turns the Peer Offline
+    # (the room beyond is for a loaded machine).
+    OFFLINE_WITHIN = DEFAULT_FRESH_WITHIN + ROUND_SECONDS + 60
+
+    def __init__(self, walk: Walkthrough, *, viewer: str, member: str) -> None:
+        self.walk, self.viewer, self.member = walk, viewer, member
+        self.frozen_at = 0.0
+        self.offline_at: float | None = None
+        self.thawed_at: float | None = None
+        self.online_at: float | None = None
+        self._watch = threading.Thread(target=self._record, daemon=True)
+
+    def __enter__(self) -> NodeReturn:
+        self.frozen_at = time.monotonic()
+        self._watch.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        # Left after the node's own block, so once it goes on.
+        self.thawed_at = time.monotonic()
+
+    def _record(self) -> None:
+        deadline = self.frozen_at + self.OFFLINE_WITHIN + TIMEOUT + 300
+        while time.monotonic() < deadline and self.online_at is None:
+            state = peer_state(self.walk, self.viewer, self.member)
+            if self.thawed_at is None:
+                if self.offline_at is None and state == "Offline":
+                    self.offline_at = time.monotonic()
+            elif self.offline_at is not None and state == "Online":
+                self.online_at = time.monotonic()
+            time.sleep(0.5)
+
+    def join(self) -> None:
+        self._watch.join(timeout=TIMEOUT + 30)
+
+
 def test_a_member_whose_node_answers_again_is_online_again_as_soon_as_it_is_heard(walk: Walkthrough) -> None:
     """Issue 19: cluster 3's node freezes (its processes stop where they stand, as after a network cut) until
     cluster 2 shows it Offline, then goes on; cluster 2's agent marks it Online on its first announcement, not at
-    a round."""
-    with walk.node_frozen("cluster3") as frozen_at:
-        # Cluster 2's listener finds cluster 3 silent for the Offline time (90 s) and its agent turns the Peer
-        # Offline (the room beyond is for a loaded machine).
-        walk.clusters["cluster2"].wait_for(
-            lambda: peer_state(walk, "cluster2", "cluster3") == "Offline",
-            "cluster 2 shows cluster 3 Offline",
-            timeout=DEFAULT_FRESH_WITHIN + ROUND_SECONDS + 60,
-            interval=1,
-        )
-        print(f"cluster2: cluster 3 Offline {time.monotonic() - frozen_at:.0f} s after its node froze")
-    resumed_at = time.monotonic()
-    walk.clusters["cluster2"].wait_for(
-        lambda: peer_state(walk, "cluster2", "cluster3") == "Online",
-        "cluster 2 shows cluster 3 Online again",
-        timeout=TIMEOUT,
-        interval=0.5,
-    )
-    took = time.monotonic() - resumed_at
+    a round. The freeze is the MemberOffline test's, which lasts until the alert fires."""
+    record = walk.cluster3_return
+    assert record is not None, "runs after the MemberOffline test froze cluster 3's node"
+    record.join()
+    assert record.offline_at is not None, "cluster 2 did not show cluster 3 Offline while its node was frozen"
+    went_offline = record.offline_at - record.frozen_at
+    print(f"cluster2: cluster 3 Offline {went_offline:.0f} s after its node froze")
+    assert went_offline <= NodeReturn.OFFLINE_WITHIN
+    assert record.thawed_at is not None, "the node was not thawed"
+    assert record.online_at is not None, "cluster 2 did not show cluster 3 Online again"
+    took = record.online_at - record.thawed_at
     print(f"cluster2: cluster 3 Online again {took:.1f} s after its node went on")
     # Its agent re-announces at once when its node answers again, and the fast path applies what it hears.
     assert took <= 30, f"cluster 3 was Online again only {took:.0f} s after its node went on"
