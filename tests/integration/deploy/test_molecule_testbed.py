@@ -26,9 +26,9 @@ from tests.unit.deploy.deploy_support import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# A guard against a hang, not a target: the scenario took 291-377 s in `make test` on 2 cores, longer while the
-# longest files run beside it. Below the test's own pytest timeout, which would end the test without stopping what
-# molecule started.
+# A guard against a hang, not a target: the scenario took 126 s alone and 161-220 s in `make test` on 2 cores,
+# longer while the longest files run beside it. Below the test's own pytest timeout, which would end the test without
+# stopping what molecule started.
 MOLECULE_SECONDS = 840
 
 
