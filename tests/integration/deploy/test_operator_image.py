@@ -70,8 +70,9 @@ def container(operator_image: str) -> Iterator[str]:
         capture_output=True,
         text=True,
         timeout=180,
-        check=True,
+        check=False,
     )  # fmt: skip
+    assert started.returncode == 0, f"podman run of {operator_image}: {started.stderr}"
     container_id = started.stdout.strip()
     try:
         yield container_id
