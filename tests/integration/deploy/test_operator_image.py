@@ -86,7 +86,7 @@ def container(operator_image: str) -> Iterator[str]:
         )
 
 
-def run_in_image(container: str, *argv: str) -> subprocess.CompletedProcess[str]:
+def run_in_container(container: str, *argv: str) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in the image's ``container``, with the user, root and capabilities it runs with."""
     return subprocess.run(
         images.podman_argv("exec", container, *argv),
@@ -99,29 +99,29 @@ def run_in_image(container: str, *argv: str) -> subprocess.CompletedProcess[str]
 
 
 def test_the_image_runs_the_operator_and_the_agent_as_the_chart_runs_them(container: str) -> None:
-    operator = run_in_image(container, "cluster-discovery-operator", "--help")
+    operator = run_in_container(container, "cluster-discovery-operator", "--help")
     assert operator.returncode == 0, operator.stderr
     assert "--watches-file" in operator.stdout
-    agent = run_in_image(container, "cluster-discovery-agent", "--help")
+    agent = run_in_container(container, "cluster-discovery-agent", "--help")
     assert agent.returncode == 0, agent.stderr
     assert "--offline-after" in agent.stdout
-    identity = run_in_image(container, "id", "-u")
+    identity = run_in_container(container, "id", "-u")
     assert identity.stdout.strip() == "1001"
 
 
 def test_the_image_ships_the_collection_and_kubernetes_core_where_ansible_finds_them(container: str) -> None:
-    listed = run_in_image(container, "ansible-galaxy", "collection", "list", "--format", "json")
+    listed = run_in_container(container, "ansible-galaxy", "collection", "list", "--format", "json")
     assert listed.returncode == 0, listed.stderr
     found = {name: info["version"] for where in json.loads(listed.stdout).values() for name, info in where.items()}
     assert found["peerdiscovery.cluster_discovery"] == "0.1.0"
     assert found["kubernetes.core"].startswith("6.")
-    doc = run_in_image(container, "ansible-doc", "peerdiscovery.cluster_discovery.ipfs_swarm")
+    doc = run_in_container(container, "ansible-doc", "peerdiscovery.cluster_discovery.ipfs_swarm")
     assert doc.returncode == 0, doc.stderr
     assert "ipfs_swarm" in doc.stdout
 
 
 def test_the_image_keeps_neither_the_sources_nor_the_build_ca_bundle(operator_image: str, container: str) -> None:
-    found = run_in_image(container, "sh", "-c", "ls -d /src /run/secrets/ca-bundle /root/.cache/pip 2>/dev/null")
+    found = run_in_container(container, "sh", "-c", "ls -d /src /run/secrets/ca-bundle /root/.cache/pip 2>/dev/null")
     assert found.stdout.strip() == ""
     history = subprocess.run(
         images.podman_argv("history", "--no-trunc", "--format", "{{.CreatedBy}}", operator_image),
