@@ -396,8 +396,9 @@ class AnsibleRunner:
         self.settings = settings
         self.kube = kube
         self.python = settings.python_interpreter or sys.executable
-        # The ansible-playbook next to our interpreter is the one of our virtualenv or image.
-        self._playbook = os.path.join(os.path.dirname(self.python), "ansible-playbook")
+        # The ansible-playbook next to our interpreter is the one of our virtualenv or image (None: there is none).
+        playbook = os.path.join(os.path.dirname(self.python), "ansible-playbook")
+        self._playbook = playbook if os.path.exists(playbook) else None
         self._envvars = self._build_envvars()
         self._zygote: Zygote | None = None
         self._playbook_zygote: Zygote | None = None
@@ -407,7 +408,7 @@ class AnsibleRunner:
             self._zygote = Zygote(settings.artifacts_dir, python=self.python).start()
             self.interpreter = os.fspath(self._zygote.client_path)
             self._envvars[SOCKET_VARIABLE] = os.fspath(self._zygote.socket_path)
-        if settings.playbook_zygote and os.path.exists(self._playbook):
+        if settings.playbook_zygote and self._playbook is not None:
             try:
                 self._playbook_zygote = Zygote(
                     settings.artifacts_dir, python=self.python, playbook=self._playbook
@@ -455,7 +456,7 @@ class AnsibleRunner:
             # round trips (four subprocesses per task) without changing what any module does.
             "ANSIBLE_PIPELINING": os.environ.get("ANSIBLE_PIPELINING", "True"),
         }
-        if os.path.exists(self._playbook):
+        if self._playbook is not None:
             env["PATH"] = os.path.dirname(self._playbook) + os.pathsep + os.environ.get("PATH", "")
         if self.settings.skip_in_strategy and not os.environ.get("ANSIBLE_STRATEGY"):
             env["ANSIBLE_STRATEGY_PLUGINS"] = os.fspath(STRATEGY_PLUGINS)
