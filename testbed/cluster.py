@@ -17,6 +17,7 @@ none do nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -104,6 +105,8 @@ def up(folder: Path) -> int:
 def down(folder: Path) -> int:
     pid = _recorded_pid(folder)
     if pid is None:
+        # A killed run leaves its kubeconfig behind; `up` must not take it for a running cluster's.
+        _forget(folder)
         print("cluster: not running")
         return 0
     os.kill(pid, signal.SIGTERM)
@@ -111,10 +114,17 @@ def down(folder: Path) -> int:
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    (folder / "cluster.pid").unlink(missing_ok=True)
+        # `up` made it the leader of its own session: its group holds the control plane and kubelet it started.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    _forget(folder)
     print("cluster: stopped")
     return 0
+
+
+def _forget(folder: Path) -> None:
+    (folder / "kubeconfig").unlink(missing_ok=True)
+    (folder / "cluster.pid").unlink(missing_ok=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

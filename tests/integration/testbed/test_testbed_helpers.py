@@ -2,17 +2,19 @@
 
 Covered: the listen-address rewrite of the network stand-in, the image check,
 how container paths map to host folders, Kubernetes' ``$(VAR)`` expansion and
-command/args rules, and resource quantities. The same code runs for real in
+command/args rules, resource quantities, and what `testbed.cluster down` forgets. The same code runs for real in
 test_testbed_kubelet.py; these pin down the edge cases quickly.
 """
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
+from testbed import cluster
 from testbed.kube import parse_quantity
 from testbed.kuboimage import CMD, ENTRYPOINT, ContainerFS, Mount, container_argv, expand, image_mismatch, parse_image
 from testbed.podnet import rewrite_listen_addresses, rewrite_multiaddr
@@ -127,3 +129,15 @@ def test_command_and_args_combine_with_the_image_entrypoint_as_kubernetes_define
 )
 def test_resource_quantities_parse_exactly(text: str, value: Fraction):
     assert parse_quantity(text) == value
+
+
+def test_cluster_down_forgets_a_kubeconfig_that_a_killed_run_left_so_up_starts_anew(tmp_path: Path):
+    # A cluster process killed outright (molecule interrupted) leaves its kubeconfig and PID file; `up` must not
+    # take them for a running cluster (molecule/testbed's create would then check a dead API server).
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / "kubeconfig").write_text("clusters: []\n")
+    (tmp_path / "cluster.pid").write_text(f"{gone.pid}\n")
+    assert cluster.down(tmp_path) == 0
+    assert not (tmp_path / "kubeconfig").exists()
+    assert not (tmp_path / "cluster.pid").exists()
