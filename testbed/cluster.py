@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from testbed import images
+from testbed import images, proctree
 from testbed.controlplane import control_plane_running
 from testbed.kubelet import kubo_kubelet_running
 
@@ -114,9 +114,10 @@ def down(folder: Path) -> int:
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     if _alive(pid):
-        # `up` made it the leader of its own session: its group holds the control plane and kubelet it started.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        # Its control plane, kubelet and pods run in sessions of their own: each goes, then the process itself.
+        for process in [*proctree.descendants(pid), pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process, signal.SIGKILL)
     _forget(folder)
     print("cluster: stopped")
     return 0

@@ -1,20 +1,23 @@
-"""The kubelet stand-in's pure rules, without processes or a cluster.
+"""The test bed's helper rules, without a cluster.
 
 Covered: the listen-address rewrite of the network stand-in, the image check,
 how container paths map to host folders, Kubernetes' ``$(VAR)`` expansion and
-command/args rules, resource quantities, and what `testbed.cluster down` forgets. The same code runs for real in
-test_testbed_kubelet.py; these pin down the edge cases quickly.
+command/args rules, resource quantities (the same code runs for real in
+test_testbed_kubelet.py; these pin down the edge cases quickly), and what
+``testbed.cluster down`` does with a cluster that is gone or will not stop.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from testbed import cluster
+from testbed import cluster, procs, proctree
 from testbed.kube import parse_quantity
 from testbed.kuboimage import CMD, ENTRYPOINT, ContainerFS, Mount, container_argv, expand, image_mismatch, parse_image
 from testbed.podnet import rewrite_listen_addresses, rewrite_multiaddr
@@ -141,3 +144,29 @@ def test_cluster_down_forgets_a_kubeconfig_that_a_killed_run_left_so_up_starts_a
     assert cluster.down(tmp_path) == 0
     assert not (tmp_path / "kubeconfig").exists()
     assert not (tmp_path / "cluster.pid").exists()
+
+
+def test_cluster_down_past_its_timeout_kills_what_the_cluster_started_in_sessions_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A cluster that ignores SIGTERM, with a child in a session of its own as the control plane's processes are.
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, subprocess, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+            " subprocess.Popen(['sleep', '300'], start_new_session=True); print('ready', flush=True); time.sleep(300)",
+        ],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
+    child = proctree.children(stubborn.pid)
+    assert len(child) == 1
+    (tmp_path / "kubeconfig").write_text("clusters: []\n")
+    (tmp_path / "cluster.pid").write_text(f"{stubborn.pid}\n")
+    monkeypatch.setattr(cluster, "STOP_TIMEOUT", 0.5)
+    assert cluster.down(tmp_path) == 0
+    assert stubborn.wait(timeout=10) == -signal.SIGKILL
+    procs.wait_for(lambda: not proctree.alive(child[0]), timeout=10, interval=0.05, what="the cluster's child to end")
+    assert not (tmp_path / "kubeconfig").exists()
