@@ -36,22 +36,12 @@ READY_TIMEOUT = 240.0
 STOP_TIMEOUT = 60.0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _recorded_pid(folder: Path) -> int | None:
     try:
         pid = int((folder / "cluster.pid").read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if proctree.alive(pid) else None
 
 
 def serve(folder: Path) -> int:
@@ -111,9 +101,9 @@ def down(folder: Path) -> int:
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _alive(pid) and time.monotonic() < deadline:
+    while proctree.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(pid):
+    if proctree.alive(pid):
         # Its control plane, kubelet and pods run in sessions of their own: each goes, then the process itself.
         for process in [*proctree.descendants(pid), pid]:
             with contextlib.suppress(ProcessLookupError):
