@@ -188,12 +188,16 @@ class WriteCounter:
     def __init__(self, cluster: Cluster) -> None:
         api = kubernetes.client.CustomObjectsApi(cluster.control_plane.api_client())
         self.counts = {"peers": 0, "identities": 0, "swarmpools": 0}
-        self.stop = threading.Event()
-        for plural in self.counts:
+        self._stopping = threading.Event()
+        self._watchers = [
             Watcher(
-                f"count {plural}", api.list_namespaced_custom_object, self._counter(plural), self.stop,
+                f"count {plural}", api.list_namespaced_custom_object, self._counter(plural), self._stopping,
                 group=GROUP, version=VERSION, namespace=NS, plural=plural,
-            ).start()  # fmt: skip
+            )
+            for plural in self.counts
+        ]  # fmt: skip
+        for watcher in self._watchers:
+            watcher.start()
 
     def _counter(self, plural: str) -> Callable[[str, dict[str, Any]], None]:
         def count(kind: str, _obj: dict[str, Any]) -> None:
@@ -205,6 +209,11 @@ class WriteCounter:
     def snapshot(self) -> dict[str, int]:
         return dict(self.counts)
 
+    def close(self) -> None:
+        self._stopping.set()
+        for watcher in self._watchers:
+            watcher.interrupt()
+
 
 class PeerEvents:
     """Every event on W's Peers (a relist's SYNC among them), with the wall time it arrived."""
@@ -213,11 +222,16 @@ class PeerEvents:
         api = kubernetes.client.CustomObjectsApi(cluster.control_plane.api_client())
         self.events: list[tuple[float, str, dict[str, Any]]] = []
         self.lock = threading.Lock()
-        self.stop = threading.Event()
-        Watcher(
-            "peer events", api.list_namespaced_custom_object, self._record, self.stop,
+        self._stopping = threading.Event()
+        self._watcher = Watcher(
+            "peer events", api.list_namespaced_custom_object, self._record, self._stopping,
             group=GROUP, version=VERSION, namespace=NS, plural="peers",
-        ).start()  # fmt: skip
+        )  # fmt: skip
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._watcher.interrupt()
 
     def _record(self, kind: str, peer: dict[str, Any]) -> None:
         with self.lock:
@@ -478,7 +492,7 @@ def main() -> None:
                     deletions.append(seen - retracted)
                 print(f"N={size}: deletions {', '.join(f'{d:.2f}' for d in deletions)} s", flush=True)
                 members.drop_last(len(joined))
-                events.stop.set()
+                events.close()
 
                 # The trials' own writes settle: the next Identity round (2 minutes) counts the members that left.
                 time.sleep(135)
@@ -499,7 +513,7 @@ def main() -> None:
                 time.sleep(args.steady)
                 after = steady_cpu(parts)
                 writes = {k: v - writes_before[k] for k, v in counter.snapshot().items()}
-                counter.stop.set()
+                counter.close()
                 minutes = args.steady / 60
                 rows.append(
                     {

@@ -35,8 +35,10 @@ from kubernetes.client.exceptions import ApiException
 Obj = dict[str, Any]
 Handler = Callable[[str, Obj], None]
 
-WATCH_TIMEOUT_SECONDS = 5
-"""Server-side watch timeout: bounds how long a stopping watcher lingers."""
+WATCH_TIMEOUT_SECONDS = int(KubeSettings().watch_timeout)
+"""Server-side watch timeout, the product's own (five minutes): each re-watch costs the API server and etcd a
+new watch, so a quiet kind is watched again every five minutes, not every few seconds. A stopping watcher does
+not wait it out: :meth:`Watcher.interrupt` shuts its open stream down."""
 
 
 def new_api_client(kubeconfig: os.PathLike[str] | str, context: str | None = None) -> kubernetes.client.ApiClient:
@@ -101,21 +103,24 @@ class Watcher(threading.Thread):
         self._log = log or (lambda message: None)
         self._list_kwargs = list_kwargs
         self._known: dict[str, Obj] = {}
+        self._resource_version = ""
+        self._response: Any = None  # the open watch stream, for interrupt()
+        self._response_lock = threading.Lock()
+        self._interrupted = False
         self.synced = threading.Event()
         """Set after the first list has been handled."""
         self.lists = 0
         """How many times the kind was listed: 1, plus one per 410 Gone."""
 
     def run(self) -> None:
-        resource_version = ""
         while not self._stopping.is_set():
             try:
-                if not resource_version:
-                    resource_version = self._relist()
-                resource_version = self._watch(resource_version)
+                if not self._resource_version:
+                    self._resource_version = self._relist()
+                self._watch()
             except ApiException as err:
                 if err.status == 410:
-                    resource_version = ""  # expired: list again
+                    self._resource_version = ""  # expired: list again
                     self._log(f"watch {self.name}: 410 Gone, listing again")
                     continue
                 self._report(f"{self.name}: API error {err.status}: {err.reason}")
@@ -123,8 +128,21 @@ class Watcher(threading.Thread):
             except Exception as err:  # a watcher must outlive a dropped connection
                 if self._stopping.is_set():
                     return
+                with self._response_lock:
+                    interrupted, self._interrupted = self._interrupted, False
+                if interrupted:
+                    continue  # cut on purpose: watch again from the last version seen
                 self._report(f"{self.name}: {type(err).__name__}: {err}")
                 self._stopping.wait(1.0)
+
+    def interrupt(self) -> None:
+        """Cut the open watch stream: a stopping watcher ends at once; a running one watches again from the last
+        version it saw (as after a dropped connection)."""
+        with self._response_lock:
+            self._interrupted = True
+            response = self._response
+        if response is not None:
+            response.shutdown()
 
     def _relist(self) -> str:
         listing = as_dict(self._list_call, **self._list_kwargs)
@@ -139,31 +157,46 @@ class Watcher(threading.Thread):
         self.synced.set()
         return str(listing["metadata"]["resourceVersion"])
 
-    def _watch(self, resource_version: str) -> str:
-        stream = kubernetes.watch.Watch().stream(
-            self._list_call,
-            resource_version=resource_version,
+    def _watch(self) -> None:
+        response = self._list_call(
+            watch=True,
+            resource_version=self._resource_version,
             timeout_seconds=WATCH_TIMEOUT_SECONDS,
             allow_watch_bookmarks=True,
+            _preload_content=False,
+            _request_timeout=(10, WATCH_TIMEOUT_SECONDS + 30),
             **self._list_kwargs,
         )
-        for event in stream:
-            if self._stopping.is_set():
-                break
-            kind = event["type"]
-            raw: Obj = event["raw_object"]
-            if kind == "ERROR":
-                code = raw.get("code")
-                raise ApiException(status=code, reason=str(raw.get("message", "")))
-            resource_version = str(raw.get("metadata", {}).get("resourceVersion") or resource_version)
-            if kind == "BOOKMARK":
-                continue
-            if kind == "DELETED":
-                self._known.pop(uid_of(raw), None)
-            else:
-                self._known[uid_of(raw)] = raw
-            self._dispatch(kind, raw)
-        return resource_version
+        with self._response_lock:
+            self._response = response
+            cut, self._interrupted = self._interrupted, False  # an interrupt() before the stream was open
+        try:
+            if cut or self._stopping.is_set():
+                return
+            for line in kubernetes.watch.watch.iter_resp_lines(response):
+                if self._stopping.is_set():
+                    return
+                if not line:
+                    continue
+                event = json.loads(line)
+                kind = event["type"]
+                raw: Obj = event["object"]
+                if kind == "ERROR":
+                    code = raw.get("code")
+                    raise ApiException(status=code, reason=str(raw.get("message", "")))
+                self._resource_version = str(raw.get("metadata", {}).get("resourceVersion") or self._resource_version)
+                if kind == "BOOKMARK":
+                    continue
+                if kind == "DELETED":
+                    self._known.pop(uid_of(raw), None)
+                else:
+                    self._known[uid_of(raw)] = raw
+                self._dispatch(kind, raw)
+        finally:
+            with self._response_lock:
+                self._response = None
+            response.close()
+            response.release_conn()
 
     def _dispatch(self, kind: str, obj: Obj) -> None:
         if self._stopping.is_set():

@@ -208,6 +208,7 @@ class KuboKubelet:
         """Stop watching and stop every pod process (by PID); the Node is marked not ready."""
         with self.spawn_lock:
             self.stopping.set()
+        self.interrupt_watches()
         with self._workers_lock:
             workers = list(self._workers.values())
         for worker in workers:
@@ -225,6 +226,12 @@ class KuboKubelet:
         if self._client is not None:
             self._client.close()
         self.log("kubelet stand-in stopped")
+
+    def interrupt_watches(self) -> None:
+        """Cut every watch stream, as a dropped connection would; each watches again from the last version it saw
+        (or, stopping, ends at once)."""
+        for watcher in self._watchers:
+            watcher.interrupt()
 
     def __enter__(self) -> KuboKubelet:
         self.start()

@@ -26,7 +26,6 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from testbed.controlplane import ControlPlane, KubectlError
-from testbed.kube import WATCH_TIMEOUT_SECONDS
 from testbed.kubelet import POD_LABELS, KuboKubelet
 from testbed.kubo import KuboNode, new_swarm_key
 
@@ -421,15 +420,17 @@ def test_kubelet_stand_in_keeps_working_after_an_etcd_compaction_expires_its_wat
     control_plane: ControlPlane, kubelet: KuboKubelet, namespace: str
 ):
     before = sum(kubelet.watch_lists().values())
-    # A watch resumes (within WATCH_TIMEOUT_SECONDS) from the last version it
-    # saw; that is below the compaction only if no pod, volume or service of
-    # the shared cluster changed meanwhile (an earlier test's namespace may be
-    # going away), so compact again until a watch has met 410 Gone.
+    # A cut watch resumes from the last version it saw (as after a dropped
+    # connection, or its server-side timeout); that is below the compaction
+    # only if no pod, volume or service of the shared cluster changed meanwhile
+    # (an earlier test's namespace may be going away), so compact again until
+    # a watch has met 410 Gone.
     for _attempt in range(4):
         for name in ("marker-1", "marker-2"):  # writes the kubelet does not watch
             control_plane.kubectl("create", "configmap", name, "-n", namespace)
         compact_etcd(control_plane)
-        deadline = time.monotonic() + WATCH_TIMEOUT_SECONDS + 2
+        kubelet.interrupt_watches()
+        deadline = time.monotonic() + 5
         while time.monotonic() < deadline and sum(kubelet.watch_lists().values()) == before:
             time.sleep(0.2)
         if sum(kubelet.watch_lists().values()) > before:
