@@ -8,7 +8,7 @@ clusters (playbooks/federation_bootstrap.yml) across the three kube contexts,
 and each cluster's `kubectl get peers -A` and SwarmPool status are shown.
 
     python -m demo            # run, show, tear everything down
-    python -m demo --keep     # leave it running until Ctrl-C (prints a kubeconfig to explore with)
+    python -m demo --keep     # leave it running until Ctrl-C or a SIGTERM (prints a kubeconfig to explore with)
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from testbed import binaries
+from testbed import binaries, procs
 from testbed.collection import REPO_ROOT, activate
 from testbed.federation import Federation, WaitTimeout
 
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the clusters running until Ctrl-C")
     args = parser.parse_args(argv)
+    # `kill` or a closed terminal stops everything as Ctrl-C does, not only this process.
+    procs.interrupt_on(signal.SIGTERM, signal.SIGHUP)
     base = Path(tempfile.mkdtemp(prefix="cluster-discovery-demo-"))
     say(f"working folder {base}")
     try:

@@ -184,3 +184,21 @@ def running() -> list[ManagedProcess]:
 
 
 atexit.register(stop_all)
+
+
+def interrupt_on(*signums: signal.Signals) -> None:
+    """Make each of ``signums`` that would end Python at once raise KeyboardInterrupt instead, as Ctrl-C does.
+
+    A SIGTERM (``kill``, CI cancelling a job) or a SIGHUP (the terminal closed)
+    ends Python without running ``finally`` blocks or exit handlers: every
+    process it started would be left running. Interrupted instead, the
+    program unwinds and stops them by PID. A signal someone already handles
+    or ignores is left as it is.
+    """
+    for signum in signums:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -23,10 +23,10 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
+from testbed import procs
 from testbed.controlplane import ControlPlane, ControlPlanes
 from testbed.kubelet import KuboKubelet, KuboKubelets
 from testbed.kubo import KuboNode, KuboNodes
@@ -38,12 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # A SIGTERM (CI cancelling the job) would end Python without running
     # fixture finalizers; turned into KeyboardInterrupt, pytest tears down and
     # every test-bed process is stopped by PID.
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    procs.interrupt_on(signal.SIGTERM)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

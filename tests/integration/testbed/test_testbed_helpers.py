@@ -170,3 +170,28 @@ def test_cluster_down_past_its_timeout_kills_what_the_cluster_started_in_session
     assert stubborn.wait(timeout=10) == -signal.SIGKILL
     procs.wait_for(lambda: not proctree.alive(child[0]), timeout=10, interval=0.05, what="the cluster's child to end")
     assert not (tmp_path / "kubeconfig").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_program_stopped_by_a_signal_stops_what_it_started_as_after_ctrl_c(signum: signal.Signals, tmp_path: Path):
+    # What `python -m demo --keep` does: start processes, wait; a `kill` or a closed terminal must stop them too.
+    program = (
+        "import pathlib, signal, sys, time\n"
+        "from testbed import procs\n"
+        "procs.interrupt_on(signal.SIGTERM, signal.SIGHUP)\n"
+        f"log = pathlib.Path({str(tmp_path)!r}) / 'log'\n"
+        "server = procs.ManagedProcess(['sleep', '300'], name='server', log_path=log)\n"
+        "server.start()\n"
+        "print(server.pid, flush=True)\n"
+        "try:\n"
+        "    time.sleep(300)\n"
+        "finally:\n"
+        "    server.stop()\n"
+    )
+    demo = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, start_new_session=True)
+    assert demo.stdout is not None
+    server = int(demo.stdout.readline())
+    assert proctree.alive(server)
+    demo.send_signal(signum)
+    assert demo.wait(timeout=30) != -signum, "ended by the signal itself: nothing it started was stopped"
+    procs.wait_for(lambda: not proctree.alive(server), timeout=10, interval=0.05, what="the started process to end")
