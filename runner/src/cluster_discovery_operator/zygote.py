@@ -420,9 +420,9 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int], *, 
 
             traceback.print_exc()
             code = 1
-        if playbooks:
-            # What a process's normal end runs: ansible removes its temporary folder, multiprocessing its queues.
-            atexit._run_exitfuncs()
+        # What a process's normal end runs: ansible removes its temporary folder, multiprocessing its queues, the
+        # Kubernetes client the files it wrote a kubeconfig's certificates and key to.
+        atexit._run_exitfuncs()
     finally:
         finished.set()
         with contextlib.suppress(Exception):

@@ -8,6 +8,7 @@ and real ansible runs giving the same results with and without the zygote.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -79,6 +80,47 @@ def test_a_file_argument_runs_that_file_and_an_uncaught_exception_is_reported_as
     assert done.returncode == 1
     assert done.stdout == "['one']\n"
     assert "ValueError: broken on purpose" in done.stderr and "Traceback" in done.stderr
+
+
+def test_a_module_process_ends_as_python_does_so_the_kubeconfigs_key_it_copied_is_removed(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    # The Kubernetes client copies a kubeconfig's inline certificates and key to temporary files and removes them
+    # in an exit handler: a module process that skipped the handlers left a copy of the key behind at every run.
+    def data(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {"server": "https://127.0.0.1:1", "certificate-authority-data": data("CA")},
+                    }
+                ],
+                "users": [
+                    {"name": "u", "user": {"client-certificate-data": data("CERT"), "client-key-data": data("KEY")}}
+                ],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            }
+        )
+    )
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    code = (
+        "import os, kubernetes.config\n"
+        "kubernetes.config.load_kube_config(config_file=os.environ['KUBECONFIG'])\n"
+        "print(len(os.listdir(os.environ['TMPDIR'])))\n"
+    )
+    done = _client(zygote, code=code, env={"KUBECONFIG": os.fspath(kubeconfig), "TMPDIR": os.fspath(temporary)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "3\n"  # the CA, the certificate and the key, while the module ran
+    assert list(temporary.iterdir()) == []
 
 
 def _payload(folder: Path, source: str) -> Path:
