@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,9 +149,12 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
     except WaitTimeout as err:
         print(err, file=sys.stderr)
+        say(f"everything stopped; the clusters' logs are kept in {base}")
         return 1
     except KeyboardInterrupt:
         pass
+    # The clusters are gone: their etcd data, admin keys and logs go with them.
+    shutil.rmtree(base, ignore_errors=True)
     say("everything stopped")
     return 0
 
