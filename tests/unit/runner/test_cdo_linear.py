@@ -9,6 +9,8 @@ result; across hosts ansible promises no order, so none is compared.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -191,3 +193,62 @@ def test_workers_start_with_the_kubernetes_client_imported(tmp_path: Path) -> No
     # A worker that reads objects with query('kubernetes.core.k8s', ...) does not import the client again.
     assert '"msg": true' in _imported_in_a_worker(tmp_path / "cdo", STRATEGY)
     assert '"msg": false' in _imported_in_a_worker(tmp_path / "linear", "linear")
+
+
+def _left_in_tmpdir(tmp_path: Path, strategy: str) -> list[str]:
+    """What a play whose worker reads objects through kubernetes.core's lookup leaves in its TMPDIR, with a
+    kubeconfig holding its CA, client certificate and key inline (an operator run out of its cluster)."""
+
+    def data(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    tmp_path.mkdir()
+    kubeconfig = tmp_path / "inline.kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "nobody",
+                "clusters": [
+                    {
+                        "name": "nobody",
+                        "cluster": {"server": "https://127.0.0.1:1", "certificate-authority-data": data("CA")},
+                    }
+                ],
+                "users": [
+                    {"name": "admin", "user": {"client-certificate-data": data("CERT"), "client-key-data": data("KEY")}}
+                ],
+                "contexts": [{"name": "nobody", "context": {"cluster": "nobody", "user": "admin"}}],
+            }
+        )
+    )
+    (tmp_path / "play.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n"
+        "        msg: \"{{ query('kubernetes.core.k8s', api_version='v1', kind='Namespace') }}\"\n"
+        "      ignore_errors: true\n"
+    )
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    completed = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "play.yml"],
+        env={
+            **os.environ,
+            **_environment(strategy),
+            "K8S_AUTH_KUBECONFIG": os.fspath(kubeconfig),
+            "TMPDIR": os.fspath(temporary),
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "ignoring" in completed.stdout  # the lookup ran, and found nobody at the API server's address
+    return sorted(path.name for path in temporary.iterdir())
+
+
+def test_a_worker_that_reads_the_kubeconfig_leaves_no_copy_of_its_key(tmp_path: Path) -> None:
+    # Under linear each such worker leaves the CA, the certificate and the key (it ends without exit handlers).
+    assert len(_left_in_tmpdir(tmp_path / "linear", "linear")) == 3
+    assert _left_in_tmpdir(tmp_path / "cdo", STRATEGY) == []

@@ -51,6 +51,7 @@ from ansible.playbook.handler import Handler
 from ansible.plugins.loader import action_loader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
 
+from cluster_discovery_operator.ansible_plugins import kubeconfig_files
 from cluster_discovery_operator.ansible_plugins.compiled_templates import install as install_compiled_templates
 from cluster_discovery_operator.ansible_plugins.module_payloads import PayloadStore, store_from_environment
 from cluster_discovery_operator.zygote import KUBERNETES_CLIENT, preload
@@ -78,6 +79,9 @@ description:
     So do M(kubernetes.core.k8s) and M(kubernetes.core.k8s_info) tasks that neither C(wait) nor fetch a URL C(src).
   - Imports the Kubernetes client and kubernetes.core's client code once, when installed, so that every forked worker
     starts with them.
+  - Writes the inline certificates of the kubeconfig in C(K8S_AUTH_KUBECONFIG) to temporary files before the play,
+    so that forked workers reuse them and they are removed when ansible-playbook ends, instead of each worker that
+    reads the kubeconfig leaving a copy.
   - Where the environment names the cluster-discovery runner's payload store, uses the module payloads earlier runs
     built from the same sources, and keeps what the play built.
 author: cluster-discovery
@@ -117,6 +121,7 @@ _PAYLOADS: PayloadStore | None = store_from_environment()
 
 class StrategyModule(LinearStrategyModule):  # type: ignore[misc]  # ansible-core ships no type information
     def run(self, iterator: Any, play_context: Any) -> Any:
+        kubeconfig_files.write_for_workers()
         if _PAYLOADS is None:
             return super().run(iterator, play_context)
         _PAYLOADS.restore_quietly()
