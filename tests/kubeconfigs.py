@@ -1,4 +1,5 @@
-"""Kubeconfigs of the one shape members accept (plugins/module_utils/member_kubeconfig.py), for tests.
+"""Kubeconfigs for tests: of the one shape members accept (plugins/module_utils/member_kubeconfig.py), and one
+with its credentials inline as an admin's is.
 
 The certificate authority is a real self-signed certificate (the test bed's
 own kind of CA) made once per test process, so the shape's check (PEM certificates that parse) is met for real.
@@ -50,3 +51,22 @@ def kubeconfig_dict(
 def kubeconfig_text(name: str = "member", **fields: Any) -> str:
     """A valid kubeconfig in the canonical text the product publishes and stores."""
     return yaml.safe_dump(kubeconfig_dict(name, **fields), sort_keys=False, default_flow_style=False)
+
+
+def inline_credentials_kubeconfig(
+    name: str = "nobody", *, server: str = "https://127.0.0.1:1", ca: str = "CA", cert: str = "CERT", key: str = "KEY"
+) -> dict[str, Any]:
+    """A kubeconfig holding its CA, client certificate and key inline (``*-data``), as kind's or an admin's does;
+    the contents are the given text, which the Kubernetes client copies to files as they are."""
+
+    def data(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": name,
+        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": data(ca)}}],
+        "users": [{"name": name, "user": {"client-certificate-data": data(cert), "client-key-data": data(key)}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+    }

@@ -9,7 +9,6 @@ result; across hosts ansible promises no order, so none is compared.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -21,6 +20,8 @@ from typing import Any
 import ansible_runner
 import pytest
 from cluster_discovery_operator.running import STRATEGY, STRATEGY_PLUGINS
+
+from tests.kubeconfigs import inline_credentials_kubeconfig
 
 PLAY = Path(__file__).resolve().parent / "data" / "playbooks" / "conditions"
 # Tasks whose false condition the strategy decides; every other skip still takes a worker.
@@ -199,30 +200,9 @@ def _left_in_tmpdir(tmp_path: Path, strategy: str) -> list[str]:
     """What a play whose worker reads objects through kubernetes.core's lookup leaves in its TMPDIR, with a
     kubeconfig holding its CA, client certificate and key inline (an operator run out of its cluster)."""
 
-    def data(text: str) -> str:
-        return base64.b64encode(text.encode()).decode()
-
     tmp_path.mkdir()
     kubeconfig = tmp_path / "inline.kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "nobody",
-                "clusters": [
-                    {
-                        "name": "nobody",
-                        "cluster": {"server": "https://127.0.0.1:1", "certificate-authority-data": data("CA")},
-                    }
-                ],
-                "users": [
-                    {"name": "admin", "user": {"client-certificate-data": data("CERT"), "client-key-data": data("KEY")}}
-                ],
-                "contexts": [{"name": "nobody", "context": {"cluster": "nobody", "user": "admin"}}],
-            }
-        )
-    )
+    kubeconfig.write_text(json.dumps(inline_credentials_kubeconfig()))
     (tmp_path / "play.yml").write_text(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
         "    - ansible.builtin.debug:\n"

@@ -3,12 +3,13 @@ as the Kubernetes client keeps what it wrote in a module-wide table)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.kubeconfigs import inline_credentials_kubeconfig
 
 PROBE = (
     "import json, os\n"
@@ -17,10 +18,6 @@ PROBE = (
     "count = write_for_workers()\n"
     "print(json.dumps([count, sorted(open(p).read() for p in kube_config._temp_files.values())]))\n"
 )
-
-
-def _data(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
 
 
 def _written(tmp_path: Path, env: dict[str, str]) -> tuple[int, list[str]]:
@@ -40,35 +37,14 @@ def _written(tmp_path: Path, env: dict[str, str]) -> tuple[int, list[str]]:
 
 
 def test_the_named_contexts_cluster_and_user_are_written_and_no_other(tmp_path: Path) -> None:
+    # Two contexts: "a" with its credentials inline, "b" with a token and only its CA inline.
+    config = inline_credentials_kubeconfig("a", ca="CA a", cert="CERT a", key="KEY a")
+    other = inline_credentials_kubeconfig("b", ca="CA b")
+    other["users"][0]["user"] = {"token": "not a file"}
+    for section in ("clusters", "users", "contexts"):
+        config[section] += other[section]
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "current-context": "a",
-                "clusters": [
-                    {
-                        "name": "a",
-                        "cluster": {"server": "https://127.0.0.1:1", "certificate-authority-data": _data("CA a")},
-                    },
-                    {
-                        "name": "b",
-                        "cluster": {"server": "https://127.0.0.1:2", "certificate-authority-data": _data("CA b")},
-                    },
-                ],
-                "users": [
-                    {
-                        "name": "a",
-                        "user": {"client-certificate-data": _data("CERT a"), "client-key-data": _data("KEY a")},
-                    },
-                    {"name": "b", "user": {"token": "not a file"}},
-                ],
-                "contexts": [
-                    {"name": "a", "context": {"cluster": "a", "user": "a"}},
-                    {"name": "b", "context": {"cluster": "b", "user": "b"}},
-                ],
-            }
-        )
-    )
+    kubeconfig.write_text(json.dumps(config))
     assert _written(tmp_path, {"K8S_AUTH_KUBECONFIG": os.fspath(kubeconfig)}) == (3, ["CA a", "CERT a", "KEY a"])
     named = {"K8S_AUTH_KUBECONFIG": os.fspath(kubeconfig), "K8S_AUTH_CONTEXT": "b"}
     assert _written(tmp_path, named) == (1, ["CA b"])

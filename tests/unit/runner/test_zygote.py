@@ -8,7 +8,6 @@ and real ansible runs giving the same results with and without the zygote.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote, parsing_o
 
 from testbed import proctree
 from testbed.proctree import cpu_seconds
+from tests.kubeconfigs import inline_credentials_kubeconfig
 from tests.unit.runner.run_items import run_item
 
 PLAYBOOK = Path(__file__).resolve().parent / "data" / "playbooks" / "modules.yml"
@@ -87,29 +87,8 @@ def test_a_module_process_ends_as_python_does_so_the_kubeconfigs_key_it_copied_i
 ) -> None:
     # The Kubernetes client copies a kubeconfig's inline certificates and key to temporary files and removes them
     # in an exit handler: a module process that skipped the handlers left a copy of the key behind at every run.
-    def data(text: str) -> str:
-        return base64.b64encode(text.encode()).decode()
-
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "c",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {"server": "https://127.0.0.1:1", "certificate-authority-data": data("CA")},
-                    }
-                ],
-                "users": [
-                    {"name": "u", "user": {"client-certificate-data": data("CERT"), "client-key-data": data("KEY")}}
-                ],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-            }
-        )
-    )
+    kubeconfig.write_text(json.dumps(inline_credentials_kubeconfig()))
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     code = (
