@@ -31,7 +31,7 @@ _INLINE_FILES = (("cluster", "certificate-authority"), ("user", "client-certific
 
 def write_for_workers(environ: Mapping[str, str] = os.environ) -> int:
     """Write the inline certificate files of the run's kubeconfig (K8S_AUTH_KUBECONFIG and K8S_AUTH_CONTEXT, as
-    kubernetes.core reads them) in this process; how many it holds now. 0 in a cluster, without a kubeconfig."""
+    kubernetes.core reads them) in this process; how many there were (0 in a cluster, without a kubeconfig)."""
     path = environ.get("K8S_AUTH_KUBECONFIG")
     if not path or os.pathsep in path:
         return 0
