@@ -44,7 +44,6 @@ import io
 import json
 import os
 import pickle
-import shutil
 import sys
 import tempfile
 import zipfile
@@ -216,7 +215,7 @@ class PayloadStore:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             (self.folder / key).mkdir(exist_ok=True, mode=0o700)
             _copy_atomically(payload, self.folder / key / name)
-            _write_atomically(self.folder / f"{name}{_COLLECTIONS_SUFFIX}", json.dumps(collections))
+            _write_atomically(self.folder / f"{name}{_COLLECTIONS_SUFFIX}", json.dumps(collections).encode())
             copied += 1
         return copied
 
@@ -243,23 +242,16 @@ class PayloadStore:
         return digest.hexdigest()
 
 
-def _write_atomically(target: Path, text: str) -> None:
+def _copy_atomically(source: Path, target: Path) -> None:
+    _write_atomically(target, source.read_bytes())  # a payload is a few hundred KB at most
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Another run may read ``target`` at any time: it appears whole or not at all."""
     handle, temporary = tempfile.mkstemp(prefix=".write-", dir=target.parent)
     try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    """Another run may read ``target`` at any time: it appears whole or not at all."""
-    handle, temporary = tempfile.mkstemp(prefix=".copy-", dir=target.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
