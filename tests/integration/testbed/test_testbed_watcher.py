@@ -16,6 +16,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from testbed import procs
 from testbed.controlplane import ControlPlane
 from testbed.kube import WATCH_TIMEOUT_SECONDS, Watcher
 
@@ -40,14 +41,12 @@ class Seen:
         with self.lock:
             self.events.append((kind, obj["metadata"]["name"]))
 
-    def wait_for(self, event: tuple[str, str], timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for(self, event: tuple[str, str]) -> None:
+        def seen() -> bool:
             with self.lock:
-                if event in self.events:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"{event} not seen within {timeout} s: {self.events}")
+                return event in self.events
+
+        procs.wait_for(seen, timeout=10, interval=0.05, what=f"{event} among {self.events}")
 
 
 def test_a_cut_watch_resumes_and_a_stopping_watcher_ends_at_once_though_its_watch_lasts_minutes(
