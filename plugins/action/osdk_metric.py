@@ -14,29 +14,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.operator_requests import (
     build_metric,
     metric_argspec,
 )
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.plugin_utils.data_action import DataAction
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    # Pure data and no output: the runner's cdo_linear strategy runs it in its own process, without a worker.
-    RUNS_WITHOUT_WORKER = True
-    _requires_connection = False
+def _metric(params: dict[str, Any]) -> dict[str, Any]:
+    return {"metric": build_metric(params)}
+
+
+class ActionModule(DataAction):
+    argspec = staticmethod(metric_argspec)
+    compute = staticmethod(_metric)
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
-        _validation, params = self.validate_argument_spec(argument_spec=metric_argspec())
-        if params.get("address"):
-            result.update(self._execute_module(module_args=self._task.args, task_vars=task_vars))
-            return result
-        try:
-            metric = build_metric(params)
-        except ValueError as exc:
-            result.update(failed=True, msg=str(exc))
-            return result
-        result.update(changed=False, metric=metric)
+        if not self._task.args.get("address"):
+            return super().run(tmp, task_vars)
+        # With an address the module POSTs the metric: that is work for a module process.
+        result: dict[str, Any] = super(DataAction, self).run(tmp, task_vars)
+        result.update(self._execute_module(module_args=self._task.args, task_vars=task_vars))
         return result

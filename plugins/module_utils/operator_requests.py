@@ -47,6 +47,12 @@ def duration_seconds(text: str) -> float:
     return seconds
 
 
+def requeue_request(params: Mapping[str, Any]) -> dict[str, Any]:
+    """requeue_after's result: the period as given and its seconds."""
+    period = str(params["time"]).strip()
+    return {"period": period, "seconds": duration_seconds(period)}
+
+
 def metric_argspec() -> dict[str, Any]:
     return {
         "name": {"type": "str", "required": True},

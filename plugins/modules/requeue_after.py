@@ -67,18 +67,18 @@ seconds:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.operator_requests import (
-    duration_seconds,
     requeue_argspec,
+    requeue_request,
 )
 
 
 def main():
     module = AnsibleModule(argument_spec=requeue_argspec(), supports_check_mode=True)
     try:
-        seconds = duration_seconds(module.params["time"].strip())
+        request = requeue_request(module.params)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, period=module.params["time"].strip(), seconds=seconds)
+    module.exit_json(changed=False, **request)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,17 @@ is given is already set, honours check mode, and behaves the same when it runs
 as an action on the controller (the default for local connections) and as a
 module process (forced here with the task's ``environment``); k8s_event
 creates an Event about the object and counts a repeat; requeue_after and
-osdk_metric return what the operator reads.
+osdk_metric return what the operator reads, fail with a clear ``msg`` on a bad
+request, and osdk_metric given an ``address`` posts the metric there.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +201,53 @@ def test_k8s_event_records_and_counts(cluster: Cluster, namespace: str, tmp_path
         "labels": {"widget": "w"},
         "gauge": {"set": 0.0},
     }
+
+
+def test_osdk_metric_with_an_address_posts_from_the_module_and_bad_requests_fail_clearly(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    received: list[tuple[str, dict[str, Any]]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        metric = {"name": "m", "description": "d", "counter": {"increment": True}}
+        address = f"http://127.0.0.1:{server.server_port}/metrics"
+        results = play(
+            cluster,
+            tmp_path,
+            [
+                {"name": "posted", "peerdiscovery.cluster_discovery.osdk_metric": {**metric, "address": address}},
+                {
+                    "name": "bad metric",
+                    "peerdiscovery.cluster_discovery.osdk_metric": {"name": "m", "description": "d"},
+                    "ignore_errors": True,
+                },
+                {
+                    "name": "bad time",
+                    "peerdiscovery.cluster_discovery.requeue_after": {"time": "soon"},
+                    "ignore_errors": True,
+                },
+            ],
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert results["posted"]["failed"] is False, results["posted"].get("msg")
+    assert results["posted"]["changed"] is True
+    assert received == [("/metrics", {"name": "m", "description": "d", "counter": {"increment": True}})]
+    assert results["bad metric"]["failed"] is True
+    assert "counter, gauge, histogram or summary" in results["bad metric"]["msg"]
+    assert results["bad time"]["failed"] is True
+    assert results["bad time"]["msg"].startswith("time must be a duration such as 30s")
