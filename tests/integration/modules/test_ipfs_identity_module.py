@@ -91,6 +91,14 @@ def connect(node: Any, *others: Any) -> None:
         kubo.swarm_connect(*(other.swarm_addr for other in others))
 
 
+def members(kubo_node: Any, key: SwarmKey, first_name: str, second_name: str) -> tuple[Any, Any]:
+    """Two nodes of the key's swarm, the second connected to the first."""
+    first = kubo_node(key.text, name=first_name)
+    second = kubo_node(key.text, name=second_name)
+    connect(second, first)
+    return first, second
+
+
 def published(node: Any, key: SwarmKey) -> Published | None:
     """What the node records it published on this swarm (its MFS state)."""
     with client(node) as kubo:
@@ -163,9 +171,7 @@ def answering(kubo_node: Any) -> Iterator[Callable[..., Callable[[], None]]]:
 def test_a_published_identity_is_idempotent_and_discovered_by_another_member_with_its_kubeconfig_opened(
     kubo_node: Any, answering: Any, play: Any, key: SwarmKey
 ) -> None:
-    first = kubo_node(key.text, name="member-a")
-    second = kubo_node(key.text, name="member-b")
-    connect(second, first)
+    first, second = members(kubo_node, key, "member-a", "member-b")
     answering(first, key=key)
     kubeconfig = kubeconfig_of("cluster1")
     fields: dict[str, Any] = {
@@ -208,13 +214,7 @@ def test_a_published_identity_is_idempotent_and_discovered_by_another_member_wit
         "cid": made["cid"],
         "sequence": made["sequence"],
         "issued_at": made["issued_at"],
-        "name": "Cluster 1",
-        "description": "I'm cluster 1",
-        "url": "https://35.240.24.118",
-        "categories": ["computing", "EO data", "IOT data"],
-        "addresses": [first.swarm_addr],
-        "kubernetes_version": "v1.37.2",
-        "kubeconfig": kubeconfig,
+        **fields,
         "live": True,
     }
     assert (run["Discover from B"]["removed"], run["Discover from B"]["rejected"]) == ([], [])
@@ -230,9 +230,7 @@ def test_a_published_identity_is_idempotent_and_discovered_by_another_member_wit
 def test_check_mode_predicts_a_change_and_publishes_nothing(
     kubo_node: Any, answering: Any, play: Any, key: SwarmKey
 ) -> None:
-    first = kubo_node(key.text, name="checked")
-    second = kubo_node(key.text, name="looking")
-    connect(second, first)
+    first, second = members(kubo_node, key, "checked", "looking")
     answering(first, key=key)
     args = identity(first, key, name="Cluster 1", kubeconfig=kubeconfig_of("cluster1"))
     run = play(
@@ -256,9 +254,7 @@ def test_check_mode_predicts_a_change_and_publishes_nothing(
 def test_the_kubeconfig_is_sealed_in_the_document_on_the_swarm_and_opens_only_with_the_swarm_key(
     kubo_node: Any, play: Any, key: SwarmKey
 ) -> None:
-    first = kubo_node(key.text, name="sealer")
-    second = kubo_node(key.text, name="reader")
-    connect(second, first)
+    first, second = members(kubo_node, key, "sealer", "reader")
     kubeconfig = kubeconfig_of("cluster1")
     made = play(task("Publish", **identity(first, key, name="Cluster 1", kubeconfig=kubeconfig)))["Publish"]
     assert made["changed"] is True, made.get("msg")
@@ -288,9 +284,7 @@ def test_the_kubeconfig_is_sealed_in_the_document_on_the_swarm_and_opens_only_wi
 def test_an_update_publishes_a_higher_sequence_that_members_discover(
     kubo_node: Any, answering: Any, play: Any, key: SwarmKey
 ) -> None:
-    first = kubo_node(key.text, name="updater")
-    second = kubo_node(key.text, name="watcher")
-    connect(second, first)
+    first, second = members(kubo_node, key, "updater", "watcher")
     answering(first, key=key)
     kubeconfig = kubeconfig_of("cluster1")
     run = play(
@@ -315,9 +309,7 @@ def test_an_update_publishes_a_higher_sequence_that_members_discover(
 def test_absent_publishes_a_tombstone_that_members_report_as_removed_and_a_second_absent_changes_nothing(
     kubo_node: Any, answering: Any, play: Any, key: SwarmKey
 ) -> None:
-    first = kubo_node(key.text, name="leaver")
-    second = kubo_node(key.text, name="stayer")
-    connect(second, first)
+    first, second = members(kubo_node, key, "leaver", "stayer")
     answering(first, key=key)
     retract = {"api_url": first.api_url, "swarm_key": key.text, "owner": OWNER, "state": "absent"}
     run = play(
@@ -358,9 +350,7 @@ def test_absent_publishes_a_tombstone_that_members_report_as_removed_and_a_secon
 def test_a_member_joining_late_through_one_member_learns_every_identity_by_asking(
     kubo_node: Any, answering: Any, play: Any, key: SwarmKey
 ) -> None:
-    first = kubo_node(key.text, name="early-a")
-    second = kubo_node(key.text, name="early-b")
-    connect(second, first)
+    first, second = members(kubo_node, key, "early-a", "early-b")
     answering(first, second, key=key)
     published_run = play(
         task("Publish A", **identity(first, key, name="Cluster A", kubeconfig=kubeconfig_of("cluster-a"))),
