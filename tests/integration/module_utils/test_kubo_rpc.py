@@ -19,18 +19,13 @@ from typing import Any
 import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient, KuboError
 
+from testbed.procs import wait_for
+
 pytestmark = pytest.mark.integration
 
 
 def client(node: Any) -> KuboClient:
     return KuboClient(node.api_url, timeout=30)
-
-
-def wait_for(predicate: Any, *, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {seconds:.0f} s waiting until {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -151,8 +146,8 @@ def test_pubsub_round_trip_between_two_members_of_a_private_swarm(pair: tuple[An
             assert topic in second.pubsub_topics()
             wait_for(
                 lambda: second.peer_id in first.pubsub_peers(topic),
-                seconds=30,
-                what="the publisher saw the subscriber on the topic",
+                timeout=30,
+                what="the publisher to see the subscriber on the topic",
             )
             publisher.pubsub_pub(topic, payload)
             received = list(subscription)
@@ -163,7 +158,7 @@ def test_pubsub_round_trip_between_two_members_of_a_private_swarm(pair: tuple[An
         assert message.sender == first.peer_id
         assert message.topics == (topic,)
         assert len(message.seqno) == 8
-        wait_for(lambda: topic not in second.pubsub_topics(), seconds=10, what="closing unsubscribed")
+        wait_for(lambda: topic not in second.pubsub_topics(), timeout=10, what="closing to unsubscribe")
 
 
 def test_a_subscription_stops_at_the_first_message_its_predicate_accepts(pair: tuple[Any, Any]) -> None:
@@ -171,7 +166,7 @@ def test_a_subscription_stops_at_the_first_message_its_predicate_accepts(pair: t
     topic = "predicate"
     with client(first) as publisher, client(second) as subscriber:
         subscription = subscriber.subscribe(topic, duration=60, until=lambda m: m.data == b"stop")
-        wait_for(lambda: second.peer_id in first.pubsub_peers(topic), seconds=30, what="the subscription spread")
+        wait_for(lambda: second.peer_id in first.pubsub_peers(topic), timeout=30, what="the subscription to spread")
 
         def publish() -> None:
             for data in (b"one", b"stop", b"after"):
@@ -209,4 +204,4 @@ def test_closing_a_subscription_from_another_thread_ends_a_blocked_read_at_once(
         assert time.monotonic() - began < 3
         # kubo cancels the subscription when its handler notices the closed
         # connection, which happens after close() returns, not within it.
-        wait_for(lambda: "nobody-talks-here-either" not in node.pubsub_topics(), seconds=10, what="kubo to cancel it")
+        wait_for(lambda: "nobody-talks-here-either" not in node.pubsub_topics(), timeout=10, what="kubo to cancel it")

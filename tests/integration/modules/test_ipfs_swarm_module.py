@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ import pytest
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.kubo import KuboClient
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 from playbook_runs import Run, Zygotes, run_tasks
+
+from testbed.procs import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +50,6 @@ def play(tmp_path: Path, zygotes: Zygotes) -> Any:
 
 def client(node: Any) -> KuboClient:
     return KuboClient(node.api_url, timeout=30)
-
-
-def wait_for(predicate: Any, *, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {seconds:.0f} s waiting until {what}"
-        time.sleep(0.2)
 
 
 def connected_ids(node: Any) -> set[str]:
@@ -239,8 +233,8 @@ def test_peering_is_protected_persisted_idempotent_and_survives_a_restart(kubo_n
     assert protected() == sorted([second.peer_id, third.peer_id])
     wait_for(
         lambda: {second.peer_id, third.peer_id} <= connected_ids(member),
-        seconds=60,
-        what="kubo reconnected its protected peers after the restart",
+        timeout=60,
+        what="kubo to reconnect its protected peers after the restart",
     )
     with client(member) as kubo:
         assert kubo.bootstrap_list() == [first.swarm_addr]

@@ -28,6 +28,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from testbed.controlplane import ControlPlane
+from testbed.procs import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,15 +94,6 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
 
 def widget(name: str, group: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
-
-
-def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_a_crd_applied_with_kubectl_becomes_established_and_served(control_plane: ControlPlane, widget_group: str):
@@ -315,7 +307,7 @@ def test_deleting_an_owner_garbage_collects_its_dependents(control_plane: Contro
         def dependents_left() -> list[str]:
             return [cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items]
 
-        wait_until(lambda: not any(n.startswith("dependent-") for n in dependents_left()), timeout=60, what="GC")
+        wait_for(lambda: not any(n.startswith("dependent-") for n in dependents_left()), timeout=60, what="GC")
         assert "independent" in dependents_left()
 
 
@@ -334,7 +326,7 @@ def test_deleting_a_namespace_removes_it_and_what_it_held(control_plane: Control
                 return err.status == 404
             return False
 
-        wait_until(gone, timeout=60, what=f"namespace {name} to be deleted")
+        wait_for(gone, timeout=60, what=f"namespace {name} to be deleted")
 
 
 def test_two_control_planes_are_independent_clusters(

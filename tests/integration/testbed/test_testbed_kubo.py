@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from testbed.kubo import KuboNode, new_swarm_key
+from testbed.procs import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,15 +49,6 @@ def multibase(text: str) -> str:
     return "u" + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_two_nodes_with_the_same_swarm_key_connect(kubo_node: NodeFactory):
     key = new_swarm_key()
     first = kubo_node(key, name="first")
@@ -77,7 +69,7 @@ def test_a_node_bootstrapped_with_a_member_address_joins_on_its_own(kubo_node: N
     member = kubo_node(key, name="member")
     joiner = kubo_node(key, name="joiner", bootstrap=[member.swarm_addr])
 
-    wait_until(lambda: member.peer_id in peers(joiner), timeout=60, what="the bootstrap connection")
+    wait_for(lambda: member.peer_id in peers(joiner), timeout=60, what="the bootstrap connection")
 
 
 def test_a_node_with_another_swarm_key_never_connects(kubo_node: NodeFactory):
@@ -120,7 +112,7 @@ def test_a_pubsub_message_crosses_between_connected_nodes(kubo_node: NodeFactory
     listener.start()
     subscribed.wait(10)
     # The message is only forwarded once the publisher knows the subscriber is in the topic's mesh.
-    wait_until(
+    wait_for(
         lambda: subscriber.peer_id in (rpc(publisher, "pubsub/peers", topic).json().get("Strings") or []),
         timeout=30,
         what="the subscriber to appear among the topic's peers",
