@@ -43,6 +43,7 @@ from tests.unit.deploy.deploy_support import (
     PLURALS,
     REPO_ROOT,
     load_yaml_documents,
+    rbac_triples,
 )
 
 pytestmark = pytest.mark.integration
@@ -96,16 +97,6 @@ def _containers(docs: list[dict[str, Any]], name: str) -> dict[str, dict[str, An
 
 def _manager(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return _containers(docs, name)["manager"]
-
-
-def _rules(rules: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    return sorted(
-        (group, resource, verb)
-        for rule in rules
-        for group in rule.get("apiGroups", [])
-        for resource in rule.get("resources", [])
-        for verb in rule["verbs"]
-    )
 
 
 # -- kustomize ------------------------------------------------------------------------------------------
@@ -387,7 +378,9 @@ def test_the_chart_installed_as_the_seed_does_gives_the_seed_names_and_the_manag
         for field in ("command", "args", "securityContext", "image", "ports", *probes):
             assert chart_container.get(field) == kustomize_container.get(field), (name, field)
     (config_role,) = load_yaml_documents(CONFIG_DIR / "rbac" / "role.yaml")
-    assert _rules(index[("ClusterRole", "cluster-discovery-manager-role")]["rules"]) == _rules(config_role["rules"])
+    assert rbac_triples(index[("ClusterRole", "cluster-discovery-manager-role")]["rules"]) == rbac_triples(
+        config_role["rules"]
+    )
     assert index[("ClusterRole", "cluster-discovery-identity-rules")]["rules"] == DEFAULT_IDENTITY_RULES
     crds = {doc["metadata"]["name"] for doc in docs if doc["kind"] == "CustomResourceDefinition"}
     assert crds == {f"{plural}.{GROUP}" for plural in PLURALS.values()}

@@ -71,6 +71,17 @@ def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
+def rbac_triples(rules: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """An RBAC rule list as sorted (apiGroup, resource, verb) triples, so two lists compare by what they grant."""
+    return sorted(
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule["verbs"]
+    )
+
+
 def crd_files() -> list[Path]:
     return sorted(CRD_DIR.glob(f"{GROUP}_*.yaml"))
 

@@ -22,7 +22,15 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.unit.deploy.deploy_support import CHART_DIR, CONFIG_DIR, CRD_DIR, REPO_ROOT, crd_files, load_yaml_documents
+from tests.unit.deploy.deploy_support import (
+    CHART_DIR,
+    CONFIG_DIR,
+    CRD_DIR,
+    REPO_ROOT,
+    crd_files,
+    load_yaml_documents,
+    rbac_triples,
+)
 
 CHART = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
 VALUES = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
@@ -119,20 +127,10 @@ def _static_rules(template: str) -> list[dict[str, Any]]:
     return rules
 
 
-def _normalized(rules: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    return sorted(
-        (group, resource, verb)
-        for rule in rules
-        for group in rule.get("apiGroups", [])
-        for resource in rule.get("resources", [])
-        for verb in rule["verbs"]
-    )
-
-
 def test_the_chart_gives_the_operator_the_rules_of_config_rbac() -> None:
     chart_rules = _static_rules((CHART_DIR / "templates" / "manager-rbac.yaml").read_text())
     (config_role,) = load_yaml_documents(CONFIG_DIR / "rbac" / "role.yaml")
-    assert _normalized(chart_rules) == _normalized(config_role["rules"])
+    assert rbac_triples(chart_rules) == rbac_triples(config_role["rules"])
 
 
 def test_no_template_grants_escalate_or_bind() -> None:
