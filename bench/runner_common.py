@@ -33,7 +33,6 @@ from cluster_discovery_operator.status import done_conditions, now_rfc3339, runn
 from cluster_discovery_operator.watches import GroupVersionKind, Watch
 
 from bench.figures import measure
-from testbed import binaries
 from testbed.collection import activate
 from testbed.controlplane import ControlPlane, control_plane_running
 from tests.integration.runner.operator_process import DATA, OperatorProcess
@@ -55,19 +54,7 @@ def bench_cluster(base_dir: Path) -> Iterator[ControlPlane]:
 
 
 def kubectl(cp: ControlPlane, *args: str, input: str | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    result = subprocess.run(
-        [os.fspath(binaries.kubernetes("kubectl")), f"--kubeconfig={cp.kubeconfig}", *args],
-        input=input,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args[:3])} failed: {result.stderr.strip()}")
-    return result.stdout
+    return cp.kubectl(*args, input=input, timeout=600).stdout
 
 
 def namespace(cp: ControlPlane, name: str) -> str:

@@ -129,6 +129,23 @@ class KubectlError(subprocess.CalledProcessError):
         return f"{' '.join(map(str, self.cmd))} exited with {self.returncode}: {(self.stderr or '').strip()}"
 
 
+def run_kubectl(
+    kubeconfig: Path,
+    *args: str,
+    binary: str | None = None,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """kubectl (the built one unless ``binary``) with ``kubeconfig`` only, whatever KUBECONFIG the environment sets."""
+    argv = [binary or os.fspath(binaries.kubernetes("kubectl")), f"--kubeconfig={kubeconfig}", *args]
+    env = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
+    result = subprocess.run(argv, input=input, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
+    return result
+
+
 @dataclass
 class StartupReport:
     """How long a control plane took to become ready and what it weighs then."""
@@ -162,14 +179,11 @@ class ControlPlane:
 
     # -- for tests ----------------------------------------------------------
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run the built kubectl against this cluster as the admin."""
-        argv = [os.fspath(binaries.kubernetes("kubectl")), f"--kubeconfig={self.kubeconfig}", *args]
-        env = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
-        result = subprocess.run(argv, input=input, capture_output=True, text=True, env=env, timeout=120)
-        if check and result.returncode != 0:
-            raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
-        return result
+        return run_kubectl(self.kubeconfig, *args, input=input, check=check, timeout=timeout)
 
     def wait_established(self, *names: str, timeout: float = 60.0) -> None:
         """Wait until the CustomResourceDefinitions ``names`` (none: every one) are Established; see the function."""

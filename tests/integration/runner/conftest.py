@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from testbed.controlplane import wait_established
+from testbed.controlplane import run_kubectl, wait_established
 from testbed.kube import ObjectReader
 from tests.integration.runner.operator_process import DATA, OperatorProcess, wait_for
 
@@ -63,19 +63,7 @@ class Cluster:
     _reader: ObjectReader | None = field(default=None, repr=False)
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        result = subprocess.run(
-            [self.kubectl_binary, f"--kubeconfig={self.kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result
+        return run_kubectl(self.kubeconfig, *args, binary=self.kubectl_binary, input=input, check=check)
 
     def wait_established(self, *names: str) -> None:
         wait_established(self.kubectl, *names)
