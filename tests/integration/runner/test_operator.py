@@ -62,6 +62,15 @@ def condition_is(cluster: Cluster, namespace: str, name: str, kind: str, status:
     return conditions(cluster, namespace, name).get(kind, {}).get("status") == status
 
 
+def wait_condition(cluster: Cluster, op: OperatorProcess, namespace: str, name: str, kind: str, status: str) -> None:
+    wait_for(
+        lambda: condition_is(cluster, namespace, name, kind, status),
+        timeout=RUN_TIMEOUT,
+        what=f"widget {name}'s {kind} condition to be {status}",
+        process=op,
+    )
+
+
 def runs(op: OperatorProcess) -> float:
     return op.metric(RUNS, group="test.cluster-discovery.example.com", kind="Widget") or 0.0
 
@@ -174,12 +183,7 @@ def test_a_failure_reports_the_task_message_backs_off_and_emits_an_event(
 ) -> None:
     op = operator(namespace, "--metrics-secure=false", "--reconcile-backoff-base=2s", "--log-level=debug")
     widget(cluster, namespace, "w", failMessage="no room for widgets")
-    wait_for(
-        lambda: condition_is(cluster, namespace, "w", "Failure", "True"),
-        timeout=RUN_TIMEOUT,
-        what="the Failure condition",
-        process=op,
-    )
+    wait_condition(cluster, op, namespace, "w", "Failure", "True")
     by_type = conditions(cluster, namespace, "w")
     assert by_type["Failure"]["reason"] == "Failed"
     assert by_type["Failure"]["message"] == "widget w refused: no room for widgets"
@@ -204,12 +208,7 @@ def test_a_failure_reports_the_task_message_backs_off_and_emits_an_event(
     # Issue 19: the same failure is logged once at error; its retries at debug, counted.
     assert [(e["level"], e["failures"]) for e in failed_lines] == [("error", 1), ("debug", 2), ("debug", 3)]
     widget(cluster, namespace, "w", failMessage="")
-    wait_for(
-        lambda: condition_is(cluster, namespace, "w", "Successful", "True"),
-        timeout=RUN_TIMEOUT,
-        what="the fixed widget to succeed",
-        process=op,
-    )
+    wait_condition(cluster, op, namespace, "w", "Successful", "True")
     assert conditions(cluster, namespace, "w")["Failure"]["status"] == "False"
 
 
@@ -240,12 +239,7 @@ def test_a_failing_finalizer_keeps_the_object_and_says_why(cluster: Cluster, nam
     widget(cluster, namespace, "w", finalizerFailMessage="still in use")
     wait_successful(cluster, op, namespace, "w")
     cluster.kubectl("delete", "widget", "w", "-n", namespace, "--wait=false")
-    wait_for(
-        lambda: condition_is(cluster, namespace, "w", "Failure", "True"),
-        timeout=RUN_TIMEOUT,
-        what="the finalizer's failure",
-        process=op,
-    )
+    wait_condition(cluster, op, namespace, "w", "Failure", "True")
     obj = cluster.get("widget", "w", namespace)
     assert obj is not None and obj["metadata"].get("deletionTimestamp")
     assert conditions(cluster, namespace, "w")["Failure"]["message"] == "widget w cannot be cleaned up: still in use"
@@ -304,12 +298,7 @@ def test_a_burst_of_objects_shares_processes_with_exact_results(
     for name in names:
         if name != "w3":
             wait_successful(cluster, op, namespace, name)
-    wait_for(
-        lambda: condition_is(cluster, namespace, "w3", "Failure", "True"),
-        timeout=RUN_TIMEOUT,
-        what="w3 to fail",
-        process=op,
-    )
+    wait_condition(cluster, op, namespace, "w3", "Failure", "True")
     assert conditions(cluster, namespace, "w3")["Failure"]["message"] == "widget w3 refused: odd"
     for name in names:
         if name != "w3":
