@@ -118,23 +118,12 @@ diff:
     after: {conditions: [{type: NodeReady, status: "False"}]}
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.status_writer import argspec, execute
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import run_as_module
 
 
 def main():
-    module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True)
-    try:
-        module.exit_json(**execute(module, lambda: get_api_client(module)))
-    except CoreException as exc:
-        module.fail_from_exception(exc)
-    except Exception as exc:  # the traceback goes in `exception`, never in `msg`
-        module.fail_json(msg=f"Failed to set status: {exc}", exception=traceback.format_exc())
+    run_as_module(argspec, execute, failure="Failed to set status")
 
 
 if __name__ == "__main__":

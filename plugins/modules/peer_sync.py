@@ -243,30 +243,17 @@ gauges:
       gauge: {set: 2}
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.errors import CollectionError
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.member_kubeconfig import (
     HAS_DEPENDENCIES,
     IMPORT_ERROR,
 )
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.peer_sync_task import argspec, execute
+from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.task import run_as_module
 
 
 def main():
-    module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True)
-    if not HAS_DEPENDENCIES:
-        module.fail_json(msg=missing_required_lib("PyYAML and cryptography"), exception=IMPORT_ERROR)
-    try:
-        module.exit_json(**execute(module, lambda: get_api_client(module)))
-    except CollectionError as err:
-        module.fail_json(exception=traceback.format_exc(), **err.fail_kwargs())
-    except CoreException as err:
-        module.fail_from_exception(err)
+    missing = None if HAS_DEPENDENCIES else ("PyYAML and cryptography", IMPORT_ERROR)
+    run_as_module(argspec, execute, failure="Failed to synchronize Peers", missing=missing)
 
 
 if __name__ == "__main__":
