@@ -25,7 +25,6 @@ import functools
 import os
 import signal
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 import kubernetes
 import yaml
 
-from bench.figures import measure, percentile
+from bench.figures import measure, percentile, work_folder
 from testbed.federation import Cluster, Federation, identity, namespace, secret, swarm_node, swarm_pool
 
 NS = "bench-discovery"
@@ -62,7 +61,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--offline-trials", type=int, default=3)
     args = parser.parse_args()
-    with Federation(Path(tempfile.mkdtemp(prefix="bench-discovery-"))) as federation:
+    with work_folder("bench-discovery-") as base, Federation(base) as federation:
         a, b = federation.add_cluster("bench-a"), federation.add_cluster("bench-b")
         a.apply([namespace(NS), swarm_pool("pool-a", NS, swarm="pool-a", key_secret="swarm")])
         address = a.wait_for(lambda: swarm_node(a, "pool-a", NS).get("Addresses"), "A's node is up", timeout=300)

@@ -1,10 +1,14 @@
-"""What the benchmarks share: waiting for a condition while timing it, percentiles, and log timestamps."""
+"""What the benchmarks share: waiting for a condition while timing it, percentiles, log timestamps, work folders."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 
 def measure(condition: Callable[[], bool], *, timeout: float = 120, interval: float = 0.05) -> float:
@@ -28,3 +32,18 @@ def log_time(ts: str) -> float:
     """A product log line's ``ts`` (``2026-12-01T17:32:03.952Z``) in seconds since the epoch."""
     moment = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
     return moment.replace(tzinfo=datetime.UTC).timestamp()
+
+
+@contextlib.contextmanager
+def work_folder(prefix: str) -> Iterator[Path]:
+    """A temporary folder for a benchmark's clusters and logs: removed when it ends, kept and named when it fails.
+
+    It holds etcd data, the clusters' admin keys and every log; a failed run keeps them for reading.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    except BaseException:
+        print(f"the work folder is kept: {folder}", flush=True)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)

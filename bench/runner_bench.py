@@ -26,7 +26,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from cluster_discovery_operator.reconciling import Controller
 from cluster_discovery_operator.running import AnsibleRunner
 from cluster_discovery_operator.settings import KubeSettings, QueueingSettings, RunningSettings, Settings
 
-from bench.figures import log_time, percentile
+from bench.figures import log_time, percentile, work_folder
 from bench.runner_common import (
     GROUP,
     WATCH,
@@ -272,9 +271,8 @@ def main() -> None:
     )
     parser.add_argument("--skip", choices=("noop", "burst"), action="append", default=[])
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="runner-bench-"))
-    print(f"runner benchmarks; work folder {work}; python {sys.version.split()[0]}")
-    with bench_cluster(work / "cluster") as cp:
+    print(f"runner benchmarks; python {sys.version.split()[0]}")
+    with work_folder("runner-bench-") as work, bench_cluster(work / "cluster") as cp:
         print(f"control plane: {cp.startup.line('bench') if cp.startup else cp.server}")
         if "noop" not in args.skip:
             bench_noop(cp, work, args.noop_repeats)

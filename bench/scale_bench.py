@@ -36,7 +36,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +56,7 @@ from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.sw
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_identity import SwarmIdentity
 from ansible_collections.peerdiscovery.cluster_discovery.plugins.module_utils.swarm_key import parse
 
-from bench.figures import log_time, measure, percentile
+from bench.figures import log_time, measure, percentile, work_folder
 from testbed.collection import activate
 from testbed.federation import Cluster, Federation, ProductProcess, identity, namespace, swarm_node, swarm_pool
 from testbed.kube import Watcher
@@ -405,9 +404,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
     sizes = sorted(int(n) for n in args.members.split(","))
-    base = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     rows: list[dict[str, Any]] = []
-    with Federation(base) as federation:
+    with work_folder("bench-scale-") as base, Federation(base) as federation:
         w = federation.add_cluster("scale-w")
         w.apply([namespace(NS), swarm_pool("pool", NS, swarm="pool", key_secret="swarm")])
         address = w.wait_for(

@@ -28,7 +28,6 @@ import base64
 import os
 import random
 import signal
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from bench.figures import work_folder
 from bench.scale_bench import Members
 from testbed import proctree
 from testbed.controlplane import KubectlError
@@ -245,9 +245,8 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, interrupted)
     rng = random.Random(args.seed)
-    base = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     before_processes = product_processes()
-    with Federation(base) as federation:
+    with work_folder("bench-soak-") as base, Federation(base) as federation:
         clusters = {name: federation.add_cluster(f"soak-{name.lower()}") for name in ("A", "B", "C")}
         form_swarm(list(clusters.values()), NS, pool=POOL)
         first = clusters["A"]
