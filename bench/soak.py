@@ -246,140 +246,146 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupted)
     rng = random.Random(args.seed)
     before_processes = product_processes()
-    with work_folder("bench-soak-") as base, Federation(base) as federation:
-        clusters = {name: federation.add_cluster(f"soak-{name.lower()}") for name in ("A", "B", "C")}
-        form_swarm(list(clusters.values()), NS, pool=POOL)
-        first = clusters["A"]
-        key = base64.b64decode(first.get("secret", "swarm", namespace=NS)["data"]["swarm-key"]).decode()
-        members = Members(base, key, swarm_node(first, POOL, NS)["Addresses"][0])
-        soak = Soak(clusters, members, rng)
-        try:
-            for name in clusters:
-                soak.publish(name, soak.next_description(name))
-            members.add(args.light)
-            for member in members.members:
-                soak.published[Members.name(member.number)] = "first"
-            began = time.monotonic()
-            first.wait_for(
-                lambda: not soak.differences(), "everyone sees everyone", timeout=CONVERGENCE_TIMEOUT, interval=2
-            )
-            took = time.monotonic() - began
-            log(f"set up: every cluster shows the {len(soak.published) - 1} others after {took:.0f} s")
-            time.sleep(30)
-            start_figures = sample(clusters)
-            during_processes = product_processes()
-
-            minutes = args.minutes * 60
-            began = time.monotonic()
-            # (when, in seconds from the start; what it is, for the count; the action)
-            once: list[tuple[float, str, Callable[[], str]]] = [
-                (minutes * 0.25, "kill_operator", lambda: soak.kill_operator("C")),
-                (minutes * 0.5, "restart_etcd", lambda: soak.restart_etcd("B")),
-            ]
-            frozen = rng.choice(list(clusters))
-
-            def start_freeze() -> str:
-                thaw = soak.freeze(frozen)
-                once.append((time.monotonic() - began + OFFLINE_AFTER + 30, "thaw", thaw))
-                return f"{frozen}'s node frozen for {OFFLINE_AFTER + 30} s"
-
-            once.append((minutes * 0.6, "freeze", start_freeze))
-            weighted: list[tuple[Callable[[], str], int]] = [
-                (soak.update, 4),
-                (soak.delete_or_create, 1),
-                (soak.republish_light, 2),
-                (soak.kill_node, 1),
-            ]
-            while time.monotonic() - began < minutes or once:
-                elapsed = time.monotonic() - began
-                due = [entry for entry in once if entry[0] <= elapsed]
-                for entry in due:
-                    once.remove(entry)
-                    _, label, fault = entry
-                    soak.actions[label] += 1
-                    log(fault())
-                if elapsed < minutes:
-                    action = rng.choices([a for a, _ in weighted], weights=[w for _, w in weighted])[0]
-                    try:
-                        what = action()
-                    except KubectlError as err:  # an API server without its etcd: try something else later
-                        what = f"(refused: {err})"
-                    soak.actions[action.__name__] += 1
-                    log(what)
-                time.sleep(rng.uniform(5, 15))
-
-            for name in clusters:
-                if soak.published.get(name) is None:
-                    soak.publish(name, soak.next_description(name))
-            settled = time.monotonic()
+    # A failed check keeps the clusters' logs: work_folder keeps its folder when the body raises.
+    with work_folder("bench-soak-") as base:
+        with Federation(base) as federation:
+            clusters = {name: federation.add_cluster(f"soak-{name.lower()}") for name in ("A", "B", "C")}
+            form_swarm(list(clusters.values()), NS, pool=POOL)
+            first = clusters["A"]
+            key = base64.b64decode(first.get("secret", "swarm", namespace=NS)["data"]["swarm-key"]).decode()
+            members = Members(base, key, swarm_node(first, POOL, NS)["Addresses"][0])
+            soak = Soak(clusters, members, rng)
             try:
-                first.wait_for(lambda: not soak.differences(), "every cluster shows what the live identities say",
-                               timeout=CONVERGENCE_TIMEOUT, interval=2)  # fmt: skip
-                log(f"converged {time.monotonic() - settled:.0f} s after the churn ended")
-            except AssertionError:
-                soak.failures.extend(soak.differences())
+                for name in clusters:
+                    soak.publish(name, soak.next_description(name))
+                members.add(args.light)
+                for member in members.members:
+                    soak.published[Members.name(member.number)] = "first"
+                began = time.monotonic()
+                first.wait_for(
+                    lambda: not soak.differences(), "everyone sees everyone", timeout=CONVERGENCE_TIMEOUT, interval=2
+                )
+                took = time.monotonic() - began
+                log(f"set up: every cluster shows the {len(soak.published) - 1} others after {took:.0f} s")
+                time.sleep(30)
+                start_figures = sample(clusters)
+                during_processes = product_processes()
 
-            # A light member that stops for good is not shown Online once the threshold has passed.
-            stopped = members.members[0]
-            gone = Members.name(stopped.number)
-            stopped.process.send_signal(signal.SIGTERM)
-            stopped.process.wait(timeout=30)
-            stopped.node.stop()
-            time.sleep(OFFLINE_AFTER + 30)
-            for viewer, cluster in clusters.items():
-                peer = soak.peers(cluster).get(gone)
-                if peer is not None and (peer.get("status") or {}).get("status") == "Online":
-                    soak.failures.append(f"{viewer} shows {gone} Online {OFFLINE_AFTER + 30} s after it stopped")
-            end_figures = sample(clusters)
-            end_processes = product_processes()
-        finally:
-            members.close()
+                minutes = args.minutes * 60
+                began = time.monotonic()
+                # (when, in seconds from the start; what it is, for the count; the action)
+                once: list[tuple[float, str, Callable[[], str]]] = [
+                    (minutes * 0.25, "kill_operator", lambda: soak.kill_operator("C")),
+                    (minutes * 0.5, "restart_etcd", lambda: soak.restart_etcd("B")),
+                ]
+                frozen = rng.choice(list(clusters))
 
-    print()
-    print(f"soak: {args.minutes:g} min, {len(clusters)} whole clusters + {args.light} light members, seed {args.seed}")
-    print("actions:", ", ".join(f"{what} x{count}" for what, count in sorted(soak.actions.items())))
-    print()
-    print(f"{'process':<16} {'RSS start':>10} {'RSS end':>10} {'growth':>8} {'files start':>12} {'files end':>10}")
-    grown: list[str] = []
-    for part, (pid, rss, opened) in start_figures.items():
-        end_pid, end_rss, end_opened = end_figures.get(part, (None, 0.0, Counter()))
-        files, end_files = opened.total(), end_opened.total()
-        note = "" if pid == end_pid else "  (restarted during the run)"
-        print(f"{part:<16} {rss:>9.0f}M {end_rss:>9.0f}M {end_rss - rss:>+7.0f}M {files:>12} {end_files:>10}{note}")
-        if pid == end_pid and end_opened != opened:
-            # Which files: a connection pool that grew to its size is not a leak; files or pipes that pile up are.
-            change = [f"+{n} {what}" for what, n in (end_opened - opened).items()]
-            change += [f"-{n} {what}" for what, n in (opened - end_opened).items()]
-            grown.append(f"{part}: " + ", ".join(sorted(change)))
-        if pid == end_pid and part.endswith(("operator", "agent")) and end_files > files + 20:
-            soak.failures.append(f"{part} holds {end_files} open files, {files} at the start")
-    if grown:
+                def start_freeze() -> str:
+                    thaw = soak.freeze(frozen)
+                    once.append((time.monotonic() - began + OFFLINE_AFTER + 30, "thaw", thaw))
+                    return f"{frozen}'s node frozen for {OFFLINE_AFTER + 30} s"
+
+                once.append((minutes * 0.6, "freeze", start_freeze))
+                weighted: list[tuple[Callable[[], str], int]] = [
+                    (soak.update, 4),
+                    (soak.delete_or_create, 1),
+                    (soak.republish_light, 2),
+                    (soak.kill_node, 1),
+                ]
+                while time.monotonic() - began < minutes or once:
+                    elapsed = time.monotonic() - began
+                    due = [entry for entry in once if entry[0] <= elapsed]
+                    for entry in due:
+                        once.remove(entry)
+                        _, label, fault = entry
+                        soak.actions[label] += 1
+                        log(fault())
+                    if elapsed < minutes:
+                        action = rng.choices([a for a, _ in weighted], weights=[w for _, w in weighted])[0]
+                        try:
+                            what = action()
+                        except KubectlError as err:  # an API server without its etcd: try something else later
+                            what = f"(refused: {err})"
+                        soak.actions[action.__name__] += 1
+                        log(what)
+                    time.sleep(rng.uniform(5, 15))
+
+                for name in clusters:
+                    if soak.published.get(name) is None:
+                        soak.publish(name, soak.next_description(name))
+                settled = time.monotonic()
+                try:
+                    first.wait_for(lambda: not soak.differences(), "every cluster shows what the live identities say",
+                                   timeout=CONVERGENCE_TIMEOUT, interval=2)  # fmt: skip
+                    log(f"converged {time.monotonic() - settled:.0f} s after the churn ended")
+                except AssertionError:
+                    soak.failures.extend(soak.differences())
+
+                # A light member that stops for good is not shown Online once the threshold has passed.
+                stopped = members.members[0]
+                gone = Members.name(stopped.number)
+                stopped.process.send_signal(signal.SIGTERM)
+                stopped.process.wait(timeout=30)
+                stopped.node.stop()
+                time.sleep(OFFLINE_AFTER + 30)
+                for viewer, cluster in clusters.items():
+                    peer = soak.peers(cluster).get(gone)
+                    if peer is not None and (peer.get("status") or {}).get("status") == "Online":
+                        soak.failures.append(f"{viewer} shows {gone} Online {OFFLINE_AFTER + 30} s after it stopped")
+                end_figures = sample(clusters)
+                end_processes = product_processes()
+            finally:
+                members.close()
+
         print()
-        print("open files that changed, by what they are:")
-        for line in grown:
-            print(f"  {line}")
-    print()
-    print(
-        "product processes on this machine: before "
-        + ", ".join(f"{k} {v}" for k, v in sorted(before_processes.items()))
-        + "; during: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(during_processes.items()))
-        + "; at the end, one light member stopped: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(end_processes.items()))
-    )
-    expected_end = during_processes.copy()
-    expected_end["light member"] -= 1
-    expected_end["kubo"] -= 1
-    if +expected_end != +end_processes:
-        soak.failures.append(f"product processes: {dict(end_processes)}, expected {dict(+expected_end)}")
-    leftover = product_processes()
-    if +leftover != +before_processes:
-        soak.failures.append(f"left running after the soak: {dict(leftover - before_processes)}")
-    print()
-    for failure in soak.failures:
-        print(f"FAILED: {failure}")
-    print("soak: every check passed" if not soak.failures else f"soak: {len(soak.failures)} check(s) failed")
-    return 1 if soak.failures else 0
+        print(
+            f"soak: {args.minutes:g} min, {len(clusters)} whole clusters + {args.light} light members, seed {args.seed}"
+        )
+        print("actions:", ", ".join(f"{what} x{count}" for what, count in sorted(soak.actions.items())))
+        print()
+        print(f"{'process':<16} {'RSS start':>10} {'RSS end':>10} {'growth':>8} {'files start':>12} {'files end':>10}")
+        grown: list[str] = []
+        for part, (pid, rss, opened) in start_figures.items():
+            end_pid, end_rss, end_opened = end_figures.get(part, (None, 0.0, Counter()))
+            files, end_files = opened.total(), end_opened.total()
+            note = "" if pid == end_pid else "  (restarted during the run)"
+            print(f"{part:<16} {rss:>9.0f}M {end_rss:>9.0f}M {end_rss - rss:>+7.0f}M {files:>12} {end_files:>10}{note}")
+            if pid == end_pid and end_opened != opened:
+                # Which files: a connection pool that grew to its size is not a leak; files or pipes that pile up are.
+                change = [f"+{n} {what}" for what, n in (end_opened - opened).items()]
+                change += [f"-{n} {what}" for what, n in (opened - end_opened).items()]
+                grown.append(f"{part}: " + ", ".join(sorted(change)))
+            if pid == end_pid and part.endswith(("operator", "agent")) and end_files > files + 20:
+                soak.failures.append(f"{part} holds {end_files} open files, {files} at the start")
+        if grown:
+            print()
+            print("open files that changed, by what they are:")
+            for line in grown:
+                print(f"  {line}")
+        print()
+        print(
+            "product processes on this machine: before "
+            + ", ".join(f"{k} {v}" for k, v in sorted(before_processes.items()))
+            + "; during: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(during_processes.items()))
+            + "; at the end, one light member stopped: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(end_processes.items()))
+        )
+        expected_end = during_processes.copy()
+        expected_end["light member"] -= 1
+        expected_end["kubo"] -= 1
+        if +expected_end != +end_processes:
+            soak.failures.append(f"product processes: {dict(end_processes)}, expected {dict(+expected_end)}")
+        leftover = product_processes()
+        if +leftover != +before_processes:
+            soak.failures.append(f"left running after the soak: {dict(leftover - before_processes)}")
+        print()
+        for failure in soak.failures:
+            print(f"FAILED: {failure}")
+        print("soak: every check passed" if not soak.failures else f"soak: {len(soak.failures)} check(s) failed")
+        if soak.failures:
+            raise SystemExit(1)
+    return 0
 
 
 if __name__ == "__main__":
