@@ -38,7 +38,7 @@ import yaml
 
 from bench.figures import work_folder
 from bench.scale_bench import Members
-from testbed import proctree
+from testbed import procs, proctree
 from testbed.controlplane import KubectlError
 from testbed.federation import Cluster, Federation, ProductProcess, form_swarm, identity, peers_by_name, swarm_node
 
@@ -240,10 +240,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    def interrupted(*_: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM stops every member and cluster
-
-    signal.signal(signal.SIGTERM, interrupted)
+    procs.interrupt_on(signal.SIGTERM)  # a SIGTERM stops every member and cluster, as Ctrl-C does
     rng = random.Random(args.seed)
     before_processes = product_processes()
     # A failed check keeps the clusters' logs: work_folder keeps its folder when the body raises.
