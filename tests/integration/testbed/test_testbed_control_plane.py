@@ -15,6 +15,7 @@ import base64
 import json
 import re
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -169,6 +170,24 @@ def test_printer_columns_show_in_kubectl_get(control_plane: ControlPlane, widget
     assert lines[1].split()[:3] == ["shown", "7", "blue"]
 
 
+def read_and_print_in_a_still_moment(
+    control_plane: ControlPlane, kind: str, name: str | None, namespace: str | None
+) -> tuple[dict[str, Any] | None, subprocess.CompletedProcess[str]]:
+    """ControlPlane.read and ``kubectl get -o json`` of one thing, at a moment when it did not change.
+
+    A list across namespaces changes under the test while the namespaces of earlier tests finish deleting and new
+    ones get their kube-root-ca.crt; two equal reads around the kubectl call show that it saw the same objects.
+    """
+    args = ["get", kind, *([name] if name else []), "-o", "json", *(["-n", namespace] if namespace else ["-A"])]
+    for _ in range(20):
+        before = control_plane.read(kind, name, namespace=namespace)
+        printed = control_plane.kubectl(*args, check=False)
+        if control_plane.read(kind, name, namespace=namespace) == before:
+            return before, printed
+        time.sleep(0.5)
+    raise AssertionError(f"{kind} {name} in {namespace} kept changing for 20 reads")
+
+
 def test_read_prints_what_kubectl_get_o_json_prints_for_every_spelling_of_a_kind(
     control_plane: ControlPlane, namespace: str
 ) -> None:
@@ -192,9 +211,7 @@ def test_read_prints_what_kubectl_get_o_json_prints_for_every_spelling_of_a_kind
             ("widget", "w", namespace),  # served since the reader's first discovery
             (f"widgets.{group}", None, None),
         ]:
-            read = control_plane.read(kind, name, namespace=in_namespace)
-            args = ["get", kind, *([name] if name else []), "-o", "json"]
-            printed = control_plane.kubectl(*args, *(["-n", in_namespace] if in_namespace else ["-A"]), check=False)
+            read, printed = read_and_print_in_a_still_moment(control_plane, kind, name, in_namespace)
             if printed.returncode != 0:
                 assert "NotFound" in printed.stderr and read is None, (kind, name, printed.stderr)
             else:
