@@ -19,7 +19,9 @@ entry runs its own file. Each object has a private_data_dir of its own under the
 artifacts root (``<group>/<version>/<kind>/<namespace>/<name>``, as operator-sdk
 lays it out), rotated to maxRunnerArtifacts (or the max-runner-artifacts
 annotation), outside the repository. localhost uses the runner's own Python, and
-ANSIBLE_COLLECTIONS_PATH and the kubeconfig pass through.
+ANSIBLE_COLLECTIONS_PATH and the kubeconfig pass through. A run's TMPDIR is the
+``tmp`` folder of its private_data_dir, removed when the run ends: what the
+modules of a cancelled run were killed before removing goes with it.
 
 **Sharing a process** (the fast path). Starting ansible-playbook costs about a
 second of CPU before the first task, which dominates a reconcile. When several
@@ -337,6 +339,19 @@ RUN_MARKER = "CLUSTER_DISCOVERY_OPERATOR_RUN"
 _RUN_INPUT_FILES = ("extravars", "envvars", "cmdline")
 
 
+# The run's temporary folder (its TMPDIR), under its private_data_dir. ansible unpacks each module into a
+# folder of the system's temporary folder and removes it when the module ends; a cancelled or timed-out run's
+# modules are killed and leave theirs (one per killed module, about 130 KiB) in the operator's /tmp for good.
+RUN_TMP = "tmp"
+
+
+def _fresh_folder(folder: Path) -> Path:
+    """``folder``, empty and private (what a run killed with the operator left is removed first)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    return folder
+
+
 def _forget_previous_inputs(private_dir: Path) -> None:
     """Remove what an earlier run in ``private_dir`` left under ``env/``, so ansible-runner writes this run's."""
     for name in _RUN_INPUT_FILES:
@@ -520,6 +535,7 @@ class AnsibleRunner:
         cmdline = " ".join(self.settings.ansible_args) or None
         marker = f"{os.getpid()}/{ident}"
         _forget_previous_inputs(private_dir)
+        run_tmp = _fresh_folder(private_dir / RUN_TMP)
         began = time.monotonic()
         runner = ansible_runner.run(
             private_data_dir=str(private_dir),
@@ -527,7 +543,7 @@ class AnsibleRunner:
             playbook=play,
             inventory=inventory,
             extravars=extravars,
-            envvars={**self._envvars, RUN_MARKER: marker},
+            envvars={**self._envvars, RUN_MARKER: marker, "TMPDIR": os.fspath(run_tmp)},
             rotate_artifacts=max_artifacts,
             quiet=True,
             verbosity=items[0].verbosity or None,
@@ -545,6 +561,7 @@ class AnsibleRunner:
             stray = kill_marked_processes(marker)
             if stray:
                 log.info("killed what a stopped run left behind", extra=fields(run=ident, pids=stray))
+        shutil.rmtree(run_tmp, ignore_errors=True)
         tail = "" if reader.stats_received else _stdout_tail(runner)
         for host, outcome in outcomes.items():
             self._link_latest(hosts[host].private_dir, artifacts_dir)

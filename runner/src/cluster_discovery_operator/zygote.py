@@ -364,6 +364,7 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int], *, 
         os.umask(int(request["umask"]))
         os.environ.clear()
         os.environ.update(request["env"])
+        tempfile.tempdir = None  # the server's choice is cached: the client's TMPDIR decides, as in a new process
         argv = list(request["argv"])
         sys.argv = argv[1:] if len(argv) > 1 else [""]  # as `python file args...` or `python < code`
         if playbooks and not sys.flags.safe_path:

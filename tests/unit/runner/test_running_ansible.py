@@ -147,17 +147,23 @@ def test_a_broken_role_reference_fails_every_object_with_ansibles_message(
         assert "no-such-role" in result.message
 
 
-def test_a_cancelled_run_leaves_no_process_behind(runner: AnsibleRunner, tmp_path: Path) -> None:
-    """ansible's workers leave ansible-playbook's process group (setsid); cancelling must still end them."""
+def test_a_cancelled_run_leaves_no_process_and_no_temporary_file_behind(runner: AnsibleRunner, tmp_path: Path) -> None:
+    """ansible's workers leave ansible-playbook's process group (setsid); cancelling must still end them.
+
+    The killed module leaves the folder ansible unpacked it into: it must be in the run's own temporary
+    folder, which goes with the run, not in the operator's /tmp, where each cancelled run would add one.
+    """
     cancel = threading.Event()
     item = _item(tmp_path, _obj("slow", sleepSeconds=300))
     marker = f"{os.getpid()}/{item.reconcile_id}"
     seen_running: list[int] = []
+    unpacked: list[Path] = []
 
     def cancel_once_sleeping() -> None:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not seen_running:
+        while time.monotonic() < deadline and not (seen_running and unpacked):
             seen_running.extend(marked_processes(marker))
+            unpacked.extend((item.private_dir / "tmp").glob("ansible_*_payload_*"))
             time.sleep(0.2)
         time.sleep(1)
         cancel.set()
@@ -168,10 +174,12 @@ def test_a_cancelled_run_leaves_no_process_behind(runner: AnsibleRunner, tmp_pat
     outcome = runner.run(WATCH, [item], batch_dir=tmp_path / "batch", cancel=cancel)
     helper.join()
     assert seen_running, "the run's processes carry the marker"
+    assert unpacked, "the sleeping module was unpacked in the run's temporary folder"
     assert outcome.status == "canceled"
     assert outcome.hosts["localhost"].failed
     assert time.monotonic() - began < 60
     assert marked_processes(marker) == []
+    assert not (item.private_dir / "tmp").exists()
 
 
 def _command(outcome: RunOutcome) -> list[str]:
