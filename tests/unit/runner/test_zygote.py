@@ -404,7 +404,9 @@ def test_a_killed_playbook_client_takes_ansible_playbook_its_workers_and_modules
         assert zygote.process is not None
         command = [os.fspath(zygote.client_path), "-i", "localhost,", "-c", "local", os.fspath(SLEEP)]
         command += ["-e", f"ansible_python_interpreter={sys.executable}"]
-        client = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The killed module leaves the folder ansible unpacked it into: in this test's folder, not in /tmp.
+        env = {**os.environ, "TMPDIR": os.fspath(tmp_path)}
+        client = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         running = _once_sleeping(zygote.process.pid)
         assert len(running) >= 3, running  # ansible-playbook, its worker, the module (and its Python)
         client.kill()
