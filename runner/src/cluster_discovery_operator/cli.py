@@ -165,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         "default true)",
     )
     g.add_argument(
+        "--playbook-zygote-release-after",
+        type=_duration,
+        default=RunningSettings.playbook_zygote_release_after,
+        help="how long the playbook zygote keeps ansible's imports (about 55 MiB) without a run (Go duration; "
+        "0 keeps them; default 1m)",
+    )
+    g.add_argument(
         "--skip-in-strategy",
         type=_bool,
         default=RunningSettings.skip_in_strategy,
@@ -270,6 +277,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         max_forks=args.max_forks,
         module_zygote=args.module_zygote,
         playbook_zygote=args.playbook_zygote,
+        playbook_zygote_release_after=args.playbook_zygote_release_after,
         skip_in_strategy=args.skip_in_strategy,
         ansible_verbosity=args.ansible_verbosity,
         run_timeout=args.ansible_run_timeout,

@@ -426,7 +426,10 @@ class AnsibleRunner:
         if settings.playbook_zygote and self._playbook is not None:
             try:
                 self._playbook_zygote = Zygote(
-                    settings.artifacts_dir, python=self.python, playbook=self._playbook
+                    settings.artifacts_dir,
+                    python=self.python,
+                    playbook=self._playbook,
+                    release_after=settings.playbook_zygote_release_after,
                 ).start()
             except RuntimeError:
                 self.close()

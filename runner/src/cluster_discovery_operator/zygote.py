@@ -52,6 +52,14 @@ started so, gives that terminal up and the child, leader of a new session,
 takes it (a client on a terminal it does not lead runs the real ansible-playbook).
 A hang-up of that terminal (a cancelled run's, closed by ansible-runner) ends
 the child as its client's end does: what it started first, then its group.
+
+**Idle.** ansible's imports hold about 55 MiB in the playbook zygote, which
+a burst of reconciles repays many times over and an idle operator only pays
+for. Started with ``release_after``, a playbook zygote that has imported them
+and has had no run for that many seconds ends as a process exits (its exit
+handlers run) and executes itself anew, keeping its listening socket: the same
+process, socket and client, without the imports until the next run brings
+them back. A run that comes meanwhile waits in the socket's queue.
 """
 
 from __future__ import annotations
@@ -208,12 +216,20 @@ class Zygote:
     """
 
     def __init__(
-        self, parent: Path, *, python: str = sys.executable, start_timeout: float = 60.0, playbook: str | None = None
+        self,
+        parent: Path,
+        *,
+        python: str = sys.executable,
+        start_timeout: float = 60.0,
+        playbook: str | None = None,
+        release_after: float = 0.0,
     ) -> None:
         self.parent = parent
         self.python = python
         self.start_timeout = start_timeout
         self.playbook = playbook
+        self.release_after = release_after
+        """Seconds without a run after which a playbook zygote gives its imports back (see "Idle"); 0: never."""
         self.process: subprocess.Popen[bytes] | None = None
         self.folder: Path | None = None
 
@@ -241,6 +257,7 @@ class Zygote:
                 # The kind first: b"zygote\0serve\0--socket" tells the module zygote in a command line.
                 *(() if self.playbook is None else ("--playbooks",)),
                 *("--socket", os.fspath(self.socket_path)),
+                *(("--release-after", repr(self.release_after)) if self.playbook and self.release_after else ()),
             ],
             stdin=subprocess.DEVNULL,
         )
@@ -626,8 +643,8 @@ def same_user(conn: socket.socket) -> bool:
     return uid == os.getuid()
 
 
-def _reap_children() -> None:
-    """Wait for every module process that has ended.
+def _reap_children(alive: set[int]) -> None:
+    """Wait for every process forked to serve a request that has ended, and take it out of ``alive``.
 
     Waited for, not left to the kernel (SIGCHLD ignored): only then is a
     child's CPU time added to ours (cutime), where ps, top and a measure of
@@ -639,33 +656,59 @@ def _reap_children() -> None:
         try:
             pid, _status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
+            alive.clear()
             return
         if pid == 0:
             return
+        alive.discard(pid)
 
 
-def serve(socket_path: str, *, playbooks: bool = False) -> None:
+def _start_anew(server: socket.socket, argv: list[str], *, env: dict[str, str], cwd: str) -> None:
+    """End as a process exits, then execute this server again on the same listening socket (see "Idle")."""
+    atexit._run_exitfuncs()  # what ansible's import set up to remove at exit (its local temporary folder)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.set_inheritable(server.fileno(), True)
+    os.chdir(cwd)
+    module = __spec__.name if __spec__ is not None else __name__  # run with -m, this module is __main__
+    os.execve(sys.executable, [sys.executable, "-m", module, *argv, "--listen-fd", str(server.fileno())], env)
+
+
+def serve(
+    socket_path: str, *, playbooks: bool = False, release_after: float = 0.0, listen_fd: int | None = None
+) -> None:
     parent = os.getppid()
-    if playbooks:
-        preloaded = False
-    else:
+    started_with, started_in = dict(os.environ), os.getcwd()  # _preload_playbooks takes a run's
+    preloaded = False  # a playbook zygote imports ansible at its first request
+    if not playbooks:
         preload(PRELOAD)
         zipimport._compile_source = caching_compiler(Path(socket_path).parent / "code")  # type: ignore[attr-defined]
         # A child's garbage collections would otherwise walk, and so copy, every page the
         # preloaded modules live on (CPython's advice for a preforking server).
         gc.freeze()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    old_umask = os.umask(0o077)  # the socket is the operator's alone
-    server.bind(socket_path)
-    os.umask(old_umask)
-    server.listen(128)
+    if listen_fd is None:
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        old_umask = os.umask(0o077)  # the socket is the operator's alone
+        server.bind(socket_path)
+        os.umask(old_umask)
+        server.listen(128)
+    else:
+        server = socket.socket(fileno=listen_fd)
+    alive: set[int] = set()  # the processes serving requests
+    busy_at = time.monotonic()
     while True:
-        _reap_children()
+        _reap_children(alive)
+        if alive:
+            busy_at = time.monotonic()
         # An operator that died without stopping us (SIGKILL, OOM) must not leave us behind.
         if not select.select([server], [], [], 1.0)[0]:
             if os.getppid() != parent:
                 return
+            if playbooks and preloaded and release_after and time.monotonic() - busy_at >= release_after:
+                argv = ["serve", "--playbooks", "--socket", socket_path, "--release-after", repr(release_after)]
+                _start_anew(server, argv, env=started_with, cwd=started_in)
             continue
+        busy_at = time.monotonic()
         conn, _ = server.accept()
         if not same_user(conn):
             conn.close()  # the folder is private; a peer of another user is refused all the same
@@ -681,9 +724,11 @@ def serve(socket_path: str, *, playbooks: bool = False) -> None:
         if playbooks and not preloaded:
             _preload_playbooks(request)
             preloaded = True
-        if os.fork() == 0:
+        child = os.fork()
+        if child == 0:
             server.close()
             _run_child(conn, request, fds, playbooks=playbooks)
+        alive.add(child)
         for fd in fds:
             os.close(fd)
         conn.close()
@@ -697,9 +742,13 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument(
         "--playbooks", action="store_true", help="preload ansible-playbook's imports instead; fork a process per run"
     )
+    serve_parser.add_argument(
+        "--release-after", type=float, default=0.0, help="seconds without a run before dropping ansible's imports"
+    )
+    serve_parser.add_argument("--listen-fd", type=int, help="the listening socket, inherited when started anew")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve(args.socket, playbooks=args.playbooks)
+    serve(args.socket, playbooks=args.playbooks, release_after=args.release_after, listen_fd=args.listen_fd)
     return 0
 
 

@@ -107,3 +107,13 @@ def test_role_metrics_are_taken_between_runs_only_on_a_socket_the_admin_names() 
     assert cli.settings_from(cli.build_parser().parse_args([])).metrics.role_metrics_socket is None
     chosen = cli.settings_from(cli.build_parser().parse_args(["--role-metrics-socket=/tmp/role-metrics.sock"]))
     assert chosen.metrics.role_metrics_socket == Path("/tmp/role-metrics.sock")
+
+
+def test_the_playbook_zygote_gives_its_imports_back_after_a_minute_without_a_run_unless_told_otherwise() -> None:
+    from cluster_discovery_operator import cli
+
+    assert cli.settings_from(cli.build_parser().parse_args([])).running.playbook_zygote_release_after == 60.0
+    chosen = cli.settings_from(cli.build_parser().parse_args(["--playbook-zygote-release-after=0"]))
+    assert chosen.running.playbook_zygote_release_after == 0.0
+    chosen = cli.settings_from(cli.build_parser().parse_args(["--playbook-zygote-release-after=5m"]))
+    assert chosen.running.playbook_zygote_release_after == 300.0

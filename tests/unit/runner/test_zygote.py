@@ -347,6 +347,8 @@ def test_runs_are_forked_from_the_playbook_zygote_and_print_what_a_new_process_p
     forked = AnsibleRunner(RunningSettings(artifacts_dir=tmp_path / "forked", module_zygote=False), KubeSettings())
     try:
         assert fresh.playbook_zygote_pid is None and forked.playbook_zygote_pid is not None
+        # The runner's zygote gives ansible's imports back after the settings' minute without a run.
+        assert b"\0--release-after\x0060.0" in proctree.cmdline(forked.playbook_zygote_pid)
         printed = {}
         for label, runner in (("fresh", fresh), ("forked", forked)):
             for name in ("a", "b"):
@@ -395,6 +397,42 @@ def test_a_run_with_other_ansible_settings_gets_an_ansible_playbook_of_its_own(t
         parent, _ = run({"PYTHONHASHSEED": "3"})
         assert parent != server, "another interpreter setting: a process of its own"
         assert run() == (server, 5), "the same settings again: forked"
+
+
+def test_an_idle_playbook_zygote_gives_its_imports_back_and_still_forks_the_next_run(tmp_path: Path) -> None:
+    """ansible's imports cost the playbook zygote about 55 MiB; after ``release_after`` seconds without a run it
+    starts anew in the same process (same PID, socket and client) without them, until the next run imports them."""
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    command = ["-i", "localhost,", "-c", "local", os.fspath(WHOSE_CHILD)]
+    env = {**os.environ, "TMPDIR": os.fspath(tmp_path)}
+
+    def run() -> int:
+        done = subprocess.run(
+            [os.fspath(zygote.client_path), *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return _started_by(done.stdout)[0]
+
+    with Zygote(tmp_path / "zygote", playbook=playbook, release_after=2.0) as zygote:
+        assert zygote.process is not None
+        server = zygote.process.pid
+        unloaded = proctree.rss_mib(server)
+        assert run() == server
+        loaded = proctree.rss_mib(server)
+        assert loaded > unloaded + 30, (unloaded, loaded)
+        deadline = time.monotonic() + 30
+        while proctree.rss_mib(server) > unloaded + 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        released = proctree.rss_mib(server)
+        assert released <= unloaded + 10, (unloaded, loaded, released)
+        assert zygote.process.poll() is None and zygote.playbook is not None
+        assert run() == server, "the same process forks the next run"
+        assert proctree.rss_mib(server) > unloaded + 30, "and has imported ansible again for it"
 
 
 def test_a_killed_playbook_client_takes_ansible_playbook_its_workers_and_modules_with_it(tmp_path: Path) -> None:
