@@ -16,7 +16,8 @@ code), added in steps up to each size N. For each N it prints:
   it: a new member's Peer Online, a new description (the member's process restarted with it),
   the Peer of a member that retracted deleted;
 - steady state, nothing changing for ``--steady`` seconds: CPU seconds per minute and RSS of
-  W's operator (with its ansible processes), its module zygote (with the modules it forked),
+  W's operator (CPU with its ansible processes and its playbook zygote, whose RSS has a column
+  of its own), its module zygote (with the modules it forked),
   its agent and its kubo node; Kubernetes writes per minute seen on Peers,
   Identities and SwarmPools of W (watch events that changed an object); pubsub messages per
   minute on the swarm's topic, as one node receives them (every node receives each once);
@@ -499,6 +500,7 @@ def main() -> None:
                 operator_pid = w.operator.process.pid if w.operator.process else None
                 agent_pid = w.agent.process.pid if w.agent.process else None
                 zygote_pid = next(iter(children_running(operator_pid, b"zygote\0serve\0--socket")), None)
+                playbook_zygote_pid = next(iter(children_running(operator_pid, b"zygote\0serve\0--playbooks")), None)
                 assert w.kubelet is not None
                 pod = w.kubelet.pod(NS, "pool-pool-ss-0")
                 kubo_pid = pod.pid if pod else None
@@ -528,6 +530,7 @@ def main() -> None:
                         "deletion p95": percentile(deletions, 0.95),
                         **{f"cpu {k}": (after[k] - before[k]) / minutes for k in parts},
                         **{f"rss {k}": rss_mib(pid) for k, pid in parts.items()},
+                        "rss playbook zygote": rss_mib(playbook_zygote_pid),
                         **{f"writes {k}": v / minutes for k, v in writes.items()},
                         "pubsub messages": messages[0] / minutes,
                         "identity run": last_identity_run_seconds(w),
@@ -543,10 +546,10 @@ def main() -> None:
         print(" | ".join(f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
     for row in rows:
         operator_agent = row["cpu operator"] + row["cpu zygote"] + row["cpu agent"]
-        rss = row["rss operator"] + row["rss zygote"] + row["rss agent"]
+        rss = row["rss operator"] + row["rss zygote"] + row["rss playbook zygote"] + row["rss agent"]
         writes = row["writes peers"] + row["writes identities"] + row["writes swarmpools"]
         print(
-            f"N={row['N']}: operator+zygote+agent {operator_agent:.2f} CPU-s/min and {rss:.0f} MiB RSS;"
+            f"N={row['N']}: operator+zygotes+agent {operator_agent:.2f} CPU-s/min and {rss:.0f} MiB RSS;"
             f" {writes:.1f} writes/min while nothing changed"
         )
 

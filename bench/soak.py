@@ -222,10 +222,12 @@ def sample(clusters: dict[str, Cluster]) -> dict[str, tuple[int | None, float, C
     for name, cluster in clusters.items():
         operator_pid = process(cluster.operator).pid
         zygote = next(iter(proctree.children_running(operator_pid, b"zygote\0serve\0--socket")), None)
+        playbooks = next(iter(proctree.children_running(operator_pid, b"zygote\0serve\0--playbooks")), None)
         pod = cluster.kubelet.pod(NS, NODE_POD) if cluster.kubelet is not None else None
         for part, pid in (
             ("operator", operator_pid),
             ("zygote", zygote),
+            ("pb zygote", playbooks),
             ("agent", process(cluster.agent).pid),
             ("kubo", pod.pid if pod is not None else None),
         ):
