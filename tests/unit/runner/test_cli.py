@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cluster_discovery_operator import cli
+from cluster_discovery_operator.settings import Settings
 
 SCRIPT = Path(sys.executable).parent / "cluster-discovery-operator"
 
@@ -89,31 +91,24 @@ def test_a_renew_deadline_longer_than_the_lease_is_refused(tmp_path: Path) -> No
     assert "renew-deadline must be shorter" in str(error_line(result)["error"])
 
 
-def test_the_shortest_annotated_period_is_a_minute_unless_the_admin_says_otherwise() -> None:
-    from cluster_discovery_operator import cli
+def settings(*args: str) -> Settings:
+    """The settings the operator's command line ``args`` give."""
+    return cli.settings_from(cli.build_parser().parse_args(list(args)))
 
-    assert cli.settings_from(cli.build_parser().parse_args([])).queueing.min_reconcile_period == 60.0
-    chosen = cli.settings_from(cli.build_parser().parse_args(["--min-reconcile-period=0"]))
-    assert chosen.queueing.min_reconcile_period == 0.0
-    chosen = cli.settings_from(cli.build_parser().parse_args(["--min-reconcile-period=2m30s"]))
-    assert chosen.queueing.min_reconcile_period == 150.0
+
+def test_the_shortest_annotated_period_is_a_minute_unless_the_admin_says_otherwise() -> None:
+    assert settings().queueing.min_reconcile_period == 60.0
+    assert settings("--min-reconcile-period=0").queueing.min_reconcile_period == 0.0
+    assert settings("--min-reconcile-period=2m30s").queueing.min_reconcile_period == 150.0
 
 
 def test_role_metrics_are_taken_between_runs_only_on_a_socket_the_admin_names() -> None:
-    from pathlib import Path
-
-    from cluster_discovery_operator import cli
-
-    assert cli.settings_from(cli.build_parser().parse_args([])).metrics.role_metrics_socket is None
-    chosen = cli.settings_from(cli.build_parser().parse_args(["--role-metrics-socket=/tmp/role-metrics.sock"]))
+    assert settings().metrics.role_metrics_socket is None
+    chosen = settings("--role-metrics-socket=/tmp/role-metrics.sock")
     assert chosen.metrics.role_metrics_socket == Path("/tmp/role-metrics.sock")
 
 
 def test_the_playbook_zygote_gives_its_imports_back_after_a_minute_without_a_run_unless_told_otherwise() -> None:
-    from cluster_discovery_operator import cli
-
-    assert cli.settings_from(cli.build_parser().parse_args([])).running.playbook_zygote_release_after == 60.0
-    chosen = cli.settings_from(cli.build_parser().parse_args(["--playbook-zygote-release-after=0"]))
-    assert chosen.running.playbook_zygote_release_after == 0.0
-    chosen = cli.settings_from(cli.build_parser().parse_args(["--playbook-zygote-release-after=5m"]))
-    assert chosen.running.playbook_zygote_release_after == 300.0
+    assert settings().running.playbook_zygote_release_after == 60.0
+    assert settings("--playbook-zygote-release-after=0").running.playbook_zygote_release_after == 0.0
+    assert settings("--playbook-zygote-release-after=5m").running.playbook_zygote_release_after == 300.0
