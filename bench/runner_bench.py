@@ -189,7 +189,7 @@ def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, v
             f"{runs:.0f} ansible-playbook processes; {verify(cp, ns, count)}"
         )
         print(
-            f"      CPU: the runner (operator, its ansible processes, the module zygote and its modules) "
+            f"      CPU: the runner (operator, both zygotes, the ansible-playbook processes and modules they forked) "
             f"{runner_cpu:.1f} CPU-s = {runner_cpu / count * 1000:.0f} ms per object; "
             f"the control plane {control_plane_cpu:.1f} CPU-s"
         )
@@ -233,7 +233,7 @@ def bench_burst(cp: ControlPlane, work: Path, count: int, baseline_count: int, v
 
 
 def runner_cpu_seconds(op: OperatorProcess) -> float:
-    """CPU the runner has used: the operator, its ansible processes and the module zygote with its modules."""
+    """CPU the runner has used: the operator and its process tree (both zygotes, the runs and modules they forked)."""
     return tree_cpu_seconds(op.pid)
 
 
