@@ -664,14 +664,18 @@ def _reap_children(alive: set[int]) -> None:
 
 
 def _start_anew(server: socket.socket, argv: list[str], *, env: dict[str, str], cwd: str) -> None:
-    """End as a process exits, then execute this server again on the same listening socket (see "Idle")."""
+    """End as a process exits, then execute this server again on the same listening socket (see "Idle").
+
+    Returns only when it could not execute (the server then goes on as it is).
+    """
     atexit._run_exitfuncs()  # what ansible's import set up to remove at exit (its local temporary folder)
     sys.stdout.flush()
     sys.stderr.flush()
     os.set_inheritable(server.fileno(), True)
     os.chdir(cwd)
     module = __spec__.name if __spec__ is not None else __name__  # run with -m, this module is __main__
-    os.execve(sys.executable, [sys.executable, "-m", module, *argv, "--listen-fd", str(server.fileno())], env)
+    with contextlib.suppress(OSError):
+        os.execve(sys.executable, [sys.executable, "-m", module, *argv, "--listen-fd", str(server.fileno())], env)
 
 
 def serve(
@@ -707,6 +711,7 @@ def serve(
             if playbooks and preloaded and release_after and time.monotonic() - busy_at >= release_after:
                 argv = ["serve", "--playbooks", "--socket", socket_path, "--release-after", repr(release_after)]
                 _start_anew(server, argv, env=started_with, cwd=started_in)
+                release_after = 0.0  # it could not: keep the imports, still serving
             continue
         busy_at = time.monotonic()
         conn, _ = server.accept()
