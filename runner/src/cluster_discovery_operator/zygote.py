@@ -70,7 +70,6 @@ import contextlib
 import copy
 import fcntl
 import gc
-import hashlib
 import importlib
 import json
 import logging
@@ -339,6 +338,8 @@ def _with_filename(code: types.CodeType, filename: str) -> types.CodeType:
 
 def caching_compiler(folder: Path) -> Callable[[str, bytes], types.CodeType]:
     """zipimport's ``_compile_source``, keeping each compiled file in ``folder`` (see "Compiled once")."""
+    import hashlib  # here, not at the top: OpenSSL is 3.6 MiB of a playbook zygote that has given its imports back
+
     compile_source: Callable[[str, bytes], types.CodeType] = zipimport._compile_source  # type: ignore[attr-defined]
     folder.mkdir(mode=0o700, exist_ok=True)
 
@@ -554,6 +555,8 @@ def parsing_once(parse: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     ansible lets this function be replaced and passes a content id so that another can cache; each call
     gets its own copy, as from a parse of its own.
     """
+    import hashlib  # here, not at the top: see caching_compiler
+
     parsed: dict[bytes, Any] = {}
 
     def parse_once(text: Any, content_id: Any) -> Any:
