@@ -9,8 +9,8 @@
     object is Successful, against operator-sdk's way, one ansible-runner run
     per object in sequence, at the same verified result;
 (c) the runner's resident memory once idle with those N objects (and their N
-    ConfigMaps) watched: 15 s after the burst, and once the playbook zygote
-    has given back ansible's imports (a minute after its last run).
+    ConfigMaps) watched: right after the burst, and once the playbook zygote
+    has given back ansible's imports (ten seconds after its last run).
 
 Usage: ``python -m bench.runner_bench [--objects 200] [--baseline-objects N]
 [--variant=FLAGS ...]``. ``--baseline-objects`` below N times the baseline on
@@ -264,17 +264,15 @@ def describe_rss(rss: dict[str, float]) -> str:
 
 
 def idle_rss(op: OperatorProcess, count: int) -> None:
-    """The runner's memory 15 s after the burst, and once the playbook zygote gave ansible's imports back."""
-    time.sleep(15)
+    """The runner's memory right after the burst, and once the playbook zygote gave ansible's imports back."""
     watched = op.metric("cluster_discovery_operator_watched_objects", group=GROUP, kind="Widget") or 0
     held = runner_rss(op)
     release_after = RunningSettings.playbook_zygote_release_after
     playbook_zygote = children_running(op.pid, PLAYBOOK_ZYGOTE)
-    loaded = sum(rss_mib(pid) for pid in playbook_zygote)
     # Its release shows as its memory falling by ansible's imports (about 55 MiB).
     try:
         wait_until(
-            lambda: sum(rss_mib(pid) for pid in playbook_zygote) < loaded - 30,
+            lambda: sum(rss_mib(pid) for pid in playbook_zygote) < held["the playbook zygote"] - 30,
             timeout=release_after + 30,
             interval=1.0,
         )
@@ -286,7 +284,7 @@ def idle_rss(op: OperatorProcess, count: int) -> None:
         f"(c) idle RSS of the runner with {watched:.0f} watched objects (plus their {count} ConfigMaps as dependents), "
         f"target < 150 MiB:\n"
         f"    {when}: {describe_rss(released)}\n"
-        f"    15 s after the burst, with them: {describe_rss(held)}"
+        f"    right after the burst, with them: {describe_rss(held)}"
     )
 
 

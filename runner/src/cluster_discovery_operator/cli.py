@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         default=RunningSettings.playbook_zygote_release_after,
         help="how long the playbook zygote keeps ansible's imports (about 55 MiB) without a run (Go duration; "
-        "0 keeps them; default 1m)",
+        "0 keeps them; default 10s)",
     )
     g.add_argument(
         "--skip-in-strategy",

@@ -118,9 +118,10 @@ class RunningSettings:
     (zygote.py, "Playbooks"), when the run's ansible settings are those it imported with; a new
     ansible-playbook process otherwise."""
 
-    playbook_zygote_release_after: float = 60.0
+    playbook_zygote_release_after: float = 10.0
     """Seconds without a run after which the playbook zygote gives back the memory of ansible's imports (about
-    55 MiB) until the next run imports them again (zygote.py, "Idle"); 0 keeps them."""
+    55 MiB) until the next run imports them again (zygote.py, "Idle"); 0 keeps them. Runs of a burst follow each
+    other within that time; periodic reconciles minutes apart each import ansible, as a new process would."""
 
     skip_in_strategy: bool = True
     """Run plays with the cdo_linear strategy (ansible_plugins/strategy): linear, except that a task whose

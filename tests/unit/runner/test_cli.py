@@ -108,7 +108,7 @@ def test_role_metrics_are_taken_between_runs_only_on_a_socket_the_admin_names() 
     assert chosen.metrics.role_metrics_socket == Path("/tmp/role-metrics.sock")
 
 
-def test_the_playbook_zygote_gives_its_imports_back_after_a_minute_without_a_run_unless_told_otherwise() -> None:
-    assert settings().running.playbook_zygote_release_after == 60.0
+def test_the_playbook_zygote_gives_its_imports_back_after_ten_seconds_without_a_run_unless_told_otherwise() -> None:
+    assert settings().running.playbook_zygote_release_after == 10.0
     assert settings("--playbook-zygote-release-after=0").running.playbook_zygote_release_after == 0.0
     assert settings("--playbook-zygote-release-after=5m").running.playbook_zygote_release_after == 300.0

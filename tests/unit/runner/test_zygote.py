@@ -347,8 +347,8 @@ def test_runs_are_forked_from_the_playbook_zygote_and_print_what_a_new_process_p
     forked = AnsibleRunner(RunningSettings(artifacts_dir=tmp_path / "forked", module_zygote=False), KubeSettings())
     try:
         assert fresh.playbook_zygote_pid is None and forked.playbook_zygote_pid is not None
-        # The runner's zygote gives ansible's imports back after the settings' minute without a run.
-        assert b"\0--release-after\x0060.0" in proctree.cmdline(forked.playbook_zygote_pid)
+        # The runner's zygote gives ansible's imports back after the settings' ten seconds without a run.
+        assert b"\0--release-after\x0010.0" in proctree.cmdline(forked.playbook_zygote_pid)
         printed = {}
         for label, runner in (("fresh", fresh), ("forked", forked)):
             for name in ("a", "b"):
