@@ -57,7 +57,7 @@ from bench.runner_common import (
     widgets,
 )
 from testbed.controlplane import ControlPlane
-from testbed.proctree import children_running, cpu_seconds, rss_mib, tree_cpu_seconds
+from testbed.proctree import MODULE_ZYGOTE, PLAYBOOK_ZYGOTE, children_running, cpu_seconds, rss_mib, tree_cpu_seconds
 from tests.integration.runner.operator_process import OperatorProcess
 
 
@@ -239,9 +239,6 @@ def runner_cpu_seconds(op: OperatorProcess) -> float:
 
 def control_plane_cpu_seconds(cp: ControlPlane) -> float:
     return sum(cpu_seconds(pid, children=False) for pid in cp.pids().values())
-
-
-MODULE_ZYGOTE, PLAYBOOK_ZYGOTE = b"zygote\0serve\0--socket", b"zygote\0serve\0--playbooks"
 
 
 def runner_rss(op: OperatorProcess) -> dict[str, float]:

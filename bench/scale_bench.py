@@ -62,7 +62,7 @@ from testbed.collection import activate
 from testbed.federation import Cluster, Federation, ProductProcess, identity, namespace, swarm_node, swarm_pool
 from testbed.kube import Watcher
 from testbed.kubo import KuboNode, KuboNodes
-from testbed.proctree import children_running, cpu_seconds, rss_mib, tree_cpu_seconds
+from testbed.proctree import MODULE_ZYGOTE, PLAYBOOK_ZYGOTE, child_running, cpu_seconds, rss_mib, tree_cpu_seconds
 
 NS = "bench-scale"
 GROUP, VERSION = "peerdiscovery.irt-saintexupery.com", "v1alpha1"
@@ -499,8 +499,8 @@ def main() -> None:
                 assert isinstance(w.operator, ProductProcess) and isinstance(w.agent, ProductProcess)
                 operator_pid = w.operator.process.pid if w.operator.process else None
                 agent_pid = w.agent.process.pid if w.agent.process else None
-                zygote_pid = next(iter(children_running(operator_pid, b"zygote\0serve\0--socket")), None)
-                playbook_zygote_pid = next(iter(children_running(operator_pid, b"zygote\0serve\0--playbooks")), None)
+                zygote_pid = child_running(operator_pid, MODULE_ZYGOTE)
+                playbook_zygote_pid = child_running(operator_pid, PLAYBOOK_ZYGOTE)
                 assert w.kubelet is not None
                 pod = w.kubelet.pod(NS, "pool-pool-ss-0")
                 kubo_pid = pod.pid if pod else None

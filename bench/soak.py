@@ -221,8 +221,8 @@ def sample(clusters: dict[str, Cluster]) -> dict[str, tuple[int | None, float, C
     figures: dict[str, tuple[int | None, float, Counter[str]]] = {}
     for name, cluster in clusters.items():
         operator_pid = process(cluster.operator).pid
-        zygote = next(iter(proctree.children_running(operator_pid, b"zygote\0serve\0--socket")), None)
-        playbooks = next(iter(proctree.children_running(operator_pid, b"zygote\0serve\0--playbooks")), None)
+        zygote = proctree.child_running(operator_pid, proctree.MODULE_ZYGOTE)
+        playbooks = proctree.child_running(operator_pid, proctree.PLAYBOOK_ZYGOTE)
         pod = cluster.kubelet.pod(NS, NODE_POD) if cluster.kubelet is not None else None
         for part, pid in (
             ("operator", operator_pid),

@@ -43,12 +43,19 @@ def descendants(pid: int | None) -> list[int]:
     return found
 
 
-def children_running(pid: int | None, marker: bytes) -> list[int]:
-    """The direct children of ``pid`` whose command line holds ``marker``.
+# What tells the operator's zygotes apart in a command line (zygote.py starts them with the kind first).
+MODULE_ZYGOTE = b"zygote\0serve\0--socket"
+PLAYBOOK_ZYGOTE = b"zygote\0serve\0--playbooks"
 
-    b"zygote\0serve\0--socket" finds the operator's module zygote, b"zygote\0serve\0--playbooks" its playbook zygote.
-    """
+
+def children_running(pid: int | None, marker: bytes) -> list[int]:
+    """The direct children of ``pid`` whose command line holds ``marker`` (for example :data:`MODULE_ZYGOTE`)."""
     return [child for child in children(pid) if marker in cmdline(child)]
+
+
+def child_running(pid: int | None, marker: bytes) -> int | None:
+    """The first of :func:`children_running`; None when there is none."""
+    return next(iter(children_running(pid, marker)), None)
 
 
 def cmdline(pid: int) -> bytes:

@@ -116,8 +116,8 @@ def zygotes_of(cluster: Cluster) -> list[int]:
     """The operator's module and playbook zygotes (their servers, not their clients)."""
     assert cluster.operator is not None
     return [
-        *proctree.children_running(cluster.operator.pid, b"zygote\0serve\0--socket"),
-        *proctree.children_running(cluster.operator.pid, b"zygote\0serve\0--playbooks"),
+        *proctree.children_running(cluster.operator.pid, proctree.MODULE_ZYGOTE),
+        *proctree.children_running(cluster.operator.pid, proctree.PLAYBOOK_ZYGOTE),
     ]
 
 
