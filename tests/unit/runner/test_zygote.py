@@ -30,6 +30,7 @@ from cluster_discovery_operator.watches import GroupVersionKind, Watch
 from cluster_discovery_operator.zygote import SOCKET_VARIABLE, Zygote, parsing_once
 
 from testbed import proctree
+from testbed.procs import wait_for
 from testbed.proctree import cpu_seconds
 from tests.kubeconfigs import inline_credentials_kubeconfig
 from tests.unit.runner.run_items import run_item
@@ -425,11 +426,12 @@ def test_an_idle_playbook_zygote_gives_its_imports_back_and_still_forks_the_next
         assert run() == server
         loaded = proctree.rss_mib(server)
         assert loaded > unloaded + 30, (unloaded, loaded)
-        deadline = time.monotonic() + 30
-        while proctree.rss_mib(server) > unloaded + 10 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        released = proctree.rss_mib(server)
-        assert released <= unloaded + 10, (unloaded, loaded, released)
+        wait_for(
+            lambda: proctree.rss_mib(server) <= unloaded + 10,
+            timeout=30,
+            interval=0.2,
+            what=f"the zygote to fall back from {loaded:.0f} MiB to within 10 MiB of {unloaded:.0f}",
+        )
         assert zygote.process.poll() is None and zygote.playbook is not None
         assert run() == server, "the same process forks the next run"
         assert proctree.rss_mib(server) > unloaded + 30, "and has imported ansible again for it"
