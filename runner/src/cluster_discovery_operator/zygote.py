@@ -682,9 +682,16 @@ def _start_anew(server: socket.socket, argv: list[str], *, env: dict[str, str], 
 
 
 def serve(
-    socket_path: str, *, playbooks: bool = False, release_after: float = 0.0, listen_fd: int | None = None
+    socket_path: str,
+    *,
+    playbooks: bool = False,
+    release_after: float = 0.0,
+    listen_fd: int | None = None,
+    parent: int | None = None,
 ) -> None:
-    parent = os.getppid()
+    # Started anew, the server is told the operator it served: had the operator died meanwhile, its parent would
+    # already be another process, and the death would never be seen.
+    parent = os.getppid() if parent is None else parent
     started_with, started_in = dict(os.environ), os.getcwd()  # _preload_playbooks takes a run's
     preloaded = False  # a playbook zygote imports ansible at its first request
     if not playbooks:
@@ -713,6 +720,7 @@ def serve(
                 return
             if playbooks and preloaded and release_after and time.monotonic() - busy_at >= release_after:
                 argv = ["serve", "--playbooks", "--socket", socket_path, "--release-after", repr(release_after)]
+                argv += ["--parent", str(parent)]
                 _start_anew(server, argv, env=started_with, cwd=started_in)
                 release_after = 0.0  # it could not: keep the imports, still serving
             continue
@@ -754,9 +762,16 @@ def main(argv: list[str] | None = None) -> int:
         "--release-after", type=float, default=0.0, help="seconds without a run before dropping ansible's imports"
     )
     serve_parser.add_argument("--listen-fd", type=int, help="the listening socket, inherited when started anew")
+    serve_parser.add_argument("--parent", type=int, help="the process to outlive no longer, when started anew")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve(args.socket, playbooks=args.playbooks, release_after=args.release_after, listen_fd=args.listen_fd)
+    serve(
+        args.socket,
+        playbooks=args.playbooks,
+        release_after=args.release_after,
+        listen_fd=args.listen_fd,
+        parent=args.parent,
+    )
     return 0
 
 

@@ -433,8 +433,23 @@ def test_an_idle_playbook_zygote_gives_its_imports_back_and_still_forks_the_next
             what=f"the zygote to fall back from {loaded:.0f} MiB to within 10 MiB of {unloaded:.0f}",
         )
         assert zygote.process.poll() is None and zygote.playbook is not None
+        # Started anew, it still knows whose death ends it (its parent might be gone, and it with another).
+        assert b"\0--parent\0" + str(os.getpid()).encode() + b"\0" in proctree.cmdline(server)
         assert run() == server, "the same process forks the next run"
         assert proctree.rss_mib(server) > unloaded + 30, "and has imported ansible again for it"
+
+
+def test_a_zygote_told_its_parent_ends_once_that_process_is_not_its_parent(tmp_path: Path) -> None:
+    """What a zygote started anew is told: the process whose death must end it, even if already gone."""
+    sock = tmp_path / "sock"
+    command = [sys.executable, "-m", "cluster_discovery_operator.zygote", "serve", "--playbooks"]
+    server = subprocess.Popen([*command, "--socket", os.fspath(sock), "--parent", "1"], stdin=subprocess.DEVNULL)
+    try:
+        wait_for(sock.exists, timeout=30, what="the zygote to listen")
+        assert server.wait(timeout=10) == 0
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_a_killed_playbook_client_takes_ansible_playbook_its_workers_and_modules_with_it(tmp_path: Path) -> None:
